@@ -1,0 +1,12 @@
+//! dvrclip cuts instant clips out of live fragmented-MP4 streams.
+//!
+//! This crate is the public facade: it re-exports the library API of the workspace.
+//! - [`fmp4`]: parse CMAF init and media segments, write progressive MP4.
+//! - [`engine`]: streams, rings, cutter, clips.
+//! - [`hls`]: playlists for clips.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub use dvrclip_engine as engine;
+pub use dvrclip_fmp4 as fmp4;
+pub use dvrclip_hls as hls;

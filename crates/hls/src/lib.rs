@@ -1,4 +1,10 @@
-//! HLS playlists for clips (RFC 8216): the master playlist over every rendition and
-//! one media playlist per rendition, VOD when complete, EVENT while recording.
+//! HLS for dvrclip (RFC 8216): playlists for clips — the master playlist over every
+//! rendition and one media playlist per rendition, VOD when complete, EVENT while
+//! recording — and the reading of playlists encoders upload (their segment dates).
+//!
+//! Pure: no I/O, no HTTP. The server turns these strings into responses.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+
+pub mod datetime;
+pub mod ingest;

@@ -28,7 +28,11 @@ impl std::fmt::Debug for FourCC {
 impl std::fmt::Display for FourCC {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         for &b in &self.0 {
-            let c = if b.is_ascii_graphic() || b == b' ' { b as char } else { '.' };
+            let c = if b.is_ascii_graphic() || b == b' ' {
+                b as char
+            } else {
+                '.'
+            };
             write!(f, "{c}")?;
         }
         Ok(())
@@ -206,9 +210,9 @@ impl TrackSamples {
 
     /// Decode time just past the last sample, ticks.
     pub fn end_decode_ticks(&self) -> u64 {
-        self.samples
-            .last()
-            .map_or(self.base_decode_ticks, |s| s.decode_ticks + u64::from(s.duration))
+        self.samples.last().map_or(self.base_decode_ticks, |s| {
+            s.decode_ticks + u64::from(s.duration)
+        })
     }
 }
 

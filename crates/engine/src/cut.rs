@@ -1,0 +1,154 @@
+//! The cutter: which chunks of a ring make a clip of `[start, end)`. Container-neutral:
+//! it sees chunks (wall-time span, keyframe flag, discontinuity), never boxes.
+//!
+//! The rules (DESIGN §4, the seed's):
+//! - the reference rendition (the highest video) starts with the last keyframe chunk
+//!   at or before `start` in the discontinuity that holds `start`, and ends with the
+//!   chunk covering `end`; only what the ring holds, so the DVR's edges bound it;
+//! - every other rendition follows the reference's bounds: its first chunk is the one
+//!   holding the reference's first start (widened back to a keyframe chunk), its last
+//!   the one still starting before the reference's end, both within
+//!   [`FOLLOW_TOLERANCE_MICROS`] so a few ms of boundary jitter between renditions
+//!   selects the same segments;
+//! - in a clip that spans an encoder restart, the chunks of a later discontinuity
+//!   before its first keyframe chunk are skipped: the new init cannot decode them.
+//!
+//! [`Track`] applies the same rules incrementally for recording clips: it remembers
+//! the last `seq` it considered and takes newer chunks while they start before the
+//! bound. Everything is O(log n) search plus O(k) for the k chunks taken.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use crate::WallTime;
+use crate::chunk::Chunk;
+use crate::ring::RingState;
+
+/// How far a follower rendition's chunk boundary may sit from the reference's and
+/// still count as the same boundary.
+pub const FOLLOW_TOLERANCE_MICROS: i64 = 100_000;
+
+/// One rendition's share of a clip while it is built.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Track {
+    pub(crate) chunks: Vec<Arc<Chunk>>,
+    /// The newest `seq` of the ring already considered.
+    seen: Option<u64>,
+    /// No more chunks will be taken.
+    pub(crate) closed: bool,
+}
+
+/// Widens index `i` back to the closest keyframe chunk of its discontinuity, else
+/// forward to the first keyframe chunk starting before `limit`.
+fn keyframe_start(chunks: &VecDeque<Arc<Chunk>>, i: usize, limit: WallTime) -> Option<usize> {
+    let disc = chunks[i].discontinuity();
+    let mut j = i;
+    while !chunks[j].is_keyframe() && j > 0 && chunks[j - 1].discontinuity() == disc {
+        j -= 1;
+    }
+    if chunks[j].is_keyframe() {
+        return Some(j);
+    }
+    (i..chunks.len())
+        .take_while(|&k| chunks[k].start_utc() < limit)
+        .find(|&k| chunks[k].is_keyframe())
+}
+
+/// Appends `chunks[from..to]` to `out`, skipping a later discontinuity's chunks before
+/// its first keyframe chunk.
+fn take(out: &mut Vec<Arc<Chunk>>, chunks: &VecDeque<Arc<Chunk>>, from: usize, to: usize) {
+    for c in chunks.range(from..to) {
+        let joins = out
+            .last()
+            .is_none_or(|p| p.discontinuity() == c.discontinuity());
+        if joins || c.is_keyframe() {
+            out.push(Arc::clone(c));
+        }
+    }
+}
+
+/// The reference rendition's cut of `[start, end)`: empty when the ring holds
+/// nothing of it.
+pub(crate) fn cut_reference(ring: &RingState, start: WallTime, end: WallTime) -> Vec<Arc<Chunk>> {
+    let chunks = &ring.chunks;
+    let i0 = ring.first_ending_after(start);
+    if i0 >= chunks.len() || chunks[i0].start_utc() >= end {
+        return Vec::new();
+    }
+    let Some(first) = keyframe_start(chunks, i0, end) else {
+        return Vec::new();
+    };
+    let to = ring.count_starting_before(end);
+    let mut out = Vec::with_capacity(to.saturating_sub(first));
+    take(&mut out, chunks, first, to);
+    out
+}
+
+/// A follower rendition's cut matching the reference's `[ref_start, ref_end)`.
+pub(crate) fn cut_follower(
+    ring: &RingState,
+    ref_start: WallTime,
+    ref_end: WallTime,
+) -> Vec<Arc<Chunk>> {
+    let chunks = &ring.chunks;
+    let limit = ref_end.add_micros(-FOLLOW_TOLERANCE_MICROS);
+    let holding = ring.count_starting_before(ref_start.add_micros(FOLLOW_TOLERANCE_MICROS + 1));
+    let mut i0 = holding.saturating_sub(1);
+    if chunks
+        .get(i0)
+        .is_some_and(|c| c.end_utc() <= ref_start.add_micros(FOLLOW_TOLERANCE_MICROS))
+    {
+        i0 += 1;
+    }
+    if i0 >= chunks.len() || chunks[i0].start_utc() >= limit {
+        return Vec::new();
+    }
+    let Some(first) = keyframe_start(chunks, i0, limit) else {
+        return Vec::new();
+    };
+    let to = ring.count_starting_before(limit);
+    let mut out = Vec::with_capacity(to.saturating_sub(first));
+    take(&mut out, chunks, first, to);
+    out
+}
+
+impl Track {
+    /// Brings the track up to date with `ring`. `bound` is where chunks stop being
+    /// taken (a chunk starting before it is taken); `initial` computes the first cut
+    /// while the track is still empty. `bound_final` says `bound` will not move.
+    pub(crate) fn advance(
+        &mut self,
+        ring: &RingState,
+        bound: WallTime,
+        bound_final: bool,
+        initial: impl FnOnce(&RingState) -> Vec<Arc<Chunk>>,
+    ) -> bool {
+        if self.closed {
+            return false;
+        }
+        let before = self.chunks.len();
+        if self.chunks.is_empty() {
+            let first = initial(ring);
+            if let Some(last) = first.last() {
+                self.seen = Some(last.seq());
+                self.chunks = first;
+            }
+        } else {
+            let from = self
+                .seen
+                .map_or(0, |s| ring.chunks.partition_point(|c| c.seq() <= s));
+            let to = ring.count_starting_before(bound).max(from);
+            take(&mut self.chunks, &ring.chunks, from, to);
+            if to > from {
+                self.seen = Some(ring.chunks[to - 1].seq());
+            }
+        }
+        if bound_final {
+            let covered = self.chunks.last().is_some_and(|c| c.end_utc() >= bound);
+            // A chunk past the bound arrived: nothing more can belong to the clip.
+            let passed = ring.chunks.back().is_some_and(|c| c.start_utc() >= bound);
+            self.closed = covered || passed;
+        }
+        self.chunks.len() != before
+    }
+}

@@ -31,6 +31,7 @@ mod error;
 mod init;
 mod model;
 pub mod progressive;
+pub mod progressive;
 mod reader;
 mod segment;
 

@@ -1,0 +1,820 @@
+//! [`Mp4Builder`]: accumulates the sample tables of a clip segment by segment, stitches
+//! the timeline across encoder restarts, then lays out the immutable [`VirtualMp4`].
+//!
+//! Owns the timeline arithmetic (ISO/IEC 14496-12 §8.6.1.1: decode times are the
+//! running sum of `stts` durations, so a continuous output timeline is a matter of
+//! choosing each seam's last duration) and the `mdat` layout. Box bytes are written
+//! by `write`.
+
+use bytes::Bytes;
+use sha2::{Digest, Sha256};
+
+use super::write::{self, Edit, TrackHeader};
+use super::{BuildError, ClipBounds, FORMAT_VERSION, Options, Piece, VirtualMp4};
+use crate::model::{
+    EditEntry, FourCC, InitSegment, MediaSegment, Sample, TrackKind, TrackSamples, VideoInfo,
+};
+
+/// Builds a [`VirtualMp4`] from one rendition's segments, pushed in decode order.
+///
+/// ```
+/// # fn f(init: &dvrclip_fmp4::InitSegment, segs: &[dvrclip_fmp4::MediaSegment])
+/// # -> Result<(), dvrclip_fmp4::progressive::BuildError> {
+/// use dvrclip_fmp4::progressive::{Mp4Builder, Options};
+/// let mut b = Mp4Builder::new(Options { identity: b"clip-42/media_2_720".to_vec(), trim: None });
+/// for s in segs {
+///     b.push(init, s)?;
+/// }
+/// let mp4 = b.build()?;
+/// let first_kib: Vec<bytes::Bytes> = mp4.range(0..1024.min(mp4.len()))?.collect();
+/// # Ok(()) }
+/// ```
+///
+/// Costs: `push` is O(samples of the segment); `build` is O(samples of the clip) and
+/// allocates the header once (about 4 bytes per sample plus run-length tables).
+/// After `push` returns an error the builder is half-updated: drop it.
+#[derive(Debug)]
+pub struct Mp4Builder {
+    options: Options,
+    tracks: Vec<OutTrack>,
+    /// Index in `tracks` of the track that defines time 0 and the seams: the first
+    /// video track, else the first track.
+    reference: usize,
+    segments: usize,
+    last_init: Option<Bytes>,
+    anchor: Option<Anchor>,
+    body: Vec<Bytes>,
+    body_len: u64,
+    hasher: Sha256,
+}
+
+/// Maps the current run's source timeline onto the output: a source presentation
+/// instant `src` of the reference track is output movie instant `out` (both in the
+/// reference track's ticks).
+#[derive(Clone, Copy, Debug)]
+struct Anchor {
+    src: i128,
+    out: i128,
+}
+
+/// One `stsd` carried from an init: its entries get `first_index..first_index+count`.
+#[derive(Debug)]
+pub(super) struct Description {
+    pub(super) stsd: Bytes,
+    pub(super) first_index: u32,
+    pub(super) count: u32,
+}
+
+/// One `stsc` chunk: one fragment's contiguous run of a track's samples.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Chunk {
+    pub(super) samples: u32,
+    pub(super) description: u32,
+    /// Offset inside the `mdat` body.
+    pub(super) body_pos: u64,
+}
+
+/// A written track and its tables, in output ticks.
+#[derive(Debug)]
+pub(super) struct OutTrack {
+    pub(super) kind: TrackKind,
+    /// Which track of this kind in an init (0 = first): how a later init's track is
+    /// matched to this one even if its id changed.
+    ordinal: usize,
+    first_track_id: u32,
+    /// The matching track id in the init of the current run, if it has one.
+    src_track_id: Option<u32>,
+    pub(super) timescale: u32,
+    pub(super) language: u16,
+    pub(super) video: Option<VideoInfo>,
+    pub(super) codecs: Vec<String>,
+    pub(super) descriptions: Vec<Description>,
+    desc_base: u32,
+    desc_count: u32,
+    /// Source presentation on the init's movie timeline = PT + this (ticks).
+    src_shift: i128,
+    /// Output decode time = source decode time + this, for the current run.
+    run_offset: Option<i128>,
+    expected_src_decode: Option<u64>,
+    pub(super) sample_count: u32,
+    pub(super) sizes: Vec<u32>,
+    /// `stts` runs: (count, duration).
+    pub(super) stts: Vec<(u32, u32)>,
+    /// `ctts` runs: (count, offset).
+    pub(super) ctts: Vec<(u32, i32)>,
+    /// 1-based numbers of sync samples.
+    pub(super) sync: Vec<u32>,
+    pub(super) chunks: Vec<Chunk>,
+    /// Output decode time just past the last sample.
+    pub(super) decode_end: u64,
+    last_duration: u32,
+    /// Output composition time of the first sample and the latest end of any sample.
+    first_pt: i64,
+    max_pt_end: i64,
+    /// Movie presentation = output composition time + this (ticks): chosen when the
+    /// first sample arrives so that the track starts where the reference maps it.
+    presentation_offset: i128,
+}
+
+/// Where a chunk of this segment lies in the segment, before layout.
+struct SegChunk {
+    start: u32,
+    end: u32,
+    track: usize,
+    chunk: usize,
+}
+
+impl Mp4Builder {
+    /// A builder with no segments.
+    pub fn new(options: Options) -> Self {
+        let mut hasher = Sha256::new();
+        hasher.update(FORMAT_VERSION.to_be_bytes());
+        hasher.update((options.identity.len() as u64).to_be_bytes());
+        hasher.update(&options.identity);
+        match options.trim {
+            Some(t) => {
+                hasher.update([1]);
+                hasher.update(t.lead_in_micros.to_be_bytes());
+                hasher.update(t.duration_micros.to_be_bytes());
+            }
+            None => hasher.update([0]),
+        }
+        Mp4Builder {
+            options,
+            tracks: Vec::new(),
+            reference: 0,
+            segments: 0,
+            last_init: None,
+            anchor: None,
+            body: Vec::new(),
+            body_len: 0,
+            hasher,
+        }
+    }
+
+    /// Appends one media segment described by `init`. A different `init` than the
+    /// previous call's starts a discontinuity. The first segment must start with a
+    /// sync sample of the reference track (the first video track, else the first).
+    pub fn push(&mut self, init: &InitSegment, segment: &MediaSegment) -> Result<(), BuildError> {
+        let seg_index = self.segments;
+        if self.tracks.is_empty() {
+            self.adopt_first_init(init)?;
+        }
+        let init_changed = self
+            .last_init
+            .as_ref()
+            .is_none_or(|b| !same_bytes(b, &init.bytes));
+        if init_changed {
+            self.adopt_init(init, seg_index)?;
+            self.hasher.update(b"init");
+            self.hasher.update((init.bytes.len() as u64).to_be_bytes());
+            self.hasher.update(&init.bytes);
+            self.last_init = Some(init.bytes.clone());
+        }
+        self.hasher
+            .update((segment.bytes.len() as u64).to_be_bytes());
+
+        let r = self.reference;
+        let ref_samples = self.tracks[r]
+            .src_track_id
+            .and_then(|id| segment.track(id))
+            .filter(|t| !t.samples.is_empty());
+        if seg_index == 0 && !ref_samples.is_some_and(|t| t.samples[0].is_sync) {
+            return Err(BuildError::NotKeyframe {
+                segment: 0,
+                track_id: self.tracks[r].src_track_id.unwrap_or(0),
+            });
+        }
+        if let Some(ts) = ref_samples {
+            let first = &ts.samples[0];
+            let t = &self.tracks[r];
+            if init_changed || t.expected_src_decode != Some(first.decode_ticks) {
+                // A new run: its first reference sample is presented where everything
+                // before it ends, so the output timeline has neither gap nor overlap.
+                let src = i128::from(first.presentation_ticks()) + t.src_shift;
+                let out = if t.sample_count == 0 {
+                    0
+                } else {
+                    i128::from(t.max_pt_end) + t.presentation_offset
+                };
+                self.anchor = Some(Anchor { src, out });
+                for t in &mut self.tracks {
+                    t.run_offset = None;
+                }
+            }
+        }
+
+        let ref_timescale = self.tracks[r].timescale;
+        let mut seg_chunks = Vec::new();
+        let order = std::iter::once(r).chain((0..self.tracks.len()).filter(|&i| i != r));
+        for i in order {
+            let track = &mut self.tracks[i];
+            let Some(ts) = track.src_track_id.and_then(|id| segment.track(id)) else {
+                continue;
+            };
+            if ts.samples.is_empty() {
+                continue;
+            }
+            let ctx = AppendCtx {
+                segment,
+                seg_index,
+                anchor: self.anchor,
+                ref_timescale,
+                is_reference: i == r,
+                track_index: i,
+            };
+            track.append(ts, &ctx, &mut seg_chunks)?;
+        }
+        self.lay_out(segment, seg_index, seg_chunks)?;
+        self.segments += 1;
+        Ok(())
+    }
+
+    /// Puts this segment's chunks into the `mdat` body in source byte order,
+    /// coalescing chunks that touch in the source into one slice.
+    fn lay_out(
+        &mut self,
+        segment: &MediaSegment,
+        seg_index: usize,
+        mut chunks: Vec<SegChunk>,
+    ) -> Result<(), BuildError> {
+        chunks.sort_unstable_by_key(|c| c.start);
+        let mut run: Option<(u32, u32)> = None;
+        for c in chunks {
+            run = match run {
+                Some((s, e)) if c.start == e => Some((s, c.end)),
+                Some((_, e)) if c.start < e => {
+                    return Err(BuildError::OverlappingSamples {
+                        segment: seg_index,
+                        offset: c.start,
+                    });
+                }
+                Some((s, e)) => {
+                    self.flush(segment, s, e);
+                    Some((c.start, c.end))
+                }
+                None => Some((c.start, c.end)),
+            };
+            let (s, _) = run.unwrap_or((c.start, c.end));
+            self.tracks[c.track].chunks[c.chunk].body_pos = self.body_len + u64::from(c.start - s);
+        }
+        if let Some((s, e)) = run {
+            self.flush(segment, s, e);
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self, segment: &MediaSegment, start: u32, end: u32) {
+        // Bounds were checked against `mdat_ranges` and the segment length in append.
+        self.body
+            .push(segment.bytes.slice(start as usize..end as usize));
+        self.body_len += u64::from(end - start);
+    }
+
+    fn adopt_first_init(&mut self, init: &InitSegment) -> Result<(), BuildError> {
+        let mut seen: Vec<TrackKind> = Vec::new();
+        for t in &init.tracks {
+            if !matches!(t.kind, TrackKind::Video | TrackKind::Audio) {
+                continue;
+            }
+            let ordinal = seen.iter().filter(|&&k| k == t.kind).count();
+            seen.push(t.kind);
+            self.tracks.push(OutTrack {
+                kind: t.kind,
+                ordinal,
+                first_track_id: t.track_id,
+                src_track_id: None,
+                timescale: t.timescale,
+                language: t.language,
+                video: t.entry.video,
+                codecs: Vec::new(),
+                descriptions: Vec::new(),
+                desc_base: 1,
+                desc_count: 1,
+                src_shift: 0,
+                run_offset: None,
+                expected_src_decode: None,
+                sample_count: 0,
+                sizes: Vec::new(),
+                stts: Vec::new(),
+                ctts: Vec::new(),
+                sync: Vec::new(),
+                chunks: Vec::new(),
+                decode_end: 0,
+                last_duration: 0,
+                first_pt: 0,
+                max_pt_end: 0,
+                presentation_offset: 0,
+            });
+        }
+        if self.tracks.is_empty() {
+            return Err(BuildError::NoTracks);
+        }
+        self.reference = self
+            .tracks
+            .iter()
+            .position(|t| t.kind == TrackKind::Video)
+            .unwrap_or(0);
+        Ok(())
+    }
+
+    /// Matches each output track to its counterpart in `init` (same kind, same rank).
+    fn adopt_init(&mut self, init: &InitSegment, seg_index: usize) -> Result<(), BuildError> {
+        self.anchor = None;
+        for out in &mut self.tracks {
+            out.run_offset = None;
+            let Some(t) = init
+                .tracks
+                .iter()
+                .filter(|t| t.kind == out.kind)
+                .nth(out.ordinal)
+            else {
+                out.src_track_id = None;
+                continue;
+            };
+            if t.timescale != out.timescale {
+                return Err(BuildError::TimescaleChanged {
+                    segment: seg_index,
+                    track_id: t.track_id,
+                    from: out.timescale,
+                    to: t.timescale,
+                });
+            }
+            out.src_track_id = Some(t.track_id);
+            out.src_shift = edit_shift(&t.edits, init.movie_timescale, t.timescale);
+            if !out.codecs.contains(&t.entry.codec) {
+                out.codecs.push(t.entry.codec.clone());
+            }
+            if let Some(d) = out.descriptions.iter().find(|d| d.stsd == t.entry.stsd) {
+                out.desc_base = d.first_index;
+                out.desc_count = d.count;
+                continue;
+            }
+            let count = stsd_entry_count(&t.entry.stsd).ok_or(BuildError::BadStsd {
+                track_id: t.track_id,
+            })?;
+            let first_index = out
+                .descriptions
+                .last()
+                .map_or(1, |d| d.first_index + d.count);
+            out.descriptions.push(Description {
+                stsd: t.entry.stsd.clone(),
+                first_index,
+                count,
+            });
+            out.desc_base = first_index;
+            out.desc_count = count;
+        }
+        Ok(())
+    }
+
+    /// Lays out the file: edit lists, `moov`, the `mdat` header and the piece table.
+    pub fn build(self) -> Result<VirtualMp4, BuildError> {
+        if self.segments == 0 {
+            return Err(BuildError::Empty);
+        }
+        let reference = &self.tracks[self.reference];
+        let movie_timescale = reference.timescale;
+        let ref_end = i128::from(reference.max_pt_end) + reference.presentation_offset;
+        let (w0, w1) = match self.options.trim {
+            Some(t) => {
+                let w0 = micros_to_ticks(t.lead_in_micros, movie_timescale);
+                if w0 >= ref_end {
+                    return Err(BuildError::TrimOutOfRange {
+                        lead_in_micros: t.lead_in_micros,
+                    });
+                }
+                let w1 = w0 + micros_to_ticks(t.duration_micros, movie_timescale);
+                (w0, w1.min(ref_end))
+            }
+            None => (0, i128::MAX),
+        };
+
+        let mut headers = Vec::new();
+        let mut movie_duration: u64 = 0;
+        let mut next_id = 1;
+        for (i, t) in self.tracks.iter().enumerate() {
+            if t.sample_count == 0 {
+                continue;
+            }
+            let ts = t.timescale;
+            let w0_t = rescale(w0, movie_timescale, ts);
+            let w1_t = if w1 == i128::MAX {
+                i128::MAX
+            } else {
+                rescale(w1, movie_timescale, ts)
+            };
+            let start = (i128::from(t.first_pt) + t.presentation_offset).max(w0_t);
+            let end = (i128::from(t.max_pt_end) + t.presentation_offset).min(w1_t);
+            if end <= start {
+                // Entirely outside the trim window: leave it out (its bytes stay in
+                // `mdat`, unreferenced, which §8.1.1 allows).
+                if i == self.reference {
+                    return Err(BuildError::TrimOutOfRange {
+                        lead_in_micros: self.options.trim.map_or(0, |t| t.lead_in_micros),
+                    });
+                }
+                continue;
+            }
+            let media_time = start - t.presentation_offset;
+            if media_time < 0 {
+                return Err(BuildError::NegativeStart {
+                    track_id: t.first_track_id,
+                });
+            }
+            let empty = to_u64(rescale(start - w0_t, ts, movie_timescale))?;
+            let shown = to_u64(rescale(end - start, ts, movie_timescale))?;
+            let media_time =
+                i64::try_from(media_time).map_err(|_| BuildError::TooLarge("media time"))?;
+            let mut edits = Vec::with_capacity(2);
+            if empty > 0 {
+                edits.push(Edit {
+                    duration: empty,
+                    media_time: -1,
+                });
+            }
+            edits.push(Edit {
+                duration: shown,
+                media_time,
+            });
+            let duration = empty + shown;
+            movie_duration = movie_duration.max(duration);
+            headers.push(TrackHeader {
+                track: t,
+                track_id: next_id,
+                duration,
+                edits,
+            });
+            next_id += 1;
+        }
+
+        let ftyp = write::ftyp(&self.tracks);
+        let body_len = self.body_len;
+        let mdat_header_len: u64 = if body_len + 8 > u64::from(u32::MAX) {
+            16
+        } else {
+            8
+        };
+        let mut wide = false;
+        let (moov, header_len) = loop {
+            let (mut moov, patches) =
+                write::moov(&headers, movie_timescale, movie_duration, next_id, wide)?;
+            let header_len = ftyp.len() as u64 + moov.len() as u64 + mdat_header_len;
+            let max_offset = header_len + body_len;
+            if !wide && max_offset > u64::from(u32::MAX) {
+                wide = true;
+                continue;
+            }
+            write::patch_offsets(&mut moov, &patches, header_len);
+            break (moov, header_len);
+        };
+
+        let mut header = Vec::with_capacity(header_len as usize);
+        header.extend_from_slice(&ftyp);
+        header.extend_from_slice(&moov);
+        if mdat_header_len == 16 {
+            header.extend_from_slice(&1u32.to_be_bytes());
+            header.extend_from_slice(b"mdat");
+            header.extend_from_slice(&(body_len + 16).to_be_bytes());
+        } else {
+            header.extend_from_slice(&((body_len + 8) as u32).to_be_bytes());
+            header.extend_from_slice(b"mdat");
+        }
+
+        let mut pieces = Vec::with_capacity(self.body.len() + 1);
+        let mut end = header.len() as u64;
+        pieces.push(Piece {
+            end,
+            data: Bytes::from(header),
+        });
+        for data in self.body {
+            end += data.len() as u64;
+            pieces.push(Piece { end, data });
+        }
+
+        let digest = self.hasher.finalize();
+        let mut etag = String::with_capacity(34);
+        etag.push('"');
+        for b in &digest[..16] {
+            etag.push_str(&format!("{b:02x}"));
+        }
+        etag.push('"');
+
+        let bounds = ClipBounds {
+            lead_in_micros: ticks_to_micros(w0, movie_timescale),
+            duration_micros: ticks_to_micros(i128::from(movie_duration), movie_timescale),
+        };
+        let sample_counts = headers
+            .iter()
+            .map(|h| (handler(h.track.kind), u64::from(h.track.sample_count)))
+            .collect();
+        Ok(VirtualMp4 {
+            pieces,
+            len: end,
+            header_len,
+            etag,
+            content_type: content_type(&headers),
+            bounds,
+            sample_counts,
+        })
+    }
+}
+
+struct AppendCtx<'a> {
+    segment: &'a MediaSegment,
+    seg_index: usize,
+    anchor: Option<Anchor>,
+    ref_timescale: u32,
+    is_reference: bool,
+    track_index: usize,
+}
+
+impl OutTrack {
+    /// Appends one segment's samples of this track, first fixing the seam with what
+    /// is already there.
+    fn append(
+        &mut self,
+        ts: &TrackSamples,
+        ctx: &AppendCtx<'_>,
+        seg_chunks: &mut Vec<SegChunk>,
+    ) -> Result<(), BuildError> {
+        let samples = &ts.samples[..];
+        let Some(first) = samples.first() else {
+            return Ok(());
+        };
+        let index = ts.sample_description_index.max(1);
+        if index > self.desc_count {
+            return Err(BuildError::BadSampleDescription {
+                segment: ctx.seg_index,
+                track_id: ts.track_id,
+                index,
+            });
+        }
+        let description = self.desc_base + index - 1;
+
+        let cto = i128::from(first.composition_offset);
+        let run_offset = match self.run_offset {
+            Some(o) => o,
+            None => {
+                let out_decode = match ctx.anchor {
+                    Some(a) => {
+                        let src = i128::from(first.presentation_ticks()) + self.src_shift;
+                        let movie = rescale(a.out - a.src, ctx.ref_timescale, self.timescale) + src;
+                        if self.sample_count == 0 {
+                            self.presentation_offset = movie - cto;
+                            0
+                        } else {
+                            movie - cto - self.presentation_offset
+                        }
+                    }
+                    // No reference sample since the init changed: just continue.
+                    None => {
+                        if self.sample_count == 0 {
+                            self.presentation_offset = -cto;
+                        }
+                        i128::from(self.decode_end)
+                    }
+                };
+                let o = out_decode - i128::from(first.decode_ticks);
+                self.run_offset = Some(o);
+                o
+            }
+        };
+
+        let mut skip = 0;
+        if self.sample_count > 0 {
+            let mut gap = i128::from(first.decode_ticks) + run_offset - i128::from(self.decode_end);
+            if gap != 0 {
+                // Overlap longer than the last sample can absorb: drop this track's
+                // leading samples (audio that the previous run already covers). The
+                // reference track is never cut: its decoding depends on every sample.
+                if !ctx.is_reference {
+                    let room = i128::from(self.last_duration) - 1;
+                    while gap < -room && skip < samples.len() {
+                        gap += i128::from(samples[skip].duration);
+                        skip += 1;
+                    }
+                }
+                let d = (i128::from(self.last_duration) + gap).clamp(1, i128::from(u32::MAX));
+                self.set_last_duration(d as u32);
+            }
+        }
+
+        let seg_len = ctx.segment.bytes.len() as u64;
+        let mut chunk: Option<(u32, u32, u32)> = None;
+        for s in &samples[skip..] {
+            let end = s
+                .offset
+                .checked_add(s.size)
+                .ok_or_else(|| out_of_bounds(ctx, ts, s))?;
+            match &mut chunk {
+                // An empty sample has no bytes to place: it joins the current chunk.
+                Some((_, e, n)) if *e == s.offset || s.size == 0 => {
+                    if s.size > 0 {
+                        *e = end;
+                    }
+                    *n += 1;
+                }
+                _ => {
+                    if let Some(c) = chunk.take() {
+                        self.close_chunk(c, description, ctx, ts, seg_len, seg_chunks)?;
+                    }
+                    chunk = Some((s.offset, end, 1));
+                }
+            }
+            self.push_sample(s)?;
+        }
+        if let Some(c) = chunk {
+            self.close_chunk(c, description, ctx, ts, seg_len, seg_chunks)?;
+        }
+        self.expected_src_decode = samples
+            .last()
+            .map(|s| s.decode_ticks + u64::from(s.duration));
+        Ok(())
+    }
+
+    fn close_chunk(
+        &mut self,
+        (start, end, samples): (u32, u32, u32),
+        description: u32,
+        ctx: &AppendCtx<'_>,
+        ts: &TrackSamples,
+        seg_len: u64,
+        seg_chunks: &mut Vec<SegChunk>,
+    ) -> Result<(), BuildError> {
+        let inside = end == start
+            || u64::from(end) <= seg_len
+                && ctx
+                    .segment
+                    .mdat_ranges
+                    .iter()
+                    .any(|r| r.start <= start && end <= r.end);
+        if !inside {
+            return Err(BuildError::SampleOutOfBounds {
+                segment: ctx.seg_index,
+                track_id: ts.track_id,
+                offset: start,
+                size: end - start,
+            });
+        }
+        self.chunks.push(Chunk {
+            samples,
+            description,
+            body_pos: 0,
+        });
+        if end == start {
+            // Only empty samples: any offset will do, nothing is read there.
+            return Ok(());
+        }
+        seg_chunks.push(SegChunk {
+            start,
+            end,
+            track: ctx.track_index,
+            chunk: self.chunks.len() - 1,
+        });
+        Ok(())
+    }
+
+    fn push_sample(&mut self, s: &Sample) -> Result<(), BuildError> {
+        self.sample_count = self
+            .sample_count
+            .checked_add(1)
+            .ok_or(BuildError::TooLarge("more than 2^32 samples in a track"))?;
+        self.sizes.push(s.size);
+        match self.stts.last_mut() {
+            Some((n, d)) if *d == s.duration => *n += 1,
+            _ => self.stts.push((1, s.duration)),
+        }
+        match self.ctts.last_mut() {
+            Some((n, o)) if *o == s.composition_offset => *n += 1,
+            _ => self.ctts.push((1, s.composition_offset)),
+        }
+        if s.is_sync {
+            self.sync.push(self.sample_count);
+        }
+        let pt = self.decode_end as i64 + i64::from(s.composition_offset);
+        if self.sample_count == 1 {
+            self.first_pt = pt;
+            self.max_pt_end = pt;
+        }
+        self.max_pt_end = self.max_pt_end.max(pt + i64::from(s.duration));
+        self.decode_end += u64::from(s.duration);
+        self.last_duration = s.duration;
+        Ok(())
+    }
+
+    /// Changes the duration of the sample last pushed (the seam before a new run).
+    fn set_last_duration(&mut self, d: u32) {
+        let Some((n, old)) = self.stts.last_mut() else {
+            return;
+        };
+        if *old == d {
+            return;
+        }
+        self.decode_end = self.decode_end - u64::from(*old) + u64::from(d);
+        if *n == 1 {
+            *old = d;
+        } else {
+            *n -= 1;
+            self.stts.push((1, d));
+        }
+        self.last_duration = d;
+        let last_pt =
+            self.decode_end as i64 - i64::from(d) + i64::from(self.ctts.last().map_or(0, |c| c.1));
+        self.max_pt_end = self.max_pt_end.max(last_pt + i64::from(d));
+    }
+}
+
+fn out_of_bounds(ctx: &AppendCtx<'_>, ts: &TrackSamples, s: &Sample) -> BuildError {
+    BuildError::SampleOutOfBounds {
+        segment: ctx.seg_index,
+        track_id: ts.track_id,
+        offset: s.offset,
+        size: s.size,
+    }
+}
+
+/// Whether two inits are the same bytes: pointer equality first, as the engine hands
+/// the same `Bytes` to every segment of a run.
+fn same_bytes(a: &Bytes, b: &Bytes) -> bool {
+    (a.as_ptr() == b.as_ptr() && a.len() == b.len()) || a == b
+}
+
+/// Source presentation shift from an init's `elst` (§8.6.6): empty edits delay the
+/// track, the first media edit's `media_time` is presented at their end.
+fn edit_shift(edits: &[EditEntry], movie_timescale: u32, timescale: u32) -> i128 {
+    let mut empty: i128 = 0;
+    for e in edits {
+        if e.media_time == -1 {
+            if movie_timescale != 0 {
+                empty += rescale(i128::from(e.segment_duration), movie_timescale, timescale);
+            }
+        } else {
+            return empty - i128::from(e.media_time);
+        }
+    }
+    empty
+}
+
+/// `entry_count` of a whole `stsd` box, checking its header.
+fn stsd_entry_count(stsd: &[u8]) -> Option<u32> {
+    let head = stsd.get(..16)?;
+    if &head[4..8] != b"stsd" {
+        return None;
+    }
+    let count = u32::from_be_bytes([head[12], head[13], head[14], head[15]]);
+    (count > 0).then_some(count)
+}
+
+/// `x` ticks at `from` Hz as ticks at `to` Hz, rounded to nearest.
+pub(super) fn rescale(x: i128, from: u32, to: u32) -> i128 {
+    if from == to || from == 0 {
+        return x;
+    }
+    let (from, to) = (i128::from(from), i128::from(to));
+    (2 * x * to + from).div_euclid(2 * from)
+}
+
+fn micros_to_ticks(us: u64, timescale: u32) -> i128 {
+    rescale(i128::from(us), 1_000_000, timescale)
+}
+
+fn ticks_to_micros(ticks: i128, timescale: u32) -> u64 {
+    u64::try_from(rescale(ticks, timescale, 1_000_000).max(0)).unwrap_or(u64::MAX)
+}
+
+fn to_u64(x: i128) -> Result<u64, BuildError> {
+    u64::try_from(x).map_err(|_| BuildError::TooLarge("duration"))
+}
+
+pub(super) fn handler(kind: TrackKind) -> FourCC {
+    match kind {
+        TrackKind::Video => FourCC::new(b"vide"),
+        TrackKind::Audio => FourCC::new(b"soun"),
+        TrackKind::Other(f) => f,
+    }
+}
+
+/// RFC 6381 `Content-Type`, keeping only characters legal in a codecs token so a
+/// strange codec string cannot break the header.
+fn content_type(headers: &[TrackHeader<'_>]) -> String {
+    let video = headers.iter().any(|h| h.track.kind == TrackKind::Video);
+    let mut codecs: Vec<String> = Vec::new();
+    for h in headers {
+        for c in &h.track.codecs {
+            let clean: String = c
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '+'))
+                .collect();
+            if !clean.is_empty() && !codecs.contains(&clean) {
+                codecs.push(clean);
+            }
+        }
+    }
+    let base = if video { "video/mp4" } else { "audio/mp4" };
+    if codecs.is_empty() {
+        base.to_owned()
+    } else {
+        format!("{base}; codecs=\"{}\"", codecs.join(","))
+    }
+}

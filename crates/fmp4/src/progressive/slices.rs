@@ -1,0 +1,74 @@
+//! Reading a byte range of a [`VirtualMp4`] as `Bytes` pieces.
+//!
+//! Owns only the lookup: a binary search over the pieces' end offsets finds the
+//! first piece (O(log n)), then each later piece is yielded whole or cut at the
+//! range's end. `Bytes::slice` shares the segment's buffer, so nothing is copied.
+
+use std::ops::{Deref, Range};
+
+use bytes::Bytes;
+
+use super::{RangeError, VirtualMp4};
+
+/// An iterator over the pieces of one byte range of a [`VirtualMp4`].
+#[derive(Debug)]
+pub struct Pieces<D> {
+    file: D,
+    /// Index of the piece holding `pos`.
+    index: usize,
+    pos: u64,
+    end: u64,
+}
+
+impl<D: Deref<Target = VirtualMp4>> Pieces<D> {
+    pub(super) fn new(file: D, range: Range<u64>) -> Result<Self, RangeError> {
+        if range.start > range.end || range.end > file.len {
+            return Err(RangeError {
+                start: range.start,
+                end: range.end,
+                len: file.len,
+            });
+        }
+        let index = file.pieces.partition_point(|p| p.end <= range.start);
+        Ok(Pieces {
+            file,
+            index,
+            pos: range.start,
+            end: range.end,
+        })
+    }
+
+    /// Bytes still to be yielded.
+    pub fn remaining(&self) -> u64 {
+        self.end - self.pos
+    }
+}
+
+impl<D: Deref<Target = VirtualMp4>> Iterator for Pieces<D> {
+    type Item = Bytes;
+
+    fn next(&mut self) -> Option<Bytes> {
+        if self.pos >= self.end {
+            return None;
+        }
+        let piece = self.file.pieces.get(self.index)?;
+        let piece_start = piece.end - piece.data.len() as u64;
+        let stop = self.end.min(piece.end);
+        // Both bounds lie inside the piece: `pos` was found by the search or is the
+        // previous piece's end, and `stop` is clamped to this piece.
+        let data = piece
+            .data
+            .slice((self.pos - piece_start) as usize..(stop - piece_start) as usize);
+        self.pos = stop;
+        self.index += 1;
+        Some(data)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        if self.pos >= self.end {
+            (0, Some(0))
+        } else {
+            (1, None)
+        }
+    }
+}

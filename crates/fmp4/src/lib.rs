@@ -31,7 +31,6 @@ mod error;
 mod init;
 mod model;
 pub mod progressive;
-pub mod progressive;
 mod reader;
 mod segment;
 

@@ -321,3 +321,78 @@ fn bench_segment() {
     let f = check_golden("bench_720p");
     assert_eq!(f.segments.len(), 1);
 }
+
+/// Low-latency shape: four `moof`+`mdat` pairs per segment, a `sidx` before each.
+#[test]
+fn chunked_cmaf_several_moofs_per_segment() {
+    let v = check_golden("chunked/video");
+    check_golden("chunked/audio");
+    for seg in &v.segments {
+        assert_eq!(seg.mdat_ranges.len(), 4);
+        let t = &seg.tracks[0];
+        // decode time runs on across the moofs (each tfdt agrees with the sum).
+        assert!(
+            t.samples
+                .windows(2)
+                .all(|w| w[1].decode_ticks == w[0].decode_ticks + u64::from(w[0].duration))
+        );
+        // Each sample lies in the mdat of its own moof, in order.
+        let mut last_mdat = 0;
+        for s in &t.samples {
+            let m = seg
+                .mdat_ranges
+                .iter()
+                .position(|m| m.start <= s.offset && s.offset + s.size <= m.end)
+                .unwrap();
+            assert!(m >= last_mdat);
+            last_mdat = m;
+        }
+        assert_eq!(last_mdat, 3);
+    }
+}
+
+/// A fragment whose init is another stream's: DESIGN §7 answers 412.
+#[test]
+fn segment_under_the_wrong_init_names_the_unknown_track() {
+    let audio = load("audio_only").init;
+    let seg = read(&root().join("h264_aac/seg_000.m4s"));
+    let err = parse_segment(seg, &audio).unwrap_err();
+    assert_eq!(*err.kind(), dvrclip_fmp4::ErrorKind::UnknownTrack(2));
+    assert_eq!(err.path, "moof/traf/tfhd");
+}
+
+/// Every proper prefix of a real init or segment is refused (a box runs past the end,
+/// `moov`/`moof` is missing, or samples point past the last `mdat`), never a panic.
+#[test]
+fn every_truncation_is_an_error() {
+    let init_bytes = read(&root().join("h264_aac/init.mp4"));
+    for n in 0..init_bytes.len() {
+        assert!(
+            parse_init(init_bytes.slice(..n)).is_err(),
+            "init cut at {n}"
+        );
+    }
+    let init = parse_init(init_bytes).unwrap();
+    for name in [
+        "audio_only/seg_002.m4s",
+        "chunked/audio/chunk-stream1-00003.m4s",
+    ] {
+        let seg = read(&root().join(name));
+        let init = if name.starts_with("audio_only") {
+            load("audio_only").init
+        } else {
+            load("chunked/audio").init
+        };
+        for n in 0..seg.len() {
+            assert!(
+                parse_segment(seg.slice(..n), &init).is_err(),
+                "{name} cut at {n}"
+            );
+        }
+    }
+    // And a large one, cut inside every box header of its first kilobytes.
+    let seg = read(&root().join("h264_aac/seg_000.m4s"));
+    for n in 0..2000 {
+        assert!(parse_segment(seg.slice(..n), &init).is_err(), "cut at {n}");
+    }
+}

@@ -1,8 +1,7 @@
 //! The per-rendition ring of chunks: one writer (ingest), many readers (cutter, HTTP).
 //!
 //! Owns [`Ring`]: a `VecDeque<Arc<Chunk>>` in push order behind a `parking_lot::RwLock`,
-//! plus the writer's state for the current discontinuity (init, wall-clock anchor,
-//! names seen). What it must not hold: clips, or anything a reader keeps after its
+//! plus the writer's state for the current discontinuity (init, wall-clock anchor). What it must not hold: clips, or anything a reader keeps after its
 //! read lock ends — readers copy out `Arc`s and release the lock before any I/O.
 //!
 //! Why a `RwLock` around a `VecDeque` rather than an arc-swap snapshot: a snapshot
@@ -25,7 +24,7 @@
 //! non-decreasing; within one discontinuity `start_ticks` strictly increasing and
 //! every chunk shares the discontinuity's init; `bytes` equals the payloads held.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use dvrclip_fmp4::{InitSegment, MediaSegment, TrackKind};
@@ -46,7 +45,7 @@ const EXTRAPOLATE_MAX_MICROS: i64 = 300 * MICROS_PER_SEC;
 
 /// How far another rendition's anchor may sit from this arrival and still be shared,
 /// so renditions of one encoder land on one timeline.
-const SHARED_ANCHOR_MAX_MICROS: i64 = 10 * MICROS_PER_SEC;
+const SHARED_ANCHOR_MAX_MICROS: i64 = 3 * MICROS_PER_SEC;
 
 /// Where a chunk's `start_utc` came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,8 +83,6 @@ struct Disc {
     timescale: u32,
     end_ticks: u64,
     anchor: Anchor,
-    /// Segment names pushed in this discontinuity and still held: name → (seq, ticks).
-    names: HashMap<Arc<str>, (u64, u64)>,
 }
 
 /// What a push did.
@@ -232,13 +229,12 @@ impl Ring {
         let tol_ticks =
             (JUMP_TOLERANCE_MICROS as u64 * u64::from(timescale)) / MICROS_PER_SEC as u64;
 
-        // Duplicate: a retry of a chunk still held in this discontinuity.
+        // Duplicate: a retry of a chunk still held in this discontinuity, i.e. the same
+        // start and the same bytes. Same start with other bytes is an encoder restart
+        // that kept its init (ffmpeg run again with the same settings).
         if let (Some(cur), false) = (&st.cur, st.init_changed) {
-            let by_name = inp
-                .name
-                .and_then(|n| cur.names.get(n))
-                .is_some_and(|&(_, t)| t == start_ticks);
-            if by_name || st.find_ticks_in_disc(cur.seq, start_ticks).is_some() {
+            let held = st.find_ticks_in_disc(cur.seq, start_ticks);
+            if held.is_some_and(|i| st.chunks[i].bytes() == &inp.segment.bytes) {
                 return Ok(Pushed {
                     outcome: PushOutcome::Duplicate,
                     evicted: Vec::new(),
@@ -307,7 +303,6 @@ impl Ring {
                     ticks: start_ticks,
                     utc: start_utc,
                 },
-                names: HashMap::new(),
             });
             st.init_changed = false;
         }
@@ -322,9 +317,6 @@ impl Ring {
                 ticks: start_ticks,
                 utc: start_utc,
             };
-        }
-        if let Some(n) = &name {
-            cur.names.insert(Arc::clone(n), (seq, start_ticks));
         }
         let disc_seq = cur.seq;
         let bytes = inp.segment.bytes.len();
@@ -432,9 +424,6 @@ impl Ring {
         let mut st = self.state.write();
         st.bytes = 0;
         st.sources.clear();
-        if let Some(cur) = st.cur.as_mut() {
-            cur.names.clear();
-        }
         let out = st.chunks.drain(..).collect();
         st.check();
         out
@@ -467,11 +456,6 @@ impl RingState {
         let c = self.chunks.pop_front()?;
         self.sources.pop_front();
         self.bytes -= c.len_bytes();
-        if let (Some(cur), Some(name)) = (self.cur.as_mut(), c.name()) {
-            if cur.names.get(name).is_some_and(|&(seq, _)| seq == c.seq()) {
-                cur.names.remove(name);
-            }
-        }
         Some(c)
     }
 

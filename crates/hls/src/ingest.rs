@@ -6,7 +6,7 @@
 //! under unknown tags, and this scanner needs nothing else from the playlist. Each
 //! date applies to the next URI line only (RFC 8216 §4.3.2.6), never extrapolated.
 
-use crate::datetime::parse_utc;
+use dvrclip_engine::WallTime;
 
 /// One `#EXTINF` entry of an uploaded media playlist.
 #[derive(Debug, Clone, PartialEq)]
@@ -17,8 +17,8 @@ pub struct IngestSegment {
     pub file_name: String,
     /// `#EXTINF` duration, seconds.
     pub duration_secs: f64,
-    /// Its `EXT-X-PROGRAM-DATE-TIME`, Unix microseconds, when the playlist gives one.
-    pub program_date_time: Option<i64>,
+    /// Its `EXT-X-PROGRAM-DATE-TIME`, when the playlist gives one.
+    pub program_date_time: Option<WallTime>,
 }
 
 /// What an uploaded playlist is.
@@ -69,7 +69,10 @@ pub fn parse_ingest_playlist(body: &[u8]) -> Result<IngestPlaylist, IngestPlayli
             return Ok(IngestPlaylist::Master);
         }
         if let Some(v) = l.strip_prefix("#EXT-X-PROGRAM-DATE-TIME:") {
-            pending_date = Some(parse_utc(v).ok_or_else(|| bad("bad EXT-X-PROGRAM-DATE-TIME"))?);
+            pending_date = Some(
+                WallTime::parse_program_date_time(v)
+                    .ok_or_else(|| bad("bad EXT-X-PROGRAM-DATE-TIME"))?,
+            );
         } else if let Some(v) = l.strip_prefix("#EXTINF:") {
             let secs = v.split(',').next().unwrap_or("").trim();
             let d: f64 = secs.parse().map_err(|_| bad("bad EXTINF duration"))?;
@@ -108,7 +111,10 @@ mod tests {
         };
         assert_eq!(segs.len(), 2);
         assert_eq!(segs[0].file_name, "seg_00003.m4s");
-        assert_eq!(segs[0].program_date_time, Some(1_795_580_184_534_000));
+        assert_eq!(
+            segs[0].program_date_time,
+            Some(WallTime::from_unix_micros(1_795_580_184_534_000))
+        );
         // The date applies to the next segment only: the engine anchors on real dates.
         assert_eq!(segs[1].program_date_time, None);
         assert_eq!(segs[1].duration_secs, 2.0);

@@ -6,5 +6,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-pub mod datetime;
 pub mod ingest;
+pub mod playlist;
+
+pub use playlist::{MediaFile, PlaylistKind, master_playlist, media_dir, media_playlist};

@@ -1,0 +1,252 @@
+//! Master and media playlists of a clip (RFC 8216 §4.3.3–4.3.4).
+//!
+//! A small writer of our own instead of m3u8-rs's: it formats straight into one
+//! `String` with no intermediate structs (a 4 h clip has 7,200 segments per rendition
+//! and is rendered on every poll of a recording clip), and it needs no chrono for
+//! `EXT-X-PROGRAM-DATE-TIME`. m3u8-rs stays as the independent parser our tests read
+//! every rendered playlist back with.
+//!
+//! URIs are relative to the playlist and name nothing but the clip and a position in
+//! it: `{dir}/init_{n}.mp4` for the n-th init of the clip, `{dir}/seg_{i}.m4s` for its
+//! i-th chunk, where `dir` is `rec_{clip}_{rendition}`. A recording clip only appends,
+//! so both stay stable for the clip's life.
+
+use std::fmt::Write;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use dvrclip_engine::{Chunk, ClipRendition, ClipView};
+use dvrclip_fmp4::{InitSegment, TrackKind};
+
+/// Whether the clip may still grow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlaylistKind {
+    /// Complete: `EXT-X-PLAYLIST-TYPE:VOD` and `EXT-X-ENDLIST`.
+    Vod,
+    /// Recording: `EXT-X-PLAYLIST-TYPE:EVENT`, no end tag yet (RFC 8216 §4.3.3.5).
+    Event,
+}
+
+impl PlaylistKind {
+    /// The kind a clip view's playlists take.
+    pub fn of(view: &ClipView) -> Self {
+        if view.is_complete() {
+            PlaylistKind::Vod
+        } else {
+            PlaylistKind::Event
+        }
+    }
+}
+
+/// The relative directory of a rendition's init and media segments.
+pub fn media_dir(clip_id: &str, rendition: &str) -> String {
+    format!("rec_{clip_id}_{rendition}")
+}
+
+/// What a media segment URI `seg_{i}.m4s` or init URI `init_{n}.mp4` points at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaFile {
+    /// The n-th distinct init segment of the rendition within the clip.
+    Init(usize),
+    /// The i-th chunk of the rendition within the clip.
+    Segment(usize),
+}
+
+impl MediaFile {
+    /// Parses a file name of a media directory.
+    pub fn parse(file: &str) -> Option<MediaFile> {
+        let index = |s: &str| -> Option<usize> {
+            (!s.is_empty() && s.len() <= 9 && s.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| s.parse().ok())
+                .flatten()
+        };
+        if let Some(n) = file
+            .strip_prefix("init_")
+            .and_then(|f| f.strip_suffix(".mp4"))
+        {
+            return index(n).map(MediaFile::Init);
+        }
+        let i = file.strip_prefix("seg_")?.strip_suffix(".m4s")?;
+        index(i).map(MediaFile::Segment)
+    }
+
+    /// The bytes this file serves from a rendition of a clip, if it exists.
+    pub fn resolve(self, rendition: &ClipRendition) -> Option<Bytes> {
+        match self {
+            MediaFile::Segment(i) => rendition.chunks().get(i).map(|c| c.bytes().clone()),
+            MediaFile::Init(n) => distinct_inits(rendition.chunks())
+                .nth(n)
+                .map(|init| init.bytes.clone()),
+        }
+    }
+}
+
+/// The init segments of a rendition's chunks in clip order: a new entry whenever the
+/// init changes (an encoder restart). `init_{n}.mp4` serves entry n.
+fn distinct_inits(chunks: &[Arc<Chunk>]) -> impl Iterator<Item = &Arc<InitSegment>> {
+    chunks
+        .iter()
+        .enumerate()
+        .filter(|(i, c)| *i == 0 || !Arc::ptr_eq(chunks[i - 1].init(), c.init()))
+        .map(|(_, c)| c.init())
+}
+
+/// Renders a rendition's media playlist (RFC 8216 §4.3.3).
+pub fn media_playlist(clip_id: &str, rendition: &ClipRendition, kind: PlaylistKind) -> String {
+    let chunks = rendition.chunks();
+    let dir = media_dir(clip_id, rendition.name());
+    let mut out = String::with_capacity(256 + chunks.len() * 96);
+    out.push_str("#EXTM3U\n#EXT-X-VERSION:7\n");
+    // EXTINF rounded to the nearest integer must not exceed it (§4.3.3.1); we round up.
+    let _ = writeln!(
+        out,
+        "#EXT-X-TARGETDURATION:{}",
+        rendition.target_duration_secs()
+    );
+    out.push_str("#EXT-X-MEDIA-SEQUENCE:0\n");
+    out.push_str(match kind {
+        PlaylistKind::Vod => "#EXT-X-PLAYLIST-TYPE:VOD\n",
+        PlaylistKind::Event => "#EXT-X-PLAYLIST-TYPE:EVENT\n",
+    });
+    if !chunks.is_empty() && chunks.iter().all(|c| c.is_keyframe()) {
+        out.push_str("#EXT-X-INDEPENDENT-SEGMENTS\n");
+    }
+    let mut init_index = 0usize;
+    for (i, c) in chunks.iter().enumerate() {
+        let new_init = i > 0 && !Arc::ptr_eq(chunks[i - 1].init(), c.init());
+        let restart = i > 0 && (new_init || rendition.discontinuity_before(i));
+        if restart {
+            out.push_str("#EXT-X-DISCONTINUITY\n");
+        }
+        if new_init {
+            init_index += 1;
+        }
+        if i == 0 || restart {
+            // Repeating the map after a discontinuity keeps players that reset their
+            // decoder on the tag from losing it (§4.3.2.5); the date re-anchors the
+            // timeline, since encoder clocks drift from media time (§4.3.2.6).
+            let _ = writeln!(out, "#EXT-X-MAP:URI=\"{dir}/init_{init_index}.mp4\"");
+            let _ = writeln!(
+                out,
+                "#EXT-X-PROGRAM-DATE-TIME:{}",
+                c.start_utc().to_rfc3339_millis()
+            );
+        }
+        let _ = writeln!(out, "#EXTINF:{:.6},\n{dir}/seg_{i}.m4s", c.duration_secs());
+    }
+    if kind == PlaylistKind::Vod {
+        out.push_str("#EXT-X-ENDLIST\n");
+    }
+    out
+}
+
+/// Video frames per second measured from the chunks' video samples.
+fn frame_rate(chunks: &[Arc<Chunk>], init: &InitSegment) -> Option<f64> {
+    let track = init.video_track()?;
+    let (mut frames, mut ticks) = (0u64, 0u64);
+    for c in chunks {
+        if let Some(t) = c.segment().track(track.track_id) {
+            frames += t.samples.len() as u64;
+            ticks += t.duration_ticks();
+        }
+    }
+    (ticks > 0).then(|| frames as f64 * f64::from(track.timescale) / ticks as f64)
+}
+
+fn codecs(init: &InitSegment, kinds: &[TrackKind]) -> Vec<String> {
+    init.tracks
+        .iter()
+        .filter(|t| kinds.contains(&t.kind))
+        .map(|t| t.entry.codec.clone())
+        .collect()
+}
+
+/// Renders the master playlist over every rendition with chunks (RFC 8216 §4.3.4).
+/// Video renditions become `EXT-X-STREAM-INF` variants, highest first; audio-only
+/// renditions become an `EXT-X-MEDIA` audio group the variants reference (ffmpeg's
+/// `agroup` layout), or the variants themselves when the clip has no video.
+pub fn master_playlist(clip_id: &str, view: &ClipView) -> String {
+    let mut out = String::from("#EXTM3U\n#EXT-X-VERSION:7\n");
+    let present: Vec<(&ClipRendition, &Arc<InitSegment>)> = view
+        .renditions()
+        .iter()
+        .filter_map(|r| Some((r, r.first_init()?)))
+        .collect();
+    let independent = present
+        .iter()
+        .all(|(r, _)| r.chunks().iter().all(|c| c.is_keyframe()));
+    if !present.is_empty() && independent {
+        out.push_str("#EXT-X-INDEPENDENT-SEGMENTS\n");
+    }
+    let (mut video, audio): (Vec<_>, Vec<_>) = present
+        .iter()
+        .partition(|(_, init)| init.video_track().is_some());
+    video.sort_by_key(|(r, _)| std::cmp::Reverse(r.video().map_or(0, |v| v.height)));
+    let audio_group = (!video.is_empty() && !audio.is_empty()).then(|| {
+        let peak = audio
+            .iter()
+            .map(|(r, _)| r.peak_bandwidth_bps())
+            .max()
+            .unwrap_or(0);
+        (codecs(audio[0].1, &[TrackKind::Audio]), peak)
+    });
+    if audio_group.is_some() {
+        for (i, (r, _)) in audio.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"audio\",NAME=\"{name}\",DEFAULT={},AUTOSELECT=YES,URI=\"rec_{clip_id}_{name}.m3u8\"",
+                if i == 0 { "YES" } else { "NO" },
+                name = r.name(),
+            );
+        }
+    }
+    let variants = if video.is_empty() { &audio } else { &video };
+    for (r, init) in variants {
+        let mut codec_list = codecs(init, &[TrackKind::Video, TrackKind::Audio]);
+        // BANDWIDTH covers every rendition a player fetches at once (§4.3.4.2).
+        let (mut peak, mut avg) = (r.peak_bandwidth_bps(), r.average_bandwidth_bps());
+        if let Some((audio_codecs, audio_peak)) = &audio_group {
+            codec_list.extend(audio_codecs.iter().cloned());
+            peak += audio_peak;
+            avg += audio_peak;
+        }
+        let _ = write!(
+            out,
+            "#EXT-X-STREAM-INF:BANDWIDTH={},AVERAGE-BANDWIDTH={},CODECS=\"{}\"",
+            peak.max(1),
+            avg.max(1),
+            codec_list.join(",")
+        );
+        if let Some(v) = r.video() {
+            let _ = write!(out, ",RESOLUTION={}x{}", v.width, v.height);
+        }
+        if let Some(fps) = frame_rate(r.chunks(), init) {
+            let _ = write!(out, ",FRAME-RATE={fps:.3}");
+        }
+        if audio_group.is_some() {
+            out.push_str(",AUDIO=\"audio\"");
+        }
+        let _ = writeln!(out, "\nrec_{clip_id}_{}.m3u8", r.name());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn media_file_names() {
+        assert_eq!(MediaFile::parse("seg_12.m4s"), Some(MediaFile::Segment(12)));
+        assert_eq!(MediaFile::parse("init_0.mp4"), Some(MediaFile::Init(0)));
+        for bad in [
+            "seg_.m4s",
+            "seg_-1.m4s",
+            "seg_1.mp4",
+            "init_x.mp4",
+            "seg_9999999999.m4s",
+        ] {
+            assert_eq!(MediaFile::parse(bad), None, "{bad}");
+        }
+    }
+}

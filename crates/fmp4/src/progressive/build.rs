@@ -91,7 +91,10 @@ pub(super) struct OutTrack {
     pub(super) descriptions: Vec<Description>,
     desc_base: u32,
     desc_count: u32,
-    /// Source presentation on the init's movie timeline = PT + this (ticks).
+    /// Timescale of the matching track in the current init; samples of a run with
+    /// another timescale are rescaled into `timescale`.
+    src_timescale: u32,
+    /// Source presentation on the init's movie timeline = PT + this (output ticks).
     src_shift: i128,
     /// Output decode time = source decode time + this, for the current run.
     run_offset: Option<i128>,
@@ -165,7 +168,7 @@ impl Mp4Builder {
             .as_ref()
             .is_none_or(|b| !same_bytes(b, &init.bytes));
         if init_changed {
-            self.adopt_init(init, seg_index)?;
+            self.adopt_init(init)?;
             self.hasher.update(b"init");
             self.hasher.update((init.bytes.len() as u64).to_be_bytes());
             self.hasher.update(&init.bytes);
@@ -191,7 +194,7 @@ impl Mp4Builder {
             if init_changed || t.expected_src_decode != Some(first.decode_ticks) {
                 // A new run: its first reference sample is presented where everything
                 // before it ends, so the output timeline has neither gap nor overlap.
-                let src = i128::from(first.presentation_ticks()) + t.src_shift;
+                let src = t.to_out(i128::from(first.presentation_ticks())) + t.src_shift;
                 let out = if t.sample_count == 0 {
                     0
                 } else {
@@ -291,6 +294,7 @@ impl Mp4Builder {
                 descriptions: Vec::new(),
                 desc_base: 1,
                 desc_count: 1,
+                src_timescale: t.timescale,
                 src_shift: 0,
                 run_offset: None,
                 expected_src_decode: None,
@@ -319,7 +323,7 @@ impl Mp4Builder {
     }
 
     /// Matches each output track to its counterpart in `init` (same kind, same rank).
-    fn adopt_init(&mut self, init: &InitSegment, seg_index: usize) -> Result<(), BuildError> {
+    fn adopt_init(&mut self, init: &InitSegment) -> Result<(), BuildError> {
         self.anchor = None;
         for out in &mut self.tracks {
             out.run_offset = None;
@@ -332,16 +336,13 @@ impl Mp4Builder {
                 out.src_track_id = None;
                 continue;
             };
-            if t.timescale != out.timescale {
-                return Err(BuildError::TimescaleChanged {
-                    segment: seg_index,
-                    track_id: t.track_id,
-                    from: out.timescale,
-                    to: t.timescale,
-                });
-            }
             out.src_track_id = Some(t.track_id);
-            out.src_shift = edit_shift(&t.edits, init.movie_timescale, t.timescale);
+            out.src_timescale = t.timescale;
+            out.src_shift = rescale(
+                edit_shift(&t.edits, init.movie_timescale, t.timescale),
+                t.timescale,
+                out.timescale,
+            );
             if !out.codecs.contains(&t.entry.codec) {
                 out.codecs.push(t.entry.codec.clone());
             }
@@ -538,7 +539,13 @@ impl OutTrack {
         ctx: &AppendCtx<'_>,
         seg_chunks: &mut Vec<SegChunk>,
     ) -> Result<(), BuildError> {
-        let samples = &ts.samples[..];
+        let rescaled;
+        let samples = if self.src_timescale == self.timescale {
+            &ts.samples[..]
+        } else {
+            rescaled = self.rescale_samples(&ts.samples);
+            &rescaled[..]
+        };
         let Some(first) = samples.first() else {
             return Ok(());
         };
@@ -627,10 +634,39 @@ impl OutTrack {
         if let Some(c) = chunk {
             self.close_chunk(c, description, ctx, ts, seg_len, seg_chunks)?;
         }
-        self.expected_src_decode = samples
+        self.expected_src_decode = ts
+            .samples
             .last()
             .map(|s| s.decode_ticks + u64::from(s.duration));
         Ok(())
+    }
+
+    /// Source ticks of the current run as output ticks.
+    fn to_out(&self, x: i128) -> i128 {
+        rescale(x, self.src_timescale, self.timescale)
+    }
+
+    /// A run whose init has another timescale (e.g. 44.1 kHz audio after a restart
+    /// of a 48 kHz stream): decode times are rescaled and durations taken as their
+    /// differences, so rounding never accumulates.
+    fn rescale_samples(&self, samples: &[Sample]) -> Vec<Sample> {
+        samples
+            .iter()
+            .map(|s| {
+                let dt = i128::from(s.decode_ticks);
+                let start = self.to_out(dt);
+                let end = self.to_out(dt + i128::from(s.duration));
+                Sample {
+                    decode_ticks: u64::try_from(start).unwrap_or(0),
+                    duration: u32::try_from(end - start).unwrap_or(u32::MAX),
+                    composition_offset: i32::try_from(
+                        self.to_out(i128::from(s.composition_offset)),
+                    )
+                    .unwrap_or(0),
+                    ..*s
+                }
+            })
+            .collect()
     }
 
     fn close_chunk(

@@ -23,8 +23,8 @@
 //!
 //! A later init whose sample entry differs (e.g. a new resolution after a restart)
 //! becomes a second entry of `stsd`, chosen per chunk by `stsc`'s
-//! `sample_description_index`; a later init with another timescale for a track is
-//! refused with [`BuildError::TimescaleChanged`].
+//! `sample_description_index`; a later init with another timescale for a track has
+//! its samples' times rescaled into the first init's timescale.
 
 mod build;
 mod slices;
@@ -92,18 +92,6 @@ pub enum BuildError {
         segment: usize,
         /// Source track id.
         track_id: u32,
-    },
-    /// A later init changes a track's timescale; samples cannot share one `mdhd`.
-    #[error("segment {segment}: track {track_id} timescale changed from {from} to {to}")]
-    TimescaleChanged {
-        /// Index of the pushed segment.
-        segment: usize,
-        /// Source track id.
-        track_id: u32,
-        /// Timescale of the first init.
-        from: u32,
-        /// Timescale of the later init.
-        to: u32,
     },
     /// A sample's bytes lie outside the segment's `mdat` bodies.
     #[error("segment {segment}: track {track_id} sample at {offset}+{size} is outside every mdat")]

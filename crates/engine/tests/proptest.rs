@@ -1,0 +1,327 @@
+//! Property tests: random streams (segment durations, GOP lengths, lost uploads,
+//! encoder restarts, arrival jitter, DVR windows, memory budgets) and random clip
+//! requests. Every clip must obey the cutting rules of DESIGN §4 against the ring it
+//! was cut from, and the memory account must equal the bytes actually held.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use common::*;
+use dvrclip_engine::{Chunk, Clip, ClipRequest, EngineConfig, Error, StreamId, WallTime};
+use proptest::prelude::*;
+
+#[derive(Debug, Clone)]
+enum Op {
+    /// One segment of `frames` frames uploaded with `jitter_ms` of arrival jitter.
+    Seg { frames: u32, jitter_ms: i64 },
+    /// `segs` 2 s segments never arrive (media time jumps forward).
+    Lost { segs: u64 },
+    /// The encoder restarts: media time from 0, a new init when `new_init`.
+    Restart { new_init: bool, pause_secs: i64 },
+    /// A clip of `[now - back_secs, +duration_secs)`.
+    Clip { back_secs: i64, duration_secs: u64 },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        12 => (prop::sample::select(vec![15u32, 30, 45, 60, 90]), -400i64..400)
+            .prop_map(|(frames, jitter_ms)| Op::Seg { frames, jitter_ms }),
+        1 => (1u64..4).prop_map(|segs| Op::Lost { segs }),
+        1 => (any::<bool>(), 0i64..20).prop_map(|(new_init, pause_secs)| Op::Restart { new_init, pause_secs }),
+        3 => (0i64..150, 1u64..90).prop_map(|(back_secs, duration_secs)| Op::Clip { back_secs, duration_secs }),
+    ]
+}
+
+const RENDITIONS: [(&str, u16); 2] = [("low", 360), ("high", 720)];
+const FRAME_BYTES: u32 = 7;
+
+struct Sim {
+    h: Harness,
+    s: StreamId,
+    ticks: u64,
+    /// Segments since the encoder (re)started, lost ones included: GOP cadence.
+    counter: u64,
+    gop: u64,
+    tag: u8,
+    clips: Vec<Clip>,
+}
+
+impl Sim {
+    fn push_init(&mut self) {
+        self.tag = self.tag.wrapping_add(1);
+        for (name, height) in RENDITIONS {
+            if let Err(e) = self
+                .h
+                .engine
+                .push_init(self.s, name, init(height, self.tag))
+            {
+                panic!("push_init: {e}");
+            }
+        }
+    }
+
+    fn ring(&self, name: &str) -> Vec<Arc<Chunk>> {
+        self.h
+            .engine
+            .rendition_chunks(self.s, name)
+            .unwrap_or_default()
+    }
+
+    /// Total equals distinct payloads in rings and clips; clip equals distinct
+    /// payloads in clip views.
+    fn check_memory(&self) {
+        let mut all: HashMap<(usize, u64), u64> = HashMap::new();
+        let mut clip: HashMap<(usize, u64), u64> = HashMap::new();
+        for (i, (name, _)) in RENDITIONS.iter().enumerate() {
+            for c in self.ring(name) {
+                all.insert((i, c.seq()), c.len_bytes());
+            }
+        }
+        for c in &self.clips {
+            let v = c.view();
+            for r in v.renditions() {
+                let i = RENDITIONS
+                    .iter()
+                    .position(|(n, _)| *n == r.name())
+                    .unwrap_or(usize::MAX);
+                for ch in r.chunks() {
+                    all.insert((i, ch.seq()), ch.len_bytes());
+                    clip.insert((i, ch.seq()), ch.len_bytes());
+                }
+            }
+        }
+        let m = self.h.engine.memory();
+        assert_eq!(m.total_bytes, all.values().sum::<u64>(), "total bytes");
+        assert_eq!(m.clip_bytes, clip.values().sum::<u64>(), "clip bytes");
+    }
+}
+
+/// The cutting rules, checked against the reference ring the clip was cut from.
+fn check_cut(ring: &[Arc<Chunk>], c: &[Arc<Chunk>], s: WallTime, e: WallTime) {
+    let overlapping: Vec<&Arc<Chunk>> = ring
+        .iter()
+        .filter(|x| x.end_utc() > s && x.start_utc() < e)
+        .collect();
+    let Some(first) = c.first() else {
+        // Empty only if nothing decodable overlaps the request.
+        assert!(
+            overlapping.iter().all(|x| !x.is_keyframe())
+                && overlapping
+                    .first()
+                    .is_none_or(|w| !ring.iter().any(|x| x.is_keyframe()
+                        && x.discontinuity() == w.discontinuity()
+                        && x.seq() <= w.seq())),
+            "empty clip although the ring holds decodable media in range"
+        );
+        return;
+    };
+    let pos = |x: &Arc<Chunk>| ring.iter().position(|r| r.same_payload(x));
+    let Some(p0) = pos(first) else {
+        panic!("clip chunk not from the ring")
+    };
+    // Starts on a keyframe chunk.
+    assert!(first.is_keyframe(), "starts on a keyframe chunk");
+    // The last keyframe chunk at or before the start: any other keyframe chunk of the
+    // clip starts after the requested start.
+    for x in &c[1..] {
+        if x.is_keyframe() && x.discontinuity() == first.discontinuity() {
+            assert!(
+                x.start_utc() > s,
+                "a later keyframe chunk at or before start: {:?} {:?}",
+                x.start_utc(),
+                s
+            );
+        }
+    }
+    // Covers the request when the data exists: it starts at or before the start
+    // unless the ring holds no keyframe chunk before it in that discontinuity.
+    if first.start_utc() > s {
+        let w0 = overlapping.first().map(|w| w.seq()).unwrap_or(u64::MAX);
+        let earlier_kf = ring[..p0].iter().any(|x| {
+            x.is_keyframe()
+                && x.discontinuity() == first.discontinuity()
+                && x.seq() <= w0
+                && x.end_utc() > s
+        });
+        assert!(!earlier_kf, "could have started earlier");
+        assert!(ring[..p0].iter().all(|x| x.end_utc() <= s
+            || !x.is_keyframe()
+            || x.discontinuity() != first.discontinuity()));
+    }
+    // Contiguous within a discontinuity; between discontinuities only the new one's
+    // undecodable lead (non-keyframe chunks before its first keyframe) is skipped.
+    let mut p = p0;
+    for w in c.windows(2) {
+        let Some(q) = pos(&w[1]) else {
+            panic!("clip chunk not from the ring")
+        };
+        assert!(q > p);
+        if w[0].discontinuity() == w[1].discontinuity() {
+            assert_eq!(q, p + 1, "contiguous within a discontinuity");
+        } else {
+            let skipped = &ring[p + 1..q];
+            assert!(
+                skipped
+                    .iter()
+                    .all(|x| !x.is_keyframe() && x.discontinuity() != w[0].discontinuity())
+            );
+        }
+        p = q;
+    }
+    // Ends with the chunk covering the end, or the DVR's edge.
+    let last = c.last().unwrap_or(first);
+    assert!(last.start_utc() < e, "last chunk starts before the end");
+    let next_taken = ring[p + 1..]
+        .iter()
+        .take_while(|x| x.start_utc() < e)
+        .any(|x| x.discontinuity() == last.discontinuity() || x.is_keyframe());
+    assert!(!next_taken, "a chunk before the end was left out");
+}
+
+fn run(ops: Vec<Op>, gop: u64, dvr_secs: u32, budget_chunks: Option<u64>) {
+    let config = EngineConfig {
+        memory_budget_bytes: budget_chunks.map_or(1 << 40, |n| n * 60 * u64::from(FRAME_BYTES)),
+        ..Default::default()
+    };
+    let h = Harness::new(config);
+    let s = h.stream(dvr_secs);
+    let mut sim = Sim {
+        h,
+        s,
+        ticks: 0,
+        counter: 0,
+        gop,
+        tag: 0,
+        clips: Vec::new(),
+    };
+    sim.push_init();
+    for op in ops {
+        match op {
+            Op::Seg { frames, jitter_ms } => {
+                let dur_micros = i64::from(frames) * 100_000 / 3;
+                sim.h
+                    .clock
+                    .advance_micros((dur_micros + jitter_ms * 1000).max(0));
+                let kf = sim.counter % sim.gop == 0;
+                for (name, _) in RENDITIONS {
+                    let seg = segment(sim.ticks, frames, kf, FRAME_BYTES);
+                    match sim.h.engine.push_segment(sim.s, name, None, seg) {
+                        Ok(_) | Err(Error::OverBudget { .. }) => {}
+                        Err(e) => panic!("push: {e}"),
+                    }
+                }
+                sim.ticks += u64::from(frames * FRAME_TICKS);
+                sim.counter += 1;
+            }
+            Op::Lost { segs } => {
+                sim.ticks += segs * 60 * u64::from(FRAME_TICKS);
+                sim.counter += segs;
+                sim.h.clock.advance_secs(2 * segs as i64);
+            }
+            Op::Restart {
+                new_init,
+                pause_secs,
+            } => {
+                sim.h.clock.advance_secs(pause_secs);
+                if new_init {
+                    sim.push_init();
+                }
+                sim.ticks = 0;
+                sim.counter = 0;
+            }
+            Op::Clip {
+                back_secs,
+                duration_secs,
+            } => {
+                let now = sim.h.engine.now();
+                let start = WallTime::from_unix_secs(now.unix_secs() - back_secs);
+                let duration_secs = duration_secs.min(u64::from(dvr_secs));
+                let req = ClipRequest {
+                    duration_secs,
+                    start_unix_secs: Some(start.unix_secs()),
+                    ..Default::default()
+                };
+                let end = start.add_micros(duration_secs as i64 * 1_000_000);
+                match sim.h.engine.create_clip(sim.s, req) {
+                    Ok(clip) => {
+                        let v = clip.view();
+                        let refr = v
+                            .reference()
+                            .map(|r| r.chunks().to_vec())
+                            .unwrap_or_default();
+                        assert_eq!(clip.reference_rendition(), "high");
+                        if v.is_complete() {
+                            check_cut(&sim.ring("high"), &refr, start, end);
+                        }
+                        // The follower takes the same boundaries (same cadence here).
+                        let low = v
+                            .rendition("low")
+                            .map(|r| r.chunks().to_vec())
+                            .unwrap_or_default();
+                        let seqs = |c: &[Arc<Chunk>]| c.iter().map(|x| x.seq()).collect::<Vec<_>>();
+                        if v.is_complete() && budget_chunks.is_none() {
+                            assert_eq!(seqs(&low), seqs(&refr), "renditions cut alike");
+                        }
+                        sim.clips.push(clip);
+                    }
+                    Err(Error::NoMediaInRange(_) | Error::OverBudget { .. }) => {}
+                    Err(e) => panic!("create_clip: {e}"),
+                }
+            }
+        }
+        sim.check_memory();
+    }
+    // Let every recording clip finish (the encoder stopped), then check them again.
+    sim.h.clock.advance_secs(3600);
+    sim.h.engine.tick();
+    for clip in &sim.clips {
+        let v = clip.view();
+        assert!(v.is_complete());
+        let c = v
+            .reference()
+            .map(|r| r.chunks().to_vec())
+            .unwrap_or_default();
+        if let Some(first) = c.first() {
+            assert!(first.is_keyframe());
+            assert!(c.last().is_some_and(|l| l.start_utc() < clip.end_utc()));
+        }
+        for w in c.windows(2) {
+            assert!(w[0].seq() < w[1].seq());
+            assert!(
+                w[0].end_utc() <= w[1].start_utc() || w[0].discontinuity() == w[1].discontinuity()
+            );
+        }
+    }
+    sim.check_memory();
+    // Expire everything: only the rings remain.
+    sim.h.clock.advance_secs(5 * 3600);
+    sim.h.engine.tick();
+    sim.clips.clear();
+    sim.check_memory();
+    let m = sim.h.engine.memory();
+    assert_eq!(m.clip_bytes, 0);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 192, ..ProptestConfig::default() })]
+
+    #[test]
+    fn clips_obey_the_cutting_rules(
+        ops in prop::collection::vec(op(), 1..140),
+        gop in 1u64..5,
+        dvr_secs in 20u32..240,
+    ) {
+        run(ops, gop, dvr_secs, None);
+    }
+
+    #[test]
+    fn memory_accounting_is_exact_under_a_budget(
+        ops in prop::collection::vec(op(), 1..140),
+        gop in 1u64..4,
+        budget_chunks in 4u64..60,
+    ) {
+        run(ops, gop, 3600, Some(budget_chunks));
+    }
+}

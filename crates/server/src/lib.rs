@@ -1,4 +1,18 @@
 //! The `dvrclip serve` HTTP server: ingest from encoders, the Gcore-compatible JSON
 //! API, public clip links (HLS and progressive MP4), metrics and health.
 
+pub mod api;
+pub mod app;
+pub mod auth;
+pub mod body;
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod error;
+pub mod ingest;
+pub mod metrics;
+pub mod public;
 pub mod ranged;
+pub mod routes;
+pub mod serve;
+pub mod wire;

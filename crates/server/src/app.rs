@@ -1,0 +1,222 @@
+//! The application: configuration, the engine, counters, and request dispatch from
+//! a [`Route`] to its handler. Background work (expiry ticks, the demo stream) is
+//! started here and stopped by [`App::shutdown`].
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use dvrclip_engine::{ClipId, Engine, EngineConfig};
+use dvrclip_fmp4::progressive::VirtualMp4;
+use http::{HeaderValue, Response, StatusCode, header};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper::Request;
+use hyper::body::Incoming;
+use parking_lot::Mutex;
+use tokio::task::JoinHandle;
+
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+use crate::routes::{Route, route};
+use crate::{api, ingest, public};
+
+/// Every response body: a full buffer or streamed MP4 pieces.
+pub type HttpBody = BoxBody<Bytes, Infallible>;
+/// Every response.
+pub type HttpResponse = Response<HttpBody>;
+
+/// A full-body response with a content type.
+pub fn full(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> HttpResponse {
+    let mut resp = Response::new(Full::new(body.into()).boxed());
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp
+}
+
+/// The running server's state, shared by every connection.
+pub struct App {
+    /// Resolved configuration.
+    pub config: Config,
+    /// The engine holding streams and clips.
+    pub engine: Arc<Engine>,
+    /// Request and ingest counters.
+    pub metrics: Metrics,
+    /// Built MP4 headers of complete clips, by clip and rendition; pruned when the
+    /// clip expires.
+    pub(crate) mp4_cache: Mutex<HashMap<(ClipId, String), Arc<VirtualMp4>>>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl App {
+    /// Builds the state and starts background tasks (the expiry ticker, the demo).
+    pub async fn start(config: Config) -> Result<Arc<App>, Box<dyn std::error::Error>> {
+        let engine = Arc::new(Engine::new(EngineConfig {
+            memory_budget_bytes: config.memory_budget_bytes,
+            ..EngineConfig::default()
+        }));
+        let app = Arc::new(App {
+            config,
+            engine,
+            metrics: Metrics::default(),
+            mp4_cache: Mutex::new(HashMap::new()),
+            tasks: Mutex::new(Vec::new()),
+        });
+        let ticker = tokio::spawn(tick_loop(Arc::downgrade(&app)));
+        app.tasks.lock().push(ticker);
+        if app.config.demo {
+            let demo = tokio::spawn(crate::demo::run(app.clone()));
+            app.tasks.lock().push(demo);
+        }
+        Ok(app)
+    }
+
+    /// Stops background tasks.
+    pub async fn shutdown(&self) {
+        for t in self.tasks.lock().drain(..) {
+            t.abort();
+        }
+    }
+
+    /// Answers one request. Never fails: errors become their HTTP response here.
+    pub async fn dispatch(self: &Arc<Self>, req: Request<Incoming>) -> HttpResponse {
+        let (parts, body) = req.into_parts();
+        let route = route(&parts.method, parts.uri.path());
+        let public = matches!(
+            route,
+            Route::ClipLink { .. } | Route::ClipMedia { .. } | Route::VodMp4(_) | Route::Preflight
+        );
+        let result = match route {
+            Route::Health => Ok(full(StatusCode::OK, "text/plain", "ok\n")),
+            Route::Metrics => Ok(full(
+                StatusCode::OK,
+                "text/plain; version=0.0.4",
+                self.render_metrics(),
+            )),
+            Route::Ingest {
+                key,
+                rendition,
+                file,
+                delete,
+            } => {
+                let r = ingest::handle(
+                    self,
+                    &key,
+                    rendition.as_deref(),
+                    &file,
+                    delete,
+                    &parts,
+                    body,
+                )
+                .await;
+                match &r {
+                    Ok(_) => {}
+                    Err(_) => self.metrics.record_ingest_error(),
+                }
+                r
+            }
+            Route::ClipLink { .. } | Route::ClipMedia { .. } | Route::VodMp4(_) => {
+                public::handle(self, route, &parts)
+            }
+            Route::Preflight => Ok(public::preflight()),
+            Route::MethodNotAllowed(allow) => Err(ApiError::MethodNotAllowed(allow)),
+            Route::NotFound => Err(ApiError::NotFound("no such path".into())),
+            api_route => api::handle(self, api_route, &parts, body).await,
+        };
+        let mut resp = result.unwrap_or_else(|e| {
+            if e.status().is_server_error() {
+                tracing::error!(error = %e, "request failed");
+            }
+            e.into_response().map(BodyExt::boxed)
+        });
+        if public {
+            public::add_cors(resp.headers_mut());
+        }
+        resp
+    }
+
+    /// Uploads one file as if an encoder had PUT it (used by the demo stream).
+    pub async fn ingest_upload(
+        &self,
+        key: &str,
+        rendition: Option<&str>,
+        file: &str,
+        body: Bytes,
+    ) -> Result<(), ApiError> {
+        ingest::store(self, key, rendition, file, body).map(|_| ())
+    }
+
+    fn render_metrics(&self) -> String {
+        let mem = self.engine.memory();
+        let streams = self.engine.streams();
+        let (mut renditions, mut chunks) = (0u64, 0u64);
+        for s in &streams {
+            if let Ok(rs) = self.engine.renditions(s.id) {
+                renditions += rs.len() as u64;
+                chunks += rs.iter().map(|r| r.chunks as u64).sum::<u64>();
+            }
+        }
+        let clips: u64 = streams
+            .iter()
+            .filter_map(|s| self.engine.clips(s.id).ok())
+            .map(|c| c.len() as u64)
+            .sum();
+        self.metrics.render(&[
+            ("dvrclip_streams", "Streams.", streams.len() as u64),
+            (
+                "dvrclip_renditions",
+                "Renditions with an init segment.",
+                renditions,
+            ),
+            ("dvrclip_dvr_chunks", "Chunks held in DVR rings.", chunks),
+            (
+                "dvrclip_memory_bytes",
+                "Payload bytes held, DVR and clips.",
+                mem.total_bytes,
+            ),
+            (
+                "dvrclip_clip_memory_bytes",
+                "Payload bytes held only by clips.",
+                mem.clip_bytes,
+            ),
+            (
+                "dvrclip_memory_budget_bytes",
+                "The memory budget.",
+                mem.budget_bytes,
+            ),
+            ("dvrclip_clips", "Clips not yet expired.", clips),
+        ])
+    }
+}
+
+/// Runs the engine's deadlines (expiry, recording waits) when they fall due, and
+/// drops cached MP4 headers of clips that are gone. Ends when the app is dropped.
+async fn tick_loop(app: std::sync::Weak<App>) {
+    loop {
+        let wait = match app.upgrade() {
+            Some(app) => {
+                app.engine.tick();
+                app.mp4_cache
+                    .lock()
+                    .retain(|(id, _), _| app.engine.clip(*id).is_ok());
+                let now = app.engine.now();
+                app.engine
+                    .next_deadline()
+                    .map_or(Duration::from_secs(1), |d| {
+                        let micros = d.micros_since(now).clamp(1_000, 1_000_000);
+                        Duration::from_micros(micros as u64)
+                    })
+            }
+            None => return,
+        };
+        tokio::time::sleep(wait).await;
+    }
+}

@@ -1,0 +1,90 @@
+//! The `dvrclip` command line: `dvrclip serve [flags]`.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tracing::{error, info};
+
+use crate::config::{Config, ServeArgs};
+
+#[derive(Debug, Parser)]
+#[command(name = "dvrclip", version, about = "Instant clips from live streams")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the HTTP server: ingest, API, clip links.
+    Serve(ServeArgs),
+}
+
+/// Runs the command line; the process exit code says whether it worked.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let Command::Serve(args) = cli.command;
+    let config = match Config::resolve(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            error!("configuration: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            error!("starting the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
+    let listener = tokio::net::TcpListener::bind(config.listen).await?;
+    let addr = listener.local_addr()?;
+    let app = crate::app::App::start(config).await?;
+    // Tests and scripts read this line to find the port when listening on :0.
+    println!("dvrclip listening on http://{addr}");
+    info!(%addr, public_url = %app.config.public_url, "listening");
+    crate::serve::serve(app.clone(), listener, shutdown_signal()).await?;
+    app.shutdown().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,186 @@
+//! Every way a request can fail, and the one function that turns a failure into
+//! an HTTP status and a JSON body `{"error": "...", "field": "..."}`.
+//!
+//! Handlers return `Result<Response, ApiError>`; nothing else in the server picks a
+//! status code for an error. Display text is for humans; clients branch on the status.
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode, header};
+use http_body_util::Full;
+
+use crate::auth::AuthError;
+use crate::body::BodyError;
+
+/// A failed request.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 401: missing or wrong API key.
+    #[error(transparent)]
+    Unauthorized(#[from] AuthError),
+    /// 400: the request is malformed; `field` names the offending field when there is one.
+    #[error("{message}")]
+    BadRequest {
+        /// What is wrong.
+        message: String,
+        /// The JSON field or parameter at fault.
+        field: Option<&'static str>,
+    },
+    /// 403: the ingest key is wrong or the path leaves the stream.
+    #[error("{0}")]
+    Forbidden(String),
+    /// 404: no such stream, clip, video or path.
+    #[error("{0}")]
+    NotFound(String),
+    /// 405: the path exists, not with this method.
+    #[error("method not allowed")]
+    MethodNotAllowed(&'static str),
+    /// 408: the body did not arrive in time.
+    #[error("request body timed out")]
+    Timeout,
+    /// 412: a fragment without (or with a mismatched) init segment.
+    #[error("{0}")]
+    PreconditionFailed(String),
+    /// 413: the body is over the limit for its kind.
+    #[error("{0}")]
+    TooLarge(String),
+    /// 415: a codec the server cannot describe.
+    #[error("{0}")]
+    UnsupportedMedia(String),
+    /// 422: understood but not possible for this stream (DVR disabled).
+    #[error("{message}")]
+    Unprocessable {
+        /// Why.
+        message: String,
+        /// The field at fault.
+        field: Option<&'static str>,
+    },
+    /// 425: the clip is still recording.
+    #[error("{0}")]
+    TooEarly(String),
+    /// 503: over the memory budget, or shutting down.
+    #[error("{0}")]
+    Unavailable(String),
+    /// 500: a bug or a failed dependency; the message is logged, not trusted.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// A 400 naming `field`.
+    pub fn bad_field(field: &'static str, message: impl Into<String>) -> Self {
+        ApiError::BadRequest {
+            message: message.into(),
+            field: Some(field),
+        }
+    }
+
+    /// A 400 with no single field at fault.
+    pub fn bad(message: impl Into<String>) -> Self {
+        ApiError::BadRequest {
+            message: message.into(),
+            field: None,
+        }
+    }
+
+    /// The status this error answers with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Timeout => StatusCode::REQUEST_TIMEOUT,
+            ApiError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMedia(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::TooEarly(_) => StatusCode::TOO_EARLY,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn field(&self) -> Option<&'static str> {
+        match self {
+            ApiError::BadRequest { field, .. } | ApiError::Unprocessable { field, .. } => *field,
+            _ => None,
+        }
+    }
+
+    /// The response: status, JSON body, and `WWW-Authenticate`/`Allow` where the RFC
+    /// asks for them (RFC 9110 §11.6.1, §15.5.6).
+    pub fn into_response(self) -> Response<Full<Bytes>> {
+        let status = self.status();
+        let mut body = serde_json::json!({ "error": self.to_string() });
+        if let Some(field) = self.field() {
+            body["field"] = field.into();
+        }
+        let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
+        *resp.status_mut() = status;
+        let h = resp.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        match self {
+            ApiError::Unauthorized(_) => {
+                h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("APIKey"));
+            }
+            ApiError::MethodNotAllowed(allow) => {
+                h.insert(header::ALLOW, HeaderValue::from_static(allow));
+            }
+            _ => {}
+        }
+        resp
+    }
+}
+
+impl From<BodyError> for ApiError {
+    fn from(e: BodyError) -> Self {
+        match e {
+            BodyError::TooLarge { .. } => ApiError::TooLarge(e.to_string()),
+            BodyError::Timeout => ApiError::Timeout,
+            BodyError::Aborted(_) => ApiError::bad(e.to_string()),
+        }
+    }
+}
+
+impl From<dvrclip_fmp4::Error> for ApiError {
+    fn from(e: dvrclip_fmp4::Error) -> Self {
+        use dvrclip_fmp4::ErrorKind;
+        match e.kind() {
+            ErrorKind::UnknownTrack(_) => ApiError::PreconditionFailed(e.to_string()),
+            ErrorKind::UnsupportedCodec(_) => ApiError::UnsupportedMedia(e.to_string()),
+            _ => ApiError::bad(format!("malformed media: {e}")),
+        }
+    }
+}
+
+impl From<dvrclip_engine::Error> for ApiError {
+    fn from(e: dvrclip_engine::Error) -> Self {
+        use dvrclip_engine::Error as E;
+        let field = e.field();
+        let message = e.to_string();
+        match e {
+            E::UnknownStream(_) | E::UnknownRendition { .. } | E::UnknownClip => {
+                ApiError::NotFound(message)
+            }
+            E::DvrDisabled(_) | E::NoMediaInRange(_) => ApiError::Unprocessable { message, field },
+            E::DurationTooLong { .. }
+            | E::ZeroDuration
+            | E::StartTooFarAhead { .. }
+            | E::BadExpiration { .. }
+            | E::InvalidSetting { .. }
+            | E::InvalidName(_)
+            | E::TooManyRenditions { .. }
+            | E::EmptySegment { .. }
+            | E::EmptyInit => ApiError::BadRequest { message, field },
+            E::StreamInactive(_) => ApiError::Forbidden(message),
+            E::NoInit { .. } | E::TrackMismatch { .. } => ApiError::PreconditionFailed(message),
+            E::OverBudget { .. } => ApiError::Unavailable(message),
+            _ => ApiError::Internal(message),
+        }
+    }
+}

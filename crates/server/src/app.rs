@@ -63,6 +63,12 @@ impl App {
             memory_budget_bytes: config.memory_budget_bytes,
             ..EngineConfig::default()
         }));
+        Ok(App::with_engine(config, engine))
+    }
+
+    /// Like [`App::start`] around an engine the caller built (tests pass one on a
+    /// `ManualClock`, so expiry is driven without sleeping).
+    pub fn with_engine(config: Config, engine: Arc<Engine>) -> Arc<App> {
         let app = Arc::new(App {
             config,
             engine,
@@ -76,7 +82,7 @@ impl App {
             let demo = tokio::spawn(crate::demo::run(app.clone()));
             app.tasks.lock().push(demo);
         }
-        Ok(app)
+        app
     }
 
     /// Stops background tasks.

@@ -63,6 +63,9 @@ pub(super) struct Description {
     pub(super) stsd: Bytes,
     pub(super) first_index: u32,
     pub(super) count: u32,
+    /// The entry's parameter sets (SPS, PPS, ...) as length-prefixed NAL units, put
+    /// in front of the first keyframe after a switch to this entry.
+    in_band: Option<Bytes>,
 }
 
 /// One `stsc` chunk: one fragment's contiguous run of a track's samples.
@@ -91,6 +94,8 @@ pub(super) struct OutTrack {
     pub(super) descriptions: Vec<Description>,
     desc_base: u32,
     desc_count: u32,
+    /// Description of the last chunk pushed (0: none yet).
+    last_description: u32,
     /// Timescale of the matching track in the current init; samples of a run with
     /// another timescale are rescaled into `timescale`.
     src_timescale: u32,
@@ -125,6 +130,8 @@ struct SegChunk {
     end: u32,
     track: usize,
     chunk: usize,
+    /// Bytes written just before the chunk (in-band parameter sets at a seam).
+    prefix: Option<Bytes>,
 }
 
 impl Mp4Builder {
@@ -244,6 +251,16 @@ impl Mp4Builder {
         chunks.sort_unstable_by_key(|c| c.start);
         let mut run: Option<(u32, u32)> = None;
         for c in chunks {
+            if let Some(prefix) = c.prefix {
+                if let Some((s, e)) = run.take() {
+                    self.flush(segment, s, e);
+                }
+                self.tracks[c.track].chunks[c.chunk].body_pos = self.body_len;
+                self.body_len += prefix.len() as u64;
+                self.body.push(prefix);
+                run = Some((c.start, c.end));
+                continue;
+            }
             run = match run {
                 Some((s, e)) if c.start == e => Some((s, c.end)),
                 Some((_, e)) if c.start < e => {
@@ -294,6 +311,7 @@ impl Mp4Builder {
                 descriptions: Vec::new(),
                 desc_base: 1,
                 desc_count: 1,
+                last_description: 0,
                 src_timescale: t.timescale,
                 src_shift: 0,
                 run_offset: None,
@@ -362,6 +380,7 @@ impl Mp4Builder {
                 stsd: t.entry.stsd.clone(),
                 first_index,
                 count,
+                in_band: parameter_sets(t.entry.format, &t.entry.config),
             });
             out.desc_base = first_index;
             out.desc_count = count;
@@ -558,6 +577,18 @@ impl OutTrack {
             });
         }
         let description = self.desc_base + index - 1;
+        // After a switch of sample entry (a restart with new SPS/PPS), repeat the new
+        // parameter sets in-band before the keyframe: stsc already points decoders
+        // at the new entry, but parsers that only look at the stream (ffmpeg's h264
+        // parser) need them in the samples.
+        let mut prefix = if self.last_description != 0 && self.last_description != description {
+            self.descriptions
+                .iter()
+                .find(|d| d.first_index == self.desc_base)
+                .and_then(|d| d.in_band.clone())
+        } else {
+            None
+        };
 
         let cto = i128::from(first.composition_offset);
         let run_offset = match self.run_offset {
@@ -607,7 +638,6 @@ impl OutTrack {
             }
         }
 
-        let seg_len = ctx.segment.bytes.len() as u64;
         let mut chunk: Option<(u32, u32, u32)> = None;
         for s in &samples[skip..] {
             let end = s
@@ -624,7 +654,7 @@ impl OutTrack {
                 }
                 _ => {
                     if let Some(c) = chunk.take() {
-                        self.close_chunk(c, description, ctx, ts, seg_len, seg_chunks)?;
+                        self.close_chunk(c, description, ctx, ts, prefix.take(), seg_chunks)?;
                     }
                     chunk = Some((s.offset, end, 1));
                 }
@@ -632,8 +662,9 @@ impl OutTrack {
             self.push_sample(s)?;
         }
         if let Some(c) = chunk {
-            self.close_chunk(c, description, ctx, ts, seg_len, seg_chunks)?;
+            self.close_chunk(c, description, ctx, ts, prefix.take(), seg_chunks)?;
         }
+        self.last_description = description;
         self.expected_src_decode = ts
             .samples
             .last()
@@ -675,9 +706,10 @@ impl OutTrack {
         description: u32,
         ctx: &AppendCtx<'_>,
         ts: &TrackSamples,
-        seg_len: u64,
+        prefix: Option<Bytes>,
         seg_chunks: &mut Vec<SegChunk>,
     ) -> Result<(), BuildError> {
+        let seg_len = ctx.segment.bytes.len() as u64;
         let inside = end == start
             || u64::from(end) <= seg_len
                 && ctx
@@ -702,11 +734,21 @@ impl OutTrack {
             // Only empty samples: any offset will do, nothing is read there.
             return Ok(());
         }
+        // The prefix becomes part of the chunk's first sample, a sync sample.
+        let first = self.sizes.len() - samples as usize;
+        let first_is_sync = self.sync.binary_search(&(first as u32 + 1)).is_ok();
+        let prefix = prefix.filter(|_| first_is_sync);
+        if let Some(p) = &prefix {
+            self.sizes[first] = self.sizes[first]
+                .checked_add(p.len() as u32)
+                .ok_or(BuildError::TooLarge("sample size"))?;
+        }
         seg_chunks.push(SegChunk {
             start,
             end,
             track: ctx.track_index,
             chunk: self.chunks.len() - 1,
+            prefix,
         });
         Ok(())
     }
@@ -790,6 +832,69 @@ fn edit_shift(edits: &[EditEntry], movie_timescale: u32, timescale: u32) -> i128
         }
     }
     empty
+}
+
+/// The parameter sets of an `avcC` (ISO/IEC 14496-15 §5.3.3.1) or `hvcC` (§8.3.3.1)
+/// record as NAL units prefixed with the record's own length size, ready to sit in
+/// front of a sample. `None` for other codecs or a record that does not parse.
+fn parameter_sets(format: FourCC, config: &[u8]) -> Option<Bytes> {
+    let mut nals: Vec<&[u8]> = Vec::new();
+    let length_size = match &format.0 {
+        b"avc1" | b"avc3" => {
+            let length_size = usize::from(config.get(4)? & 3) + 1;
+            let mut pos = 5;
+            let sps = usize::from(config.get(pos)? & 0x1f);
+            pos += 1;
+            for _ in 0..sps {
+                nals.push(take_nal(config, &mut pos)?);
+            }
+            let pps = usize::from(*config.get(pos)?);
+            pos += 1;
+            for _ in 0..pps {
+                nals.push(take_nal(config, &mut pos)?);
+            }
+            length_size
+        }
+        b"hvc1" | b"hev1" => {
+            let length_size = usize::from(config.get(21)? & 3) + 1;
+            let arrays = *config.get(22)?;
+            let mut pos = 23;
+            for _ in 0..arrays {
+                let n = u16::from_be_bytes([*config.get(pos + 1)?, *config.get(pos + 2)?]);
+                pos += 3;
+                for _ in 0..n {
+                    nals.push(take_nal(config, &mut pos)?);
+                }
+            }
+            length_size
+        }
+        _ => return None,
+    };
+    if nals.is_empty() {
+        return None;
+    }
+    let mut out = Vec::new();
+    for nal in nals {
+        let len = (nal.len() as u64).to_be_bytes();
+        // A NAL longer than the length field can say cannot be repeated in-band.
+        if length_size < 8 && (nal.len() as u64) >> (8 * length_size) != 0 {
+            return None;
+        }
+        out.extend_from_slice(&len[8 - length_size..]);
+        out.extend_from_slice(nal);
+    }
+    Some(Bytes::from(out))
+}
+
+/// One `u16` length + NAL unit of a decoder configuration record.
+fn take_nal<'a>(config: &'a [u8], pos: &mut usize) -> Option<&'a [u8]> {
+    let len = usize::from(u16::from_be_bytes([
+        *config.get(*pos)?,
+        *config.get(*pos + 1)?,
+    ]));
+    let nal = config.get(*pos + 2..*pos + 2 + len)?;
+    *pos += 2 + len;
+    Some(nal)
 }
 
 /// `entry_count` of a whole `stsd` box, checking its header.

@@ -63,6 +63,12 @@ async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     // Tests and scripts read this line to find the port when listening on :0.
     println!("dvrclip listening on http://{addr}");
     info!(%addr, public_url = %app.config.public_url, "listening");
+    if app.config.api_key_generated {
+        println!(
+            "API key (none configured; set --api-key to choose one): {}",
+            app.config.api_key
+        );
+    }
     crate::serve::serve(app.clone(), listener, shutdown_signal()).await?;
     app.shutdown().await;
     Ok(())

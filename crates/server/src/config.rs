@@ -112,8 +112,11 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Public base URL without a trailing slash.
     pub public_url: String,
-    /// API token; `None` refuses every API call (there is no open mode).
-    pub api_key: Option<String>,
+    /// API token. Never empty: without one configured, `--demo` uses `demo` and
+    /// anything else a random token printed at start-up (there is no open mode).
+    pub api_key: String,
+    /// Whether `api_key` was chosen by the server rather than configured.
+    pub api_key_generated: bool,
     /// VOD and state directory.
     pub data_dir: PathBuf,
     /// DVR + clip memory budget, bytes.
@@ -204,10 +207,22 @@ impl Config {
             ),
             ..defaults
         };
+        let demo = args.demo || file.demo.unwrap_or(false);
+        let (api_key, api_key_generated) = match args.api_key.clone().or(file.api_key) {
+            Some(k) if k.is_empty() || !k.bytes().all(|b| b.is_ascii_graphic()) => {
+                return Err(ConfigError::Invalid(
+                    "the API key must be non-empty visible ASCII".into(),
+                ));
+            }
+            Some(k) => (k, false),
+            None if demo => ("demo".to_owned(), true),
+            None => (random_token()?, true),
+        };
         Ok(Config {
             listen,
             public_url,
-            api_key: args.api_key.clone().or(file.api_key),
+            api_key,
+            api_key_generated,
             data_dir: args
                 .data_dir
                 .clone()
@@ -224,9 +239,17 @@ impl Config {
                 file.shutdown_grace_secs,
                 Duration::from_secs(10),
             ),
-            demo: args.demo || file.demo.unwrap_or(false),
+            demo,
         })
     }
+}
+
+/// 128 bits from the OS RNG as 32 hex characters.
+fn random_token() -> Result<String, ConfigError> {
+    let mut b = [0u8; 16];
+    getrandom::fill(&mut b)
+        .map_err(|e| ConfigError::Invalid(format!("no OS randomness for an API key: {e}")))?;
+    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
 }
 
 #[cfg(test)]
@@ -249,10 +272,23 @@ mod tests {
             ..ServeArgs::default()
         };
         let c = Config::resolve(&args).unwrap();
-        assert_eq!(c.api_key.as_deref(), Some("flag$key"));
+        assert_eq!(c.api_key, "flag$key");
+        assert!(!c.api_key_generated);
         assert_eq!(c.listen.port(), 9000);
         assert_eq!(c.public_url, "http://127.0.0.1:9000");
         assert_eq!(c.limits.segment_bytes, 50 << 20);
+    }
+
+    #[test]
+    fn an_api_key_always_exists() {
+        let c = Config::resolve(&ServeArgs::default()).unwrap();
+        assert_eq!(c.api_key.len(), 32);
+        assert!(c.api_key_generated);
+        let demo = ServeArgs {
+            demo: true,
+            ..ServeArgs::default()
+        };
+        assert_eq!(Config::resolve(&demo).unwrap().api_key, "demo");
     }
 
     #[test]

@@ -287,6 +287,16 @@ fn run(ops: Vec<Op>, gop: u64, dvr_secs: u32, budget_chunks: Option<u64>) {
             assert!(first.is_keyframe());
             assert!(c.last().is_some_and(|l| l.start_utc() < clip.end_utc()));
         }
+        // A clip that recorded must end up as if cut afterwards, when the ring still
+        // holds everything the cutter could have looked at.
+        let ring = sim.ring("high");
+        let held = |first: &Arc<Chunk>| {
+            ring.first()
+                .is_some_and(|r| r.seq() == 0 || r.seq() + 8 <= first.seq())
+        };
+        if c.first().is_some_and(held) {
+            check_cut(&ring, &c, clip.start_utc(), clip.end_utc());
+        }
         for w in c.windows(2) {
             assert!(w[0].seq() < w[1].seq());
             assert!(

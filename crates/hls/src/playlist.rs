@@ -15,8 +15,8 @@ use std::fmt::Write;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use dvrclip_engine::{Chunk, ClipRendition, ClipView};
-use dvrclip_fmp4::{InitSegment, TrackKind};
+use dvrclip_engine::{Chunk, ClipRendition, ClipView, micros_from_ticks};
+use dvrclip_fmp4::{InitSegment, TrackKind, VideoInfo};
 
 /// Whether the clip may still grow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,25 +140,50 @@ pub fn media_playlist(clip_id: &str, rendition: &ClipRendition, kind: PlaylistKi
     out
 }
 
-/// Video frames per second measured from the chunks' video samples.
-fn frame_rate(chunks: &[Arc<Chunk>], init: &InitSegment) -> Option<f64> {
-    let track = init.video_track()?;
-    let (mut frames, mut ticks) = (0u64, 0u64);
+/// Video frames per second measured from the chunks' video samples, each chunk read
+/// through its own init (a restart may change the track id or timescale).
+fn frame_rate(chunks: &[Arc<Chunk>]) -> Option<f64> {
+    let (mut frames, mut micros) = (0u64, 0i64);
     for c in chunks {
+        let Some(track) = c.init().video_track() else {
+            continue;
+        };
         if let Some(t) = c.segment().track(track.track_id) {
             frames += t.samples.len() as u64;
-            ticks += t.duration_ticks();
+            micros += micros_from_ticks(t.duration_ticks(), track.timescale);
         }
     }
-    (ticks > 0).then(|| frames as f64 * f64::from(track.timescale) / ticks as f64)
+    (micros > 0).then(|| frames as f64 * 1e6 / micros as f64)
 }
 
-fn codecs(init: &InitSegment, kinds: &[TrackKind]) -> Vec<String> {
-    init.tracks
-        .iter()
-        .filter(|t| kinds.contains(&t.kind))
-        .map(|t| t.entry.codec.clone())
-        .collect()
+/// Every codec of `kinds` in the renditions' inits, each once, by kind then in clip
+/// order: CODECS
+/// names every "media sample type that is present in one or more Media Segments"
+/// (§4.3.4.2), so an encoder restart's new init adds its own.
+fn codecs<'a>(
+    renditions: impl IntoIterator<Item = &'a ClipRendition>,
+    kinds: &[TrackKind],
+) -> Vec<String> {
+    let renditions: Vec<&ClipRendition> = renditions.into_iter().collect();
+    let mut out: Vec<String> = Vec::new();
+    for kind in kinds {
+        for init in renditions.iter().flat_map(|r| distinct_inits(r.chunks())) {
+            for t in init.tracks.iter().filter(|t| t.kind == *kind) {
+                if !out.contains(&t.entry.codec) {
+                    out.push(t.entry.codec.clone());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The largest video size among the rendition's inits: RESOLUTION is "the optimal
+/// pixel resolution at which to display all the video in the Variant Stream" (§4.3.4.2).
+fn resolution(r: &ClipRendition) -> Option<VideoInfo> {
+    distinct_inits(r.chunks())
+        .filter_map(|init| init.video_track()?.entry.video)
+        .max_by_key(|v| u32::from(v.width) * u32::from(v.height))
 }
 
 /// Renders the master playlist over every rendition with chunks (RFC 8216 §4.3.4).
@@ -181,14 +206,14 @@ pub fn master_playlist(clip_id: &str, view: &ClipView) -> String {
     let (mut video, audio): (Vec<_>, Vec<_>) = present
         .iter()
         .partition(|(_, init)| init.video_track().is_some());
-    video.sort_by_key(|(r, _)| std::cmp::Reverse(r.video().map_or(0, |v| v.height)));
+    video.sort_by_cached_key(|(r, _)| std::cmp::Reverse(resolution(r).map_or(0, |v| v.height)));
+    // What a variant adds for the audio group a player fetches alongside it: its
+    // codecs and the group's largest peak and average rates.
     let audio_group = (!video.is_empty() && !audio.is_empty()).then(|| {
-        let peak = audio
-            .iter()
-            .map(|(r, _)| r.peak_bandwidth_bps())
-            .max()
-            .unwrap_or(0);
-        (codecs(audio[0].1, &[TrackKind::Audio]), peak)
+        let peak = audio.iter().map(|(r, _)| r.peak_bandwidth_bps()).max();
+        let avg = audio.iter().map(|(r, _)| r.average_bandwidth_bps()).max();
+        let codecs = codecs(audio.iter().map(|(r, _)| *r), &[TrackKind::Audio]);
+        (codecs, peak.unwrap_or(0), avg.unwrap_or(0))
     });
     if audio_group.is_some() {
         for (i, (r, _)) in audio.iter().enumerate() {
@@ -201,14 +226,18 @@ pub fn master_playlist(clip_id: &str, view: &ClipView) -> String {
         }
     }
     let variants = if video.is_empty() { &audio } else { &video };
-    for (r, init) in variants {
-        let mut codec_list = codecs(init, &[TrackKind::Video, TrackKind::Audio]);
+    for (r, _) in variants {
+        let mut codec_list = codecs([*r], &[TrackKind::Video, TrackKind::Audio]);
         // BANDWIDTH covers every rendition a player fetches at once (§4.3.4.2).
         let (mut peak, mut avg) = (r.peak_bandwidth_bps(), r.average_bandwidth_bps());
-        if let Some((audio_codecs, audio_peak)) = &audio_group {
-            codec_list.extend(audio_codecs.iter().cloned());
+        if let Some((audio_codecs, audio_peak, audio_avg)) = &audio_group {
+            for c in audio_codecs {
+                if !codec_list.contains(c) {
+                    codec_list.push(c.clone());
+                }
+            }
             peak += audio_peak;
-            avg += audio_peak;
+            avg += audio_avg;
         }
         let _ = write!(
             out,
@@ -217,10 +246,10 @@ pub fn master_playlist(clip_id: &str, view: &ClipView) -> String {
             avg.max(1),
             codec_list.join(",")
         );
-        if let Some(v) = r.video() {
+        if let Some(v) = resolution(r) {
             let _ = write!(out, ",RESOLUTION={}x{}", v.width, v.height);
         }
-        if let Some(fps) = frame_rate(r.chunks(), init) {
+        if let Some(fps) = frame_rate(r.chunks()) {
             let _ = write!(out, ",FRAME-RATE={fps:.3}");
         }
         if audio_group.is_some() {

@@ -1,6 +1,11 @@
-//! `parse_segment` on arbitrary bytes against a real init segment (ffmpeg's H.264 +
-//! AAC, track ids 1 and 2, from `tests/fixtures/h264_aac`). Besides never panicking,
-//! a parsed segment must keep its promises: known tracks, every sample inside one `mdat`.
+//! `parse_segment` on arbitrary bytes. The first byte picks the init segment:
+//! - below 0x80: one of ffmpeg's real inits from `tests/fixtures` (by index), the rest
+//!   of the input is the segment;
+//! - 0x80 and up: a 16-bit big-endian length `n` follows, then `n` bytes parsed with
+//!   `parse_init` (fuzzed too: odd `trex` defaults, track ids), then the segment.
+//!
+//! Besides never panicking, a parsed segment must keep its promises: every track is
+//! in the init, every sample lies inside one `mdat`, every `mdat` inside the input.
 #![no_main]
 
 use std::sync::LazyLock;
@@ -9,23 +14,39 @@ use bytes::Bytes;
 use dvrclip_fmp4::{InitSegment, parse_init, parse_segment};
 use libfuzzer_sys::fuzz_target;
 
-static INIT: LazyLock<InitSegment> = LazyLock::new(|| {
-    let init = include_bytes!("../../tests/fixtures/h264_aac/init.mp4");
-    parse_init(Bytes::from_static(init)).expect("fixture init parses")
+static INITS: LazyLock<Vec<InitSegment>> = LazyLock::new(|| {
+    let f = |b: &'static [u8]| parse_init(Bytes::from_static(b)).expect("fixture init parses");
+    vec![
+        f(include_bytes!("../../tests/fixtures/h264_aac/init.mp4")),
+        f(include_bytes!("../../tests/fixtures/audio_only/init.mp4")),
+        f(include_bytes!("../../tests/fixtures/hevc/init.mp4")),
+        f(include_bytes!("../../tests/fixtures/chunked/video/init-stream0.m4s")),
+        f(include_bytes!("../../tests/fixtures/av1_opus/init.mp4")),
+    ]
 });
 
 fuzz_target!(|data: &[u8]| {
-    let bytes = Bytes::copy_from_slice(data);
-    let Ok(seg) = parse_segment(bytes, &INIT) else { return };
-    for m in &seg.mdat_ranges {
-        assert!(m.start <= m.end && m.end as usize <= data.len());
+    let Some((&pick, rest)) = data.split_first() else { return };
+    let owned;
+    let (init, seg) = if pick < 0x80 {
+        (&INITS[usize::from(pick) % INITS.len()], rest)
+    } else {
+        let Some((len, rest)) = rest.split_first_chunk::<2>() else { return };
+        let n = usize::from(u16::from_be_bytes(*len)).min(rest.len());
+        let Ok(init) = parse_init(Bytes::copy_from_slice(&rest[..n])) else { return };
+        owned = init;
+        (&owned, &rest[n..])
+    };
+    let Ok(parsed) = parse_segment(Bytes::copy_from_slice(seg), init) else { return };
+    for m in &parsed.mdat_ranges {
+        assert!(m.start <= m.end && m.end as usize <= seg.len());
     }
-    for t in &seg.tracks {
-        assert!(INIT.track(t.track_id).is_some());
+    for t in &parsed.tracks {
+        assert!(init.track(t.track_id).is_some());
         for s in &t.samples {
             let r = s.range();
             assert!(
-                seg.mdat_ranges.iter().any(|m| m.start as usize <= r.start && r.end <= m.end as usize),
+                parsed.mdat_ranges.iter().any(|m| m.start as usize <= r.start && r.end <= m.end as usize),
                 "sample outside every mdat"
             );
         }

@@ -58,14 +58,20 @@ pub fn parse_init(bytes: Bytes) -> Result<InitSegment, Error> {
             _ => {}
         }
     }
-    for (track_id, defaults) in trex {
-        if let Some(t) = tracks.iter_mut().find(|t| t.track_id == track_id) {
-            t.defaults = defaults;
-        }
+    // Sorted ids keep hostile inits (thousands of `trak`s or `trex`es) out of
+    // quadratic time.
+    let mut ids: Vec<(u32, usize)> = tracks
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.track_id, i))
+        .collect();
+    ids.sort_unstable();
+    if ids.windows(2).any(|w| w[0].0 == w[1].0) {
+        return Err(moov.error(ErrorKind::Invalid("two tracks share a track_ID")));
     }
-    for (i, t) in tracks.iter().enumerate() {
-        if tracks[..i].iter().any(|u| u.track_id == t.track_id) {
-            return Err(moov.error(ErrorKind::Invalid("two tracks share a track_ID")));
+    for (track_id, defaults) in trex {
+        if let Ok(k) = ids.binary_search_by_key(&track_id, |&(id, _)| id) {
+            tracks[ids[k].1].defaults = defaults;
         }
     }
     Ok(InitSegment {

@@ -396,3 +396,27 @@ fn every_truncation_is_an_error() {
         assert!(parse_segment(seg.slice(..n), &init).is_err(), "cut at {n}");
     }
 }
+
+/// Every folder under `tests/fixtures` with a `golden.json`, including ones added later
+/// for other crates, parses to exactly what ffprobe saw.
+#[test]
+fn every_fixture_with_a_golden_matches_ffprobe() {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.file_name().is_some_and(|n| n == "golden.json") {
+                out.push(p.parent().unwrap().to_path_buf());
+            }
+        }
+    }
+    let mut dirs = Vec::new();
+    walk(&root(), &mut dirs);
+    dirs.sort();
+    assert!(dirs.len() >= 17, "{dirs:?}");
+    for d in dirs {
+        let rel = d.strip_prefix(root()).unwrap().to_str().unwrap().to_owned();
+        check_golden(&rel);
+    }
+}

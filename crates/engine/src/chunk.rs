@@ -142,7 +142,7 @@ pub(crate) fn bytes_per_sec<'a>(chunks: impl Iterator<Item = &'a Arc<Chunk>>) ->
     let (mut bytes, mut micros) = (0u64, 0i64);
     for c in chunks {
         bytes += c.len_bytes();
-        micros += c.duration_micros();
+        micros = micros.saturating_add(c.duration_micros());
     }
     if micros <= 0 {
         return 0;

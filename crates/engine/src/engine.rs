@@ -378,8 +378,10 @@ impl Engine {
         Ok(out)
     }
 
-    /// Pushes a parsed media segment. `segment_name` (the uploaded file name) makes
-    /// retries no-ops and lets [`Engine::set_segment_date`] find it. Evicts the oldest
+    /// Pushes a parsed media segment. A retry (the same start and bytes as a chunk
+    /// held in the current discontinuity) is a no-op; the same start with other bytes
+    /// is an encoder restart and opens a discontinuity. `segment_name` (the uploaded
+    /// file name) lets [`Engine::set_segment_date`] find the chunk. Evicts the oldest
     /// DVR data across streams if the budget needs it, and feeds recording clips.
     pub fn push_segment(
         &self,
@@ -576,8 +578,8 @@ impl Engine {
             let remaining_micros = end.micros_since(held_until.max(now)).max(0);
             for r in &rings {
                 let rate = r.read(|st| bytes_per_sec(st.chunks.iter().rev().take(8)));
-                needed +=
-                    (u128::from(rate) * remaining_micros as u128 / MICROS_PER_SEC as u128) as u64;
+                let more = u128::from(rate) * remaining_micros as u128 / MICROS_PER_SEC as u128;
+                needed = needed.saturating_add(u64::try_from(more).unwrap_or(u64::MAX));
             }
         }
         let clip_bytes = self.account.clip_bytes();

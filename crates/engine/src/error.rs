@@ -133,6 +133,18 @@ pub enum Error {
         rendition: String,
     },
 
+    /// A segment whose timing cannot be placed: longer than an hour, or mapping
+    /// outside years 1970-9999 (HTTP 400).
+    #[error("stream {stream} rendition {rendition:?}: {reason}")]
+    BadTiming {
+        /// The stream.
+        stream: StreamId,
+        /// The rendition.
+        rendition: String,
+        /// What is wrong.
+        reason: &'static str,
+    },
+
     /// An init segment without any track (HTTP 400).
     #[error("init segment has no track")]
     EmptyInit,

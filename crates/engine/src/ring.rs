@@ -47,6 +47,16 @@ const EXTRAPOLATE_MAX_MICROS: i64 = 300 * MICROS_PER_SEC;
 /// so renditions of one encoder land on one timeline.
 const SHARED_ANCHOR_MAX_MICROS: i64 = 3 * MICROS_PER_SEC;
 
+/// A `prft` or playlist date further than this from the chunk's arrival is ignored.
+const TRUST_WINDOW_MICROS: i64 = 24 * 3600 * MICROS_PER_SEC;
+
+/// Longest chunk accepted.
+const MAX_CHUNK_MICROS: i64 = 3600 * MICROS_PER_SEC;
+
+/// 9999-12-31T23:59:59Z: wall times stay far from `i64` saturation, so `+1 µs` is
+/// always a later time.
+const MAX_WALL: WallTime = WallTime::from_unix_secs(253_402_300_799);
+
 /// Where a chunk's `start_utc` came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AnchorSource {
@@ -205,6 +215,11 @@ impl Ring {
                 });
             }
         }
+        let bad = |reason| Error::BadTiming {
+            stream: inp.stream,
+            rendition: self.name.to_string(),
+            reason,
+        };
         let empty = || Error::EmptySegment {
             stream: inp.stream,
             rendition: self.name.to_string(),
@@ -219,7 +234,11 @@ impl Ring {
             .samples
             .first()
             .map_or(ts.base_decode_ticks, |s| s.decode_ticks);
-        let duration_ticks = ts.end_decode_ticks().saturating_sub(start_ticks);
+        // Saturating: timestamps are untrusted and release builds check overflow.
+        let end_ticks = ts.samples.last().map_or(start_ticks, |s| {
+            s.decode_ticks.saturating_add(u64::from(s.duration))
+        });
+        let duration_ticks = end_ticks.saturating_sub(start_ticks);
         let video_id = init
             .tracks
             .iter()
@@ -242,13 +261,22 @@ impl Ring {
             }
         }
 
-        let prft_utc = producer_utc(&inp.segment, &init, start_ticks, timescale);
+        // A producer time a day away from arrival is a broken encoder clock, not news.
+        let prft_utc = producer_utc(&inp.segment, &init, start_ticks, timescale)
+            .filter(|u| u.micros_since(inp.arrival).unsigned_abs() <= TRUST_WINDOW_MICROS as u64);
         let last_end = st.chunks.back().map(|c| c.end_utc());
         let last_start = st.chunks.back().map(|c| c.start_utc());
+        let last_ticks = st
+            .chunks
+            .back()
+            .filter(|c| st.cur.as_ref().is_some_and(|d| d.seq == c.discontinuity));
+        let last_ticks = last_ticks.map(|c| c.start_ticks());
 
         let continues = match (&st.cur, st.init_changed) {
             (Some(cur), false) => {
-                start_ticks + tol_ticks >= cur.end_ticks && start_ticks <= cur.end_ticks + tol_ticks
+                start_ticks.saturating_add(tol_ticks) >= cur.end_ticks
+                    && start_ticks <= cur.end_ticks.saturating_add(tol_ticks)
+                    && last_ticks.is_none_or(|t| start_ticks > t)
             }
             _ => false,
         };
@@ -285,9 +313,18 @@ impl Ring {
                 }
             };
             // A new discontinuity never overlaps the one before it.
-            (last_end.map_or(utc, |e| utc.max(e)), src, true)
+            let floor = last_end
+                .zip(last_start)
+                .map(|(e, s)| e.max(s.add_micros(1)));
+            (floor.map_or(utc, |f| utc.max(f)), src, true)
         };
 
+        if micros_from_ticks(duration_ticks, timescale) > MAX_CHUNK_MICROS {
+            return Err(bad("segment longer than 1 h"));
+        }
+        if start_utc < WallTime::EPOCH || start_utc.add_micros(MAX_CHUNK_MICROS) > MAX_WALL {
+            return Err(bad("wall-clock time outside 1970..9999"));
+        }
         let seq = st.next_seq;
         st.next_seq += 1;
         if new_disc {
@@ -311,7 +348,7 @@ impl Ring {
             return Err(empty());
         };
         debug_assert_eq!((cur.ref_track, cur.timescale), (ref_track, timescale));
-        cur.end_ticks = start_ticks + duration_ticks;
+        cur.end_ticks = end_ticks;
         if source != AnchorSource::MediaTime {
             cur.anchor = Anchor {
                 ticks: start_ticks,
@@ -364,7 +401,11 @@ impl Ring {
         else {
             return false;
         };
-        if st.sources[idx] == AnchorSource::ProducerTime {
+        let trusted = utc
+            .micros_since(st.chunks[idx].arrival_utc())
+            .unsigned_abs()
+            <= TRUST_WINDOW_MICROS as u64;
+        if st.sources[idx] == AnchorSource::ProducerTime || !trusted {
             return false;
         }
         let chunk = Arc::clone(&st.chunks[idx]);
@@ -386,11 +427,13 @@ impl Ring {
             Some(p) => p.end_utc().micros_since(old),
             None => i64::MIN,
         };
+        let last = &st.chunks[end - 1];
         let hi = match st.chunks.get(end) {
-            Some(n) => n
-                .start_utc
-                .add_micros(-1)
-                .micros_since(st.chunks[end - 1].start_utc),
+            Some(n) if n.discontinuity == disc => {
+                n.start_utc.add_micros(-1).micros_since(last.start_utc)
+            }
+            // Another discontinuity follows: the moved run must end before it starts.
+            Some(n) => n.start_utc.micros_since(last.end_utc()),
             None => i64::MAX,
         };
         let delta = utc.micros_since(old).max(lo).min(hi);
@@ -586,7 +629,7 @@ fn shared_or_arrival(
     let media_micros = micros_from_ticks(ticks, timescale);
     if let Some(a) = *shared {
         let candidate = a.utc.add_micros(media_micros - a.media_micros);
-        if candidate.micros_since(arrival).abs() <= SHARED_ANCHOR_MAX_MICROS {
+        if candidate.micros_since(arrival).unsigned_abs() <= SHARED_ANCHOR_MAX_MICROS as u64 {
             return candidate;
         }
     }

@@ -306,8 +306,9 @@ fn a_lost_upload_keeps_the_clock_mapping() {
 #[test]
 fn producer_time_and_playlist_dates_anchor_chunks() {
     let (h, s) = setup(600);
-    let prft_utc = WallTime::from_unix_secs(1_700_000_000);
-    let ntp = ((1_700_000_000u64 + ProducerTime::NTP_UNIX_OFFSET_SECS) << 32) | (1u64 << 31); // +0.5 s
+    // An encoder clock an hour behind ours: trusted (its own wall clock is the truth).
+    let prft_utc = WallTime::from_unix_secs(T0_SECS - 3600);
+    let ntp = (((T0_SECS - 3600) as u64 + ProducerTime::NTP_UNIX_OFFSET_SECS) << 32) | (1u64 << 31); // +0.5 s
     let mut seg = segment(SEG_TICKS, SEG_FRAMES, true, 100);
     seg.producer_time = Some(ProducerTime {
         track_id: 1,

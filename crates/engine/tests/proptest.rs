@@ -8,6 +8,7 @@ mod common;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use common::*;
 use dvrclip_engine::{Chunk, Clip, ClipRequest, EngineConfig, Error, StreamId, WallTime};
 use proptest::prelude::*;
@@ -333,5 +334,117 @@ proptest! {
         budget_chunks in 4u64..60,
     ) {
         run(ops, gop, 3600, Some(budget_chunks));
+    }
+}
+
+/// Hostile input: any timestamps, durations, timescales, `prft` values, playlist
+/// dates and requests. Nothing panics (release builds check overflow), the ring's
+/// invariants hold (checked under `debug_assertions` on every write), and memory
+/// accounting stays exact.
+#[derive(Debug, Clone)]
+enum Hostile {
+    Seg {
+        start_ticks: u64,
+        durations: Vec<u32>,
+        keyframe: bool,
+        prft: Option<(u64, u64)>,
+        name: u8,
+    },
+    Init {
+        timescale: u32,
+    },
+    Date {
+        name: u8,
+        utc_micros: i64,
+    },
+    Clip {
+        start_secs: Option<i64>,
+        duration_secs: u64,
+        expiration: Option<i64>,
+    },
+    Advance {
+        micros: i64,
+    },
+}
+
+fn ticks() -> impl Strategy<Value = u64> {
+    prop_oneof![any::<u64>(), u64::MAX - 1000..=u64::MAX, 0u64..1_000_000]
+}
+
+fn hostile() -> impl Strategy<Value = Hostile> {
+    prop_oneof![
+        6 => (ticks(), prop::collection::vec(any::<u32>(), 1..4), any::<bool>(),
+              prop::option::of((any::<u64>(), ticks())), 0u8..6)
+            .prop_map(|(start_ticks, durations, keyframe, prft, name)| Hostile::Seg { start_ticks, durations, keyframe, prft, name }),
+        1 => prop_oneof![Just(1u32), Just(u32::MAX), 1u32..200_000].prop_map(|timescale| Hostile::Init { timescale }),
+        2 => (0u8..6, any::<i64>()).prop_map(|(name, utc_micros)| Hostile::Date { name, utc_micros }),
+        2 => (prop::option::of(any::<i64>()), any::<u64>(), prop::option::of(any::<i64>()))
+            .prop_map(|(start_secs, duration_secs, expiration)| Hostile::Clip { start_secs, duration_secs, expiration }),
+        1 => any::<i64>().prop_map(|micros| Hostile::Advance { micros: micros % 10_000_000_000 }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn hostile_timestamps_never_panic(ops in prop::collection::vec(hostile(), 1..60)) {
+        let h = Harness::new(EngineConfig::default());
+        let s = h.stream(3600);
+        let mut current = init(720, 0);
+        let _ = h.engine.push_init(s, "v", current.clone());
+        let mut clips = Vec::new();
+        for op in ops {
+            match op {
+                Hostile::Seg { start_ticks, durations, keyframe, prft, name } => {
+                    let mut seg = segment(0, durations.len() as u32, keyframe, 3);
+                    let mut t = start_ticks;
+                    for (smp, d) in seg.tracks[0].samples.iter_mut().zip(&durations) {
+                        smp.decode_ticks = t;
+                        smp.duration = *d;
+                        t = t.saturating_add(u64::from(*d));
+                    }
+                    seg.tracks[0].base_decode_ticks = start_ticks;
+                    seg.producer_time = prft.map(|(ntp_timestamp, media_ticks)| {
+                        dvrclip_fmp4::ProducerTime { track_id: 1, ntp_timestamp, media_ticks }
+                    });
+                    let _ = h.engine.push_segment(s, "v", Some(&format!("s{name}.m4s")), seg);
+                }
+                Hostile::Init { timescale } => {
+                    current.tracks[0].timescale = timescale;
+                    current.bytes = Bytes::from(timescale.to_be_bytes().to_vec());
+                    let _ = h.engine.push_init(s, "v", current.clone());
+                }
+                Hostile::Date { name, utc_micros } => {
+                    let _ = h.engine.set_segment_date(s, "v", &format!("s{name}.m4s"), WallTime::from_unix_micros(utc_micros));
+                }
+                Hostile::Clip { start_secs, duration_secs, expiration } => {
+                    let req = ClipRequest { duration_secs, start_unix_secs: start_secs, expiration_unix_secs: expiration, ..Default::default() };
+                    if let Ok(c) = h.engine.create_clip(s, req) {
+                        let v = c.view();
+                        let _ = (v.actual_duration_micros(), v.lead_in_micros(), c.actual_duration_secs());
+                        for r in v.renditions() {
+                            let _ = (r.peak_bandwidth_bps(), r.average_bandwidth_bps(), r.target_duration_secs(), r.duration_secs());
+                        }
+                        clips.push(c);
+                    }
+                }
+                Hostile::Advance { micros } => {
+                    h.clock.advance_micros(micros);
+                    h.engine.tick();
+                }
+            }
+            let _ = h.engine.dvr(s);
+            let ring: u64 = h.engine.rendition_chunks(s, "v").unwrap_or_default().iter().map(|c| c.len_bytes()).sum();
+            let m = h.engine.memory();
+            prop_assert!(m.total_bytes >= ring);
+            prop_assert!(m.clip_bytes <= m.total_bytes);
+        }
+        drop(clips);
+        h.clock.advance_secs(1 << 40);
+        h.engine.tick();
+        let ring: u64 = h.engine.rendition_chunks(s, "v").unwrap_or_default().iter().map(|c| c.len_bytes()).sum();
+        prop_assert_eq!(h.engine.memory().total_bytes, ring);
+        prop_assert_eq!(h.engine.memory().clip_bytes, 0);
     }
 }

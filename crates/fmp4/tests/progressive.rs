@@ -272,7 +272,17 @@ fn check(name: &str, runs: &[Run], continuous: bool) {
     }
     let errors = decode_errors(&path);
     assert!(errors.is_empty(), "{name}: ffmpeg says:\n{errors}");
-    let _ = std::fs::remove_file(&path);
+    remove(&path);
+}
+
+/// Deletes a written file unless `DVRCLIP_KEEP_MP4` is set (to compare by hand with
+/// `ffmpeg -movflags +faststart` output).
+fn remove(path: &Path) {
+    if std::env::var_os("DVRCLIP_KEEP_MP4").is_some() {
+        eprintln!("kept {}", path.display());
+    } else {
+        let _ = std::fs::remove_file(path);
+    }
 }
 
 /// The `mp4` crate, a second parser, reads every sample back: size, bytes, sync flag
@@ -399,5 +409,5 @@ fn precise_window() {
     assert!((duration - 2.0).abs() < 0.002, "video duration {duration}");
     let errors = decode_errors(&path);
     assert!(errors.is_empty(), "ffmpeg says:\n{errors}");
-    let _ = std::fs::remove_file(&path);
+    remove(&path);
 }

@@ -837,7 +837,7 @@ fn edit_shift(edits: &[EditEntry], movie_timescale: u32, timescale: u32) -> i128
 /// The parameter sets of an `avcC` (ISO/IEC 14496-15 §5.3.3.1) or `hvcC` (§8.3.3.1)
 /// record as NAL units prefixed with the record's own length size, ready to sit in
 /// front of a sample. `None` for other codecs or a record that does not parse.
-fn parameter_sets(format: FourCC, config: &[u8]) -> Option<Bytes> {
+pub(super) fn parameter_sets(format: FourCC, config: &[u8]) -> Option<Bytes> {
     let mut nals: Vec<&[u8]> = Vec::new();
     let length_size = match &format.0 {
         b"avc1" | b"avc3" => {

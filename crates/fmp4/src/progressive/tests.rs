@@ -60,7 +60,14 @@ fn entry(format: &[u8; 4], codec: &str, tag: u8, video: bool) -> SampleEntry {
     SampleEntry {
         format: FourCC::new(format),
         stsd: stsd(format, tag),
-        config: Bytes::new(),
+        // A tiny avcC: 4-byte NAL lengths, one SPS and one PPS that carry the tag.
+        config: if video {
+            Bytes::from(vec![
+                1, 0x64, 0, 0x1f, 0xff, 0xe1, 0, 2, 0x67, tag, 1, 0, 2, 0x68, tag,
+            ])
+        } else {
+            Bytes::new()
+        },
         codec: codec.to_owned(),
         video: video.then_some(VideoInfo {
             width: 320,
@@ -604,6 +611,22 @@ fn restart_is_stitched_continuously() {
     // Two sample entries; chunks of run B point at the second.
     assert_eq!(v.stsd_entries, 2);
     assert_eq!(v.stsc, vec![vec![1, 60, 1], vec![3, 60, 2]]);
+    // Run B's first keyframe carries its entry's SPS and PPS in-band in front of
+    // the source bytes; every other video sample is the source's exactly.
+    let src_v: Vec<_> = source_samples(&segs_a, 1)
+        .into_iter()
+        .chain(source_samples(&segs_b, 1))
+        .collect();
+    let prefix = [0, 0, 0, 2, 0x67, 9, 0, 0, 0, 2, 0x68, 9];
+    for (i, (r, (_, data))) in sample_ranges(v).iter().zip(&src_v).enumerate() {
+        let got = &file[r.start as usize..r.end as usize];
+        if i == 120 {
+            assert_eq!(&got[..prefix.len()], &prefix);
+            assert_eq!(&got[prefix.len()..], &data[..]);
+        } else {
+            assert_eq!(got, &data[..], "video sample {i}");
+        }
+    }
 
     // Audio: run B's first frame lands where video run B starts (8 s = 384000
     // ticks), shifted by its 300-tick lead, which overlaps run A's last frame: the
@@ -634,6 +657,28 @@ fn restart_is_stitched_continuously() {
     for (r, (_, data)) in sample_ranges(au).iter().zip(&all_src) {
         assert_eq!(&file[r.start as usize..r.end as usize], &data[..]);
     }
+}
+
+#[test]
+fn parameter_sets_come_from_the_decoder_configuration() {
+    let avcc = [
+        1, 0x64, 0, 0x1f, 0xfd, 0xe1, 0, 3, 0x67, 1, 2, 1, 0, 1, 0x68,
+    ];
+    let avc1 = FourCC::new(b"avc1");
+    // lengthSizeMinusOne = 1: 2-byte NAL lengths.
+    assert_eq!(
+        build::parameter_sets(avc1, &avcc).as_deref(),
+        Some(&[0, 3, 0x67, 1, 2, 0, 1, 0x68][..])
+    );
+    assert_eq!(build::parameter_sets(avc1, &avcc[..12]), None);
+    assert_eq!(build::parameter_sets(FourCC::new(b"mp4a"), &avcc), None);
+    // hvcC: 22 bytes of header, length size 4, one array (SPS) of one NAL.
+    let mut hvcc = vec![0u8; 21];
+    hvcc.extend_from_slice(&[0x03, 1, 0x21, 0, 1, 0, 2, 0x42, 0x01]);
+    assert_eq!(
+        build::parameter_sets(FourCC::new(b"hvc1"), &hvcc).as_deref(),
+        Some(&[0, 0, 0, 2, 0x42, 0x01][..])
+    );
 }
 
 #[test]

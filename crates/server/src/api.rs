@@ -101,6 +101,11 @@ pub async fn handle(
                     precise: req.precise,
                 },
             )?;
+            if clip.video_id().is_some() {
+                let name = engine.stream(StreamId(id)).map(|s| s.name);
+                app.vod
+                    .spawn_writer(clip.clone(), name.as_deref().unwrap_or("clip"));
+            }
             (StatusCode::OK, clip_json(app, &clip))
         }
         Route::ListClips(id) => {
@@ -110,11 +115,7 @@ pub async fn handle(
                 Value::Array(clips.iter().map(|c| clip_json(app, c)).collect()),
             )
         }
-        Route::GetVideo(id) => {
-            return Err(ApiError::NotFound(format!(
-                "video {id} not found (this server does not persist VOD yet)"
-            )));
-        }
+        Route::GetVideo(id) => (StatusCode::OK, crate::vod::http::video(&app.vod, id)?),
         other => return Err(ApiError::Internal(format!("not an API route: {other:?}"))),
     };
     Ok(full(status, "application/json", value.to_string()))

@@ -22,6 +22,7 @@ use crate::config::Config;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::routes::{Route, route};
+use crate::vod::Vod;
 use crate::{api, ingest, public};
 
 /// Every response body: a full buffer or streamed MP4 pieces.
@@ -53,25 +54,41 @@ pub struct App {
     /// Built MP4 headers of complete clips, by clip and rendition; pruned when the
     /// clip expires.
     pub(crate) mp4_cache: Mutex<HashMap<(ClipId, String), Arc<VirtualMp4>>>,
+    /// Videos persisted from `vod_required` clips.
+    pub vod: Arc<Vod>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl App {
     /// Builds the state and starts background tasks (the expiry ticker, the demo).
     pub async fn start(config: Config) -> Result<Arc<App>, Box<dyn std::error::Error>> {
+        let vod = crate::vod::open(&config).await;
         let engine = Arc::new(Engine::new(EngineConfig {
             memory_budget_bytes: config.memory_budget_bytes,
+            first_video_id: vod.next_video_id(),
             ..EngineConfig::default()
         }));
-        Ok(App::with_engine(config, engine))
+        Ok(App::with_engine_and_vod(config, engine, vod))
     }
 
     /// Like [`App::start`] around an engine the caller built (tests pass one on a
-    /// `ManualClock`, so expiry is driven without sleeping).
+    /// `ManualClock`, so expiry is driven without sleeping). The VOD store of
+    /// `config` is opened but its existing videos are not read: see
+    /// [`App::with_engine_and_vod`].
     pub fn with_engine(config: Config, engine: Arc<Engine>) -> Arc<App> {
+        let vod = Vod::new(
+            crate::vod::open_store(&config.vod_store),
+            config.public_url.clone(),
+        );
+        App::with_engine_and_vod(config, engine, vod)
+    }
+
+    /// Like [`App::with_engine`] with a VOD the caller opened ([`Vod::open`]).
+    pub fn with_engine_and_vod(config: Config, engine: Arc<Engine>, vod: Arc<Vod>) -> Arc<App> {
         let app = Arc::new(App {
             config,
             engine,
+            vod,
             metrics: Metrics::default(),
             mp4_cache: Mutex::new(HashMap::new()),
             tasks: Mutex::new(Vec::new()),
@@ -87,6 +104,7 @@ impl App {
 
     /// Stops background tasks.
     pub async fn shutdown(&self) {
+        self.vod.shutdown(self.config.shutdown_grace).await;
         for t in self.tasks.lock().drain(..) {
             t.abort();
         }
@@ -129,9 +147,8 @@ impl App {
                 }
                 r
             }
-            Route::ClipLink { .. } | Route::ClipMedia { .. } | Route::VodMp4(_) => {
-                public::handle(self, route, &parts)
-            }
+            Route::ClipLink { .. } | Route::ClipMedia { .. } => public::handle(self, route, &parts),
+            Route::VodMp4(id) => crate::vod::http::mp4(&self.vod, id, &parts).await,
             Route::Preflight => Ok(public::preflight()),
             Route::MethodNotAllowed(allow) => Err(ApiError::MethodNotAllowed(allow)),
             Route::NotFound => Err(ApiError::NotFound("no such path".into())),

@@ -10,6 +10,8 @@ use std::time::Duration;
 use clap::Args;
 use serde::Deserialize;
 
+use crate::vod::StoreConfig;
+
 /// `dvrclip serve` flags. Each also reads an environment variable; a config file
 /// (`--config`) fills whatever neither gave.
 #[derive(Debug, Clone, Args, Default)]
@@ -50,6 +52,16 @@ pub struct ServeArgs {
     /// Start a built-in looping demo stream (no encoder needed).
     #[arg(long, env = "DVRCLIP_DEMO")]
     pub demo: bool,
+    /// Keep VOD in this S3 bucket instead of `--data-dir` (credentials from the
+    /// standard `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY` environment variables).
+    #[arg(long, env = "DVRCLIP_S3_BUCKET")]
+    pub s3_bucket: Option<String>,
+    /// S3 endpoint URL for non-AWS stores (MinIO, Ceph…); `http://` is allowed.
+    #[arg(long, env = "DVRCLIP_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+    /// S3 region (else `AWS_REGION`, else `us-east-1`).
+    #[arg(long, env = "DVRCLIP_S3_REGION")]
+    pub s3_region: Option<String>,
 }
 
 /// The same keys as [`ServeArgs`], read from the TOML file.
@@ -67,6 +79,9 @@ struct FileConfig {
     upload_deadline_secs: Option<u64>,
     shutdown_grace_secs: Option<u64>,
     demo: Option<bool>,
+    s3_bucket: Option<String>,
+    s3_endpoint: Option<String>,
+    s3_region: Option<String>,
 }
 
 /// Size and time limits on what clients send (DESIGN §9).
@@ -119,6 +134,8 @@ pub struct Config {
     pub api_key_generated: bool,
     /// VOD and state directory.
     pub data_dir: PathBuf,
+    /// Where VOD is stored: `data_dir`, or an S3 bucket.
+    pub vod_store: StoreConfig,
     /// DVR + clip memory budget, bytes.
     pub memory_budget_bytes: u64,
     /// Client limits.
@@ -218,16 +235,36 @@ impl Config {
             None if demo => ("demo".to_owned(), true),
             None => (random_token()?, true),
         };
+        let data_dir = args
+            .data_dir
+            .clone()
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from("dvrclip-data"));
+        let s3_endpoint = args.s3_endpoint.clone().or(file.s3_endpoint);
+        let s3_region = args.s3_region.clone().or(file.s3_region);
+        let vod_store = match args.s3_bucket.clone().or(file.s3_bucket) {
+            Some(bucket) if bucket.is_empty() => {
+                return Err(ConfigError::Invalid("the S3 bucket name is empty".into()));
+            }
+            Some(bucket) => StoreConfig::S3 {
+                bucket,
+                endpoint: s3_endpoint,
+                region: s3_region,
+            },
+            None if s3_endpoint.is_some() || s3_region.is_some() => {
+                return Err(ConfigError::Invalid(
+                    "--s3-endpoint and --s3-region need --s3-bucket".into(),
+                ));
+            }
+            None => StoreConfig::Local(data_dir.join("vod")),
+        };
         Ok(Config {
             listen,
             public_url,
             api_key,
             api_key_generated,
-            data_dir: args
-                .data_dir
-                .clone()
-                .or(file.data_dir)
-                .unwrap_or_else(|| PathBuf::from("dvrclip-data")),
+            data_dir,
+            vod_store,
             memory_budget_bytes: args
                 .memory_budget_mib
                 .or(file.memory_budget_mib)

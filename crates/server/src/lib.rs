@@ -15,4 +15,5 @@ pub mod public;
 pub mod ranged;
 pub mod routes;
 pub mod serve;
+pub mod vod;
 pub mod wire;

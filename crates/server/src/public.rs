@@ -85,11 +85,6 @@ pub fn handle(app: &App, route: Route, parts: &Parts) -> Result<HttpResponse, Ap
             );
             resp
         }
-        Route::VodMp4(id) => {
-            return Err(ApiError::NotFound(format!(
-                "video {id} not found (this server does not persist VOD yet)"
-            )));
-        }
         other => return Err(ApiError::Internal(format!("not a public route: {other:?}"))),
     };
     if parts.method == Method::HEAD {
@@ -140,6 +135,17 @@ fn mp4_of(app: &App, clip: &Clip, name: &str) -> Result<Arc<VirtualMp4>, ApiErro
     if let Some(file) = app.mp4_cache.lock().get(&key) {
         return Ok(file.clone());
     }
+    let file = Arc::new(build_mp4(clip, &view, r)?);
+    app.mp4_cache.lock().insert(key, file.clone());
+    Ok(file)
+}
+
+/// The MP4 of rendition `r` of `clip` as of `view` (the VOD writer uses it too).
+pub(crate) fn build_mp4(
+    clip: &Clip,
+    view: &ClipView,
+    r: &dvrclip_engine::ClipRendition,
+) -> Result<VirtualMp4, ApiError> {
     let trim = clip.precise().then(|| Trim {
         lead_in_micros: view.lead_in_micros().max(0) as u64,
         duration_micros: view.requested_duration_micros().max(0) as u64,
@@ -153,14 +159,12 @@ fn mp4_of(app: &App, clip: &Clip, name: &str) -> Result<Arc<VirtualMp4>, ApiErro
             .push(init, segment)
             .map_err(|e| ApiError::Internal(format!("building the MP4: {e}")))?;
     }
-    let file = Arc::new(builder.build().map_err(|e| match e {
+    builder.build().map_err(|e| match e {
         dvrclip_fmp4::progressive::BuildError::Empty => {
             ApiError::NotFound("the clip holds no media".into())
         }
         e => ApiError::Internal(format!("building the MP4: {e}")),
-    })?);
-    app.mp4_cache.lock().insert(key, file.clone());
-    Ok(file)
+    })
 }
 
 /// CORS for public links, so a browser player on another origin works.

@@ -1,0 +1,390 @@
+//! VOD: clips with `vod_required` persisted as permanent videos (DESIGN §4, §5 Video
+//! object, §8 VOD store).
+//!
+//! Owns the video index (id → [`VideoRecord`]), the writer that turns a complete
+//! clip into a stored MP4, recovery at start-up, and the two HTTP answers
+//! ([`http`]). Bytes in and out of the store are [`store`]'s business; the MP4
+//! itself is built by `dvrclip_fmp4::progressive` as for the live clip link.
+//!
+//! Crash safety comes from the order of writes. A video's record
+//! (`videos/{id}.json`) is written `pending` when the clip is created; when the clip
+//! completes its MP4 goes to a fresh key (`media/{id}-{random}.mp4`, never
+//! overwritten), and only then the record turns `ready` naming that key. So:
+//! - nothing half-written is served: only a `ready` record names media;
+//! - at start-up ([`Vod::open`]) media no `ready` record names is removed (a write
+//!   cut short, or a crash between the media and its record), and a record still
+//!   `pending` goes to `error` (its clip lived in memory and is gone);
+//! - a store that fails turns the video to `error` with the reason; the clip and
+//!   the live DVR never wait on the store.
+//!
+//! At shutdown ([`Vod::shutdown`]) writes in progress get the grace period; videos
+//! whose clip is still recording stay `pending` and are marked `error` at the next
+//! start.
+
+pub mod http;
+pub mod record;
+pub mod store;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use dvrclip_engine::{Clip, ClipView};
+use parking_lot::Mutex;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tracing::{info, warn};
+
+pub use record::{VideoRecord, VideoStatus};
+pub use store::{ObjectVodStore, StoreConfig, StoreError, UnavailableStore, VodStore};
+
+/// Why a record found `pending` at start-up is an error.
+pub const INTERRUPTED: &str =
+    "interrupted: the server stopped before the video was written (create a new clip)";
+
+/// The videos of this server and the store they live in.
+pub struct Vod {
+    store: Arc<dyn VodStore>,
+    public_url: String,
+    videos: Mutex<BTreeMap<u64, VideoRecord>>,
+    writers: Mutex<JoinSet<()>>,
+    stop: watch::Sender<bool>,
+    /// Lowest id [`Vod::next_video_id`] may answer.
+    id_floor: AtomicU64,
+}
+
+impl std::fmt::Debug for Vod {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Vod")
+            .field("store", &self.store.describe())
+            .field("videos", &self.videos.lock().len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Vod {
+    /// A VOD over `store` with no videos known: nothing is read from the store (see
+    /// [`Vod::open`]). Links are built under `public_url`.
+    pub fn new(store: Arc<dyn VodStore>, public_url: impl Into<String>) -> Arc<Vod> {
+        Arc::new(Vod {
+            store,
+            public_url: public_url.into(),
+            videos: Mutex::new(BTreeMap::new()),
+            writers: Mutex::new(JoinSet::new()),
+            stop: watch::channel(false).0,
+            id_floor: AtomicU64::new(1),
+        })
+    }
+
+    /// Opens the VOD over `store`, recovering what a previous run left: reads every
+    /// record, marks interrupted ones `error`, removes media no `ready` record
+    /// names. Fails only when the store cannot be listed or read.
+    pub async fn open(
+        store: Arc<dyn VodStore>,
+        public_url: impl Into<String>,
+    ) -> Result<Arc<Vod>, StoreError> {
+        let vod = Vod::new(store, public_url);
+        vod.recover().await?;
+        Ok(vod)
+    }
+
+    async fn recover(&self) -> Result<(), StoreError> {
+        let store = &self.store;
+        let mut swept = 0;
+        for prefix in ["media", "videos"] {
+            swept += store.sweep_staging(prefix).await?;
+        }
+        let mut videos = BTreeMap::new();
+        for (key, _) in store.list("videos").await? {
+            let Some(id) = VideoRecord::id_of_key(&key) else {
+                continue;
+            };
+            let bytes = match store.get(&key).await {
+                Ok(b) => b,
+                Err(e) if e.is_not_found() => continue,
+                Err(e) => return Err(e),
+            };
+            match serde_json::from_slice::<VideoRecord>(&bytes) {
+                Ok(rec) if rec.id == id => {
+                    videos.insert(id, rec);
+                }
+                Ok(rec) => warn!(%key, id = rec.id, "VOD record names another id; ignored"),
+                Err(e) => warn!(%key, error = %e, "unreadable VOD record; ignored"),
+            }
+        }
+        let media: HashMap<String, u64> = store.list("media").await?.into_iter().collect();
+        let mut changed = Vec::new();
+        for rec in videos.values_mut() {
+            match rec.status {
+                VideoStatus::Pending => rec.fail(INTERRUPTED),
+                VideoStatus::Ready => {
+                    let stored = rec.media_key.as_ref().and_then(|k| media.get(k));
+                    if stored.is_none() || stored != rec.size.as_ref() {
+                        rec.fail("the stored MP4 is missing or has the wrong size");
+                    } else {
+                        continue;
+                    }
+                }
+                VideoStatus::Error => continue,
+            }
+            changed.push(rec.clone());
+        }
+        let named: HashSet<&str> = videos
+            .values()
+            .filter(|r| r.status == VideoStatus::Ready)
+            .filter_map(|r| r.media_key.as_deref())
+            .collect();
+        let mut removed = 0;
+        for key in media.keys().filter(|k| !named.contains(k.as_str())) {
+            // Written by a run that stopped before its record said `ready`.
+            match store.delete(key).await {
+                Ok(()) => removed += 1,
+                Err(e) => warn!(%key, error = %e, "could not remove unreferenced VOD media"),
+            }
+        }
+        for rec in &changed {
+            if let Err(e) = self.save(rec).await {
+                warn!(id = rec.id, error = %e, "could not record the video's error");
+            }
+        }
+        info!(
+            store = %store.describe(),
+            videos = videos.len(),
+            marked_error = changed.len(),
+            removed_media = removed,
+            swept_staging = swept,
+            "VOD store opened"
+        );
+        *self.videos.lock() = videos;
+        Ok(())
+    }
+
+    /// The store, for serving media.
+    pub fn store(&self) -> &Arc<dyn VodStore> {
+        &self.store
+    }
+
+    /// The first id no known video has (1 when there is none): what the engine's
+    /// `first_video_id` should be so ids continue after a restart.
+    pub fn next_video_id(&self) -> u64 {
+        let after_last = self
+            .videos
+            .lock()
+            .keys()
+            .next_back()
+            .map_or(1, |id| id.saturating_add(1));
+        after_last.max(self.id_floor.load(Ordering::Relaxed))
+    }
+
+    /// Makes [`Vod::next_video_id`] answer at least `id`.
+    pub fn set_floor(&self, id: u64) {
+        self.id_floor.fetch_max(id, Ordering::Relaxed);
+    }
+
+    /// A video's record.
+    pub fn video(&self, id: u64) -> Option<VideoRecord> {
+        self.videos.lock().get(&id).cloned()
+    }
+
+    /// The Gcore Video object of a video.
+    pub fn video_json(&self, id: u64) -> Option<serde_json::Value> {
+        self.video(id).map(|r| r.to_json(&self.public_url))
+    }
+
+    /// Starts persisting `clip` if it has a `video_id`: the video is `pending` at
+    /// once (so it answers before this returns), written when the clip completes.
+    pub fn spawn_writer(self: &Arc<Self>, clip: Clip, stream_name: &str) {
+        let Some(rec) = self.begin(&clip, stream_name) else {
+            return;
+        };
+        let vod = Arc::clone(self);
+        let mut stop = self.stop.subscribe();
+        let mut writers = self.writers.lock();
+        while writers.try_join_next().is_some() {}
+        writers.spawn(async move {
+            if let Err(e) = vod.save(&rec).await {
+                warn!(id = rec.id, error = %e, "could not record the pending video");
+            }
+            let view = tokio::select! {
+                v = clip.wait_complete() => v,
+                // Shutting down while the clip records: it stays `pending` in the
+                // store and becomes `error` at the next start.
+                _ = stop.wait_for(|s| *s) => return,
+            };
+            vod.finish(rec, &clip, &view).await;
+        });
+    }
+
+    /// Persists `clip` inline: record `pending`, wait for completion, write the MP4,
+    /// record `ready` (or `error`). Returns the final record; `None` if the clip
+    /// has no `video_id`.
+    pub async fn write_clip(&self, clip: &Clip, stream_name: &str) -> Option<VideoRecord> {
+        let rec = self.begin(clip, stream_name)?;
+        if let Err(e) = self.save(&rec).await {
+            warn!(id = rec.id, error = %e, "could not record the pending video");
+        }
+        let view = clip.wait_complete().await;
+        Some(self.finish(rec, clip, &view).await)
+    }
+
+    /// Stops writers: those still waiting for their clip at once, those writing
+    /// after at most `grace`.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.stop.send_replace(true);
+        let mut writers = std::mem::take(&mut *self.writers.lock());
+        let drained = tokio::time::timeout(grace, async {
+            while writers.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            warn!(
+                left = writers.len(),
+                "VOD writes cut short by shutdown; marked error at the next start"
+            );
+            writers.shutdown().await;
+        }
+    }
+
+    fn begin(&self, clip: &Clip, stream_name: &str) -> Option<VideoRecord> {
+        let id = clip.video_id()?;
+        let rec = VideoRecord {
+            id,
+            name: format!("{stream_name} {}", clip.start_utc().to_rfc3339_millis()),
+            stream_id: clip.stream_id().0,
+            clip_id: clip.id().to_string(),
+            status: VideoStatus::Pending,
+            error: None,
+            duration: 0,
+            created_at: clip.created_at().to_rfc3339_millis(),
+            width: None,
+            height: None,
+            rendition: None,
+            media_key: None,
+            size: None,
+            etag: None,
+            format_version: record::FORMAT_VERSION,
+        };
+        self.videos.lock().insert(id, rec.clone());
+        Some(rec)
+    }
+
+    async fn finish(&self, mut rec: VideoRecord, clip: &Clip, view: &ClipView) -> VideoRecord {
+        match self.write_media(&mut rec, clip, view).await {
+            Ok(()) => info!(id = rec.id, key = ?rec.media_key, size = ?rec.size, "video ready"),
+            Err(reason) => {
+                warn!(id = rec.id, %reason, "video failed");
+                rec.fail(reason);
+                if let Err(e) = self.save(&rec).await {
+                    warn!(id = rec.id, error = %e, "could not record the video's error");
+                }
+            }
+        }
+        self.videos.lock().insert(rec.id, rec.clone());
+        rec
+    }
+
+    /// Media first under a fresh key, then the `ready` record naming it.
+    async fn write_media(
+        &self,
+        rec: &mut VideoRecord,
+        clip: &Clip,
+        view: &ClipView,
+    ) -> Result<(), String> {
+        let r = view.reference().ok_or("the clip holds no media")?;
+        let file = crate::public::build_mp4(clip, view, r).map_err(|e| e.to_string())?;
+        let key = format!("media/{}-{}.mp4", rec.id, nonce()?);
+        let len = file.len();
+        let pieces = file
+            .range(0..len)
+            .map_err(|e| format!("reading the MP4: {e}"))?;
+        let written = match self.store.put_pieces(&key, len, Box::new(pieces)).await {
+            Ok(()) => self.store.head(&key).await,
+            Err(e) => Err(e),
+        };
+        match written {
+            Ok(Some(n)) if n == len => {}
+            other => {
+                self.forget_media(&key).await;
+                return Err(match other {
+                    Err(e) => format!("writing the MP4: {e}"),
+                    Ok(n) => format!("writing the MP4: {n:?} bytes stored, {len} written"),
+                });
+            }
+        }
+        let duration_micros = if clip.precise() {
+            view.requested_duration_micros()
+        } else {
+            view.actual_duration_micros()
+        };
+        let mut ready = rec.clone();
+        ready.status = VideoStatus::Ready;
+        ready.duration = (duration_micros.max(0) / 1000) as u64;
+        ready.width = r.video().map(|v| v.width);
+        ready.height = r.video().map(|v| v.height);
+        ready.rendition = Some(r.name().to_owned());
+        ready.media_key = Some(key.clone());
+        ready.size = Some(len);
+        ready.etag = Some(file.etag().to_owned());
+        if let Err(e) = self.save(&ready).await {
+            self.forget_media(&key).await;
+            return Err(format!("writing the video record: {e}"));
+        }
+        *rec = ready;
+        Ok(())
+    }
+
+    async fn forget_media(&self, key: &str) {
+        if let Err(e) = self.store.delete(key).await {
+            // Removed at the next start: no `ready` record names it.
+            warn!(%key, error = %e, "could not remove unfinished VOD media");
+        }
+    }
+
+    async fn save(&self, rec: &VideoRecord) -> Result<(), StoreError> {
+        let body = Bytes::from(rec.to_stored_json(&self.public_url).to_string());
+        self.store.put(&VideoRecord::key(rec.id), body).await
+    }
+}
+
+/// 64 random bits, hex: media keys are never reused, so a retry or a later write
+/// cannot clobber bytes a record names.
+fn nonce() -> Result<String, String> {
+    let mut b = [0u8; 8];
+    getrandom::fill(&mut b).map_err(|e| format!("no OS randomness for a media key: {e}"))?;
+    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
+}
+
+/// The store `config` asks for, or, when it cannot be opened, an
+/// [`UnavailableStore`] carrying the reason (logged): the server runs on and each
+/// video goes to `error` with that reason.
+pub fn open_store(config: &StoreConfig) -> Arc<dyn VodStore> {
+    match ObjectVodStore::open(config) {
+        Ok(s) => Arc::new(s),
+        Err(e) => {
+            tracing::error!(error = %e, "VOD store unavailable");
+            Arc::new(UnavailableStore(e.to_string()))
+        }
+    }
+}
+
+/// Opens the VOD the server's configuration names and recovers its videos. A store
+/// that cannot be opened or listed does not stop the server: it is logged, and new
+/// videos get ids from the clock (milliseconds since the epoch) so they cannot
+/// collide with videos of earlier runs that could not be read.
+pub async fn open(config: &crate::config::Config) -> Arc<Vod> {
+    let store = open_store(&config.vod_store);
+    match Vod::open(Arc::clone(&store), config.public_url.clone()).await {
+        Ok(vod) => vod,
+        Err(e) => {
+            tracing::error!(error = %e, "VOD store unreadable at start-up; existing videos are not served");
+            let vod = Vod::new(store, config.public_url.clone());
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_millis() as u64);
+            vod.set_floor(now_ms);
+            vod
+        }
+    }
+}

@@ -214,26 +214,30 @@ impl ObjectVodStore {
                 bucket,
                 endpoint,
                 region,
-            } => {
-                let mut b = AmazonS3Builder::from_env().with_bucket_name(bucket);
-                if let Some(e) = endpoint {
-                    b = b.with_endpoint(e).with_allow_http(e.starts_with("http://"));
-                }
-                if let Some(r) = region {
-                    b = b.with_region(r);
-                }
-                let s3 = b.build().map_err(|source| StoreError::Store {
-                    op: "open",
-                    key: format!("s3://{bucket}"),
-                    source,
-                })?;
-                Ok(ObjectVodStore {
-                    inner: Arc::new(s3),
-                    local_root: None,
-                    describe: format!("s3://{bucket}"),
-                })
-            }
+            } => ObjectVodStore::s3(s3_builder(
+                AmazonS3Builder::from_env(),
+                bucket,
+                endpoint.as_deref(),
+                region.as_deref(),
+            )),
         }
+    }
+
+    /// An S3 store from a builder (see [`s3_builder`]; tests add credentials).
+    pub fn s3(builder: AmazonS3Builder) -> Result<ObjectVodStore, StoreError> {
+        let bucket = builder
+            .get_config_value(&object_store::aws::AmazonS3ConfigKey::Bucket)
+            .unwrap_or_default();
+        let s3 = builder.build().map_err(|source| StoreError::Store {
+            op: "open",
+            key: format!("s3://{bucket}"),
+            source,
+        })?;
+        Ok(ObjectVodStore {
+            inner: Arc::new(s3),
+            local_root: None,
+            describe: format!("s3://{bucket}"),
+        })
     }
 
     /// Around any `object_store` backend (tests use this with custom retry settings).
@@ -244,6 +248,24 @@ impl ObjectVodStore {
             describe: describe.into(),
         }
     }
+}
+
+/// `base` (credentials, usually from the `AWS_*` environment) aimed at `bucket`, with
+/// an endpoint for non-AWS stores (plain `http://` then allowed) and a region.
+pub fn s3_builder(
+    base: AmazonS3Builder,
+    bucket: &str,
+    endpoint: Option<&str>,
+    region: Option<&str>,
+) -> AmazonS3Builder {
+    let mut b = base.with_bucket_name(bucket);
+    if let Some(e) = endpoint {
+        b = b.with_endpoint(e).with_allow_http(e.starts_with("http://"));
+    }
+    if let Some(r) = region {
+        b = b.with_region(r);
+    }
+    b
 }
 
 fn path(op: &'static str, key: &str) -> Result<Path, StoreError> {

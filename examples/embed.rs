@@ -14,8 +14,11 @@ use std::sync::Arc;
 use bytes::Bytes;
 use dvrclip::engine::{ClipRequest, Engine, EngineConfig, ManualClock, StreamSettings, WallTime};
 
-/// One rendition folder: its playlist's init name and `(segment, date)` entries.
-fn read_playlist(dir: &Path) -> Result<(String, Vec<(String, Option<WallTime>)>), Box<dyn Error>> {
+/// A media playlist as the example needs it: the init's name and `(segment, date)`.
+type Playlist = (String, Vec<(String, Option<WallTime>)>);
+
+/// One rendition folder's playlist.
+fn read_playlist(dir: &Path) -> Result<Playlist, Box<dyn Error>> {
     let text = std::fs::read_to_string(dir.join("index.m3u8"))?;
     let (mut init, mut segs, mut date) = (String::new(), Vec::new(), None);
     for line in text.lines() {

@@ -152,3 +152,66 @@ impl Track {
         self.chunks.len() != before
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::ring;
+
+    const T: [bool; 8] = [true, false, false, true, false, false, true, false];
+
+    fn at(s: f64) -> WallTime {
+        WallTime::from_unix_secs(1000).add_micros((s * 1e6) as i64)
+    }
+
+    fn seqs(c: &[Arc<Chunk>]) -> Vec<u64> {
+        c.iter().map(|c| c.seq()).collect()
+    }
+
+    #[test]
+    fn reference_widens_back_to_the_keyframe_and_ends_covering_the_end() {
+        let (r, _a) = ring(&T, at(0.0), 0);
+        // [4.5 s, 6.5 s): keyframe at 3, end covered by chunk 6 (starts at 6 s).
+        assert_eq!(
+            r.read(|st| seqs(&cut_reference(st, at(4.5), at(6.5)))),
+            [3, 4, 5, 6]
+        );
+        // An end exactly on a boundary takes no chunk starting there.
+        assert_eq!(
+            r.read(|st| seqs(&cut_reference(st, at(3.0), at(6.0)))),
+            [3, 4, 5]
+        );
+        // Before the DVR: its first keyframe chunk; past it: nothing.
+        assert_eq!(
+            r.read(|st| seqs(&cut_reference(st, at(-5.0), at(1.5)))),
+            [0, 1]
+        );
+        assert!(r.read(|st| cut_reference(st, at(9.0), at(12.0))).is_empty());
+    }
+
+    #[test]
+    fn follower_matches_within_the_tolerance() {
+        let (refr, _a) = ring(&T, at(0.0), 0);
+        // Follower boundaries 40 ms late (another encoder output, same GOPs).
+        let (fol, _b) = ring(&T, at(0.0), 40_000);
+        let cut = refr.read(|st| cut_reference(st, at(3.5), at(5.5)));
+        let (s, e) = (cut[0].start_utc(), cut[cut.len() - 1].end_utc());
+        assert_eq!(fol.read(|st| seqs(&cut_follower(st, s, e))), seqs(&cut));
+    }
+
+    #[test]
+    fn track_takes_new_chunks_until_the_bound() {
+        let (r, _a) = ring(&T[..5], at(0.0), 0);
+        let mut t = Track::default();
+        let end = at(6.5);
+        assert!(r.read(|st| t.advance(st, end, true, |st| cut_reference(st, at(4.0), end))));
+        assert_eq!(seqs(&t.chunks), [3, 4]);
+        assert!(!t.closed);
+        // Nothing new: nothing changes.
+        assert!(!r.read(|st| t.advance(st, end, true, |_| Vec::new())));
+        let (r2, _b) = ring(&T, at(0.0), 0);
+        assert!(r2.read(|st| t.advance(st, end, true, |_| Vec::new())));
+        assert_eq!(seqs(&t.chunks), [3, 4, 5, 6]);
+        assert!(t.closed, "chunk 6 covers the end");
+    }
+}

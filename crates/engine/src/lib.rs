@@ -33,6 +33,8 @@ mod error;
 mod memory;
 mod ring;
 mod stream;
+#[cfg(test)]
+mod testutil;
 mod time;
 
 pub use chunk::Chunk;

@@ -639,3 +639,47 @@ fn shared_or_arrival(
     });
     arrival
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::WallTime;
+    use crate::testutil::ring;
+
+    #[test]
+    fn search_by_wall_time_and_seq() {
+        let t0 = WallTime::from_unix_secs(1000);
+        let (r, account) = ring(&[true; 10], t0, 0);
+        r.read(|st| {
+            assert_eq!(st.first_ending_after(t0.add_micros(2_500_000)), 2);
+            assert_eq!(st.first_ending_after(t0.add_micros(3_000_000)), 3);
+            assert_eq!(st.first_ending_after(t0.add_micros(-1)), 0);
+            assert_eq!(st.first_ending_after(t0.add_micros(10_000_000)), 10);
+            assert_eq!(st.count_starting_before(t0.add_micros(3_000_000)), 3);
+            assert_eq!(st.count_starting_before(t0.add_micros(3_000_001)), 4);
+            assert_eq!(st.index_of_seq(7), Some(7));
+            assert_eq!(st.index_of_seq(10), None);
+        });
+        assert_eq!(account.total_bytes(), 10 * 300);
+    }
+
+    #[test]
+    fn prune_pops_the_front_and_releases_bytes() {
+        let t0 = WallTime::from_unix_secs(1000);
+        let (r, account) = ring(&[true; 10], t0, 0);
+        let evicted = r.prune(3_000_000);
+        assert_eq!(
+            evicted.iter().map(|c| c.seq()).collect::<Vec<_>>(),
+            [0, 1, 2, 3, 4, 5, 6]
+        );
+        // Still alive while someone holds them, released when they go.
+        assert_eq!(account.total_bytes(), 10 * 300);
+        drop(evicted);
+        assert_eq!(account.total_bytes(), 3 * 300);
+        r.read(|st| {
+            assert_eq!(
+                (st.chunks.len(), st.bytes, st.index_of_seq(8)),
+                (3, 900, Some(1))
+            )
+        });
+    }
+}

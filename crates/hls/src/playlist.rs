@@ -15,7 +15,7 @@ use std::fmt::Write;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use dvrclip_engine::{Chunk, ClipRendition, ClipView, micros_from_ticks};
+use dvrclip_engine::{Chunk, ClipRendition, ClipView};
 use dvrclip_fmp4::{InitSegment, TrackKind, VideoInfo};
 
 /// Whether the clip may still grow.
@@ -141,19 +141,21 @@ pub fn media_playlist(clip_id: &str, rendition: &ClipRendition, kind: PlaylistKi
 }
 
 /// Video frames per second measured from the chunks' video samples, each chunk read
-/// through its own init (a restart may change the track id or timescale).
+/// through its own init (a restart may change the track id or timescale). A chunk's
+/// duration is its video track's, the engine's reference track, so no sample table is
+/// summed: a 4 h clip at 30 fps holds 432,000 frames per rendition.
 fn frame_rate(chunks: &[Arc<Chunk>]) -> Option<f64> {
-    let (mut frames, mut micros) = (0u64, 0i64);
+    let (mut frames, mut secs) = (0u64, 0f64);
     for c in chunks {
         let Some(track) = c.init().video_track() else {
             continue;
         };
         if let Some(t) = c.segment().track(track.track_id) {
             frames += t.samples.len() as u64;
-            micros += micros_from_ticks(t.duration_ticks(), track.timescale);
+            secs += c.duration_secs();
         }
     }
-    (micros > 0).then(|| frames as f64 * 1e6 / micros as f64)
+    (secs > 0.0).then(|| frames as f64 / secs)
 }
 
 /// Every codec of `kinds` in the renditions' inits, each once, by kind then in clip

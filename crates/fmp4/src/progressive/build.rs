@@ -476,22 +476,23 @@ impl Mp4Builder {
             8
         };
         let mut wide = false;
-        let (moov, header_len) = loop {
-            let (mut moov, patches) =
-                write::moov(&headers, movie_timescale, movie_duration, next_id, wide)?;
-            let header_len = ftyp.len() as u64 + moov.len() as u64 + mdat_header_len;
-            let max_offset = header_len + body_len;
-            if !wide && max_offset > u64::from(u32::MAX) {
+        let (mut header, header_len) = loop {
+            let (mut header, patches) = write::moov(
+                &ftyp,
+                &headers,
+                movie_timescale,
+                movie_duration,
+                next_id,
+                wide,
+            )?;
+            let header_len = header.len() as u64 + mdat_header_len;
+            if !wide && header_len + body_len > u64::from(u32::MAX) {
                 wide = true;
                 continue;
             }
-            write::patch_offsets(&mut moov, &patches, header_len);
-            break (moov, header_len);
+            write::patch_offsets(&mut header, &patches, header_len);
+            break (header, header_len);
         };
-
-        let mut header = Vec::with_capacity(header_len as usize);
-        header.extend_from_slice(&ftyp);
-        header.extend_from_slice(&moov);
         if mdat_header_len == 16 {
             header.extend_from_slice(&1u32.to_be_bytes());
             header.extend_from_slice(b"mdat");
@@ -736,8 +737,7 @@ impl OutTrack {
         }
         // The prefix becomes part of the chunk's first sample, a sync sample.
         let first = self.sizes.len() - samples as usize;
-        let first_is_sync = self.sync.binary_search(&(first as u32 + 1)).is_ok();
-        let prefix = prefix.filter(|_| first_is_sync);
+        let prefix = prefix.filter(|_| self.sync.binary_search(&(first as u32 + 1)).is_ok());
         if let Some(p) = &prefix {
             self.sizes[first] = self.sizes[first]
                 .checked_add(p.len() as u32)

@@ -85,8 +85,10 @@ pub(super) fn ftyp(tracks: &[OutTrack]) -> Vec<u8> {
     buf
 }
 
-/// The whole `moov`, with chunk offsets relative to the `mdat` body.
+/// `ftyp` then the whole `moov`, with chunk offsets relative to the `mdat` body, in
+/// one buffer with room left for the `mdat` header (the file's first piece).
 pub(super) fn moov(
+    ftyp: &[u8],
     tracks: &[TrackHeader<'_>],
     movie_timescale: u32,
     movie_duration: u64,
@@ -104,8 +106,10 @@ pub(super) fn moov(
                 + t.descriptions.iter().map(|d| d.stsd.len()).sum::<usize>()
         })
         .sum::<usize>()
-        + 256;
+        + 256
+        + ftyp.len();
     let mut buf = Vec::with_capacity(estimate);
+    buf.extend_from_slice(ftyp);
     let mut patches = Vec::with_capacity(tracks.len());
     let moov = begin(&mut buf, b"moov");
     mvhd(&mut buf, movie_timescale, movie_duration, next_track_id)?;

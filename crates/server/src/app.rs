@@ -116,7 +116,12 @@ impl App {
         let route = route(&parts.method, parts.uri.path());
         let public = matches!(
             route,
-            Route::ClipLink { .. } | Route::ClipMedia { .. } | Route::VodMp4(_) | Route::Preflight
+            Route::ClipLink { .. }
+                | Route::ClipMedia { .. }
+                | Route::VodMp4(_)
+                | Route::VodHls(_)
+                | Route::VodHlsMedia(_)
+                | Route::Preflight
         );
         let result = match route {
             Route::Health => Ok(full(StatusCode::OK, "text/plain", "ok\n")),
@@ -149,6 +154,8 @@ impl App {
             }
             Route::ClipLink { .. } | Route::ClipMedia { .. } => public::handle(self, route, &parts),
             Route::VodMp4(id) => crate::vod::http::mp4(&self.vod, id, &parts).await,
+            Route::VodHls(id) => crate::vod::http::playlist(&self.vod, id, &parts).await,
+            Route::VodHlsMedia(id) => crate::vod::http::hls_media(&self.vod, id, &parts).await,
             Route::Preflight => Ok(public::preflight()),
             Route::MethodNotAllowed(allow) => Err(ApiError::MethodNotAllowed(allow)),
             Route::NotFound => Err(ApiError::NotFound("no such path".into())),

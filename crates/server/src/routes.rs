@@ -68,6 +68,10 @@ pub enum Route {
     },
     /// `GET|HEAD /vod/{video_id}.mp4`
     VodMp4(u64),
+    /// `GET|HEAD /vod/{video_id}.m3u8`: the video's HLS playlist.
+    VodHls(u64),
+    /// `GET|HEAD /vod/{video_id}.m4s`: the one fMP4 file that playlist addresses by ranges.
+    VodHlsMedia(u64),
     /// `OPTIONS` on a public path: a CORS preflight.
     Preflight,
     /// A known path with a method it does not accept.
@@ -118,13 +122,24 @@ pub fn route(method: &Method, path: &str) -> Route {
         ["streaming", rest @ ..] => api_route(m, rest),
         ["ingest", rest @ ..] => ingest_route(m, rest),
         ["rec", rest @ ..] => public_route(m, rest),
-        ["vod", file] => match file.strip_suffix(".mp4").and_then(id) {
-            Some(v) if get => Route::VodMp4(v),
+        ["vod", file] => match vod_file(file) {
+            Some(v) if get => v,
             Some(_) if m == Method::OPTIONS => Route::Preflight,
             Some(_) => Route::MethodNotAllowed("GET, HEAD, OPTIONS"),
             None => Route::NotFound,
         },
         _ => Route::NotFound,
+    }
+}
+
+fn vod_file(file: &str) -> Option<Route> {
+    let (stem, ext) = file.rsplit_once('.')?;
+    let v = id(stem)?;
+    match ext {
+        "mp4" => Some(Route::VodMp4(v)),
+        "m3u8" => Some(Route::VodHls(v)),
+        "m4s" => Some(Route::VodHlsMedia(v)),
+        _ => None,
     }
 }
 
@@ -356,6 +371,19 @@ mod tests {
             Route::NotFound
         );
         assert_eq!(r(Method::GET, "/rec/5/rec_abc_m/.."), Route::NotFound);
+        assert_eq!(r(Method::GET, "/vod/12.mp4"), Route::VodMp4(12));
+        assert_eq!(r(Method::HEAD, "/vod/12.m3u8"), Route::VodHls(12));
+        assert_eq!(r(Method::GET, "/vod/12.m4s"), Route::VodHlsMedia(12));
+        assert_eq!(r(Method::OPTIONS, "/vod/12.m4s"), Route::Preflight);
+        for bad in [
+            "/vod/12.txt",
+            "/vod/x.mp4",
+            "/vod/12",
+            "/vod/+1.mp4",
+            "/vod/1.2.mp4",
+        ] {
+            assert_eq!(r(Method::GET, bad), Route::NotFound, "{bad}");
+        }
     }
 
     #[test]

@@ -74,7 +74,34 @@ async fn a_written_video_is_the_clips_mp4_and_ffprobe_reads_it() {
             .unwrap();
     assert_eq!(stored, rec);
 
-    match ffprobe(&dir.join(&key)) {
+    // The HLS form: one fMP4 file (init + the chunks' own bytes) and a byte-range
+    // playlist over it (RFC 8216 §4.3.2.2, §4.3.2.5).
+    let top = clip.view().reference().unwrap().clone();
+    let mut fmp4 = top.chunks()[0].init().bytes.to_vec();
+    for c in top.chunks() {
+        fmp4.extend_from_slice(c.bytes());
+    }
+    let hls_file = std::fs::read(dir.join(rec.hls_media_key.as_ref().unwrap())).unwrap();
+    assert!(hls_file == fmp4, "HLS file is not init + segments");
+    assert_eq!(rec.hls_media_size, Some(fmp4.len() as u64));
+    let playlist = std::fs::read_to_string(dir.join(rec.hls_key.as_ref().unwrap())).unwrap();
+    let init_len = top.chunks()[0].init().bytes.len();
+    assert!(
+        playlist.contains(&format!(
+            "#EXT-X-MAP:URI=\"{}.m4s\",BYTERANGE=\"{init_len}@0\"",
+            rec.id
+        )),
+        "{playlist}"
+    );
+    assert_eq!(
+        playlist.matches("#EXT-X-BYTERANGE:").count(),
+        top.chunks().len()
+    );
+    assert!(playlist.contains("#EXT-X-PLAYLIST-TYPE:VOD"));
+    assert!(playlist.ends_with("#EXT-X-ENDLIST\n"));
+    assert_eq!(v["hls_url"], format!("http://h/vod/{}.m3u8", rec.id));
+
+    match ffprobe(dir.join(&key)) {
         Some((codecs, secs)) => {
             assert_eq!(codecs, ["h264", "aac"], "ffprobe streams");
             assert!(
@@ -238,7 +265,12 @@ async fn an_interrupted_write_is_cleaned_up_at_start_up() {
         .map(|e| format!("media/{}", e.unwrap().file_name().into_string().unwrap()))
         .collect();
     media.sort();
-    assert_eq!(media, [done.media_key.clone().unwrap()]);
+    let mut kept: Vec<String> = [&done.media_key, &done.hls_media_key, &done.hls_key]
+        .into_iter()
+        .map(|k| k.clone().unwrap())
+        .collect();
+    kept.sort();
+    assert_eq!(media, kept);
     // The errors were persisted: a second start finds them as they are.
     let again = Vod::open(local(&dir), "http://h").await.unwrap();
     assert_eq!(again.video(pending.id).unwrap().status, VideoStatus::Error);
@@ -335,7 +367,7 @@ async fn a_failing_store_turns_the_video_to_error_and_spares_the_clip() {
     assert!(rec2.error.unwrap().contains("no such bucket"));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_http_api_creates_serves_and_keeps_videos() {
     let dir = temp_dir("vod-http");
     let (engine, _clock, stream) = ladder_engine(EngineConfig::default());
@@ -405,6 +437,42 @@ async fn the_http_api_creates_serves_and_keeps_videos() {
     // §13.1.2: If-None-Match with the current tag → 304.
     let cached = http(addr, "GET", mp4_path, &[("If-None-Match", &etag)], "").await;
     assert_eq!(cached.status, 304);
+
+    // The HLS form: the playlist, ranges of its one file, and ffprobe playing it.
+    let hls_url = v["hls_url"]
+        .as_str()
+        .unwrap()
+        .replace("127.0.0.1:0", &addr.to_string());
+    let pl = http(addr, "GET", &format!("/vod/{id}.m3u8"), &[], "").await;
+    assert_eq!(pl.status, 200);
+    assert_eq!(
+        pl.header("content-type"),
+        Some("application/vnd.apple.mpegurl")
+    );
+    let text = String::from_utf8(pl.body).unwrap();
+    assert!(text.contains(&format!("URI=\"{id}.m4s\"")), "{text}");
+    let seg = http(
+        addr,
+        "GET",
+        &format!("/vod/{id}.m4s"),
+        &[("Range", "bytes=0-7")],
+        "",
+    )
+    .await;
+    assert_eq!(seg.status, 206);
+    assert_eq!(&seg.body[4..8], b"ftyp");
+    let probe = tokio::task::spawn_blocking(move || ffprobe(hls_url))
+        .await
+        .unwrap();
+    match probe {
+        Some((codecs, secs)) => {
+            assert_eq!(codecs, ["h264", "aac"], "ffprobe streams of the HLS form");
+            let ms = v["duration"].as_f64().unwrap();
+            assert!((secs * 1000.0 - ms).abs() < 150.0, "{secs} s vs {ms} ms");
+        }
+        None => eprintln!("SKIPPED ffprobe of the HLS form: ffprobe is not installed"),
+    }
+
     let head = http(addr, "HEAD", mp4_path, &[], "").await;
     assert_eq!(head.status, 200);
     assert_eq!(
@@ -445,4 +513,93 @@ async fn the_http_api_creates_serves_and_keeps_videos() {
     let _ = stop_tx.send(());
     server.await.unwrap().unwrap();
     app.shutdown().await;
+}
+
+#[test]
+fn the_store_is_local_by_default_and_s3_when_a_bucket_is_given() {
+    let base = ServeArgs {
+        data_dir: Some("/srv/d".into()),
+        api_key: Some("k".into()),
+        ..ServeArgs::default()
+    };
+    let c = Config::resolve(&base).unwrap();
+    assert_eq!(c.vod_store, StoreConfig::Local("/srv/d/vod".into()));
+    let s3 = ServeArgs {
+        s3_bucket: Some("clips".into()),
+        s3_endpoint: Some("http://127.0.0.1:9000".into()),
+        s3_region: Some("eu-west-1".into()),
+        ..base.clone()
+    };
+    assert_eq!(
+        Config::resolve(&s3).unwrap().vod_store,
+        StoreConfig::S3 {
+            bucket: "clips".into(),
+            endpoint: Some("http://127.0.0.1:9000".into()),
+            region: Some("eu-west-1".into()),
+        }
+    );
+    let orphan = ServeArgs {
+        s3_endpoint: Some("http://x".into()),
+        ..base
+    };
+    assert!(Config::resolve(&orphan).is_err());
+}
+
+#[tokio::test]
+async fn a_store_that_cannot_open_does_not_stop_the_server() {
+    let dir = temp_dir("vod-nostore");
+    let file = dir.join("not-a-dir");
+    std::fs::write(&file, b"x").unwrap();
+    let mut cfg = config(&dir);
+    cfg.vod_store = StoreConfig::Local(file.join("vod"));
+    let app = App::start(cfg).await.unwrap();
+    // Ids come from the clock so they cannot collide with unread earlier videos.
+    assert!(app.engine.config().first_video_id > 1_700_000_000_000);
+    let stream = app
+        .engine
+        .create_stream(dvrclip_engine::StreamSettings::named("s"))
+        .unwrap();
+    assert_eq!(app.engine.stream(stream.id).unwrap().name, "s");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn shutdown_leaves_a_recording_clips_video_pending_then_error_at_start() {
+    let dir = temp_dir("vod-shutdown");
+    let (engine, _clock, stream) = ladder_engine(EngineConfig::default());
+    // A clip starting now: recording until 30 s from now.
+    let clip = engine
+        .create_clip(
+            stream,
+            dvrclip_engine::ClipRequest {
+                duration_secs: 30,
+                start_unix_secs: Some(engine.now().unix_secs()),
+                vod_required: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    assert!(!clip.view().is_complete());
+    let vod = Vod::open(local(&dir), "http://h").await.unwrap();
+    vod.spawn_writer(clip.clone(), "ladder");
+    let id = clip.video_id().unwrap();
+    assert_eq!(vod.video(id).unwrap().status, VideoStatus::Pending);
+    let record = dir.join(VideoRecord::key(id));
+    for _ in 0..500 {
+        if record.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(record.exists(), "the pending record is written at once");
+    // A writer waiting for its clip does not hold shutdown for the grace period.
+    let t = std::time::Instant::now();
+    vod.shutdown(Duration::from_secs(30)).await;
+    assert!(t.elapsed() < Duration::from_secs(5));
+    let after = Vod::open(local(&dir), "http://h").await.unwrap();
+    let rec = after.video(id).unwrap();
+    assert_eq!(
+        (rec.status, rec.error.as_deref()),
+        (VideoStatus::Error, Some(INTERRUPTED))
+    );
 }

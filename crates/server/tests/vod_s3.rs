@@ -206,6 +206,23 @@ async fn s3_round_trip_against_moto() {
     let full = http(addr, "GET", &path, &[], "").await;
     assert_eq!(full.status, 200);
     assert!(full.body == expected);
+    // The HLS form from the bucket too.
+    let pl = http(addr, "GET", &format!("/vod/{}.m3u8", rec.id), &[], "").await;
+    assert_eq!(pl.status, 200);
+    assert!(
+        String::from_utf8(pl.body)
+            .unwrap()
+            .contains("#EXT-X-BYTERANGE:")
+    );
+    let seg = http(
+        addr,
+        "GET",
+        &format!("/vod/{}.m4s", rec.id),
+        &[("Range", "bytes=4-7")],
+        "",
+    )
+    .await;
+    assert_eq!((seg.status, &seg.body[..]), (206, &b"ftyp"[..]));
     let _ = stop_tx.send(());
     server.await.unwrap().unwrap();
     app.shutdown().await;

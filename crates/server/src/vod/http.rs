@@ -2,6 +2,8 @@
 //! `GET|HEAD /vod/{id}.mp4` (the stored MP4 with Range and ETag, RFC 9110 §13–14,
 //! decided by [`crate::ranged::decide`] and streamed from the store).
 //!
+//! `GET|HEAD /vod/{id}.m3u8` and `/vod/{id}.m4s` are its HLS form ([`super::hls`]).
+//!
 //! Only a `ready` video's media is served: a `pending` one answers 425 like a
 //! recording clip, an `error` one 404 with its reason.
 
@@ -30,31 +32,99 @@ pub fn video(vod: &Vod, id: u64) -> Result<serde_json::Value, ApiError> {
 
 /// `GET|HEAD /vod/{id}.mp4`.
 pub async fn mp4(vod: &Vod, id: u64, parts: &Parts) -> Result<HttpResponse, ApiError> {
+    let rec = ready(vod, id)?;
+    match (rec.media_key, rec.size, rec.etag) {
+        (Some(key), Some(size), Some(etag)) => {
+            ranged(vod, id, parts, &key, size, &etag, "video/mp4").await
+        }
+        _ => Err(ApiError::NotFound(format!("video {id} has no MP4"))),
+    }
+}
+
+/// `GET|HEAD /vod/{id}.m4s`: the single fMP4 file of the HLS playlist.
+pub async fn hls_media(vod: &Vod, id: u64, parts: &Parts) -> Result<HttpResponse, ApiError> {
+    let rec = ready(vod, id)?;
+    match (rec.hls_media_key, rec.hls_media_size, rec.etag) {
+        (Some(key), Some(size), Some(etag)) => {
+            // Another representation of the same clip: its own strong tag.
+            let etag = format!("\"{}-hls\"", etag.trim_matches('"'));
+            ranged(vod, id, parts, &key, size, &etag, "video/mp4").await
+        }
+        _ => Err(ApiError::NotFound(format!("video {id} has no HLS form"))),
+    }
+}
+
+/// `GET|HEAD /vod/{id}.m3u8`.
+pub async fn playlist(vod: &Vod, id: u64, parts: &Parts) -> Result<HttpResponse, ApiError> {
+    let rec = ready(vod, id)?;
+    let key = rec
+        .hls_key
+        .ok_or_else(|| ApiError::NotFound(format!("video {id} has no HLS form")))?;
+    let text = vod
+        .store()
+        .get(&key)
+        .await
+        .map_err(|e| store_error(id, e))?;
+    let len = text.len() as u64;
+    let body = if parts.method == http::Method::HEAD {
+        Bytes::new()
+    } else {
+        text
+    };
+    let mut resp = crate::app::full(http::StatusCode::OK, "application/vnd.apple.mpegurl", body);
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=86400"),
+    );
+    Ok(resp)
+}
+
+/// The record of a video whose media may be served.
+fn ready(vod: &Vod, id: u64) -> Result<super::VideoRecord, ApiError> {
     let rec = vod
         .video(id)
         .ok_or_else(|| ApiError::NotFound(format!("video {id} not found")))?;
-    let (key, size, etag) = match (rec.status, rec.media_key, rec.size, rec.etag) {
-        (VideoStatus::Ready, Some(key), Some(size), Some(etag)) => (key, size, etag),
-        (VideoStatus::Pending, ..) => {
-            return Err(ApiError::TooEarly(format!(
-                "video {id} is not written yet (its clip may still be recording)"
-            )));
-        }
-        _ => {
+    match rec.status {
+        VideoStatus::Ready => Ok(rec),
+        VideoStatus::Pending => Err(ApiError::TooEarly(format!(
+            "video {id} is not written yet (its clip may still be recording)"
+        ))),
+        VideoStatus::Error => {
             let why = rec.error.unwrap_or_else(|| "no media".into());
-            return Err(ApiError::NotFound(format!("video {id} failed: {why}")));
+            Err(ApiError::NotFound(format!("video {id} failed: {why}")))
         }
-    };
-    let d = crate::ranged::decide(&parts.method, &parts.headers, size, &etag);
+    }
+}
+
+fn store_error(id: u64, e: super::StoreError) -> ApiError {
+    if e.is_not_found() {
+        ApiError::NotFound(format!("video {id}: its media is gone from the store"))
+    } else {
+        ApiError::Unavailable(format!("video {id}: {e}"))
+    }
+}
+
+/// An object served with Range and conditional requests ([`crate::ranged::decide`]).
+async fn ranged(
+    vod: &Vod,
+    id: u64,
+    parts: &Parts,
+    key: &str,
+    size: u64,
+    etag: &str,
+    content_type: &'static str,
+) -> Result<HttpResponse, ApiError> {
+    let d = crate::ranged::decide(&parts.method, &parts.headers, size, etag);
     let mut headers = d.headers;
-    let ok = matches!(
+    if matches!(
         d.status,
         http::StatusCode::OK | http::StatusCode::PARTIAL_CONTENT
-    );
-    if ok {
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("video/mp4"));
+    ) {
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     }
-    // A video's bytes never change: its key is never rewritten.
+    // A video's bytes never change: its keys are never rewritten.
     headers.insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("public, max-age=86400"),
@@ -62,13 +132,11 @@ pub async fn mp4(vod: &Vod, id: u64, parts: &Parts) -> Result<HttpResponse, ApiE
     let body: HttpBody = match d.body {
         Some(r) if r.start < r.end => {
             let len = r.end - r.start;
-            let stream = vod.store().get_range(&key, r).await.map_err(|e| {
-                if e.is_not_found() {
-                    ApiError::NotFound(format!("video {id}: its media is gone from the store"))
-                } else {
-                    ApiError::Unavailable(format!("video {id}: {e}"))
-                }
-            })?;
+            let stream = vod
+                .store()
+                .get_range(key, r)
+                .await
+                .map_err(|e| store_error(id, e))?;
             StoreBody::new(stream, len).boxed()
         }
         _ => StoreBody::empty().boxed(),

@@ -21,6 +21,7 @@
 //! whose clip is still recording stay `pending` and are marked `error` at the next
 //! start.
 
+pub mod hls;
 pub mod http;
 pub mod record;
 pub mod store;
@@ -32,6 +33,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use dvrclip_engine::{Clip, ClipView};
+use dvrclip_fmp4::progressive::VirtualMp4;
 use parking_lot::Mutex;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -96,36 +98,22 @@ impl Vod {
         for prefix in ["media", "videos"] {
             swept += store.sweep_staging(prefix).await?;
         }
-        let mut videos = BTreeMap::new();
-        for (key, _) in store.list("videos").await? {
-            let Some(id) = VideoRecord::id_of_key(&key) else {
-                continue;
-            };
-            let bytes = match store.get(&key).await {
-                Ok(b) => b,
-                Err(e) if e.is_not_found() => continue,
-                Err(e) => return Err(e),
-            };
-            match serde_json::from_slice::<VideoRecord>(&bytes) {
-                Ok(rec) if rec.id == id => {
-                    videos.insert(id, rec);
-                }
-                Ok(rec) => warn!(%key, id = rec.id, "VOD record names another id; ignored"),
-                Err(e) => warn!(%key, error = %e, "unreadable VOD record; ignored"),
-            }
-        }
+        let mut videos = self.load_records().await?;
         let media: HashMap<String, u64> = store.list("media").await?.into_iter().collect();
         let mut changed = Vec::new();
         for rec in videos.values_mut() {
             match rec.status {
                 VideoStatus::Pending => rec.fail(INTERRUPTED),
                 VideoStatus::Ready => {
-                    let stored = rec.media_key.as_ref().and_then(|k| media.get(k));
-                    if stored.is_none() || stored != rec.size.as_ref() {
-                        rec.fail("the stored MP4 is missing or has the wrong size");
-                    } else {
+                    let size = |k: &Option<String>| k.as_ref().and_then(|k| media.get(k)).copied();
+                    let mp4_ok = size(&rec.media_key).is_some_and(|n| Some(n) == rec.size);
+                    let hls_ok = rec.hls_key.is_none()
+                        || (size(&rec.hls_key).is_some()
+                            && size(&rec.hls_media_key) == rec.hls_media_size);
+                    if mp4_ok && hls_ok {
                         continue;
                     }
+                    rec.fail("the stored MP4 is missing or has the wrong size");
                 }
                 VideoStatus::Error => continue,
             }
@@ -134,7 +122,8 @@ impl Vod {
         let named: HashSet<&str> = videos
             .values()
             .filter(|r| r.status == VideoStatus::Ready)
-            .filter_map(|r| r.media_key.as_deref())
+            .flat_map(|r| [&r.media_key, &r.hls_media_key, &r.hls_key])
+            .filter_map(|k| k.as_deref())
             .collect();
         let mut removed = 0;
         for key in media.keys().filter(|k| !named.contains(k.as_str())) {
@@ -159,6 +148,59 @@ impl Vod {
         );
         *self.videos.lock() = videos;
         Ok(())
+    }
+
+    /// Every record in the store (unreadable ones are logged and skipped).
+    async fn load_records(&self) -> Result<BTreeMap<u64, VideoRecord>, StoreError> {
+        let mut videos = BTreeMap::new();
+        for (key, _) in self.store.list("videos").await? {
+            let Some(id) = VideoRecord::id_of_key(&key) else {
+                continue;
+            };
+            let bytes = match self.store.get(&key).await {
+                Ok(b) => b,
+                Err(e) if e.is_not_found() => continue,
+                Err(e) => return Err(e),
+            };
+            match serde_json::from_slice::<VideoRecord>(&bytes) {
+                Ok(rec) if rec.id == id => {
+                    videos.insert(id, rec);
+                }
+                Ok(rec) => warn!(%key, id = rec.id, "VOD record names another id; ignored"),
+                Err(e) => warn!(%key, error = %e, "unreadable VOD record; ignored"),
+            }
+        }
+        Ok(videos)
+    }
+
+    /// Reads the videos of earlier runs into an index that is already in use (the
+    /// store was down at start-up). Removes nothing: media being written now is not
+    /// named by a record yet; leftovers go at the next start.
+    async fn recover_late(&self) -> Result<usize, StoreError> {
+        let found = self.load_records().await?;
+        let mut added = 0;
+        for (id, mut rec) in found {
+            if self.videos.lock().contains_key(&id) {
+                continue;
+            }
+            let fail = match (rec.status, &rec.media_key) {
+                (VideoStatus::Pending, _) => Some(INTERRUPTED),
+                (VideoStatus::Ready, Some(key)) if self.store.head(key).await? != rec.size => {
+                    Some("the stored MP4 is missing or has the wrong size")
+                }
+                (VideoStatus::Ready, None) => Some("the record names no MP4"),
+                _ => None,
+            };
+            if let Some(reason) = fail {
+                rec.fail(reason);
+                if let Err(e) = self.save(&rec).await {
+                    warn!(id, error = %e, "could not record the video's error");
+                }
+            }
+            self.videos.lock().entry(id).or_insert(rec);
+            added += 1;
+        }
+        Ok(added)
     }
 
     /// The store, for serving media.
@@ -264,6 +306,9 @@ impl Vod {
             media_key: None,
             size: None,
             etag: None,
+            hls_media_key: None,
+            hls_media_size: None,
+            hls_key: None,
             format_version: record::FORMAT_VERSION,
         };
         self.videos.lock().insert(id, rec.clone());
@@ -294,25 +339,21 @@ impl Vod {
     ) -> Result<(), String> {
         let r = view.reference().ok_or("the clip holds no media")?;
         let file = crate::public::build_mp4(clip, view, r).map_err(|e| e.to_string())?;
-        let key = format!("media/{}-{}.mp4", rec.id, nonce()?);
-        let len = file.len();
-        let pieces = file
-            .range(0..len)
-            .map_err(|e| format!("reading the MP4: {e}"))?;
-        let written = match self.store.put_pieces(&key, len, Box::new(pieces)).await {
-            Ok(()) => self.store.head(&key).await,
-            Err(e) => Err(e),
-        };
-        match written {
-            Ok(Some(n)) if n == len => {}
-            other => {
-                self.forget_media(&key).await;
-                return Err(match other {
-                    Err(e) => format!("writing the MP4: {e}"),
-                    Ok(n) => format!("writing the MP4: {n:?} bytes stored, {len} written"),
-                });
+        let stem = format!("media/{}-{}", rec.id, nonce()?);
+        let keys = [
+            format!("{stem}.mp4"),
+            format!("{stem}.m4s"),
+            format!("{stem}.m3u8"),
+        ];
+        let hls = hls::single_file(r, &format!("{}.m4s", rec.id));
+        let written = self.write_all(&keys, &file, &hls).await;
+        if let Err(e) = written {
+            for key in &keys {
+                self.forget_media(key).await;
             }
+            return Err(e);
         }
+        let [mp4_key, hls_media_key, hls_key] = keys;
         let duration_micros = if clip.precise() {
             view.requested_duration_micros()
         } else {
@@ -324,15 +365,62 @@ impl Vod {
         ready.width = r.video().map(|v| v.width);
         ready.height = r.video().map(|v| v.height);
         ready.rendition = Some(r.name().to_owned());
-        ready.media_key = Some(key.clone());
-        ready.size = Some(len);
+        ready.media_key = Some(mp4_key);
+        ready.size = Some(file.len());
         ready.etag = Some(file.etag().to_owned());
+        ready.hls_media_key = Some(hls_media_key);
+        ready.hls_media_size = Some(hls.len);
+        ready.hls_key = Some(hls_key);
         if let Err(e) = self.save(&ready).await {
-            self.forget_media(&key).await;
+            let keys = [&ready.media_key, &ready.hls_media_key, &ready.hls_key];
+            for key in keys.into_iter().flatten() {
+                self.forget_media(key).await;
+            }
             return Err(format!("writing the video record: {e}"));
         }
         *rec = ready;
         Ok(())
+    }
+
+    /// The MP4, the HLS file and its playlist, each checked by its stored size.
+    async fn write_all(
+        &self,
+        [mp4_key, hls_media_key, hls_key]: &[String; 3],
+        file: &VirtualMp4,
+        hls: &hls::SingleFile,
+    ) -> Result<(), String> {
+        let len = file.len();
+        let pieces = file
+            .range(0..len)
+            .map_err(|e| format!("reading the MP4: {e}"))?;
+        self.put_checked(mp4_key, len, Box::new(pieces))
+            .await
+            .map_err(|e| format!("writing the MP4: {e}"))?;
+        let pieces = Box::new(hls.pieces.iter().cloned());
+        self.put_checked(hls_media_key, hls.len, pieces)
+            .await
+            .map_err(|e| format!("writing the HLS media: {e}"))?;
+        let playlist = Bytes::from(hls.playlist.clone());
+        let n = playlist.len() as u64;
+        self.put_checked(hls_key, n, Box::new(std::iter::once(playlist)))
+            .await
+            .map_err(|e| format!("writing the HLS playlist: {e}"))
+    }
+
+    async fn put_checked(
+        &self,
+        key: &str,
+        len: u64,
+        pieces: store::Pieces<'_>,
+    ) -> Result<(), String> {
+        self.store
+            .put_pieces(key, len, pieces)
+            .await
+            .map_err(|e| e.to_string())?;
+        match self.store.head(key).await.map_err(|e| e.to_string())? {
+            Some(n) if n == len => Ok(()),
+            n => Err(format!("{key}: {n:?} bytes stored, {len} written")),
+        }
     }
 
     async fn forget_media(&self, key: &str) {
@@ -373,18 +461,47 @@ pub fn open_store(config: &StoreConfig) -> Arc<dyn VodStore> {
 /// that cannot be opened or listed does not stop the server: it is logged, and new
 /// videos get ids from the clock (milliseconds since the epoch) so they cannot
 /// collide with videos of earlier runs that could not be read.
+///
+/// Start-up waits at most [`RECOVERY_TIMEOUT`] for the store; after that the
+/// videos of earlier runs are read in the background every [`RECOVERY_RETRY`]
+/// until the store answers.
 pub async fn open(config: &crate::config::Config) -> Arc<Vod> {
-    let store = open_store(&config.vod_store);
-    match Vod::open(Arc::clone(&store), config.public_url.clone()).await {
-        Ok(vod) => vod,
-        Err(e) => {
-            tracing::error!(error = %e, "VOD store unreadable at start-up; existing videos are not served");
-            let vod = Vod::new(store, config.public_url.clone());
-            let now_ms = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(1, |d| d.as_millis() as u64);
-            vod.set_floor(now_ms);
-            vod
+    let vod = Vod::new(open_store(&config.vod_store), config.public_url.clone());
+    let why = match tokio::time::timeout(RECOVERY_TIMEOUT, vod.recover()).await {
+        Ok(Ok(())) => return vod,
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => format!("no answer within {} s", RECOVERY_TIMEOUT.as_secs()),
+    };
+    tracing::error!(error = %why, "VOD store unreadable at start-up; earlier videos are read once it answers");
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| d.as_millis() as u64);
+    vod.set_floor(now_ms);
+    let weak = Arc::downgrade(&vod);
+    let mut stop = vod.stop.subscribe();
+    vod.writers.lock().spawn(async move {
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(RECOVERY_RETRY) => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
+            let Some(vod) = weak.upgrade() else { return };
+            match vod.recover_late().await {
+                Ok(n) => {
+                    info!(
+                        videos = n,
+                        "VOD store answers again: earlier videos restored"
+                    );
+                    return;
+                }
+                Err(e) => warn!(error = %e, "VOD store still unreadable"),
+            }
         }
-    }
+    });
+    vod
 }
+
+/// How long start-up waits for the VOD store to list its videos.
+pub const RECOVERY_TIMEOUT: Duration = Duration::from_secs(20);
+/// Interval of later attempts when it did not.
+pub const RECOVERY_RETRY: Duration = Duration::from_secs(30);

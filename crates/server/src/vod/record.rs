@@ -67,6 +67,15 @@ pub struct VideoRecord {
     /// Strong ETag of the MP4 (quoted), the same the live clip link served.
     #[serde(default)]
     pub etag: Option<String>,
+    /// Key of the single-file fMP4 the HLS playlist addresses.
+    #[serde(default)]
+    pub hls_media_key: Option<String>,
+    /// Its size, bytes.
+    #[serde(default)]
+    pub hls_media_size: Option<u64>,
+    /// Key of the HLS media playlist.
+    #[serde(default)]
+    pub hls_key: Option<String>,
     /// [`FORMAT_VERSION`] of the writer.
     #[serde(default)]
     pub format_version: u32,
@@ -96,6 +105,8 @@ impl VideoRecord {
     pub fn to_json(&self, public_url: &str) -> Value {
         let ready = self.status == VideoStatus::Ready;
         let mp4 = ready.then(|| format!("{public_url}/vod/{}.mp4", self.id));
+        let hls =
+            (ready && self.hls_key.is_some()).then(|| format!("{public_url}/vod/{}.m3u8", self.id));
         let converted: Vec<Value> = mp4
             .iter()
             .map(|url| {
@@ -121,8 +132,7 @@ impl VideoRecord {
             "origin_url": mp4,
             "origin_size": self.size,
             "converted_videos": converted,
-            // No HLS rendition of a stored video yet: the MP4 is the VOD.
-            "hls_url": Value::Null,
+            "hls_url": hls,
             "screenshot": Value::Null,
             "clip_id": self.clip_id,
         })
@@ -137,6 +147,9 @@ impl VideoRecord {
         v["media_key"] = self.media_key.clone().into();
         v["size"] = self.size.into();
         v["etag"] = self.etag.clone().into();
+        v["hls_media_key"] = self.hls_media_key.clone().into();
+        v["hls_media_size"] = self.hls_media_size.into();
+        v["hls_key"] = self.hls_key.clone().into();
         v["format_version"] = self.format_version.into();
         v
     }
@@ -162,6 +175,9 @@ mod tests {
             media_key: None,
             size: None,
             etag: None,
+            hls_media_key: None,
+            hls_media_size: None,
+            hls_key: None,
             format_version: FORMAT_VERSION,
         }
     }
@@ -174,6 +190,9 @@ mod tests {
         r.size = Some(1234);
         r.etag = Some("\"e\"".into());
         r.width = Some(426);
+        r.hls_key = Some("media/7-00.m3u8".into());
+        r.hls_media_key = Some("media/7-00.m4s".into());
+        r.hls_media_size = Some(99);
         let text = r.to_stored_json("http://h").to_string();
         let back: VideoRecord = serde_json::from_str(&text).unwrap();
         assert_eq!(back, r);
@@ -193,6 +212,8 @@ mod tests {
         assert_eq!(v["origin_url"], "http://h/vod/7.mp4");
         assert_eq!(v["converted_videos"][0]["mp4_url"], "http://h/vod/7.mp4");
         assert!(v["hls_url"].is_null());
+        r.hls_key = Some("media/7-00.m3u8".into());
+        assert_eq!(r.to_json("http://h")["hls_url"], "http://h/vod/7.m3u8");
         assert!(v.get("media_key").is_none());
     }
 

@@ -133,7 +133,7 @@ pub fn whole(file: &VirtualMp4) -> Vec<u8> {
 
 /// `ffprobe` on a file: (codec names, format duration in seconds); `None` when
 /// ffprobe is not installed.
-pub fn ffprobe(path: &Path) -> Option<(Vec<String>, f64)> {
+pub fn ffprobe(path: impl AsRef<std::ffi::OsStr>) -> Option<(Vec<String>, f64)> {
     let out = std::process::Command::new("ffprobe")
         .args([
             "-v",

@@ -137,6 +137,16 @@ impl Track {
             let from = self
                 .seen
                 .map_or(0, |s| ring.chunks.partition_point(|c| c.seq() <= s));
+            // Chunks after the last one taken already left the ring (memory pressure
+            // evicted them before this clip was fed): end the clip here rather than
+            // leave a hole in it.
+            let lost = self
+                .seen
+                .is_some_and(|s| ring.chunks.get(from).is_some_and(|c| c.seq() != s + 1));
+            if lost {
+                self.closed = true;
+                return false;
+            }
             let to = ring.count_starting_before(bound).max(from);
             take(&mut self.chunks, &ring.chunks, from, to);
             if to > from {

@@ -246,7 +246,7 @@ impl Engine {
         }
         let recording = std::mem::take(&mut *stream.recording.lock());
         for clip in recording {
-            complete(&clip);
+            complete_clip(&clip);
         }
         for r in stream.rings() {
             drop(r.clear());
@@ -548,6 +548,9 @@ impl Engine {
             });
         }
 
+        // Held from the cut to the registration: a push landing in between waits to
+        // feed this clip, so nothing it brings is evicted before the clip sees it.
+        let mut recording = stream.recording.lock();
         let rings = stream.rings();
         let videos: Vec<_> = rings.iter().map(|r| video_of(r)).collect();
         let reference = reference_index(&videos);
@@ -613,10 +616,22 @@ impl Engine {
             .lock()
             .push(Reverse((clip.expiration_utc(), clip.id())));
         if !complete {
-            stream.recording.lock().push(clip.clone());
+            recording.push(clip.clone());
             self.recording_deadlines
                 .lock()
                 .push(Reverse((deadline, clip.id())));
+        }
+        drop(recording);
+        // A delete of the stream that raced with this call must not leave an orphan.
+        let alive = self
+            .streams
+            .read()
+            .get(&id)
+            .is_some_and(|s| Arc::ptr_eq(s, &stream));
+        if !alive {
+            self.clips.write().remove(&clip.id());
+            complete_clip(&clip);
+            return Err(Error::UnknownStream(id));
         }
         Ok(clip)
     }
@@ -665,7 +680,7 @@ impl Engine {
             stream.clips.lock().retain(|c| *c != clip.id());
             stream.recording.lock().retain(|c| c.id() != clip.id());
         }
-        complete(clip);
+        complete_clip(clip);
     }
 
     /// When a recording clip may give up waiting for its end.
@@ -734,7 +749,7 @@ impl Engine {
                 continue;
             }
             let Ok(stream) = self.stream_arc(clip.stream_id()) else {
-                complete(&clip);
+                complete_clip(&clip);
                 continue;
             };
             // Uploads since the deadline was set push it later: re-queue, lazily.
@@ -746,7 +761,7 @@ impl Engine {
                 continue;
             }
             stream.recording.lock().retain(|c| c.id() != id);
-            complete(&clip);
+            complete_clip(&clip);
             report.completed += 1;
         }
         report
@@ -777,7 +792,7 @@ impl Engine {
 }
 
 /// Marks a clip complete with the chunks it has.
-fn complete(clip: &Clip) {
+fn complete_clip(clip: &Clip) {
     let mut build = clip.0.build.lock();
     for t in &mut build.tracks {
         t.closed = true;

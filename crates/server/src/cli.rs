@@ -56,9 +56,14 @@ pub fn main() -> ExitCode {
     }
 }
 
-async fn run(config: Config) -> Result<(), Box<dyn std::error::Error>> {
+async fn run(mut config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let addr = listener.local_addr()?;
+    // With `--listen ...:0` and no `--public-url`, the default public URL (made from
+    // the listen address) would name port 0 in every push_url and clip link.
+    if config.listen.port() == 0 && config.public_url == format!("http://{}", config.listen) {
+        config.public_url = format!("http://{addr}");
+    }
     let app = crate::app::App::start(config).await?;
     // Tests and scripts read this line to find the port when listening on :0.
     println!("dvrclip listening on http://{addr}");

@@ -1,0 +1,445 @@
+//! Test support for the end-to-end tests: the real `dvrclip` binary on
+//! `127.0.0.1:0`, a small blocking HTTP/1.1 client over `std::net::TcpStream`, ffmpeg
+//! and ffprobe as the independent oracle, and a top-level ISO-BMFF box walker.
+//!
+//! The client sends every request on its own connection with `Connection: close`
+//! and bytes exactly as given (no path normalisation), so a test can send what a
+//! hostile or broken client would: `..` in a path, a lying `Content-Length`, a
+//! chunked body over a limit.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The API key every test server runs with (Gcore's tokens look like this).
+pub const KEY: &str = "1234$abcdef";
+/// The `Authorization` header value for [`KEY`].
+pub const AUTH: &str = "APIKey 1234$abcdef";
+
+/// One HTTP response, body fully read.
+#[derive(Debug, Clone)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Resp {
+    /// The first value of a header (names compare case-insensitively).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+}
+
+/// The path (and query) of an absolute `http://host:port/...` URL.
+pub fn path_of(url: &str) -> &str {
+    let rest = url
+        .strip_prefix("http://")
+        .unwrap_or_else(|| panic!("not an http URL: {url}"));
+    &rest[rest.find('/').unwrap_or(rest.len())..]
+}
+
+/// Sends `raw` (a whole request, head and body) on a new connection and reads the
+/// answer to EOF. Writing happens on its own thread: a server may answer (413, 403)
+/// before it has read the body, and the test must still see that answer.
+pub fn exchange(addr: SocketAddr, raw: Vec<u8>, head_request: bool) -> Resp {
+    let stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let w = std::thread::spawn(move || {
+        // The server may close early (a refused body); that is its right.
+        let _ = writer.write_all(&raw);
+        let _ = writer.flush();
+    });
+    let mut buf = Vec::new();
+    let mut reader = stream;
+    let read = reader.read_to_end(&mut buf);
+    let _ = w.join();
+    if let Err(e) = read {
+        // A reset after the answer arrived (the server closed with unread body):
+        // keep what was read.
+        assert!(!buf.is_empty(), "reading the response: {e}");
+    }
+    parse_response(&buf, head_request)
+}
+
+fn parse_response(buf: &[u8], head_request: bool) -> Resp {
+    let end = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no complete response head in {} bytes", buf.len()));
+    let head = std::str::from_utf8(&buf[..end]).expect("response head is not UTF-8");
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap();
+    let status: u16 = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
+    let headers: Vec<(String, String)> = lines
+        .map(|l| {
+            let (n, v) = l.split_once(':').expect("header line");
+            (n.trim().to_owned(), v.trim().to_owned())
+        })
+        .collect();
+    let mut resp = Resp {
+        status,
+        headers,
+        body: Vec::new(),
+    };
+    let rest = &buf[end + 4..];
+    if head_request || status == 204 || status == 304 || (100..200).contains(&status) {
+        assert!(rest.is_empty(), "a body after a {status} / HEAD answer");
+        return resp;
+    }
+    resp.body = if resp
+        .header("transfer-encoding")
+        .is_some_and(|te| te.eq_ignore_ascii_case("chunked"))
+    {
+        dechunk(rest)
+    } else if let Some(len) = resp.header("content-length") {
+        let len: usize = len.parse().expect("Content-Length");
+        assert_eq!(rest.len(), len, "body length vs Content-Length");
+        rest.to_vec()
+    } else {
+        rest.to_vec()
+    };
+    resp
+}
+
+fn dechunk(mut rest: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let eol = rest
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .expect("chunk size");
+        let size_text = std::str::from_utf8(&rest[..eol]).unwrap();
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap().trim(), 16)
+            .expect("chunk size");
+        rest = &rest[eol + 2..];
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&rest[..size]);
+        rest = &rest[size + 2..];
+    }
+}
+
+/// A request with an optional body (sent with `Content-Length`).
+pub fn request(
+    addr: SocketAddr,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> Resp {
+    let mut raw = format!("{method} {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (n, v) in headers {
+        raw.push_str(&format!("{n}: {v}\r\n"));
+    }
+    if let Some(b) = body {
+        raw.push_str(&format!("Content-Length: {}\r\n", b.len()));
+    }
+    raw.push_str("\r\n");
+    let mut raw = raw.into_bytes();
+    if let Some(b) = body {
+        raw.extend_from_slice(b);
+    }
+    exchange(addr, raw, method == "HEAD")
+}
+
+/// A `GET` with no extra headers.
+pub fn get(addr: SocketAddr, target: &str) -> Resp {
+    request(addr, "GET", target, &[], None)
+}
+
+/// An API call with the right key and a JSON body.
+pub fn api(addr: SocketAddr, method: &str, target: &str, body: Option<&str>) -> Resp {
+    let mut headers = vec![("Authorization", AUTH)];
+    if body.is_some() {
+        headers.push(("Content-Type", "application/json"));
+    }
+    request(addr, method, target, &headers, body.map(str::as_bytes))
+}
+
+/// Panics with the response unless its status is `status`; returns it.
+#[track_caller]
+pub fn expect(resp: Resp, status: u16) -> Resp {
+    assert_eq!(
+        resp.status,
+        status,
+        "expected {status}, got {}: {}",
+        resp.status,
+        resp.text()
+    );
+    resp
+}
+
+/// A fresh empty directory under the system temp dir.
+pub fn temp_dir(tag: &str) -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "dvrclip-e2e-{}-{tag}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The real `dvrclip` binary, serving on `127.0.0.1:0`; killed when dropped.
+pub struct Server {
+    pub addr: SocketAddr,
+    child: Child,
+    _stdout: BufReader<ChildStdout>,
+    pub log: PathBuf,
+}
+
+impl Server {
+    /// Starts `dvrclip serve --listen 127.0.0.1:0 --api-key KEY` plus `extra` flags and
+    /// waits for its `dvrclip listening on http://ADDR` line. Logs go to a file.
+    pub fn start(extra: &[&str]) -> Server {
+        let dir = temp_dir("server");
+        let log = dir.join("server.log");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_dvrclip"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--api-key", KEY])
+            .arg("--data-dir")
+            .arg(dir.join("data"))
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("spawning dvrclip");
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        let addr = loop {
+            line.clear();
+            if stdout.read_line(&mut line).unwrap() == 0 {
+                let _ = child.wait();
+                panic!(
+                    "dvrclip exited before listening; log:\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
+            if let Some(a) = line.trim().strip_prefix("dvrclip listening on http://") {
+                break a.parse().expect("listen address");
+            }
+        };
+        Server {
+            addr,
+            child,
+            _stdout: stdout,
+            log,
+        }
+    }
+
+    /// Sends SIGTERM and waits (bounded) for the exit status.
+    pub fn terminate(mut self) -> ExitStatus {
+        let pid = self.child.id().to_string();
+        let ok = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill -TERM {pid}");
+        let until = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < until, "dvrclip did not exit after SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Whether ffmpeg and ffprobe run; prints why a test is skipped when not.
+pub fn have_ffmpeg(test: &str) -> bool {
+    let ok = |bin: &str| {
+        Command::new(bin)
+            .arg("-version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if ok("ffmpeg") && ok("ffprobe") {
+        return true;
+    }
+    eprintln!("SKIPPED {test}: ffmpeg/ffprobe not found on PATH (CI installs them)");
+    false
+}
+
+/// The renditions the test ladder pushes: name, width, height, video bitrate.
+pub const LADDER: [(&str, u32, u32, &str); 3] = [
+    ("media_3_240", 426, 240, "300k"),
+    ("media_2_180", 320, 180, "200k"),
+    ("media_1_144", 256, 144, "150k"),
+];
+
+/// Starts ffmpeg pushing a live 3-rendition ladder to `push_url` for `secs` seconds,
+/// the command shape of `shared/tools/push_live.sh` at small sizes: H.264 + AAC,
+/// 2 s keyframe-aligned fMP4 segments, chunked PUTs on persistent connections.
+pub fn push_ladder(push_url: &str, secs: u32) -> Child {
+    let [(n0, w0, h0, b0), (n1, w1, h1, b1), (n2, w2, h2, b2)] = LADDER;
+    let _ = (w0, h0);
+    Command::new("ffmpeg")
+        .args(["-hide_banner", "-nostdin", "-loglevel", "error", "-re"])
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            &format!("testsrc2=size={w0}x{h0}:rate=30"),
+        ])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+        .args(["-t", &secs.to_string()])
+        .args([
+            "-filter_complex",
+            &format!("[0:v]split=3[a][b][c];[b]scale={w1}:{h1}[b2];[c]scale={w2}:{h2}[c2]"),
+        ])
+        .args(["-map", "[a]", "-map", "[b2]", "-map", "[c2]"])
+        .args(["-map", "1:a", "-map", "1:a", "-map", "1:a"])
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-profile:v",
+            "high",
+        ])
+        .args([
+            "-bf",
+            "2",
+            "-g",
+            "60",
+            "-keyint_min",
+            "60",
+            "-sc_threshold",
+            "0",
+        ])
+        .args(["-b:v:0", b0, "-b:v:1", b1, "-b:v:2", b2])
+        .args(["-c:a", "aac", "-b:a", "64k"])
+        .args(["-f", "hls", "-hls_time", "2", "-hls_segment_type", "fmp4"])
+        .args(["-hls_list_size", "10"])
+        .args(["-hls_flags", "program_date_time+independent_segments"])
+        .args(["-master_pl_name", "master.m3u8"])
+        .args([
+            "-var_stream_map",
+            &format!("v:0,a:0,name:{n0} v:1,a:1,name:{n1} v:2,a:2,name:{n2}"),
+        ])
+        .args(["-method", "PUT", "-http_persistent", "1"])
+        .args(["-hls_fmp4_init_filename", "init.mp4"])
+        .args([
+            "-hls_segment_filename",
+            &format!("{push_url}/%v/seg_%05d.m4s"),
+        ])
+        .arg(format!("{push_url}/%v/index.m3u8"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawning ffmpeg")
+}
+
+/// `ffprobe -v error -of json ARGS URL`, parsed.
+pub fn ffprobe(url: &str, args: &[&str]) -> Value {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-of", "json"])
+        .args(args)
+        .arg(url)
+        .output()
+        .expect("running ffprobe");
+    assert!(
+        out.status.success(),
+        "ffprobe {args:?} {url}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("ffprobe JSON")
+}
+
+/// Decodes every stream of `url` with `ffmpeg -v error ... -f null -` and returns
+/// what it printed (empty when the decode was clean) and whether it exited 0.
+pub fn ffmpeg_decode(url: &str) -> (bool, String) {
+    let out = Command::new("ffmpeg")
+        .args(["-hide_banner", "-nostdin", "-v", "error", "-i", url])
+        .args(["-map", "0", "-f", "null", "-"])
+        .output()
+        .expect("running ffmpeg");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Top-level boxes of an ISO-BMFF file: (type, offset, size).
+pub fn top_level_boxes(file: &[u8]) -> Vec<(String, u64, u64)> {
+    let mut out = Vec::new();
+    let mut pos = 0usize;
+    while pos + 8 <= file.len() {
+        let size32 = u32::from_be_bytes(file[pos..pos + 4].try_into().unwrap()) as u64;
+        let kind = String::from_utf8_lossy(&file[pos + 4..pos + 8]).into_owned();
+        let size = match size32 {
+            0 => (file.len() - pos) as u64,
+            1 => u64::from_be_bytes(file[pos + 8..pos + 16].try_into().unwrap()),
+            n => n,
+        };
+        assert!(size >= 8, "box {kind} at {pos} has size {size}");
+        out.push((kind, pos as u64, size));
+        pos += size as usize;
+    }
+    assert_eq!(pos, file.len(), "top-level boxes do not tile the file");
+    out
+}
+
+/// The workspace's committed fixtures.
+pub fn fixture(rel: &str) -> Vec<u8> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(rel);
+    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// Polls `f` every 500 ms until it returns `Some`, for at most `limit`. Used only to
+/// wait on real ingest from a real encoder, where no clock can be driven.
+#[track_caller]
+pub fn poll<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let until = Instant::now() + limit;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < until, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}

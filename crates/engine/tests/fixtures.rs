@@ -296,3 +296,67 @@ fn ladder_renditions_cut_at_the_same_boundaries() {
     }
     assert!(!bounds[1].0.is_empty());
 }
+
+#[test]
+fn audio_group_follows_the_video_reference() {
+    let e = env("2026-11-25T06:11:30Z");
+    for (name, rel) in [
+        ("media_2_144", "agroup/media_2_144"),
+        ("media_1_90", "agroup/media_1_90"),
+        ("audio", "agroup/audio"),
+    ] {
+        e.clock.advance_secs(-6);
+        upload(&e, name, rel, true);
+    }
+    let audio = e.engine.rendition_chunks(e.s, "audio").unwrap_or_default();
+    // AAC frames do not land on 2 s: the audio segments run 2.005 s, the last one short.
+    assert!(
+        audio.iter().all(|c| c.is_keyframe()),
+        "audio-only chunks are independent"
+    );
+    let top = e
+        .engine
+        .rendition_chunks(e.s, "media_2_144")
+        .unwrap_or_default();
+    let req = ClipRequest {
+        duration_secs: 1,
+        start_unix_secs: Some(top[1].start_utc().unix_secs()),
+        ..Default::default()
+    };
+    let clip = match e.engine.create_clip(e.s, req) {
+        Ok(c) => c,
+        Err(err) => panic!("{err}"),
+    };
+    assert_eq!(clip.reference_rendition(), "media_2_144");
+    let v = clip.view();
+    let Some(a) = v.rendition("audio") else {
+        panic!("no audio rendition")
+    };
+    assert!(!a.chunks().is_empty());
+    let (Some(a0), Some(r0)) = (a.start_utc(), v.actual_start()) else {
+        panic!("empty")
+    };
+    assert!(a0.micros_since(r0).abs() <= dvrclip_engine::FOLLOW_TOLERANCE_MICROS);
+    assert!(
+        a.end_utc()
+            >= v.actual_end()
+                .map(|t| t.add_micros(-dvrclip_engine::FOLLOW_TOLERANCE_MICROS))
+    );
+}
+
+#[test]
+fn chunked_cmaf_segments_are_one_chunk_each() {
+    let e = env("2026-11-25T06:09:20Z");
+    upload(&e, "video", "chunked/video", true);
+    let chunks = e.engine.rendition_chunks(e.s, "video").unwrap_or_default();
+    assert_eq!(chunks.len(), 2);
+    for c in &chunks {
+        // Four 0.5 s moof+mdat pairs, one chunk of 2 s.
+        assert_eq!(c.segment().mdat_ranges.len(), 4);
+        assert!((c.duration_secs() - 2.0).abs() < 1e-6);
+    }
+    assert_eq!(
+        chunks[1].start_utc().micros_since(chunks[0].start_utc()),
+        2_000_000
+    );
+}

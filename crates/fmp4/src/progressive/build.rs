@@ -201,7 +201,7 @@ impl Mp4Builder {
             if init_changed || t.expected_src_decode != Some(first.decode_ticks) {
                 // A new run: its first reference sample is presented where everything
                 // before it ends, so the output timeline has neither gap nor overlap.
-                let src = t.to_out(i128::from(first.presentation_ticks())) + t.src_shift;
+                let src = t.to_out(presentation(first)) + t.src_shift;
                 let out = if t.sample_count == 0 {
                     0
                 } else {
@@ -375,7 +375,7 @@ impl Mp4Builder {
             let first_index = out
                 .descriptions
                 .last()
-                .map_or(1, |d| d.first_index + d.count);
+                .map_or(1, |d| d.first_index.saturating_add(d.count));
             out.descriptions.push(Description {
                 stsd: t.entry.stsd.clone(),
                 first_index,
@@ -457,7 +457,9 @@ impl Mp4Builder {
                 duration: shown,
                 media_time,
             });
-            let duration = empty + shown;
+            let duration = empty
+                .checked_add(shown)
+                .ok_or(BuildError::TooLarge("duration"))?;
             movie_duration = movie_duration.max(duration);
             headers.push(TrackHeader {
                 track: t,
@@ -577,7 +579,7 @@ impl OutTrack {
                 index,
             });
         }
-        let description = self.desc_base + index - 1;
+        let description = self.desc_base.saturating_add(index - 1);
         // After a switch of sample entry (a restart with new SPS/PPS), repeat the new
         // parameter sets in-band before the keyframe: stsc already points decoders
         // at the new entry, but parsers that only look at the stream (ffmpeg's h264
@@ -597,7 +599,7 @@ impl OutTrack {
             None => {
                 let out_decode = match ctx.anchor {
                     Some(a) => {
-                        let src = i128::from(first.presentation_ticks()) + self.src_shift;
+                        let src = presentation(first) + self.src_shift;
                         let movie = rescale(a.out - a.src, ctx.ref_timescale, self.timescale) + src;
                         if self.sample_count == 0 {
                             self.presentation_offset = movie - cto;
@@ -812,6 +814,12 @@ fn out_of_bounds(ctx: &AppendCtx<'_>, ts: &TrackSamples, s: &Sample) -> BuildErr
     }
 }
 
+/// Presentation time in source ticks, without the overflow `Sample::presentation_ticks`
+/// could hit on a hostile `tfdt`.
+fn presentation(s: &Sample) -> i128 {
+    i128::from(s.decode_ticks) + i128::from(s.composition_offset)
+}
+
 /// Whether two inits are the same bytes: pointer equality first, as the engine hands
 /// the same `Bytes` to every segment of a run.
 fn same_bytes(a: &Bytes, b: &Bytes) -> bool {
@@ -904,7 +912,8 @@ fn stsd_entry_count(stsd: &[u8]) -> Option<u32> {
         return None;
     }
     let count = u32::from_be_bytes([head[12], head[13], head[14], head[15]]);
-    (count > 0).then_some(count)
+    // Each entry is a box of at least 8 bytes: a larger count is a lie.
+    (count > 0 && count as usize <= (stsd.len() - 16) / 8).then_some(count)
 }
 
 /// `x` ticks at `from` Hz as ticks at `to` Hz, rounded to nearest.

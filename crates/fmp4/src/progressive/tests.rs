@@ -528,6 +528,7 @@ fn audio_lead_is_absorbed_by_the_edit_list() {
     // so both tracks start at 0 (ffmpeg's faststart would show audio 14 ms early).
     let synth = Synth {
         audio_shift: -700,
+        time_base: 10 * u64::from(VIDEO_TS),
         ..Synth::default()
     };
     let init = synth.init();
@@ -870,5 +871,68 @@ proptest! {
         let got: Vec<u8> = pieces.iter().flat_map(|p| p.iter().copied()).collect();
         prop_assert_eq!(got.len() as u64, e - s);
         prop_assert_eq!(&got[..], &file[s as usize..e as usize]);
+    }
+}
+
+fn hostile_sample(offsets: Range<u32>) -> impl Strategy<Value = Sample> {
+    (
+        any::<u64>(),
+        any::<u32>(),
+        any::<i32>(),
+        offsets,
+        0u32..8,
+        any::<bool>(),
+    )
+        .prop_map(|(dt, duration, cto, offset, size, is_sync)| Sample {
+            decode_ticks: dt,
+            duration,
+            composition_offset: cto,
+            offset,
+            size,
+            is_sync,
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+    /// Hostile sample tables (any times, offsets, sizes, edit lists, timescales) never
+    /// panic the builder, and a built file's pieces always add up to its length.
+    #[test]
+    fn hostile_tables_never_panic(
+        segs in proptest::collection::vec(
+            (proptest::collection::vec(hostile_sample(0..210), 0..6),
+             proptest::collection::vec(hostile_sample(215..300), 0..6),
+             0u32..3,
+             any::<bool>()),
+            1..4),
+        media_time in -1i64..5000,
+        empty in 0u64..u64::MAX,
+        timescale in 1u32..200_000,
+    ) {
+        let mut init = Synth::default().init();
+        init.tracks[0].edits = vec![EditEntry { segment_duration: empty, media_time, media_rate: 1 }];
+        init.tracks[1].timescale = timescale;
+        let mut other = init.clone();
+        other.bytes = Bytes::from_static(b"another init");
+        other.tracks[1].timescale = timescale / 2 + 1;
+        let mut b = Mp4Builder::new(Options::default());
+        for (video, audio, sdi, restart) in segs {
+            let seg = MediaSegment {
+                bytes: Bytes::from(vec![3u8; 300]),
+                producer_time: None,
+                events: vec![],
+                tracks: vec![
+                    TrackSamples { track_id: 1, base_decode_ticks: 0, sample_description_index: sdi, samples: video },
+                    TrackSamples { track_id: 2, base_decode_ticks: 0, sample_description_index: 1, samples: audio },
+                ],
+                mdat_ranges: vec![8..200, 220..300],
+            };
+            let _ = b.push(if restart { &other } else { &init }, &seg);
+        }
+        let built = b.build();
+        if let Ok(mp4) = built {
+            let total: u64 = mp4.range(0..mp4.len()).unwrap().map(|p| p.len() as u64).sum();
+            prop_assert_eq!(total, mp4.len());
+        }
     }
 }

@@ -23,8 +23,16 @@
 //!
 //! A later init whose sample entry differs (e.g. a new resolution after a restart)
 //! becomes a second entry of `stsd`, chosen per chunk by `stsc`'s
-//! `sample_description_index`; a later init with another timescale for a track has
-//! its samples' times rescaled into the first init's timescale.
+//! `sample_description_index`; its parameter sets (from `avcC`/`hvcC`) are also
+//! repeated in-band before the first keyframe after the switch, as a small extra
+//! piece, because stream parsers (ffmpeg's) ignore the switch. A later init with
+//! another timescale for a track has its samples' times rescaled into the first
+//! init's timescale. Tracks other than video and audio are left out.
+//!
+//! Proof: unit tests walk the written `moov` box by box (`tests.rs`); the ffmpeg
+//! fixtures are checked by ffprobe, `ffmpeg -f null` and the `mp4` crate
+//! (`tests/progressive.rs`; `DVRCLIP_KEEP_MP4=1` keeps the files); costs are in
+//! `benches/mp4.rs` (`cargo bench --bench mp4`).
 
 mod build;
 mod slices;

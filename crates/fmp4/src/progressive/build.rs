@@ -19,7 +19,7 @@ use crate::model::{
 ///
 /// ```
 /// # fn f(init: &dvrclip_fmp4::InitSegment, segs: &[dvrclip_fmp4::MediaSegment])
-/// # -> Result<(), dvrclip_fmp4::progressive::BuildError> {
+/// # -> Result<(), Box<dyn std::error::Error>> {
 /// use dvrclip_fmp4::progressive::{Mp4Builder, Options};
 /// let mut b = Mp4Builder::new(Options { identity: b"clip-42/media_2_720".to_vec(), trim: None });
 /// for s in segs {

@@ -40,6 +40,25 @@ fn rendition_dvr<'a>(dvr: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no rendition {name} in {dvr}"))
 }
 
+/// The DVR once every rendition holds `n` chunks, or after 10 s, whichever is first.
+/// ffmpeg exits without reading the answers to its last uploads, so the server may
+/// still be storing them when ffmpeg is gone (seen: the DVR read 1 ms before the
+/// last segment of one rendition was stored). Waiting on real ingest: no clock to
+/// drive.
+fn wait_for_chunks(addr: SocketAddr, stream: u64, n: u64) -> Value {
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let d = dvr(addr, stream);
+        let all = LADDER
+            .iter()
+            .all(|(name, ..)| rendition_dvr(&d, name)["chunks"].as_u64() >= Some(n));
+        if all || std::time::Instant::now() > until {
+            return d;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 fn create_clip(addr: SocketAddr, stream: u64, body: &str) -> Resp {
     api(
         addr,
@@ -247,7 +266,7 @@ fn live_ladder_through_the_real_binary() {
     let no_dvr_id = no_dvr["id"].as_u64().unwrap();
 
     // ----- a live ladder from real ffmpeg -----
-    let ffmpeg = push_ladder(&push_url, 24);
+    let ffmpeg = push_ladder(&push_url, 24, 440);
     let (top, top_w, top_h, _) = LADDER[0];
     poll("two chunks in the DVR", Duration::from_secs(40), || {
         let d = dvr(addr, sid);
@@ -349,20 +368,7 @@ fn live_ladder_through_the_real_binary() {
     );
     // Issue 7: "An e2e test with real ffmpeg must prove every upload lands": 24 s at
     // `-hls_time 2` is 12 segments per rendition, all in the DVR, with no gap.
-    // ffmpeg exits without reading the answers to its last uploads, so the server
-    // may still be storing them when it is gone (seen: the DVR read 1 ms before the
-    // last segment of one rendition was stored): wait for them, briefly.
-    let waiting = std::time::Instant::now() + Duration::from_secs(10);
-    let d = loop {
-        let d = dvr(addr, sid);
-        let all = LADDER
-            .iter()
-            .all(|(name, ..)| rendition_dvr(&d, name)["chunks"].as_u64() >= Some(12));
-        if all || std::time::Instant::now() > waiting {
-            break d;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let d = wait_for_chunks(addr, sid, 12);
     assert_eq!(d["renditions"].as_array().unwrap().len(), 3, "{d}");
     for (name, ..) in LADDER {
         let r = rendition_dvr(&d, name);
@@ -399,6 +405,10 @@ fn live_ladder_through_the_real_binary() {
             "{s}"
         );
     }
+
+    // The encoder restarts (below) while the past clip is checked.
+    let restart = push_ladder(&push_url, 6, 660);
+    let run1 = d.clone();
 
     // ----- a clip from the past -----
     // DESIGN §4: "`start` in the past: cut from the DVR at once."
@@ -757,6 +767,76 @@ fn live_ladder_through_the_real_binary() {
         assert!(listed.iter().any(|c| &c["id"] == id), "{id} not listed");
     }
 
+    // ----- an encoder restart (DESIGN §7) -----
+    // "An encoder restart (a new init segment, or media time going backwards) starts a
+    // new discontinuity; the old chunks keep their own init; nothing already stored is
+    // overwritten." ffmpeg ran again on the same push_url: media time restarts at 0
+    // and file names at seg_00000, with other bytes (another tone).
+    let out = restart.wait_with_output().expect("waiting for ffmpeg");
+    assert!(
+        out.status.success(),
+        "ffmpeg (restart) failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let d = wait_for_chunks(addr, sid, 15);
+    for (name, ..) in LADDER {
+        let r = rendition_dvr(&d, name);
+        assert_eq!(r["chunks"], 15, "{name}: {d}");
+        let ranges = r["ranges"].as_array().unwrap();
+        assert_eq!(ranges.len(), 2, "{name}: {r}");
+        assert_eq!(r["discontinuities"].as_array().unwrap().len(), 2, "{r}");
+        assert_eq!(ranges[1]["chunks"], 3, "{name}: {r}");
+        assert_eq!(
+            ranges[0],
+            rendition_dvr(&run1, name)["ranges"][0],
+            "{name}: the first run changed"
+        );
+        assert!(
+            ranges[1]["start"].as_f64() >= ranges[0]["end"].as_f64(),
+            "{r}"
+        );
+    }
+    // A clip across the restart: 3 s before the first run's end to 3 s into the second.
+    let runs = &rendition_dvr(&d, top)["ranges"];
+    let across_start = runs[0]["end"].as_f64().unwrap().floor() as i64 - 3;
+    let across_end = runs[1]["start"].as_f64().unwrap().ceil() as i64 + 3;
+    let across_len = across_end - across_start;
+    let across = expect(
+        create_clip(
+            addr,
+            sid,
+            &format!(r#"{{"start": {across_start}, "duration": {across_len}}}"#),
+        ),
+        200,
+    )
+    .json();
+    assert_eq!(across["state"], "complete", "{across}");
+    assert_covers(&across, across_start as f64, across_len as f64, 0.05);
+    let across_base = clip_base(&across);
+    let across_dir = across_base.rsplit_once('/').unwrap().0.to_owned();
+    // DESIGN §6: "`EXT-X-DISCONTINUITY` where the encoder restarted".
+    let mut run2_first = None;
+    for (name, ..) in LADDER {
+        let text = expect(get(addr, &format!("{across_base}_{name}.m3u8")), 200).text();
+        assert_eq!(
+            text.matches("#EXT-X-DISCONTINUITY\n").count(),
+            1,
+            "{name}:\n{text}"
+        );
+        if name == top {
+            // The first segment after the restart is the second run's seg_00000.
+            let after = text.split("#EXT-X-DISCONTINUITY\n").nth(1).unwrap();
+            let uri = media_uris(after)[0].clone();
+            run2_first = Some(expect(get(addr, &format!("{across_dir}/{uri}")), 200).body);
+            // The MP4 holds the media, not the gap between the runs.
+            let mp4 = format!("http://{addr}{across_base}_master.mp4");
+            check_mp4(&mp4, (top_w, top_h), extinf_total(&text));
+        }
+    }
+    let run2_first = run2_first.unwrap();
+    let (ok, errors) = ffmpeg_decode(&format!("http://{addr}{across_base}_master.m3u8"));
+    assert!(ok && errors.is_empty(), "HLS across the restart:\n{errors}");
+
     // ----- ingest refusals leave the DVR exactly as it was (DESIGN §7) -----
     let dvr_before = dvr(addr, sid);
     let cut = |addr| {
@@ -832,14 +912,33 @@ fn live_ladder_through_the_real_binary() {
         );
     }
     // "A PUT to a path already received is idempotent (a retry): no duplicate chunk."
-    let first_index = ((past["actual_start"].as_f64().unwrap() - first_chunk) / 2.0).round() as u64;
     expect(
-        put(
-            &format!("{key_path}/{top}/seg_{first_index:05}.m4s"),
-            &real_segment,
-        ),
+        put(&format!("{key_path}/{top}/seg_00000.m4s"), &run2_first),
         200,
     );
+    // "... and so does an aborted one (never commit a partial body)": a whole valid
+    // segment (the first run's, which would open a new discontinuity if stored)
+    // whose body ends early, declared longer or with no last chunk, then the client
+    // half-closes as ffmpeg does.
+    let seg_path = format!("{key_path}/{top}/seg_00013.m4s");
+    let mut short = format!(
+        "PUT {seg_path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\n\r\n",
+        real_segment.len() + 1
+    )
+    .into_bytes();
+    short.extend_from_slice(&real_segment);
+    let mut unfinished = format!(
+        "PUT {seg_path} HTTP/1.1\r\nHost: {addr}\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n",
+        real_segment.len()
+    )
+    .into_bytes();
+    unfinished.extend_from_slice(&real_segment);
+    unfinished.extend_from_slice(b"\r\n");
+    for raw in [short, unfinished] {
+        // half_close(true): the server still answers a client that shut its side.
+        let r = send_then_half_close(addr, &raw).expect("no answer to a half-closed client");
+        assert_eq!(r.status, 400, "an aborted body: {}", r.text());
+    }
     // "A DELETE removes nothing a clip holds; the DVR window alone decides".
     let del = request(
         addr,
@@ -908,10 +1007,11 @@ fn live_ladder_through_the_real_binary() {
     assert!(status.success(), "exit after SIGTERM: {status}");
 }
 
-/// DESIGN §7: "413 too large"; §9: "segment body 50 MiB" is configurable. A refused
-/// body commits nothing; a segment under the limit still lands.
+/// DESIGN §7: "413 too large"; §9: "segment body 50 MiB" is configurable. "A refused
+/// upload leaves the ring exactly as it was, and so does an aborted one (never
+/// commit a partial body)": the same bytes sent whole then land.
 #[test]
-fn segment_body_limit() {
+fn refused_and_aborted_uploads_commit_nothing() {
     let server = Server::start(&["--max-segment-mib", "1"]);
     let addr = server.addr;
     let stream = expect(
@@ -963,8 +1063,31 @@ fn segment_body_limit() {
     assert!(r.json()["error"].is_string());
     assert_eq!(dvr(addr, sid), before, "a refused body changed the DVR");
 
-    // A real segment under the limit, sent chunked like ffmpeg's, lands.
+    // A whole valid segment in a body that ends early (declared longer, or chunked
+    // with no last chunk), the client half-closing after it.
     let seg = fixture("ladder/media_3_240/seg_00000.m4s");
+    let mut short = format!(
+        "PUT {dir}/seg_00000.m4s HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\n\r\n",
+        seg.len() + 1
+    )
+    .into_bytes();
+    short.extend_from_slice(&seg);
+    let mut unfinished = format!(
+        "PUT {dir}/seg_00000.m4s HTTP/1.1\r\nHost: {addr}\r\n\
+         Transfer-Encoding: chunked\r\n\r\n{:x}\r\n",
+        seg.len()
+    )
+    .into_bytes();
+    unfinished.extend_from_slice(&seg);
+    unfinished.extend_from_slice(b"\r\n");
+    for raw in [short, unfinished] {
+        // half_close(true): the server still answers a client that shut its side.
+        let r = send_then_half_close(addr, &raw).expect("no answer to a half-closed client");
+        assert_eq!(r.status, 400, "an aborted body: {}", r.text());
+        assert_eq!(dvr(addr, sid), before, "an aborted body changed the DVR");
+    }
+
+    // The same segment, whole and chunked like ffmpeg's, lands.
     let mut raw = format!(
         "PUT {dir}/seg_00000.m4s HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
          Transfer-Encoding: chunked\r\n\r\n{:x}\r\n",

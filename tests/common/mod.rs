@@ -311,7 +311,9 @@ pub const LADDER: [(&str, u32, u32, &str); 3] = [
 /// Starts ffmpeg pushing a live 3-rendition ladder to `push_url` for `secs` seconds,
 /// the command shape of `shared/tools/push_live.sh` at small sizes: H.264 + AAC,
 /// 2 s keyframe-aligned fMP4 segments, chunked PUTs on persistent connections.
-pub fn push_ladder(push_url: &str, secs: u32) -> Child {
+/// `tone_hz` picks the audio: the sources are deterministic, so a second run with
+/// the same tone would send byte-identical segments (indistinguishable from retries).
+pub fn push_ladder(push_url: &str, secs: u32, tone_hz: u32) -> Child {
     let [(n0, w0, h0, b0), (n1, w1, h1, b1), (n2, w2, h2, b2)] = LADDER;
     let _ = (w0, h0);
     Command::new("ffmpeg")
@@ -322,7 +324,12 @@ pub fn push_ladder(push_url: &str, secs: u32) -> Child {
             "-i",
             &format!("testsrc2=size={w0}x{h0}:rate=30"),
         ])
-        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            &format!("sine=frequency={tone_hz}:sample_rate=48000"),
+        ])
         .args(["-t", &secs.to_string()])
         .args([
             "-filter_complex",
@@ -428,6 +435,20 @@ pub fn fixture(rel: &str) -> Vec<u8> {
         .join("tests/fixtures")
         .join(rel);
     std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// Sends `raw` and then shuts the writing side, as a client that gives up (or
+/// crashes) mid-body does; returns the answer if the server sent one.
+pub fn send_then_half_close(addr: SocketAddr, raw: &[u8]) -> Option<Resp> {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    stream.write_all(raw).unwrap();
+    stream.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut buf = Vec::new();
+    let _ = stream.read_to_end(&mut buf);
+    (!buf.is_empty()).then(|| parse_response(&buf, false))
 }
 
 /// Polls `f` every 500 ms until it returns `Some`, for at most `limit`. Used only to

@@ -6,7 +6,7 @@
 //!
 //! # Parsing: [`parse_init`] and [`parse_segment`]
 //!
-//! The box layer is our own (`reader`), about 250 lines, because neither crate on
+//! The box layer is our own (`reader`, under 300 lines), because neither crate on
 //! crates.io reads real encoder output as we need it:
 //! - `mp4` 0.14 keeps only the last `trun` of a `traf` and reads signed (`trun` v1)
 //!   composition offsets as unsigned, so B-frame fragments from ffmpeg come out wrong;

@@ -603,3 +603,82 @@ async fn shutdown_leaves_a_recording_clips_video_pending_then_error_at_start() {
         (VideoStatus::Error, Some(INTERRUPTED))
     );
 }
+
+/// A store whose media writes take `delay` (a slow link to the bucket).
+#[derive(Debug)]
+struct Slow(Arc<dyn VodStore>, Duration);
+
+impl VodStore for Slow {
+    fn put<'a>(&'a self, key: &'a str, body: Bytes) -> BoxFuture<'a, Result<(), StoreError>> {
+        self.0.put(key, body)
+    }
+    fn put_pieces<'a>(
+        &'a self,
+        key: &'a str,
+        len: u64,
+        pieces: Pieces<'a>,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            tokio::time::sleep(self.1).await;
+            self.0.put_pieces(key, len, pieces).await
+        })
+    }
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Bytes, StoreError>> {
+        self.0.get(key)
+    }
+    fn get_range<'a>(
+        &'a self,
+        key: &'a str,
+        range: std::ops::Range<u64>,
+    ) -> BoxFuture<'a, Result<ByteStream, StoreError>> {
+        self.0.get_range(key, range)
+    }
+    fn head<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<u64>, StoreError>> {
+        self.0.head(key)
+    }
+    fn list<'a>(
+        &'a self,
+        prefix: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<(String, u64)>, StoreError>> {
+        self.0.list(prefix)
+    }
+    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+        self.0.delete(key)
+    }
+    fn describe(&self) -> String {
+        "slow".into()
+    }
+}
+
+#[tokio::test]
+async fn shutdown_lets_a_write_in_progress_finish_within_the_grace_period() {
+    let (engine, _clock, stream) = ladder_engine(EngineConfig::default());
+
+    // Within the grace period: the video is finished and ready after a restart.
+    let dir = temp_dir("vod-grace");
+    let slow = Arc::new(Slow(local(&dir), Duration::from_millis(100)));
+    let vod = Vod::open(slow, "http://h").await.unwrap();
+    let clip = ladder_clip(&engine, stream);
+    vod.spawn_writer(clip.clone(), "ladder");
+    vod.shutdown(Duration::from_secs(30)).await;
+    let id = clip.video_id().unwrap();
+    assert_eq!(vod.video(id).unwrap().status, VideoStatus::Ready);
+    let after = Vod::open(local(&dir), "http://h").await.unwrap();
+    assert_eq!(after.video(id).unwrap().status, VideoStatus::Ready);
+
+    // Past it: the write is cut, and the next start shows an error, no media.
+    let dir = temp_dir("vod-grace-cut");
+    let slow = Arc::new(Slow(local(&dir), Duration::from_secs(60)));
+    let vod = Vod::open(slow, "http://h").await.unwrap();
+    let clip = ladder_clip(&engine, stream);
+    vod.spawn_writer(clip.clone(), "ladder");
+    vod.shutdown(Duration::from_millis(200)).await;
+    let id = clip.video_id().unwrap();
+    let after = Vod::open(local(&dir), "http://h").await.unwrap();
+    let rec = after.video(id).unwrap();
+    assert_eq!(
+        (rec.status, rec.error.as_deref()),
+        (VideoStatus::Error, Some(INTERRUPTED))
+    );
+    assert_eq!(local(&dir).list("media").await.unwrap(), []);
+}

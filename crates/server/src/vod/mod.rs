@@ -250,6 +250,8 @@ impl Vod {
                 warn!(id = rec.id, error = %e, "could not record the pending video");
             }
             let view = tokio::select! {
+                // A clip complete at shutdown is a write to finish, not to drop.
+                biased;
                 v = clip.wait_complete() => v,
                 // Shutting down while the clip records: it stays `pending` in the
                 // store and becomes `error` at the next start.

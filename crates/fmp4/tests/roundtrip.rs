@@ -692,3 +692,71 @@ fn unknown_track_is_refused() {
     assert_eq!(err.kind, ErrorKind::UnknownTrack(7));
     assert_eq!(err.path, "moof/traf/tfhd");
 }
+
+/// §8.8.7.1: without base-data-offset-present and default-base-is-moof, "the
+/// base-data-offset for the first track in the movie fragment is the position of the
+/// first byte of the enclosing Movie Fragment Box, and for second and subsequent track
+/// fragments, the default is the end of the data defined by the preceding track
+/// fragment". §8.8.8.3: a run without data_offset starts where the previous one ended.
+#[test]
+fn implicit_base_chains_across_trafs_and_runs() {
+    let track = |audio| TrackSpec {
+        audio,
+        timescale: 90000,
+        v1: false,
+        width: 320,
+        trex: TrackDefaults {
+            sample_description_index: 1,
+            sample_duration: 3000,
+            sample_size: 7,
+            sample_flags: 0,
+        },
+    };
+    let tracks = [track(false), track(true)];
+    let run = |n| TrunSpec {
+        version: 0,
+        data_offset: false,
+        first_flags: None,
+        duration: false,
+        size: false,
+        flags: false,
+        cto: false,
+        samples: vec![(0, 0, 0, 0); n],
+    };
+    let traf = |t| TrafSpec {
+        track: t,
+        base: Base::Implicit,
+        sdi: None,
+        duration: None,
+        size: None,
+        flags: None,
+        tfdt: Some((1, 1000)),
+        truns: vec![run(2), run(3)],
+    };
+    let spec = SegSpec {
+        styp: true,
+        prft: None,
+        emsg: None,
+        moofs: vec![vec![traf(0), traf(1)]],
+    };
+    let written = write_segment(&tracks, &spec);
+    // Only the very first run needs a data_offset (the moof start is not its data).
+    let flags: Vec<u8> = written
+        .counts
+        .iter()
+        .map(|&at| written.bytes[at - 1] & 1)
+        .collect();
+    assert_eq!(flags, [1, 0, 0, 0]);
+    let seg = parse_segment(Bytes::from(written.bytes.clone()), &parse(&tracks, false)).unwrap();
+    assert_eq!(seg, written.expected);
+    let offsets: Vec<u32> = seg
+        .tracks
+        .iter()
+        .flat_map(|t| &t.samples)
+        .map(|s| s.offset)
+        .collect();
+    let first = seg.mdat_ranges[0].start;
+    assert_eq!(offsets, (0..10).map(|i| first + 7 * i).collect::<Vec<_>>());
+    assert_eq!(seg.tracks[1].samples[0].decode_ticks, 1000);
+    assert_eq!(seg.tracks[1].samples[4].decode_ticks, 1000 + 4 * 3000);
+}

@@ -1,13 +1,14 @@
 //! End-to-end tests of `dvrclip serve` (issue 7; DESIGN §4–7, §9).
 //!
 //! `live_ladder_through_the_real_binary` runs the real binary on `127.0.0.1:0` and
-//! pushes a live 3-rendition ladder with real ffmpeg once (~24 s); every section
-//! after it (clips from the past and from now, public links, validation, ingest
-//! refusals, Gcore client shapes, deletion, shutdown) shares that push. ffprobe and
+//! pushes a live 3-rendition ladder with real ffmpeg once (~24 s), then restarts the
+//! encoder for 6 s; every section (clips from the past, from now and across the
+//! restart, public links, validation, auth, ingest refusals, Gcore client shapes,
+//! deletion, shutdown) shares those pushes. ffprobe and
 //! ffmpeg are the oracle for every MP4 and playlist the server writes.
-//! `segment_body_limit` needs no encoder. `expired_clip_links_answer_404` runs the
-//! server in-process on an engine whose clock the test drives, so an expiry an hour
-//! away takes no time.
+//! `demo_stream_is_clippable` runs `--demo` alone; `refused_and_aborted_uploads_commit_nothing`
+//! needs no encoder. `expired_clip_links_answer_404` runs the server in-process on an
+//! engine whose clock the test drives, so an expiry takes no time.
 
 mod common;
 
@@ -1005,6 +1006,59 @@ fn live_ladder_through_the_real_binary() {
     // DESIGN §9: "graceful shutdown on SIGTERM/SIGINT".
     let status = server.terminate();
     assert!(status.success(), "exit after SIGTERM: {status}");
+}
+
+/// DESIGN §9: "`--demo` starts a built-in looping demo stream so a newcomer can clip
+/// at once": the binary alone, no encoder, no configured key. A clip across the
+/// demo's loop seam (every 8 s) plays as one file with no decode error.
+#[test]
+fn demo_stream_is_clippable() {
+    if !have_ffmpeg("demo_stream_is_clippable") {
+        return;
+    }
+    let mut server = Server::start_with(&["--demo"]);
+    let addr = server.addr;
+    let line = server.stdout_line();
+    assert!(line.trim_end().ends_with(": demo"), "{line:?}");
+    let auth = [("Authorization", "APIKey demo")];
+    let streams = expect(request(addr, "GET", "/streaming/streams", &auth, None), 200).json();
+    let demo = &streams.as_array().expect("an array")[0];
+    assert_eq!(demo["name"], "demo", "{streams}");
+    let sid = demo["id"].as_u64().unwrap();
+    let dvr_path = format!("/streaming/streams/{sid}/dvr");
+    // The demo pushes a 2 s segment every 2 s of real time: wait for 6 (one loop and
+    // a half). Waiting on the demo's real-time ingest: no clock to drive here.
+    let d = poll("six demo chunks", Duration::from_secs(30), || {
+        let d = expect(request(addr, "GET", &dvr_path, &auth, None), 200).json();
+        let n = d["renditions"].as_array()?.first()?["chunks"].as_u64()?;
+        (n >= 6).then_some(d)
+    });
+    let range = &d["renditions"][0]["ranges"][0];
+    assert_eq!(
+        d["renditions"][0]["ranges"].as_array().unwrap().len(),
+        1,
+        "{d}"
+    );
+    let seam = range["start"].as_f64().unwrap() + 8.0;
+    let start = seam.floor() as i64 - 3;
+    let body = format!(r#"{{"start": {start}, "duration": 6}}"#);
+    let clip = expect(
+        request(
+            addr,
+            "PUT",
+            &format!("/streaming/streams/{sid}/clip_recording"),
+            &auth,
+            Some(body.as_bytes()),
+        ),
+        200,
+    )
+    .json();
+    assert_eq!(clip["state"], "complete", "{clip}");
+    assert_covers(&clip, start as f64, 6.0, 0.05);
+    let duration = clip["actual_duration"].as_f64().unwrap();
+    check_mp4(clip["mp4_master"].as_str().unwrap(), (426, 240), duration);
+    let (ok, errors) = ffmpeg_decode(clip["hls_master"].as_str().unwrap());
+    assert!(ok && errors.is_empty(), "demo HLS:\n{errors}");
 }
 
 /// DESIGN §7: "413 too large"; §9: "segment body 50 MiB" is configurable. "A refused

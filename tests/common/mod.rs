@@ -214,7 +214,7 @@ pub fn temp_dir(tag: &str) -> PathBuf {
 pub struct Server {
     pub addr: SocketAddr,
     child: Child,
-    _stdout: BufReader<ChildStdout>,
+    stdout: BufReader<ChildStdout>,
     pub log: PathBuf,
 }
 
@@ -222,13 +222,20 @@ impl Server {
     /// Starts `dvrclip serve --listen 127.0.0.1:0 --api-key KEY` plus `extra` flags and
     /// waits for its `dvrclip listening on http://ADDR` line. Logs go to a file.
     pub fn start(extra: &[&str]) -> Server {
+        let mut args = vec!["--api-key", KEY];
+        args.extend_from_slice(extra);
+        Server::start_with(&args)
+    }
+
+    /// Starts `dvrclip serve --listen 127.0.0.1:0` plus exactly `args`.
+    pub fn start_with(args: &[&str]) -> Server {
         let dir = temp_dir("server");
         let log = dir.join("server.log");
         let mut child = Command::new(env!("CARGO_BIN_EXE_dvrclip"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--api-key", KEY])
+            .args(["serve", "--listen", "127.0.0.1:0"])
             .arg("--data-dir")
             .arg(dir.join("data"))
-            .args(extra)
+            .args(args)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -253,9 +260,16 @@ impl Server {
         Server {
             addr,
             child,
-            _stdout: stdout,
+            stdout,
             log,
         }
+    }
+
+    /// The next line the server printed on stdout (after the listening line).
+    pub fn stdout_line(&mut self) -> String {
+        let mut line = String::new();
+        self.stdout.read_line(&mut line).unwrap();
+        line
     }
 
     /// Sends SIGTERM and waits (bounded) for the exit status.

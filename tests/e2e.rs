@@ -12,6 +12,7 @@
 
 mod common;
 
+use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -289,6 +290,13 @@ fn live_ladder_through_the_real_binary() {
     assert_eq!(live["duration"], 6);
     let live_start = live["start"].as_i64().unwrap() as f64;
     assert!((live_start - requested_at).abs() <= 1.0, "{live}");
+    // Stream object: "`live` (ingest seen in the last few seconds)".
+    let s = expect(
+        api(addr, "GET", &format!("/streaming/streams/{sid}"), None),
+        200,
+    )
+    .json();
+    assert_eq!(s["live"], true, "{s}");
     let live_base = clip_base(&live);
     let live_mp4 = live["mp4_master"].as_str().unwrap().to_owned();
 
@@ -917,6 +925,17 @@ fn live_ladder_through_the_real_binary() {
         put(&format!("{key_path}/{top}/seg_00000.m4s"), &run2_first),
         200,
     );
+    // DESIGN §7: "`PUT` or `POST`".
+    expect(
+        request(
+            addr,
+            "POST",
+            &format!("{key_path}/{top}/seg_00000.m4s"),
+            &[],
+            Some(&run2_first),
+        ),
+        200,
+    );
     // "... and so does an aborted one (never commit a partial body)": a whole valid
     // segment (the first run's, which would open a new discontinuity if stored)
     // whose body ends early, declared longer or with no last chunk, then the client
@@ -960,6 +979,24 @@ fn live_ladder_through_the_real_binary() {
         !metrics.contains("\ndvrclip_ingest_errors_total 0\n"),
         "refusals are counted: {metrics}"
     );
+
+    // ----- dvr_cleanup: "drop the stream's DVR (clips already cut stay)" -----
+    expect(
+        api(
+            addr,
+            "PUT",
+            &format!("/streaming/streams/{sid}/dvr_cleanup"),
+            None,
+        ),
+        200,
+    );
+    let cleaned = dvr(addr, sid);
+    for (name, ..) in LADDER {
+        assert_eq!(rendition_dvr(&cleaned, name)["chunks"], 0, "{cleaned}");
+    }
+    let kept = expect(get(addr, &mp4_path), 200);
+    assert_eq!(kept.body, full.body, "a cut clip keeps its media");
+    expect(get(addr, &format!("{base}_{top}/seg_0.m4s")), 200);
 
     // ----- DELETE a stream: its clips die with it (DESIGN §5) -----
     expect(
@@ -1059,6 +1096,68 @@ fn demo_stream_is_clippable() {
     check_mp4(clip["mp4_master"].as_str().unwrap(), (426, 240), duration);
     let (ok, errors) = ffmpeg_decode(clip["hls_master"].as_str().unwrap());
     assert!(ok && errors.is_empty(), "demo HLS:\n{errors}");
+}
+
+/// DESIGN §9: "header read timeout 30 s (hyper enforces it only when a timer is
+/// installed), body idle timeout 15 s", here set to 1 s each. A client that stops
+/// mid-headers is disconnected; one that stops mid-body gets 408. This waits on the
+/// server's own timers (about 1 s each): the binary has no clock to drive.
+#[test]
+fn stalled_clients_are_cut_off() {
+    let server = Server::start(&["--header-timeout-secs", "1", "--body-idle-secs", "1"]);
+    let addr = server.addr;
+    let stream = expect(
+        api(
+            addr,
+            "POST",
+            "/streaming/streams",
+            Some(r#"{"name": "slow"}"#),
+        ),
+        201,
+    )
+    .json();
+    let ingest = path_of(stream["push_url"].as_str().unwrap()).to_owned();
+
+    let started = std::time::Instant::now();
+    let mut conn = std::net::TcpStream::connect(addr).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    let mut buf = Vec::new();
+    // EOF (maybe after a 408) rather than the read timeout: the server hung up.
+    conn.read_to_end(&mut buf)
+        .expect("the server closes the connection");
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(10),
+        "headers cut off after {waited:?}"
+    );
+    assert!(
+        buf.is_empty() || buf.starts_with(b"HTTP/1.1 408"),
+        "{}",
+        String::from_utf8_lossy(&buf)
+    );
+
+    let seg = fixture("ladder/media_3_240/init_0.mp4");
+    let mut conn = std::net::TcpStream::connect(addr).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let head = format!(
+        "PUT {ingest}/media_3_240/init_0.mp4 HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+        seg.len()
+    );
+    conn.write_all(head.as_bytes()).unwrap();
+    conn.write_all(&seg[..seg.len() / 2]).unwrap();
+    let mut buf = Vec::new();
+    let _ = conn.read_to_end(&mut buf);
+    let text = String::from_utf8_lossy(&buf);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    // Nothing was stored: the rendition has no init.
+    let d = dvr(addr, stream["id"].as_u64().unwrap());
+    assert_eq!(d["renditions"].as_array().map(Vec::len), Some(0), "{d}");
+    // The server still serves.
+    expect(get(addr, "/healthz"), 200);
 }
 
 /// DESIGN §7: "413 too large"; §9: "segment body 50 MiB" is configurable. "A refused

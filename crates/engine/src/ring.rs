@@ -66,7 +66,9 @@ pub enum AnchorSource {
     PlaylistDate,
     /// An earlier anchor of the same discontinuity advanced by media time.
     MediaTime,
-    /// Arrival time of the discontinuity's first chunk.
+    /// Arrival time of the discontinuity's first chunk. An encoder uploads a chunk
+    /// once it is complete, so wall time runs about one chunk ahead of production:
+    /// a clip of "now" starts with the newest chunk held.
     Arrival,
 }
 

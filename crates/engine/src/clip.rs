@@ -263,6 +263,12 @@ impl ClipView {
         self.state
     }
 
+    /// Whether the reference rendition holds no chunk yet (a recording clip whose
+    /// start has not arrived, or one completed with nothing).
+    pub fn is_empty(&self) -> bool {
+        self.reference().is_none_or(|r| r.chunks.is_empty())
+    }
+
     /// Whether the clip is complete.
     pub fn is_complete(&self) -> bool {
         self.state == ClipState::Complete

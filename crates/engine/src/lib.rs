@@ -50,3 +50,11 @@ pub use time::{Clock, MICROS_PER_SEC, ManualClock, SystemClock, WallTime, micros
 
 /// The parsed segment types the engine consumes, re-exported for convenience.
 pub use dvrclip_fmp4::{InitSegment, MediaSegment};
+
+/// What an embedding server needs, in one `use dvrclip_engine::prelude::*;`.
+pub mod prelude {
+    pub use crate::{
+        Chunk, Clip, ClipId, ClipRendition, ClipRequest, ClipState, ClipView, Clock, Engine,
+        EngineConfig, Error, StreamId, StreamPatch, StreamSettings, SystemClock, WallTime,
+    };
+}

@@ -1,8 +1,22 @@
 //! The per-rendition ring of chunks: one writer (ingest), many readers (cutter, HTTP).
 //!
 //! Owns [`Ring`]: a `VecDeque<Arc<Chunk>>` in push order behind a `parking_lot::RwLock`,
-//! plus the writer's state for the current discontinuity (init, wall-clock anchor). What it must not hold: clips, or anything a reader keeps after its
-//! read lock ends — readers copy out `Arc`s and release the lock before any I/O.
+//! plus the writer's state for the current discontinuity (init, wall-clock anchor).
+//! What it must not hold: clips, or anything a reader keeps after its read lock ends —
+//! readers copy out `Arc`s and release the lock before any I/O.
+//!
+//! Ingest rules (DESIGN §2, §7), applied under the write lock:
+//! - wall time: the chunk's own `prft` (ISO/IEC 14496-12 §8.16.5), else the
+//!   discontinuity's anchor advanced by media time; a new discontinuity anchors on its
+//!   first chunk's arrival (shared with sibling renditions of the stream so a ladder
+//!   lands on one timeline). `EXT-X-PROGRAM-DATE-TIME` arrives after its segment and
+//!   re-anchors it later ([`Ring::set_segment_date`]); a `prft` or date a day away
+//!   from arrival is ignored as a broken clock;
+//! - a new init, or media time going backwards or jumping by more than
+//!   [`JUMP_TOLERANCE_MICROS`], opens a discontinuity with its own init and anchor; a
+//!   forward jump of up to 5 min with the same init keeps the clock mapping (a lost
+//!   upload); nothing stored is overwritten;
+//! - a retry (same start and same bytes in the current discontinuity) is a no-op.
 //!
 //! Why a `RwLock` around a `VecDeque` rather than an arc-swap snapshot: a snapshot
 //! that readers can hold without a lock must be rebuilt or copied on every push, O(n)

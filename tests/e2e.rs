@@ -325,6 +325,10 @@ fn live_ladder_through_the_real_binary() {
             let segs = media_uris(&playlist);
             if let Some(last) = segs.last() {
                 expect(get(addr, &format!("{live_dir}/{last}")), 200);
+                // Once a rendition holds media, the master lists it.
+                let master = expect(get(addr, &format!("{live_base}_master.m3u8")), 200).text();
+                let uri = format!("{}_{top}.m3u8", live_base.rsplit('/').next().unwrap());
+                assert!(master.contains(&uri), "{master}");
             }
             if segs.len() > watched.len() {
                 watched = segs;
@@ -346,6 +350,11 @@ fn live_ladder_through_the_real_binary() {
         "EVENT playlist never listed a segment while recording: {watched:?} / {final_segs:?}"
     );
     assert_eq!(final_segs[..watched.len()], watched[..], "{vod}");
+    let live_master = format!("http://{addr}{live_base}_master.m3u8");
+    let master = expect(get(addr, path_of(&live_master)), 200).text();
+    assert_eq!(variants(&master).len(), 3, "{master}");
+    let (ok, errors) = ffmpeg_decode(&live_master);
+    assert!(ok && errors.is_empty(), "live clip HLS:\n{errors}");
     let clips = expect(
         api(
             addr,

@@ -1,14 +1,18 @@
 //! End-to-end tests of `dvrclip serve` (issue 7; DESIGN §4–7, §9).
 //!
-//! `live_ladder_through_the_real_binary` runs the real binary on `127.0.0.1:0` and
+//! `live_ladder_through_the_real_binary` runs the real binary on `127.0.0.1:0`,
 //! pushes a live 3-rendition ladder with real ffmpeg once (~24 s), then restarts the
 //! encoder for 6 s; every section (clips from the past, from now and across the
 //! restart, public links, validation, auth, ingest refusals, Gcore client shapes,
-//! deletion, shutdown) shares those pushes. ffprobe and
-//! ffmpeg are the oracle for every MP4 and playlist the server writes.
-//! `demo_stream_is_clippable` runs `--demo` alone; `refused_and_aborted_uploads_commit_nothing`
-//! needs no encoder. `expired_clip_links_answer_404` runs the server in-process on an
-//! engine whose clock the test drives, so an expiry takes no time.
+//! deletion, shutdown) shares those pushes. ffprobe and ffmpeg are the oracle for
+//! every MP4 and playlist the server writes. `demo_stream_is_clippable` runs
+//! `--demo` alone; `refused_and_aborted_uploads_commit_nothing` and
+//! `stalled_clients_are_cut_off` need no encoder. `expired_clip_links_answer_404`
+//! runs the server in-process on an engine whose clock the test drives, so an
+//! expiry takes no time.
+//!
+//! Waits happen only on real ingest (an encoder or the demo pushing in real time)
+//! and on the binary's own timers, polling every 200–500 ms with a bound.
 
 mod common;
 

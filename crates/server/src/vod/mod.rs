@@ -2,14 +2,16 @@
 //! object, §8 VOD store).
 //!
 //! Owns the video index (id → [`VideoRecord`]), the writer that turns a complete
-//! clip into a stored MP4, recovery at start-up, and the two HTTP answers
+//! clip into a stored MP4 and HLS form, recovery at start-up, and the HTTP answers
 //! ([`http`]). Bytes in and out of the store are [`store`]'s business; the MP4
-//! itself is built by `dvrclip_fmp4::progressive` as for the live clip link.
+//! itself is built by `dvrclip_fmp4::progressive` as for the live clip link, the
+//! HLS form by [`hls`].
 //!
 //! Crash safety comes from the order of writes. A video's record
 //! (`videos/{id}.json`) is written `pending` when the clip is created; when the clip
-//! completes its MP4 goes to a fresh key (`media/{id}-{random}.mp4`, never
-//! overwritten), and only then the record turns `ready` naming that key. So:
+//! completes its media goes to fresh keys (`media/{id}-{random}.mp4`, `.m4s` and
+//! `.m3u8`, never overwritten), and only then the record turns `ready` naming
+//! them. So:
 //! - nothing half-written is served: only a `ready` record names media;
 //! - at start-up ([`Vod::open`]) media no `ready` record names is removed (a write
 //!   cut short, or a crash between the media and its record), and a record still

@@ -936,3 +936,30 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn time_jumps_with_the_same_init_are_stitched() {
+    // Same init, but media time jumps forward (a lost segment) and then back (an
+    // encoder that restarted its clock without a new init): both are seams.
+    let synth = Synth::default();
+    let init = synth.init();
+    let segs = vec![
+        synth.segment(0),
+        synth.segment(1),
+        synth.segment(5),
+        synth.segment(0),
+    ];
+    let mp4 = build(&init, &segs, Options::default());
+    let t = traks(&whole(&mp4));
+    // Video: 240 frames back to back, no gap and no overlap.
+    assert_eq!(t[0].stts, vec![vec![240, FRAME]]);
+    // Audio: continuous, every duration positive, ending within a frame of 8 s.
+    let audio_end: u64 = t[1].stts.iter().map(|r| u64::from(r[0] * r[1])).sum();
+    assert!(t[1].stts.iter().all(|r| r[1] >= 1));
+    assert!(
+        audio_end.abs_diff(8 * 48000) <= u64::from(AFRAME),
+        "{audio_end}"
+    );
+    let d = mp4.bounds().duration_micros;
+    assert!((8_000_000..8_021_334).contains(&d), "{d}");
+}

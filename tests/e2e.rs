@@ -1409,4 +1409,5 @@ fn expired_clip_links_answer_404() {
 
     runtime.block_on(app.shutdown());
     drop(runtime);
+    let _ = std::fs::remove_dir_all(&data);
 }

@@ -215,6 +215,7 @@ pub struct Server {
     pub addr: SocketAddr,
     child: Child,
     stdout: BufReader<ChildStdout>,
+    dir: PathBuf,
     pub log: PathBuf,
 }
 
@@ -261,6 +262,7 @@ impl Server {
             addr,
             child,
             stdout,
+            dir,
             log,
         }
     }
@@ -292,9 +294,15 @@ impl Server {
 }
 
 impl Drop for Server {
+    /// Kills the server; its log stays behind only when the test failed.
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("dvrclip log: {}", self.log.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 

@@ -176,6 +176,7 @@ impl From<dvrclip_engine::Error> for ApiError {
             | E::InvalidName(_)
             | E::TooManyRenditions { .. }
             | E::EmptySegment { .. }
+            | E::BadTiming { .. }
             | E::EmptyInit => ApiError::BadRequest { message, field },
             E::StreamInactive(_) => ApiError::Forbidden(message),
             E::NoInit { .. } | E::TrackMismatch { .. } => ApiError::PreconditionFailed(message),

@@ -900,6 +900,24 @@ fn live_ladder_through_the_real_binary() {
         ),
         412,
     );
+    // A real segment whose first `tfhd` names a track the init does not have.
+    let mut foreign = real_segment.clone();
+    let tfhd = foreign.windows(4).position(|w| w == b"tfhd").expect("tfhd");
+    foreign[tfhd + 8..tfhd + 12].copy_from_slice(&9u32.to_be_bytes());
+    expect(
+        put(&format!("{key_path}/{top}/seg_00012.m4s"), &foreign),
+        412,
+    );
+    // "415 an unsupported codec": the clip's own init with its `avc1` entry renamed.
+    let init = expect(get(addr, &format!("{base}_{top}/init_0.mp4")), 200).body;
+    let avc1 = init.windows(4).position(|w| w == b"avc1").expect("avc1");
+    let mut alien = init.clone();
+    alien[avc1..avc1 + 4].copy_from_slice(b"zzzz");
+    let r = expect(put(&format!("{key_path}/{top}/init.mp4"), &alien), 415).json();
+    assert!(
+        r["error"].as_str().is_some_and(|e| e.contains("zzzz")),
+        "{r}"
+    );
     // "400 any other malformed body (with the reason)".
     for (file, body) in [
         ("seg_00012.m4s", &b"this is not an fMP4 segment"[..]),

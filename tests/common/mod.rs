@@ -277,8 +277,9 @@ impl Server {
     /// Sends SIGTERM and waits (bounded) for the exit status.
     pub fn terminate(mut self) -> ExitStatus {
         let pid = self.child.id().to_string();
-        let ok = Command::new("kill")
-            .args(["-TERM", &pid])
+        // The shell's builtin `kill`: no procps needed, no libc binding.
+        let ok = Command::new("sh")
+            .args(["-c", &format!("kill -TERM {pid}")])
             .status()
             .is_ok_and(|s| s.success());
         assert!(ok, "kill -TERM {pid}");

@@ -933,6 +933,8 @@ fn live_ladder_through_the_real_binary() {
             "a 400 says why: {r}"
         );
     }
+    // `master` names a clip's master links: no rendition may take it.
+    expect(put(&format!("{key_path}/master/init.mp4"), &init), 400);
     // "A file name is one path component of a safe charset; anything else is 400/403."
     for path in [
         format!("{key_path}/{top}/.."),

@@ -68,6 +68,13 @@ fn resolve(
             "rendition and file names must be [A-Za-z0-9._-], not starting with '.'",
         ));
     }
+    // `rec_{clip}_master.*` are a clip's master links (DESIGN §6): a rendition of
+    // that name could never be reached.
+    if rendition == Some("master") {
+        return Err(ApiError::bad(
+            "\"master\" is reserved for a clip's master links; name the rendition otherwise",
+        ));
+    }
     let kind = kind_of(file).ok_or_else(|| {
         ApiError::bad(format!(
             "unsupported file type {file:?}: expected .m3u8, .mp4/.cmfi or .m4s"

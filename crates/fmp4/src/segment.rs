@@ -87,9 +87,9 @@ struct Parser<'a> {
     seg: MediaSegment,
     /// Per entry of `seg.tracks`: decode time of the next sample.
     next_decode: Vec<u64>,
-    /// Samples still to be checked against the `mdat`s, which usually follow their
-    /// `moof`: (index in `seg.tracks`, sample index range, the `trun` for errors).
-    runs: Vec<(usize, Range<usize>, BoxRef)>,
+    /// Byte spans of the runs still to be checked against the `mdat`s, which usually
+    /// follow their `moof`, with the `trun` for errors.
+    runs: Vec<(Range<u64>, BoxRef)>,
 }
 
 impl Parser<'_> {
@@ -216,35 +216,47 @@ impl Parser<'_> {
 
         let default_duration = h.default_duration.unwrap_or(track.defaults.sample_duration);
         let default_flags = h.default_flags.unwrap_or(track.defaults.sample_flags);
+        // The per-sample table, already known to be all there: rows of `per_sample`
+        // bytes holding the present fields in this order (§8.8.8.2).
+        let table = if per_sample > 0 {
+            c.take(needed)?
+        } else {
+            &[][..]
+        };
+        let mut at = 0;
+        let mut column = |flag: u32| {
+            (flags & flag != 0).then(|| {
+                at += 4;
+                at - 4
+            })
+        };
+        let (duration_at, size_at) = (column(SAMPLE_DURATION), column(SAMPLE_SIZE));
+        let (flags_at, cto_at) = (column(SAMPLE_FLAGS), column(SAMPLE_CTO));
         let samples = &mut self.seg.tracks[t].samples;
-        let first = samples.len();
         samples.reserve(count);
+        let start = pos;
         let mut decode = self.next_decode[t];
+        // An empty row per sample when every field comes from the defaults.
+        let mut rows = table.chunks_exact(per_sample.max(1));
         for i in 0..count {
-            let duration = if flags & SAMPLE_DURATION != 0 {
-                c.u32()?
-            } else {
-                default_duration
+            let row = rows.next().unwrap_or(&[]);
+            // Columns lie inside their row by construction; `get` keeps that unchecked
+            // fact from becoming a panic.
+            let field = |k: Option<usize>, default: u32| match k.and_then(|k| row.get(k..k + 4)) {
+                Some(b) => u32::from_be_bytes([b[0], b[1], b[2], b[3]]),
+                None => default,
             };
-            let size = if flags & SAMPLE_SIZE != 0 {
-                c.u32()?
-            } else {
-                default_size
-            };
-            let sample_flags = if flags & SAMPLE_FLAGS != 0 {
-                c.u32()?
-            } else {
-                default_flags
-            };
+            let duration = field(duration_at, default_duration);
+            let size = field(size_at, default_size);
             let sample_flags = match first_flags {
                 Some(f) if i == 0 => f,
-                _ => sample_flags,
+                _ => field(flags_at, default_flags),
             };
             // v0 offsets are unsigned, v1 signed; both are read as i32. A v0 value of
             // 2^31 or more (over six hours at 90 kHz) comes from a writer that meant a
             // negative offset and forgot v1, so its bits are taken as signed, as ffmpeg
             // reads them.
-            let composition_offset = if flags & SAMPLE_CTO != 0 { c.i32()? } else { 0 };
+            let composition_offset = field(cto_at, 0) as i32;
             let offset = u32::try_from(pos)
                 .map_err(|_| c.error(ErrorKind::Invalid("sample data outside the segment")))?;
             pos = pos
@@ -263,23 +275,22 @@ impl Parser<'_> {
                 .ok_or_else(|| c.error(ErrorKind::Invalid("decode time overflows 64 bits")))?;
         }
         self.next_decode[t] = decode;
-        self.runs.push((t, first..first + count, trun));
+        if count > 0 {
+            self.runs.push((start..pos, trun));
+        }
         Ok(pos)
     }
 
-    /// Every sample lies inside one `mdat` body. `mdat_ranges` are in file order and
+    /// Every sample lies inside one `mdat` body. A run's samples are contiguous, so
+    /// checking the run's span checks them all; `mdat_ranges` are in file order and
     /// disjoint, so a binary search finds the only candidate.
     fn check_ranges(&self) -> Result<(), Error> {
         let mdats = &self.seg.mdat_ranges;
-        for (t, range, trun) in &self.runs {
-            for s in &self.seg.tracks[*t].samples[range.clone()] {
-                let start = u64::from(s.offset);
-                let end = start + u64::from(s.size);
-                let i = mdats.partition_point(|m| u64::from(m.start) <= start);
-                let inside = i > 0 && end <= u64::from(mdats[i - 1].end);
-                if !inside {
-                    return Err(trun.error(ErrorKind::Invalid("sample data outside every mdat")));
-                }
+        for (span, trun) in &self.runs {
+            let i = mdats.partition_point(|m| u64::from(m.start) <= span.start);
+            let inside = i > 0 && span.end <= u64::from(mdats[i - 1].end);
+            if !inside {
+                return Err(trun.error(ErrorKind::Invalid("sample data outside every mdat")));
             }
         }
         Ok(())

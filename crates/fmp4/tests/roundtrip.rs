@@ -760,3 +760,75 @@ fn implicit_base_chains_across_trafs_and_runs() {
     assert_eq!(seg.tracks[1].samples[0].decode_ticks, 1000);
     assert_eq!(seg.tracks[1].samples[4].decode_ticks, 1000 + 4 * 3000);
 }
+
+fn patch(bytes: &mut [u8], from: &[u8; 4], to: &[u8; 4]) {
+    let at = bytes.windows(4).position(|w| w == from).unwrap();
+    bytes[at..at + 4].copy_from_slice(to);
+}
+
+/// DESIGN §7: an unsupported codec is refused (415 at ingest), naming the entry; a
+/// track that is neither video nor audio is kept, described by its format alone.
+#[test]
+fn unsupported_video_codec_is_refused_other_tracks_are_kept() {
+    let spec = TrackSpec {
+        audio: false,
+        timescale: 90000,
+        v1: false,
+        width: 320,
+        trex: TrackDefaults::default(),
+    };
+    let mut bytes = write_init(&[spec.clone()], false);
+    patch(&mut bytes, b"avc1", b"vp09");
+    let err = parse_init(Bytes::from(bytes)).unwrap_err();
+    assert_eq!(
+        err.kind,
+        ErrorKind::UnsupportedCodec(dvrclip_fmp4::FourCC::new(b"vp09"))
+    );
+    assert_eq!(err.path, "moov/trak/mdia/minf/stbl/stsd/vp09");
+
+    let mut bytes = write_init(&[spec], false);
+    patch(&mut bytes, b"vide", b"text");
+    patch(&mut bytes, b"avc1", b"wvtt");
+    let init = parse_init(Bytes::from(bytes)).unwrap();
+    let t = &init.tracks[0];
+    assert_eq!(t.kind, TrackKind::Other(dvrclip_fmp4::FourCC::new(b"text")));
+    assert_eq!(
+        (t.entry.codec.as_str(), t.entry.video, t.entry.audio),
+        ("wvtt", None, None)
+    );
+}
+
+/// An `avc1` entry without its `avcC` cannot be described.
+#[test]
+fn missing_config_box_is_an_error() {
+    let spec = TrackSpec {
+        audio: false,
+        timescale: 90000,
+        v1: false,
+        width: 320,
+        trex: TrackDefaults::default(),
+    };
+    let mut bytes = write_init(&[spec], false);
+    patch(&mut bytes, b"avcC", b"free");
+    let err = parse_init(Bytes::from(bytes)).unwrap_err();
+    assert_eq!(
+        err.kind,
+        ErrorKind::Missing(dvrclip_fmp4::FourCC::new(b"avcC"))
+    );
+    assert!(err.path.ends_with("stsd/avc1"), "{}", err.path);
+}
+
+/// `mdhd` timescale 0 would divide by zero in every consumer: refused.
+#[test]
+fn zero_timescale_is_refused() {
+    let spec = TrackSpec {
+        audio: true,
+        timescale: 0,
+        v1: true,
+        width: 0,
+        trex: TrackDefaults::default(),
+    };
+    let err = parse_init(Bytes::from(write_init(&[spec], false))).unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Invalid("timescale 0"));
+    assert_eq!(err.path, "moov/trak/mdia/mdhd");
+}

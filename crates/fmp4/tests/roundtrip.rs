@@ -777,7 +777,7 @@ fn unsupported_video_codec_is_refused_other_tracks_are_kept() {
         width: 320,
         trex: TrackDefaults::default(),
     };
-    let mut bytes = write_init(&[spec.clone()], false);
+    let mut bytes = write_init(std::slice::from_ref(&spec), false);
     patch(&mut bytes, b"avc1", b"vp09");
     let err = parse_init(Bytes::from(bytes)).unwrap_err();
     assert_eq!(

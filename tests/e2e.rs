@@ -1488,17 +1488,15 @@ fn expired_clip_links_answer_404() {
     assert_eq!(rendition_dvr(&dvr(addr, sid), "media_2_180")["chunks"], 4);
 }
 
-// ----- known bugs outside the server, reproduced; `cargo test --test e2e -- --ignored` -----
+// ----- bugs found here and fixed in the engine and hls crates -----
 
 /// DESIGN §7: "nothing already stored is overwritten", and a retry changes nothing.
 /// Byte-identical segments sent again (each a duplicate, 200: what an encoder
 /// restarted on a deterministic source sends), then their playlist dated 10 s later,
-/// must leave the DVR as it was. Today the playlist re-dates the chunks already held
-/// (`Ring::set_segment_date` finds them by file name): the last jumps 8 s ahead (a
-/// false gap) and the others are clamped to 1 µs before their successor, overlapping it.
+/// must leave the DVR as it was. (It once re-dated the chunks already held: the last
+/// jumped 8 s ahead, a false gap, and the others overlapped their successors.)
 #[test]
-#[ignore = "engine bug: a later playlist re-dates chunks whose new upload was a duplicate"]
-fn bug_a_later_playlist_does_not_redate_held_chunks() {
+fn a_later_playlist_does_not_redate_held_chunks() {
     let first_date = fixture_first_date();
     let srv = InProcess::start(first_date.add_micros(9_000_000));
     srv.push("media_3_240", &fixture_files(0, 0..4));
@@ -1528,12 +1526,10 @@ fn bug_a_later_playlist_does_not_redate_held_chunks() {
 /// the clip being recorded)". A clip "from now" is created before the chunk covering
 /// now has arrived (always so with a live encoder, which uploads a segment when it
 /// ends); its master playlist must list every rendition from the start, since a
-/// player loads the master once. Today it lists only renditions already holding a
-/// chunk of the clip: none at creation (`#EXTM3U` and `#EXT-X-VERSION` alone), then
-/// one by one as their first chunks land.
+/// player loads the master once. (It once listed only renditions already holding a
+/// chunk of the clip: none at creation.)
 #[test]
-#[ignore = "hls/engine bug: a recording clip's master lists only renditions holding a chunk"]
-fn bug_master_of_a_new_recording_clip_lists_every_rendition() {
+fn master_of_a_new_recording_clip_lists_every_rendition() {
     let first_date = fixture_first_date();
     // Segments 0 and 1 ([0 s, 4 s)) have arrived; segment 2 is being encoded.
     let srv = InProcess::start(first_date.add_micros(4_500_000));

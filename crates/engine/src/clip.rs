@@ -112,11 +112,20 @@ pub struct ClipProgress {
     pub state: ClipState,
 }
 
+/// What a clip knows of a rendition before holding any of its chunks: the init and
+/// bitrate the rendition had when the clip was cut. A recording clip's master playlist
+/// lists every rendition from its creation with these (a player loads the master once).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RenditionHead {
+    pub(crate) init: Option<Arc<InitSegment>>,
+    pub(crate) bandwidth_bps: u64,
+}
+
 /// One rendition of a clip: its chunks in order.
 #[derive(Debug, Clone)]
 pub struct ClipRendition {
     name: Arc<str>,
-    video: Option<VideoInfo>,
+    head: RenditionHead,
     chunks: Vec<Arc<Chunk>>,
 }
 
@@ -126,9 +135,23 @@ impl ClipRendition {
         &self.name
     }
 
-    /// The top video track's size, if it has video.
+    /// The video size of the rendition's init when the clip was cut, if it has video.
+    /// A clip across an encoder restart may hold other sizes: see each chunk's init.
     pub fn video(&self) -> Option<VideoInfo> {
-        self.video
+        let init = self.head.init.as_ref()?;
+        init.video_track().and_then(|t| t.entry.video)
+    }
+
+    /// The init the rendition's chunks will most likely decode with: the first chunk's,
+    /// or, before the clip holds any, the rendition's init when the clip was cut.
+    pub fn expected_init(&self) -> Option<&Arc<InitSegment>> {
+        self.first_init().or(self.head.init.as_ref())
+    }
+
+    /// The rendition's recent bitrate when the clip was cut, bits per second: what a
+    /// master playlist announces for a rendition the clip holds no chunk of yet.
+    pub fn expected_bandwidth_bps(&self) -> u64 {
+        self.head.bandwidth_bps
     }
 
     /// Chunks in play order. Each carries its init, discontinuity, UTC start, bytes,
@@ -343,7 +366,7 @@ pub(crate) struct ClipShared {
     pub(crate) created_at: WallTime,
     pub(crate) video_id: Option<u64>,
     pub(crate) names: Vec<Arc<str>>,
-    pub(crate) videos: Vec<Option<VideoInfo>>,
+    pub(crate) heads: Vec<RenditionHead>,
     pub(crate) reference: usize,
     pub(crate) build: Mutex<Build>,
     view: RwLock<Arc<ClipView>>,
@@ -365,7 +388,7 @@ pub(crate) struct NewClip {
     pub(crate) created_at: WallTime,
     pub(crate) video_id: Option<u64>,
     pub(crate) names: Vec<Arc<str>>,
-    pub(crate) videos: Vec<Option<VideoInfo>>,
+    pub(crate) heads: Vec<RenditionHead>,
     pub(crate) reference: usize,
     pub(crate) tracks: Vec<Track>,
     pub(crate) complete: bool,
@@ -379,7 +402,7 @@ impl Clip {
             ClipState::Recording
         };
         let view = ClipView::new(
-            rendition_list(&n.names, &n.videos, &n.tracks),
+            rendition_list(&n.names, &n.heads, &n.tracks),
             n.reference,
             state,
             0,
@@ -401,7 +424,7 @@ impl Clip {
             created_at: n.created_at,
             video_id: n.video_id,
             names: n.names,
-            videos: n.videos,
+            heads: n.heads,
             reference: n.reference,
             build: Mutex::new(Build {
                 tracks: n.tracks,
@@ -422,7 +445,7 @@ impl Clip {
         };
         let s = &self.0;
         let view = ClipView::new(
-            rendition_list(&s.names, &s.videos, &build.tracks),
+            rendition_list(&s.names, &s.heads, &build.tracks),
             s.reference,
             state,
             build.version,
@@ -560,7 +583,7 @@ impl Clip {
 
 fn rendition_list(
     names: &[Arc<str>],
-    videos: &[Option<VideoInfo>],
+    heads: &[RenditionHead],
     tracks: &[Track],
 ) -> Vec<ClipRendition> {
     names
@@ -568,7 +591,7 @@ fn rendition_list(
         .enumerate()
         .map(|(i, n)| ClipRendition {
             name: Arc::clone(n),
-            video: videos.get(i).copied().flatten(),
+            head: heads.get(i).cloned().unwrap_or_default(),
             chunks: tracks.get(i).map(|t| t.chunks.clone()).unwrap_or_default(),
         })
         .collect()

@@ -21,7 +21,7 @@ use dvrclip_fmp4::{InitSegment, MediaSegment};
 use parking_lot::{Mutex, RwLock};
 
 use crate::chunk::{Chunk, bytes_per_sec};
-use crate::clip::{Build, Clip, ClipId, ClipRequest, NewClip};
+use crate::clip::{Build, Clip, ClipId, ClipRequest, NewClip, RenditionHead};
 use crate::cut::{FOLLOW_TOLERANCE_MICROS, Track, cut_follower, cut_reference};
 use crate::dvr::{DvrInfo, describe};
 use crate::memory::Account;
@@ -565,6 +565,11 @@ impl Engine {
         }
         let complete = closed || now >= deadline;
 
+        // Each rendition's recent bitrate, bytes per second.
+        let rates: Vec<u64> = rings
+            .iter()
+            .map(|r| r.read(|st| bytes_per_sec(st.chunks.iter().rev().take(8))))
+            .collect();
         // Budget: chunks not yet held by a clip, plus what a recording clip will take
         // at the rendition's recent bitrate.
         let mut needed: u64 = tracks
@@ -579,8 +584,7 @@ impl Engine {
                 .and_then(|t| t.chunks.last())
                 .map_or(start, |c| c.end_utc());
             let remaining_micros = end.micros_since(held_until.max(now)).max(0);
-            for r in &rings {
-                let rate = r.read(|st| bytes_per_sec(st.chunks.iter().rev().take(8)));
+            for &rate in &rates {
                 let more = u128::from(rate) * remaining_micros as u128 / MICROS_PER_SEC as u128;
                 needed = needed.saturating_add(u64::try_from(more).unwrap_or(u64::MAX));
             }
@@ -604,7 +608,14 @@ impl Engine {
                 .vod_required
                 .then(|| self.next_video_id.fetch_add(1, Ordering::SeqCst)),
             names: rings.iter().map(|r| Arc::clone(&r.name)).collect(),
-            videos,
+            heads: rings
+                .iter()
+                .zip(&rates)
+                .map(|(r, rate)| RenditionHead {
+                    init: r.current_init(),
+                    bandwidth_bps: rate.saturating_mul(8),
+                })
+                .collect(),
             reference,
             tracks,
             complete,

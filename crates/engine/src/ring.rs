@@ -421,7 +421,13 @@ impl Ring {
             .micros_since(st.chunks[idx].arrival_utc())
             .unsigned_abs()
             <= TRUST_WINDOW_MICROS as u64;
-        if st.sources[idx] == AnchorSource::ProducerTime || !trusted {
+        // The first date of a chunk wins: a later playlist naming the same file (an
+        // encoder restart reusing names, whose upload was a duplicate) must not move it.
+        if matches!(
+            st.sources[idx],
+            AnchorSource::ProducerTime | AnchorSource::PlaylistDate
+        ) || !trusted
+        {
             return false;
         }
         let chunk = Arc::clone(&st.chunks[idx]);
@@ -436,19 +442,16 @@ impl Ring {
         {
             end += 1;
         }
-        // Clamp the shift so start_utc stays strictly increasing around the moved run.
+        // Clamp the shift so the moved run neither overlaps its neighbours nor leaves
+        // them: it starts at or after the previous chunk's end and ends at or before
+        // the next chunk's start.
         let old = chunk.start_utc;
         let lo = match idx.checked_sub(1).map(|p| &st.chunks[p]) {
-            Some(p) if p.discontinuity == disc => p.start_utc.add_micros(1).micros_since(old),
             Some(p) => p.end_utc().micros_since(old),
             None => i64::MIN,
         };
         let last = &st.chunks[end - 1];
         let hi = match st.chunks.get(end) {
-            Some(n) if n.discontinuity == disc => {
-                n.start_utc.add_micros(-1).micros_since(last.start_utc)
-            }
-            // Another discontinuity follows: the moved run must end before it starts.
             Some(n) => n.start_utc.micros_since(last.end_utc()),
             None => i64::MAX,
         };

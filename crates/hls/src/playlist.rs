@@ -169,7 +169,7 @@ fn codecs<'a>(
     let renditions: Vec<&ClipRendition> = renditions.into_iter().collect();
     let mut out: Vec<String> = Vec::new();
     for kind in kinds {
-        for init in renditions.iter().flat_map(|r| distinct_inits(r.chunks())) {
+        for init in renditions.iter().flat_map(|r| inits_of(r)) {
             for t in init.tracks.iter().filter(|t| t.kind == *kind) {
                 if !out.contains(&t.entry.codec) {
                     out.push(t.entry.codec.clone());
@@ -183,12 +183,31 @@ fn codecs<'a>(
 /// The largest video size among the rendition's inits: RESOLUTION is "the optimal
 /// pixel resolution at which to display all the video in the Variant Stream" (§4.3.4.2).
 fn resolution(r: &ClipRendition) -> Option<VideoInfo> {
-    distinct_inits(r.chunks())
+    inits_of(r)
         .filter_map(|init| init.video_track()?.entry.video)
         .max_by_key(|v| u32::from(v.width) * u32::from(v.height))
 }
 
-/// Renders the master playlist over every rendition with chunks (RFC 8216 §4.3.4).
+/// The inits a rendition's segments use; before a recording clip holds any chunk of
+/// it, the init the rendition had when the clip was cut.
+fn inits_of(r: &ClipRendition) -> impl Iterator<Item = &Arc<InitSegment>> {
+    let before_any = r.chunks().is_empty().then(|| r.expected_init()).flatten();
+    distinct_inits(r.chunks()).chain(before_any)
+}
+
+/// Peak and average bit rates: measured on the clip's chunks, or the rendition's
+/// recent rate when the clip was cut while it holds none yet.
+fn bandwidth(r: &ClipRendition) -> (u64, u64) {
+    if r.chunks().is_empty() {
+        (r.expected_bandwidth_bps(), r.expected_bandwidth_bps())
+    } else {
+        (r.peak_bandwidth_bps(), r.average_bandwidth_bps())
+    }
+}
+
+/// Renders the master playlist over every rendition of the clip (RFC 8216 §4.3.4),
+/// from its creation: a player loads the master once, so a recording clip announces
+/// renditions it holds no chunk of yet from their init and bitrate at the cut.
 /// Video renditions become `EXT-X-STREAM-INF` variants, highest first; audio-only
 /// renditions become an `EXT-X-MEDIA` audio group the variants reference (ffmpeg's
 /// `agroup` layout), or the variants themselves when the clip has no video.
@@ -197,12 +216,13 @@ pub fn master_playlist(clip_id: &str, view: &ClipView) -> String {
     let present: Vec<(&ClipRendition, &Arc<InitSegment>)> = view
         .renditions()
         .iter()
-        .filter_map(|r| Some((r, r.first_init()?)))
+        .filter_map(|r| Some((r, r.expected_init()?)))
         .collect();
+    let any_chunk = present.iter().any(|(r, _)| !r.chunks().is_empty());
     let independent = present
         .iter()
         .all(|(r, _)| r.chunks().iter().all(|c| c.is_keyframe()));
-    if !present.is_empty() && independent {
+    if any_chunk && independent {
         out.push_str("#EXT-X-INDEPENDENT-SEGMENTS\n");
     }
     let (mut video, audio): (Vec<_>, Vec<_>) = present
@@ -212,8 +232,8 @@ pub fn master_playlist(clip_id: &str, view: &ClipView) -> String {
     // What a variant adds for the audio group a player fetches alongside it: its
     // codecs and the group's largest peak and average rates.
     let audio_group = (!video.is_empty() && !audio.is_empty()).then(|| {
-        let peak = audio.iter().map(|(r, _)| r.peak_bandwidth_bps()).max();
-        let avg = audio.iter().map(|(r, _)| r.average_bandwidth_bps()).max();
+        let peak = audio.iter().map(|(r, _)| bandwidth(r).0).max();
+        let avg = audio.iter().map(|(r, _)| bandwidth(r).1).max();
         let codecs = codecs(audio.iter().map(|(r, _)| *r), &[TrackKind::Audio]);
         (codecs, peak.unwrap_or(0), avg.unwrap_or(0))
     });
@@ -231,7 +251,7 @@ pub fn master_playlist(clip_id: &str, view: &ClipView) -> String {
     for (r, _) in variants {
         let mut codec_list = codecs([*r], &[TrackKind::Video, TrackKind::Audio]);
         // BANDWIDTH covers every rendition a player fetches at once (§4.3.4.2).
-        let (mut peak, mut avg) = (r.peak_bandwidth_bps(), r.average_bandwidth_bps());
+        let (mut peak, mut avg) = bandwidth(r);
         if let Some((audio_codecs, audio_peak, audio_avg)) = &audio_group {
             for c in audio_codecs {
                 if !codec_list.contains(c) {

@@ -119,6 +119,9 @@ pub struct ClipProgress {
 pub(crate) struct RenditionHead {
     pub(crate) init: Option<Arc<InitSegment>>,
     pub(crate) bandwidth_bps: u64,
+    /// The longest recent chunk rounded up, seconds: keeps a recording clip's
+    /// `EXT-X-TARGETDURATION` from changing as it grows (RFC 8216 §6.2.1).
+    pub(crate) target_secs: u64,
 }
 
 /// One rendition of a clip: its chunks in order.
@@ -182,13 +185,16 @@ impl ClipRendition {
         self.chunks.iter().map(|c| c.duration_secs()).sum()
     }
 
-    /// The longest chunk rounded up, seconds (`EXT-X-TARGETDURATION`, RFC 8216 §4.3.3.1).
+    /// The longest chunk rounded up, seconds (`EXT-X-TARGETDURATION`, RFC 8216 §4.3.3.1),
+    /// and never less than the rendition's longest recent chunk when the clip was cut,
+    /// so the value a recording clip starts with holds as it grows.
     pub fn target_duration_secs(&self) -> u64 {
         self.chunks
             .iter()
             .map(|c| c.duration_secs().ceil() as u64)
             .max()
             .unwrap_or(1)
+            .max(self.head.target_secs)
             .max(1)
     }
 

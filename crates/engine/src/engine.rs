@@ -614,6 +614,12 @@ impl Engine {
                 .map(|(r, rate)| RenditionHead {
                     init: r.current_init(),
                     bandwidth_bps: rate.saturating_mul(8),
+                    target_secs: r
+                        .read(|st| {
+                            let recent = st.chunks.iter().rev().take(8);
+                            recent.map(|c| c.duration_secs().ceil() as u64).max()
+                        })
+                        .unwrap_or(0),
                 })
                 .collect(),
             reference,

@@ -166,12 +166,12 @@ pub fn store(
                     let Some(utc) = s.program_date_time else {
                         continue;
                     };
-                    if !is_safe_name(&s.file_name) {
+                    let Some(name) = sibling_name(&s.uri) else {
                         continue;
-                    }
+                    };
                     // A playlist may list segments already out of the DVR, or arrive
                     // before the init: neither is an error of the upload.
-                    let _ = engine.set_segment_date(stream, rendition, &s.file_name, utc);
+                    let _ = engine.set_segment_date(stream, rendition, name, utc);
                 }
             }
             Ok(StatusCode::OK)
@@ -179,9 +179,41 @@ pub fn store(
     }
 }
 
+/// The file a playlist URI names when it is a sibling of the playlist (a bare safe
+/// name, query and fragment aside): the only URIs that can name this rendition's
+/// uploads. `../seg.m4s`, `/x/seg.m4s` or `http://host/seg.m4s` resolve elsewhere
+/// (RFC 3986 §5.2), so their date must not move the chunk uploaded here as `seg.m4s`.
+fn sibling_name(uri: &str) -> Option<&str> {
+    let path = uri.split(['?', '#']).next().unwrap_or(uri);
+    is_safe_name(path).then_some(path)
+}
+
 fn created_or_ok(outcome: PushOutcome) -> StatusCode {
     match outcome {
         PushOutcome::Stored { .. } | PushOutcome::NewInit => StatusCode::CREATED,
         _ => StatusCode::OK,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sibling_name;
+
+    #[test]
+    fn only_sibling_uris_name_an_upload() {
+        assert_eq!(sibling_name("seg_00003.m4s"), Some("seg_00003.m4s"));
+        assert_eq!(sibling_name("seg_3.m4s?token=a/b#x"), Some("seg_3.m4s"));
+        // Found by tests/bad_input.rs: these re-dated this rendition's `seg_000.m4s`.
+        for uri in [
+            "../seg_000.m4s",
+            "../other/seg_000.m4s",
+            "/ingest/k/v/seg_000.m4s",
+            "http://evil.example/seg_000.m4s",
+            "..%2Fseg_000.m4s",
+            ".seg_000.m4s",
+            "",
+        ] {
+            assert_eq!(sibling_name(uri), None, "{uri}");
+        }
     }
 }

@@ -116,8 +116,7 @@ class Server:
             return json.loads(r.read() or b"null")
 
     def cpu_secs(self):
-        f = open(f"/proc/{self.proc.pid}/stat").read().rsplit(")", 1)[1].split()
-        return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+        return proc_cpu_secs(self.proc.pid)
 
     def rss_bytes(self):
         for line in open(f"/proc/{self.proc.pid}/status"):
@@ -274,15 +273,16 @@ def wrk(url, lua=None):
             "non_2xx": int(errors.group(1)) if errors else 0}
 
 
+def proc_cpu_secs(pid):
+    f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def nginx_cpu(dir_):
-    total = 0.0
-    for pid in subprocess.run(["pgrep", "-f", f"nginx.*{dir_}"], capture_output=True, text=True).stdout.split():
-        try:
-            f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-            total += (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
-        except OSError:
-            pass
-    return total
+    """CPU seconds of an nginx master and its workers (found from its pid file)."""
+    master = int(open(os.path.join(dir_, "nginx.pid")).read())
+    workers = subprocess.run(["pgrep", "-P", str(master)], capture_output=True, text=True).stdout.split()
+    return sum(proc_cpu_secs(p) for p in [master, *map(int, workers)])
 
 
 def serving(srv, mp4_url, mp4_file):
@@ -355,7 +355,7 @@ def plot(results):
     ax.legend()
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
-    fig.savefig(os.path.join(ROOT, "bench-clip-latency.png"), dpi=110)
+    fig.savefig(os.path.join(ROOT, "benches", "results", "clip-latency.png"), dpi=110)
     res = results["serving"]["results"]
     servers = ["dvrclip", "nginx_sendfile_on", "nginx_sendfile_off"]
     fig, axes = plt.subplots(1, 2, figsize=(9, 4))
@@ -368,7 +368,7 @@ def plot(results):
         ax.legend()
     fig.suptitle("Serving the same MP4 over loopback, wrk -t2 -c16")
     fig.tight_layout()
-    fig.savefig(os.path.join(ROOT, "bench-serving.png"), dpi=110)
+    fig.savefig(os.path.join(ROOT, "benches", "results", "serving.png"), dpi=110)
 
 
 def report(results):

@@ -296,6 +296,21 @@ fn hostile_boxes_are_refused_and_change_nothing() {
     let tfhd = find_box(&seg, &["moof", "traf", "tfhd"]);
     field("tfhd track_ID 99", tfhd + 12, 99, 412);
     field("tfhd track_ID 0", tfhd + 12, 0, 412);
+    // tfhd flag 0x000001: a 64-bit base_data_offset follows track_ID (8 bytes
+    // inserted, tfhd/traf/moof grown to match); near 2^64 the sample offsets overflow.
+    for base in [u64::MAX, u64::MAX - 1_000, 1 << 63] {
+        let mut body = seg.clone();
+        let moof = find_box(&body, &["moof"]);
+        let traf = find_box(&body, &["moof", "traf"]);
+        for at in [moof, traf, tfhd] {
+            let size = u32::from_be_bytes(body[at..at + 4].try_into().unwrap());
+            set_u32(&mut body, at, size + 8);
+        }
+        body[tfhd + 11] |= 0x01;
+        body.splice(tfhd + 16..tfhd + 16, base.to_be_bytes());
+        let r = ctx.put("seg_002.m4s", &body);
+        ctx.refused(&format!("tfhd base_data_offset {base}"), r, 400);
+    }
 
     // A fragment before any init (DESIGN §7: 412), under a rendition never seen.
     let r = ctx.put_path(&format!("{}/fresh/seg_000.m4s", ctx.ingest), &seg);

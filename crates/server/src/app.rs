@@ -43,6 +43,9 @@ pub fn full(
     resp
 }
 
+/// A clip rendition's MP4, built by the first request that needs it.
+pub(crate) type Mp4Cell = Arc<tokio::sync::OnceCell<Arc<VirtualMp4>>>;
+
 /// The running server's state, shared by every connection.
 pub struct App {
     /// Resolved configuration.
@@ -51,9 +54,9 @@ pub struct App {
     pub engine: Arc<Engine>,
     /// Request and ingest counters.
     pub metrics: Metrics,
-    /// Built MP4 headers of complete clips, by clip and rendition; pruned when the
-    /// clip expires.
-    pub(crate) mp4_cache: Mutex<HashMap<(ClipId, String), Arc<VirtualMp4>>>,
+    /// Built MP4 headers of complete clips, by clip and rendition, each built once;
+    /// pruned when the clip expires.
+    pub(crate) mp4_cache: Mutex<HashMap<(ClipId, String), Mp4Cell>>,
     /// Videos persisted from `vod_required` clips.
     pub vod: Arc<Vod>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
@@ -152,7 +155,9 @@ impl App {
                 }
                 r
             }
-            Route::ClipLink { .. } | Route::ClipMedia { .. } => public::handle(self, route, &parts),
+            Route::ClipLink { .. } | Route::ClipMedia { .. } => {
+                public::handle(self, route, &parts).await
+            }
             Route::VodMp4(id) => crate::vod::http::mp4(&self.vod, id, &parts).await,
             Route::VodHls(id) => crate::vod::http::playlist(&self.vod, id, &parts).await,
             Route::VodHlsMedia(id) => crate::vod::http::hls_media(&self.vod, id, &parts).await,

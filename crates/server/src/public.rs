@@ -22,7 +22,7 @@ use crate::routes::{LinkFormat, Route};
 const HLS_TYPE: &str = "application/vnd.apple.mpegurl";
 
 /// Answers a public clip route.
-pub fn handle(app: &App, route: Route, parts: &Parts) -> Result<HttpResponse, ApiError> {
+pub async fn handle(app: &App, route: Route, parts: &Parts) -> Result<HttpResponse, ApiError> {
     let mut resp = match route {
         Route::ClipLink {
             stream_id,
@@ -56,7 +56,7 @@ pub fn handle(app: &App, route: Route, parts: &Parts) -> Result<HttpResponse, Ap
             format: LinkFormat::Mp4,
         } => {
             let clip = find_clip(app, stream_id, &clip)?;
-            let file = mp4_of(app, &clip, &name)?;
+            let file = mp4_of(app, &clip, &name).await?;
             let resp = crate::ranged::respond(&parts.method, &parts.headers, file);
             resp.map(BodyExt::boxed)
         }
@@ -120,8 +120,10 @@ fn rendition<'a>(
     found.ok_or_else(|| ApiError::NotFound(format!("clip has no rendition {name:?}")))
 }
 
-/// The clip's MP4 of `name` (`master` = the highest rendition), built on first use.
-fn mp4_of(app: &App, clip: &Clip, name: &str) -> Result<Arc<VirtualMp4>, ApiError> {
+/// The clip's MP4 of `name` (`master` = the highest rendition), built on first use:
+/// concurrent first requests share one build, and the build (tens of milliseconds
+/// for a 4 h clip) runs off the runtime's worker threads.
+async fn mp4_of(app: &App, clip: &Clip, name: &str) -> Result<Arc<VirtualMp4>, ApiError> {
     let view = clip.view();
     if !view.is_complete() {
         // Gcore: "the clip will be available after start + duration" (425 Too Early).
@@ -130,14 +132,24 @@ fn mp4_of(app: &App, clip: &Clip, name: &str) -> Result<Arc<VirtualMp4>, ApiErro
             clip.end_utc().to_rfc3339_millis()
         )));
     }
-    let r = rendition(&view, name)?;
-    let key = (clip.id(), r.name().to_owned());
-    if let Some(file) = app.mp4_cache.lock().get(&key) {
-        return Ok(file.clone());
-    }
-    let file = Arc::new(build_mp4(clip, &view, r)?);
-    app.mp4_cache.lock().insert(key, file.clone());
-    Ok(file)
+    let rendition_name = rendition(&view, name)?.name().to_owned();
+    let cell = app
+        .mp4_cache
+        .lock()
+        .entry((clip.id(), rendition_name.clone()))
+        .or_default()
+        .clone();
+    let build = || {
+        let clip = clip.clone();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                build_mp4(&clip, &view, rendition(&view, &rendition_name)?).map(Arc::new)
+            })
+            .await
+            .map_err(|e| ApiError::Internal(format!("building the MP4: {e}")))?
+        }
+    };
+    cell.get_or_try_init(build).await.cloned()
 }
 
 /// The MP4 of rendition `r` of `clip` as of `view` (the VOD writer uses it too).

@@ -18,13 +18,9 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use dvrclip::engine::{
     ClipRequest, Clock, Engine, EngineConfig, ManualClock, StreamId, StreamSettings, WallTime,
 };
-use dvrclip::fmp4::{
-    FourCC, InitSegment, MediaSegment, Sample, SampleEntry, Track, TrackDefaults, TrackKind,
-    TrackSamples, VideoInfo,
-};
+use dvrclip::fmp4::synthetic::{self, FRAME_TICKS};
+use dvrclip::fmp4::{InitSegment, MediaSegment};
 
-const TIMESCALE: u32 = 90_000;
-const FRAME_TICKS: u32 = 3000;
 const SEG_FRAMES: u32 = 60; // 2 s chunks, a common HLS segment length
 const SEG_TICKS: u64 = SEG_FRAMES as u64 * FRAME_TICKS as u64;
 const RENDITIONS: [(&str, u16); 3] = [
@@ -34,55 +30,11 @@ const RENDITIONS: [(&str, u16); 3] = [
 ];
 
 fn init(height: u16) -> InitSegment {
-    InitSegment {
-        bytes: Bytes::from(vec![height as u8; 16]),
-        movie_timescale: 1000,
-        tracks: vec![Track {
-            track_id: 1,
-            kind: TrackKind::Video,
-            timescale: TIMESCALE,
-            language: 0,
-            defaults: TrackDefaults::default(),
-            edits: Vec::new(),
-            entry: SampleEntry {
-                format: FourCC::new(b"avc1"),
-                stsd: Bytes::new(),
-                config: Bytes::new(),
-                codec: "avc1.64001f".into(),
-                video: Some(VideoInfo {
-                    width: height * 16 / 9,
-                    height,
-                }),
-                audio: None,
-            },
-        }],
-    }
+    synthetic::video_init(Bytes::from(vec![height as u8; 16]), height * 16 / 9, height)
 }
 
 fn segment(payload: &Bytes, k: u64) -> MediaSegment {
-    let frame = (payload.len() / SEG_FRAMES as usize) as u32;
-    let samples = (0..SEG_FRAMES)
-        .map(|i| Sample {
-            decode_ticks: k * SEG_TICKS + u64::from(i * FRAME_TICKS),
-            duration: FRAME_TICKS,
-            composition_offset: 0,
-            offset: i * frame,
-            size: frame,
-            is_sync: i == 0,
-        })
-        .collect();
-    MediaSegment {
-        bytes: payload.clone(),
-        producer_time: None,
-        events: Vec::new(),
-        tracks: vec![TrackSamples {
-            track_id: 1,
-            base_decode_ticks: k * SEG_TICKS,
-            sample_description_index: 1,
-            samples,
-        }],
-        mdat_ranges: std::iter::once(0..payload.len() as u32).collect(),
-    }
+    synthetic::video_segment(payload.clone(), k * SEG_TICKS, SEG_FRAMES, true)
 }
 
 struct Fixture {

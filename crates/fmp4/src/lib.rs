@@ -33,6 +33,7 @@ mod model;
 pub mod progressive;
 mod reader;
 mod segment;
+pub mod synthetic;
 
 pub use error::{Error, ErrorKind};
 pub use init::parse_init;

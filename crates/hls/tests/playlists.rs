@@ -16,10 +16,8 @@ use dvrclip_engine::{
     Clip, ClipRendition, ClipRequest, ClipView, Engine, EngineConfig, InitSegment, ManualClock,
     MediaSegment, StreamId, StreamSettings, WallTime,
 };
-use dvrclip_fmp4::{
-    FourCC, Sample, SampleEntry, Track, TrackDefaults, TrackKind, TrackSamples, VideoInfo,
-    parse_init, parse_segment,
-};
+use dvrclip_fmp4::synthetic::{self, FRAME_TICKS, VIDEO_TIMESCALE as TIMESCALE};
+use dvrclip_fmp4::{parse_init, parse_segment};
 use dvrclip_hls::ingest::{IngestPlaylist, parse_ingest_playlist};
 use dvrclip_hls::{MediaFile, PlaylistKind, master_playlist, media_dir, media_playlist};
 use m3u8_rs::{AlternativeMediaType, MasterPlaylist, MediaPlaylist, MediaPlaylistType, Playlist};
@@ -722,59 +720,18 @@ fn ffmpeg_decodes_the_audio_group_clip() {
 
 // ----- properties over synthetic streams -----
 
-const TIMESCALE: u32 = 90_000;
-const FRAME_TICKS: u32 = 3000; // 30 fps
-
 /// A one-track H.264 init; `tag` makes each encoder run's init distinct.
 fn synthetic_init(tag: u8) -> InitSegment {
-    InitSegment {
-        bytes: vec![tag; 8].into(),
-        movie_timescale: 1000,
-        tracks: vec![Track {
-            track_id: 1,
-            kind: TrackKind::Video,
-            timescale: TIMESCALE,
-            language: 0,
-            defaults: TrackDefaults::default(),
-            edits: Vec::new(),
-            entry: SampleEntry {
-                format: FourCC::new(b"avc1"),
-                stsd: Default::default(),
-                config: Default::default(),
-                codec: "avc1.64001f".into(),
-                video: Some(VideoInfo {
-                    width: 640,
-                    height: 360,
-                }),
-                audio: None,
-            },
-        }],
-    }
+    synthetic::video_init(vec![tag; 8].into(), 640, 360)
 }
 
 fn synthetic_segment(start_ticks: u64, frames: u32, keyframe: bool) -> MediaSegment {
-    let samples = (0..frames)
-        .map(|i| Sample {
-            decode_ticks: start_ticks + u64::from(i * FRAME_TICKS),
-            duration: FRAME_TICKS,
-            composition_offset: 0,
-            offset: i * 10,
-            size: 10,
-            is_sync: i == 0 && keyframe,
-        })
-        .collect();
-    MediaSegment {
-        bytes: vec![0; frames as usize * 10].into(),
-        producer_time: None,
-        events: Vec::new(),
-        tracks: vec![TrackSamples {
-            track_id: 1,
-            base_decode_ticks: start_ticks,
-            sample_description_index: 1,
-            samples,
-        }],
-        mdat_ranges: std::iter::once(0..frames * 10).collect(),
-    }
+    synthetic::video_segment(
+        vec![0; frames as usize * 10].into(),
+        start_ticks,
+        frames,
+        keyframe,
+    )
 }
 
 /// What happened before an upload.

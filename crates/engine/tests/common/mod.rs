@@ -7,13 +7,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use dvrclip_engine::{Engine, EngineConfig, ManualClock, StreamId, StreamSettings, WallTime};
-use dvrclip_fmp4::{
-    FourCC, InitSegment, MediaSegment, Sample, SampleEntry, Track, TrackDefaults, TrackKind,
-    TrackSamples, VideoInfo,
-};
+pub use dvrclip_fmp4::synthetic::{FRAME_TICKS, VIDEO_TIMESCALE as TIMESCALE};
+use dvrclip_fmp4::{InitSegment, MediaSegment, synthetic};
 
-pub const TIMESCALE: u32 = 90_000;
-pub const FRAME_TICKS: u32 = 3000;
 /// 2026-11-25T00:00:00Z
 pub const T0_SECS: i64 = 1_795_564_800;
 
@@ -22,58 +18,16 @@ pub fn t0() -> WallTime {
 }
 
 pub fn init(height: u16, tag: u8) -> InitSegment {
-    InitSegment {
-        bytes: Bytes::from(vec![tag, (height >> 8) as u8, height as u8, 0, 0, 0, 0, 8]),
-        movie_timescale: 1000,
-        tracks: vec![Track {
-            track_id: 1,
-            kind: TrackKind::Video,
-            timescale: TIMESCALE,
-            language: 0,
-            defaults: TrackDefaults::default(),
-            edits: Vec::new(),
-            entry: SampleEntry {
-                format: FourCC::new(b"avc1"),
-                stsd: Bytes::new(),
-                config: Bytes::new(),
-                codec: "avc1.64001f".into(),
-                video: Some(VideoInfo {
-                    width: height * 16 / 9,
-                    height,
-                }),
-                audio: None,
-            },
-        }],
-    }
+    let bytes = Bytes::from(vec![tag, (height >> 8) as u8, height as u8, 0, 0, 0, 0, 8]);
+    synthetic::video_init(bytes, height * 16 / 9, height)
 }
 
 /// A segment of `frames` frames from `start_ticks`; the first is a keyframe iff
 /// `keyframe`. `frame_bytes` per frame.
 pub fn segment(start_ticks: u64, frames: u32, keyframe: bool, frame_bytes: u32) -> MediaSegment {
-    let total = (frames * frame_bytes) as usize;
     let fill = (start_ticks / u64::from(FRAME_TICKS)) as u8;
-    let samples = (0..frames)
-        .map(|i| Sample {
-            decode_ticks: start_ticks + u64::from(i * FRAME_TICKS),
-            duration: FRAME_TICKS,
-            composition_offset: 0,
-            offset: i * frame_bytes,
-            size: frame_bytes,
-            is_sync: i == 0 && keyframe,
-        })
-        .collect();
-    MediaSegment {
-        bytes: Bytes::from(vec![fill; total]),
-        producer_time: None,
-        events: Vec::new(),
-        tracks: vec![TrackSamples {
-            track_id: 1,
-            base_decode_ticks: start_ticks,
-            sample_description_index: 1,
-            samples,
-        }],
-        mdat_ranges: std::iter::once(0..total as u32).collect(),
-    }
+    let payload = Bytes::from(vec![fill; (frames * frame_bytes) as usize]);
+    synthetic::video_segment(payload, start_ticks, frames, keyframe)
 }
 
 pub fn secs_to_ticks(secs: f64) -> u64 {

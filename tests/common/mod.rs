@@ -231,11 +231,18 @@ impl Server {
     /// Starts `dvrclip serve --listen 127.0.0.1:0` plus exactly `args`.
     pub fn start_with(args: &[&str]) -> Server {
         let dir = temp_dir("server");
+        Server::start_in(dir.join("data"), dir, args)
+    }
+
+    /// Like [`Server::start_with`] on the data directory `data` (which outlives the
+    /// server: a restart test starts a second server on it); logs go to `dir`, which
+    /// the server removes when dropped.
+    pub fn start_in(data: PathBuf, dir: PathBuf, args: &[&str]) -> Server {
         let log = dir.join("server.log");
         let mut child = Command::new(env!("CARGO_BIN_EXE_dvrclip"))
             .args(["serve", "--listen", "127.0.0.1:0"])
             .arg("--data-dir")
-            .arg(dir.join("data"))
+            .arg(data)
             .args(args)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())

@@ -225,5 +225,58 @@ fn readers_under_writer(c: &mut Criterion) {
     let _ = writer.join();
 }
 
-criterion_group!(benches, clip_creation, push, readers_under_writer);
+/// The writer's cost with N reader threads looking chunks up in a tight loop. On a
+/// 2-core machine readers past one also take CPU time from the writer: the figure
+/// then includes preemption, not only lock waits.
+fn push_with_readers(c: &mut Criterion) {
+    let mut g = c.benchmark_group("push_segment_with_readers");
+    let dvr = if cfg!(debug_assertions) { 60 } else { 3600 };
+    let readers: &[usize] = if cfg!(debug_assertions) {
+        &[1]
+    } else {
+        &[0, 1, 2, 4]
+    };
+    for &n in readers {
+        let mut f = Fixture::new(dvr, 1024);
+        let stop = Arc::new(AtomicBool::new(false));
+        let threads: Vec<_> = (0..n)
+            .map(|_| {
+                let (engine, stream, stop) = (Arc::clone(&f.engine), f.stream, Arc::clone(&stop));
+                let newest = f.next.saturating_sub(1);
+                std::thread::spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        black_box(engine.chunk(stream, "media_3_1080", newest).ok());
+                    }
+                })
+            })
+            .collect();
+        g.bench_function(BenchmarkId::from_parameter(format!("{n}_readers")), |b| {
+            b.iter_custom(|iters| {
+                let mut spent = Duration::ZERO;
+                for _ in 0..iters {
+                    let seg = segment(&f.payload, f.next);
+                    f.next += 1;
+                    f.clock.advance_secs(2);
+                    let t = Instant::now();
+                    let _ = black_box(f.engine.push_segment(f.stream, "media_3_1080", None, seg));
+                    spent += t.elapsed();
+                }
+                spent
+            })
+        });
+        stop.store(true, Ordering::Relaxed);
+        for t in threads {
+            let _ = t.join();
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    clip_creation,
+    push,
+    readers_under_writer,
+    push_with_readers
+);
 criterion_main!(benches);

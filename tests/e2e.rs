@@ -1133,6 +1133,42 @@ fn demo_stream_is_clippable() {
     assert!(ok && errors.is_empty(), "demo HLS:\n{errors}");
 }
 
+/// Memory and descriptors stay bounded under any input: past `--max-connections`
+/// the server stops accepting until a connection closes; the waiting client is
+/// served then, not refused.
+#[test]
+fn connections_past_the_limit_wait_for_a_free_slot() {
+    use std::net::TcpStream;
+    let server = Server::start(&["--max-connections", "2"]);
+    let addr = server.addr;
+    let idle_a = TcpStream::connect(addr).unwrap();
+    let _idle_b = TcpStream::connect(addr).unwrap();
+    let mut third = TcpStream::connect(addr).unwrap();
+    third
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    third
+        .set_read_timeout(Some(Duration::from_millis(700)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let waited = third.read(&mut buf);
+    assert!(
+        matches!(&waited, Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)),
+        "the third connection must wait, got {waited:?}"
+    );
+    drop(idle_a);
+    third
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = third.read_to_end(&mut answer);
+    assert!(
+        answer.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+}
+
 /// DESIGN §9: "header read timeout 30 s (hyper enforces it only when a timer is
 /// installed), body idle timeout 15 s", here set to 1 s each. A client that stops
 /// mid-headers is disconnected; one that stops mid-body gets 408. This waits on the

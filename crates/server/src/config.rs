@@ -37,6 +37,9 @@ pub struct ServeArgs {
     /// Largest media segment upload, MiB.
     #[arg(long, env = "DVRCLIP_MAX_SEGMENT_MIB")]
     pub max_segment_mib: Option<u64>,
+    /// Open connections at most.
+    #[arg(long, env = "DVRCLIP_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
     /// Seconds a client may take to send its request headers.
     #[arg(long, env = "DVRCLIP_HEADER_TIMEOUT_SECS")]
     pub header_timeout_secs: Option<u64>,
@@ -74,6 +77,7 @@ struct FileConfig {
     data_dir: Option<PathBuf>,
     memory_budget_mib: Option<u64>,
     max_segment_mib: Option<u64>,
+    max_connections: Option<usize>,
     header_timeout_secs: Option<u64>,
     body_idle_secs: Option<u64>,
     upload_deadline_secs: Option<u64>,
@@ -93,7 +97,8 @@ pub struct Limits {
     pub small_file_bytes: u64,
     /// JSON request body, bytes.
     pub json_bytes: u64,
-    /// Request headers must arrive within this.
+    /// Request headers must arrive within this. hyper's timer runs from the moment a
+    /// connection waits for a request, so this also closes idle keep-alive connections.
     pub header_timeout: Duration,
     /// A body may pause this long between frames.
     pub body_idle: Duration,
@@ -101,8 +106,9 @@ pub struct Limits {
     pub upload_deadline: Duration,
     /// Most headers in one request.
     pub max_headers: usize,
-    /// An idle keep-alive connection is closed after this.
-    pub keep_alive_idle: Duration,
+    /// Open connections at most; past it the server stops accepting until one closes
+    /// (the kernel's backlog holds the rest), so file descriptors stay bounded.
+    pub max_connections: usize,
 }
 
 impl Default for Limits {
@@ -115,7 +121,7 @@ impl Default for Limits {
             body_idle: Duration::from_secs(15),
             upload_deadline: Duration::from_secs(120),
             max_headers: 100,
-            keep_alive_idle: Duration::from_secs(75),
+            max_connections: 10_000,
         }
     }
 }
@@ -222,6 +228,11 @@ impl Config {
                 file.upload_deadline_secs,
                 defaults.upload_deadline,
             ),
+            max_connections: args
+                .max_connections
+                .or(file.max_connections)
+                .unwrap_or(defaults.max_connections)
+                .max(1),
             ..defaults
         };
         let demo = args.demo || file.demo.unwrap_or(false);

@@ -46,7 +46,16 @@ pub async fn serve(
     let builder = Arc::new(builder);
     let mut connections = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
     loop {
+        // At the connection limit, wait for one to close before accepting more.
+        let slot = tokio::select! {
+            _ = &mut shutdown => break,
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(s) => s,
+                Err(_) => break,
+            },
+        };
         let (stream, peer) = tokio::select! {
             _ = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
@@ -64,6 +73,7 @@ pub async fn serve(
         let builder = builder.clone();
         let mut stop_rx = stop_rx.clone();
         connections.spawn(async move {
+            let _slot = slot;
             let service = service_fn(move |req| handle(app.clone(), peer, req));
             let conn = builder.serve_connection(TokioIo::new(stream), service);
             tokio::pin!(conn);

@@ -45,26 +45,8 @@ async fn child_writes_slowly_until_killed() {
 async fn kill_9_mid_write_leaves_no_visible_video() {
     let dir = temp_dir("vod-kill9");
     // The video as the writer records it before any media: `pending`.
-    let pending = VideoRecord {
-        id: 5,
-        name: "cam".into(),
-        stream_id: 1,
-        clip_id: "00".into(),
-        status: VideoStatus::Pending,
-        error: None,
-        duration: 0,
-        created_at: "2026-11-25T06:00:00.000Z".into(),
-        width: None,
-        height: None,
-        rendition: None,
-        media_key: None,
-        size: None,
-        etag: None,
-        hls_media_key: None,
-        hls_media_size: None,
-        hls_key: None,
-        format_version: 1,
-    };
+    let at = "2026-11-25T06:00:00.000Z".to_owned();
+    let pending = VideoRecord::pending(5, "cam".into(), 1, "00".into(), at);
     local(&dir)
         .put(
             &VideoRecord::key(5),

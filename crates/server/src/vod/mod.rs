@@ -295,26 +295,13 @@ impl Vod {
 
     fn begin(&self, clip: &Clip, stream_name: &str) -> Option<VideoRecord> {
         let id = clip.video_id()?;
-        let rec = VideoRecord {
+        let rec = VideoRecord::pending(
             id,
-            name: format!("{stream_name} {}", clip.start_utc().to_rfc3339_millis()),
-            stream_id: clip.stream_id().0,
-            clip_id: clip.id().to_string(),
-            status: VideoStatus::Pending,
-            error: None,
-            duration: 0,
-            created_at: clip.created_at().to_rfc3339_millis(),
-            width: None,
-            height: None,
-            rendition: None,
-            media_key: None,
-            size: None,
-            etag: None,
-            hls_media_key: None,
-            hls_media_size: None,
-            hls_key: None,
-            format_version: record::FORMAT_VERSION,
-        };
+            format!("{stream_name} {}", clip.start_utc().to_rfc3339_millis()),
+            clip.stream_id().0,
+            clip.id().to_string(),
+            clip.created_at().to_rfc3339_millis(),
+        );
         self.videos.lock().insert(id, rec.clone());
         Some(rec)
     }

@@ -82,6 +82,36 @@ pub struct VideoRecord {
 }
 
 impl VideoRecord {
+    /// A video as the writer records it before any media: `pending`, nothing stored.
+    pub fn pending(
+        id: u64,
+        name: String,
+        stream_id: u64,
+        clip_id: String,
+        created_at: String,
+    ) -> Self {
+        VideoRecord {
+            id,
+            name,
+            stream_id,
+            clip_id,
+            status: VideoStatus::Pending,
+            error: None,
+            duration: 0,
+            created_at,
+            width: None,
+            height: None,
+            rendition: None,
+            media_key: None,
+            size: None,
+            etag: None,
+            hls_media_key: None,
+            hls_media_size: None,
+            hls_key: None,
+            format_version: FORMAT_VERSION,
+        }
+    }
+
     /// Key of a video's record in the store.
     pub fn key(id: u64) -> String {
         format!("videos/{id}.json")
@@ -160,26 +190,8 @@ mod tests {
     use super::*;
 
     fn pending() -> VideoRecord {
-        VideoRecord {
-            id: 7,
-            name: "cam clip".into(),
-            stream_id: 3,
-            clip_id: "ab".into(),
-            status: VideoStatus::Pending,
-            error: None,
-            duration: 0,
-            created_at: "2026-11-25T06:00:00.000Z".into(),
-            width: None,
-            height: None,
-            rendition: None,
-            media_key: None,
-            size: None,
-            etag: None,
-            hls_media_key: None,
-            hls_media_size: None,
-            hls_key: None,
-            format_version: FORMAT_VERSION,
-        }
+        let at = "2026-11-25T06:00:00.000Z".to_owned();
+        VideoRecord::pending(7, "cam clip".into(), 3, "ab".into(), at)
     }
 
     #[test]

@@ -80,6 +80,23 @@ impl Fixture {
         f
     }
 
+    /// Time spent in `iters` pushes of one segment to the top rendition.
+    fn time_pushes(&mut self, iters: u64) -> Duration {
+        let mut spent = Duration::ZERO;
+        for _ in 0..iters {
+            let seg = segment(&self.payload, self.next);
+            self.next += 1;
+            self.clock.advance_secs(2);
+            let t = Instant::now();
+            let _ = black_box(
+                self.engine
+                    .push_segment(self.stream, "media_3_1080", None, seg),
+            );
+            spent += t.elapsed();
+        }
+        spent
+    }
+
     fn push_all(&mut self) {
         self.clock.advance_secs(2);
         for (name, _) in RENDITIONS {
@@ -142,18 +159,7 @@ fn push(c: &mut Criterion) {
     let dvr = if cfg!(debug_assertions) { 60 } else { 3600 };
     let mut f = Fixture::new(dvr, seg_bytes);
     g.bench_function("one_rendition_full_1h_dvr", |b| {
-        b.iter_custom(|iters| {
-            let mut spent = Duration::ZERO;
-            for _ in 0..iters {
-                let seg = segment(&f.payload, f.next);
-                f.next += 1;
-                f.clock.advance_secs(2);
-                let t = Instant::now();
-                let _ = black_box(f.engine.push_segment(f.stream, "media_3_1080", None, seg));
-                spent += t.elapsed();
-            }
-            spent
-        })
+        b.iter_custom(|iters| f.time_pushes(iters))
     });
     // Baseline: what copying the segment once would cost (the engine copies nothing).
     let src = vec![0x5au8; seg_bytes];
@@ -251,18 +257,7 @@ fn push_with_readers(c: &mut Criterion) {
             })
             .collect();
         g.bench_function(BenchmarkId::from_parameter(format!("{n}_readers")), |b| {
-            b.iter_custom(|iters| {
-                let mut spent = Duration::ZERO;
-                for _ in 0..iters {
-                    let seg = segment(&f.payload, f.next);
-                    f.next += 1;
-                    f.clock.advance_secs(2);
-                    let t = Instant::now();
-                    let _ = black_box(f.engine.push_segment(f.stream, "media_3_1080", None, seg));
-                    spent += t.elapsed();
-                }
-                spent
-            })
+            b.iter_custom(|iters| f.time_pushes(iters))
         });
         stop.store(true, Ordering::Relaxed);
         for t in threads {

@@ -8,6 +8,7 @@
 #   scripts/load-test.sh                      # 20 streams, 200 + 1000 clients, ~4 min
 #   scripts/load-test.sh --duration 600       # the 10 minutes
 #   scripts/load-test.sh --streams 5 --slow 100 --duration 60   # a quick smoke run
+#   scripts/load-test.sh --chunked            # segments uploaded chunked, as ffmpeg does
 #
 # Exit status 0 when every check passed; the figures are printed as JSON.
 set -euo pipefail

@@ -132,6 +132,9 @@ def api(port, method, path, body=None):
     return out
 
 
+CHUNKED = False
+
+
 def pusher(port, ingest, rendition, idx, stop, stats, t0):
     """One rendition of one stream, pushed in real time on a persistent connection."""
     d = LADDER / rendition
@@ -146,7 +149,12 @@ def pusher(port, ingest, rendition, idx, stop, stats, t0):
             try:
                 if conn is None:
                     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-                conn.request("PUT", f"{ingest}/{rendition}/{name}", body=body)
+                if CHUNKED:
+                    # As ffmpeg sends: Transfer-Encoding: chunked, 64 KiB pieces.
+                    pieces = [body[i : i + 65536] for i in range(0, len(body), 65536)]
+                    conn.request("PUT", f"{ingest}/{rendition}/{name}", body=iter(pieces), encode_chunked=True)
+                else:
+                    conn.request("PUT", f"{ingest}/{rendition}/{name}", body=body)
                 r = conn.getresponse()
                 r.read()
                 stats.record(r.status in (200, 201), f"{rendition}/{name}: {r.status}")
@@ -261,7 +269,10 @@ def main():
     ap.add_argument("--slow", type=int, default=1000)
     ap.add_argument("--duration", type=int, default=240, help="whole run, seconds")
     ap.add_argument("--budget-mib", type=int, default=128)
+    ap.add_argument("--chunked", action="store_true", help="upload segments chunked, as ffmpeg does")
     a = ap.parse_args()
+    global CHUNKED
+    CHUNKED = a.chunked
 
     warmup = 24  # seconds of ingest before clips are cut
     wrk_secs = max(30, a.duration - warmup - 60)

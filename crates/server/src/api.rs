@@ -31,7 +31,7 @@ pub async fn handle(
         .headers
         .get(http::header::AUTHORIZATION)
         .map(|v| v.as_bytes());
-    crate::auth::check(auth, Some(&app.config.api_key))?;
+    crate::auth::check(auth, &app.config.api_key)?;
     let engine = &app.engine;
     let (status, value) = match route {
         Route::ListStreams => {

@@ -149,9 +149,8 @@ impl App {
                     body,
                 )
                 .await;
-                match &r {
-                    Ok(_) => {}
-                    Err(_) => self.metrics.record_ingest_error(),
+                if r.is_err() {
+                    self.metrics.record_ingest_error();
                 }
                 r
             }

@@ -13,13 +13,13 @@ pub enum AuthError {
     /// Not `APIKey <token>`.
     #[error("malformed Authorization header; expected `APIKey <token>`")]
     Malformed,
-    /// The token is wrong, or the server has no API key configured.
+    /// The token is wrong.
     #[error("invalid API key")]
     Invalid,
 }
 
 /// Checks an `Authorization` header value against the configured key.
-pub fn check(header: Option<&[u8]>, expected: Option<&str>) -> Result<(), AuthError> {
+pub fn check(header: Option<&[u8]>, expected: &str) -> Result<(), AuthError> {
     let value = header.ok_or(AuthError::Missing)?;
     let text = std::str::from_utf8(value).map_err(|_| AuthError::Malformed)?;
     let (scheme, token) = text.trim().split_once(' ').ok_or(AuthError::Malformed)?;
@@ -30,9 +30,10 @@ pub fn check(header: Option<&[u8]>, expected: Option<&str>) -> Result<(), AuthEr
     {
         return Err(AuthError::Malformed);
     }
-    match expected {
-        Some(key) if constant_time_eq(token.as_bytes(), key.as_bytes()) => Ok(()),
-        _ => Err(AuthError::Invalid),
+    if constant_time_eq(token.as_bytes(), expected.as_bytes()) {
+        Ok(())
+    } else {
+        Err(AuthError::Invalid)
     }
 }
 
@@ -49,7 +50,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 mod tests {
     use super::*;
 
-    const KEY: Option<&str> = Some("1234$abcdef");
+    const KEY: &str = "1234$abcdef";
 
     #[test]
     fn scheme_is_case_insensitive() {
@@ -80,10 +81,6 @@ mod tests {
         );
         assert_eq!(
             check(Some(b"APIKey 1234$abcde"), KEY),
-            Err(AuthError::Invalid)
-        );
-        assert_eq!(
-            check(Some(b"APIKey 1234$abcdef"), None),
             Err(AuthError::Invalid)
         );
     }

@@ -335,8 +335,13 @@ impl Ring {
             (floor.map_or(utc, |f| utc.max(f)), src, true)
         };
 
-        if micros_from_ticks(duration_ticks, timescale) > MAX_CHUNK_MICROS {
+        let duration_micros = micros_from_ticks(duration_ticks, timescale);
+        if duration_micros > MAX_CHUNK_MICROS {
             return Err(bad("segment longer than 1 h"));
+        }
+        // A chunk of no length lies in no clip's range: nothing could ever cut it.
+        if duration_micros == 0 {
+            return Err(bad("segment has no duration"));
         }
         if start_utc < WallTime::EPOCH || start_utc.add_micros(MAX_CHUNK_MICROS) > MAX_WALL {
             return Err(bad("wall-clock time outside 1970..9999"));
@@ -679,6 +684,42 @@ mod tests {
             assert_eq!(st.index_of_seq(10), None);
         });
         assert_eq!(account.total_bytes(), 10 * 300);
+    }
+
+    /// Found by `fuzz/fuzz_targets/ingest_sequence.rs`: a segment whose reference
+    /// samples all last 0 ticks was stored as a chunk with `end == start`, which no
+    /// clip can hold (the final cut found "no media in the requested range").
+    #[test]
+    fn a_segment_with_no_duration_is_refused() {
+        use std::sync::Arc;
+
+        use crate::memory::Account;
+        use crate::ring::{PushInput, Ring};
+        use crate::testutil::{init, segment};
+        use crate::{Error, StreamId};
+
+        let ring = Ring::new(Arc::from("r"));
+        let account = Arc::new(Account::default());
+        ring.push_init(init()).unwrap();
+        let mut seg = segment(0, 30, true);
+        for t in &mut seg.tracks {
+            for s in &mut t.samples {
+                // All at the first sample's time, as a trun of 0-tick durations gives.
+                (s.duration, s.decode_ticks) = (0, 0);
+            }
+        }
+        let inp = PushInput {
+            stream: StreamId(1),
+            name: None,
+            segment: seg,
+            arrival: WallTime::from_unix_secs(1000),
+            window_micros: i64::MAX / 4,
+            account: &account,
+        };
+        let r = ring.push(inp, &mut None);
+        assert!(matches!(r, Err(Error::BadTiming { .. })), "{:?}", r.err());
+        ring.read(|st| assert!(st.chunks.is_empty()));
+        assert_eq!(account.total_bytes(), 0);
     }
 
     #[test]

@@ -296,6 +296,10 @@ fn hostile_boxes_are_refused_and_change_nothing() {
     let tfhd = find_box(&seg, &["moof", "traf", "tfhd"]);
     field("tfhd track_ID 99", tfhd + 12, 99, 412);
     field("tfhd track_ID 0", tfhd + 12, 0, 412);
+    // tfhd flags 0x020038: default_sample_duration follows track_ID; the video trun
+    // gives none of its own, so every frame lasts 0 ticks: a chunk of no length.
+    assert_eq!(&seg[tfhd + 9..tfhd + 12], [0x02, 0x00, 0x38]);
+    field("tfhd default_sample_duration 0", tfhd + 16, 0, 400);
     // tfhd flag 0x000001: a 64-bit base_data_offset follows track_ID (8 bytes
     // inserted, tfhd/traf/moof grown to match); near 2^64 the sample offsets overflow.
     for base in [u64::MAX, u64::MAX - 1_000, 1 << 63] {

@@ -13,7 +13,7 @@
 //! eviction takes one ring lock at a time.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -54,6 +54,9 @@ pub struct EngineConfig {
     pub max_start_ahead_secs: u32,
     /// Renditions per stream.
     pub max_renditions: usize,
+    /// Clips a stream holds at once (recording, complete, not yet expired): each
+    /// costs bookkeeping the byte budget does not see, so their number is bounded.
+    pub max_clips_per_stream: usize,
     /// The first `video_id` handed to a `vod_required` clip (a VOD store that
     /// survived a restart passes its next free id).
     pub first_video_id: u64,
@@ -70,6 +73,7 @@ impl Default for EngineConfig {
             no_dvr_window_secs: 30,
             max_start_ahead_secs: 3600,
             max_renditions: 16,
+            max_clips_per_stream: 10_000,
             first_video_id: 1,
         }
     }
@@ -515,6 +519,10 @@ impl Engine {
         if req.duration_secs == 0 {
             return Err(Error::ZeroDuration);
         }
+        let max = self.config.max_clips_per_stream;
+        if stream.clips.lock().len() >= max {
+            return Err(Error::TooManyClips { stream: id, max });
+        }
         if req.duration_secs > u64::from(settings.dvr_duration_secs) {
             return Err(Error::DurationTooLong {
                 duration_secs: req.duration_secs,
@@ -688,16 +696,42 @@ impl Engine {
             .write()
             .remove(&clip_id)
             .ok_or(Error::UnknownClip)?;
-        self.forget(&clip);
+        self.forget(std::slice::from_ref(&clip));
+        self.compact_deadlines();
         Ok(())
     }
 
-    fn forget(&self, clip: &Clip) {
-        if let Ok(stream) = self.stream_arc(clip.stream_id()) {
-            stream.clips.lock().retain(|c| *c != clip.id());
-            stream.recording.lock().retain(|c| c.id() != clip.id());
+    /// Drops the deadlines of deleted clips once they outnumber the live ones, so a
+    /// client that creates and deletes in a loop cannot grow the heaps for hours.
+    /// Amortised O(1) per delete.
+    fn compact_deadlines(&self) {
+        let live = self.clips.read();
+        let limit = 2 * live.len() + 64;
+        for heap in [&self.expiry, &self.recording_deadlines] {
+            let mut heap = heap.lock();
+            if heap.len() > limit {
+                heap.retain(|Reverse((_, id))| live.contains_key(id));
+            }
         }
-        complete_clip(clip);
+    }
+
+    /// Unlinks removed clips from their streams and completes them; one pass over
+    /// each stream's lists however many clips go (an hour of clips can expire at once).
+    fn forget(&self, gone: &[Clip]) {
+        let mut by_stream: HashMap<StreamId, HashSet<ClipId>> = HashMap::new();
+        for clip in gone {
+            by_stream
+                .entry(clip.stream_id())
+                .or_default()
+                .insert(clip.id());
+            complete_clip(clip);
+        }
+        for (id, ids) in by_stream {
+            if let Ok(stream) = self.stream_arc(id) {
+                stream.clips.lock().retain(|c| !ids.contains(c));
+                stream.recording.lock().retain(|c| !ids.contains(&c.id()));
+            }
+        }
     }
 
     /// When a recording clip may give up waiting for its end.
@@ -735,21 +769,19 @@ impl Engine {
     pub fn tick(&self) -> TickReport {
         let now = self.now();
         let mut report = TickReport::default();
-        loop {
-            let due = {
-                let mut heap = self.expiry.lock();
-                match heap.peek() {
-                    Some(Reverse((t, _))) if *t <= now => heap.pop().map(|Reverse((_, id))| id),
-                    _ => None,
-                }
-            };
-            let Some(id) = due else { break };
-            let removed = self.clips.write().remove(&id);
-            if let Some(clip) = removed {
-                self.forget(&clip);
-                report.expired += 1;
+        let mut due = Vec::new();
+        {
+            let mut heap = self.expiry.lock();
+            while heap.peek().is_some_and(|Reverse((t, _))| *t <= now) {
+                due.extend(heap.pop().map(|Reverse((_, id))| id));
             }
         }
+        let expired: Vec<Clip> = {
+            let mut clips = self.clips.write();
+            due.iter().filter_map(|id| clips.remove(id)).collect()
+        };
+        self.forget(&expired);
+        report.expired = expired.len();
         loop {
             let due = {
                 let mut heap = self.recording_deadlines.lock();

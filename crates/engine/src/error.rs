@@ -100,6 +100,16 @@ pub enum Error {
         max: usize,
     },
 
+    /// The stream already holds the maximum number of clips (HTTP 429); one frees a
+    /// place when it expires or is deleted.
+    #[error("stream {stream} already holds {max} clips; delete one or wait for one to expire")]
+    TooManyClips {
+        /// The stream.
+        stream: StreamId,
+        /// The limit.
+        max: usize,
+    },
+
     /// The stream is not `active`: ingest is refused (HTTP 403).
     #[error("stream {0} is not active")]
     StreamInactive(StreamId),

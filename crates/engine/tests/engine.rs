@@ -659,6 +659,31 @@ fn budget_evicts_oldest_across_streams_and_refuses_clips() {
 }
 
 #[test]
+fn clips_per_stream_are_bounded() {
+    let h = Harness::new(EngineConfig {
+        max_clips_per_stream: 3,
+        ..Default::default()
+    });
+    let (a, b) = (h.stream(600), h.stream(600));
+    for s in [a, b] {
+        ok(h.engine.push_init(s, "v", init(720, 1)));
+        push_run(&h, s, "v", 0, 10, 1);
+    }
+    let past = Some(h.engine.now().add_micros(-5_000_000));
+    let clips: Vec<_> = (0..3)
+        .map(|_| ok(h.engine.create_clip(a, req(2, past))))
+        .collect();
+    assert_eq!(
+        h.engine.create_clip(a, req(2, past)).map(|c| c.id()),
+        Err(Error::TooManyClips { stream: a, max: 3 })
+    );
+    // The cap is per stream, and deleting a clip frees its place.
+    ok(h.engine.create_clip(b, req(2, past)));
+    ok(h.engine.delete_clip(clips[0].id()));
+    ok(h.engine.create_clip(a, req(2, past)));
+}
+
+#[test]
 fn renditions_are_cut_at_the_reference_boundaries() {
     let (h, s) = setup(600);
     ok(h.engine.push_init(s, "v360", init(360, 3)));

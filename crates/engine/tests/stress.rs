@@ -69,6 +69,9 @@ fn readers_never_see_a_torn_ring() {
                             if let Ok(clip) = h.engine.create_clip(s, req) {
                                 let v = clip.view();
                                 check_run(v.reference().map(|r| r.chunks()).unwrap_or_default());
+                                // Clips live an hour; without this the loop would
+                                // pile up thousands and hit the per-stream cap.
+                                assert!(h.engine.delete_clip(clip.id()).is_ok());
                             }
                         }
                         _ => {

@@ -57,6 +57,9 @@ pub enum ApiError {
     /// 425: the clip is still recording.
     #[error("{0}")]
     TooEarly(String),
+    /// 429: the stream holds as many clips as it may.
+    #[error("{0}")]
+    TooManyRequests(String),
     /// 503: over the memory budget, or shutting down.
     #[error("{0}")]
     Unavailable(String),
@@ -96,6 +99,7 @@ impl ApiError {
             ApiError::UnsupportedMedia(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::TooEarly(_) => StatusCode::TOO_EARLY,
+            ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -180,6 +184,7 @@ impl From<dvrclip_engine::Error> for ApiError {
             | E::EmptyInit => ApiError::BadRequest { message, field },
             E::StreamInactive(_) => ApiError::Forbidden(message),
             E::NoInit { .. } | E::TrackMismatch { .. } => ApiError::PreconditionFailed(message),
+            E::TooManyClips { .. } => ApiError::TooManyRequests(message),
             E::OverBudget { .. } => ApiError::Unavailable(message),
             _ => ApiError::Internal(message),
         }

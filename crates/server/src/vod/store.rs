@@ -18,6 +18,7 @@ use std::fmt;
 use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
@@ -26,7 +27,8 @@ use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::{
-    GetOptions, GetRange, GetResultPayload, ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart,
+    GetOptions, GetRange, GetResultPayload, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig,
+    WriteMultipart,
 };
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
@@ -250,15 +252,27 @@ impl ObjectVodStore {
     }
 }
 
+/// How long an S3 request keeps retrying before its error surfaces. `object_store`'s
+/// default (10 retries within 3 minutes) would hold a player's GET for minutes when
+/// the endpoint is gone; 20 s rides out a blip and still answers 503 in time.
+pub fn s3_retry() -> RetryConfig {
+    RetryConfig {
+        max_retries: 4,
+        retry_timeout: Duration::from_secs(20),
+        ..RetryConfig::default()
+    }
+}
+
 /// `base` (credentials, usually from the `AWS_*` environment) aimed at `bucket`, with
-/// an endpoint for non-AWS stores (plain `http://` then allowed) and a region.
+/// an endpoint for non-AWS stores (plain `http://` then allowed), a region, and the
+/// [`s3_retry`] policy.
 pub fn s3_builder(
     base: AmazonS3Builder,
     bucket: &str,
     endpoint: Option<&str>,
     region: Option<&str>,
 ) -> AmazonS3Builder {
-    let mut b = base.with_bucket_name(bucket);
+    let mut b = base.with_bucket_name(bucket).with_retry(s3_retry());
     if let Some(e) = endpoint {
         b = b.with_endpoint(e).with_allow_http(e.starts_with("http://"));
     }

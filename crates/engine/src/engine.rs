@@ -870,6 +870,13 @@ fn advance_tracks(
         r.chunks.first().map(|c| c.start_utc()),
         r.chunks.last().map(|c| c.end_utc()),
     ) else {
+        // The reference closed with nothing (the first chunk to arrive started past
+        // the end): the followers have nothing to follow, and the clip is done.
+        if r.closed {
+            for t in tracks.iter_mut() {
+                t.closed = true;
+            }
+        }
         return changed;
     };
     let ref_closed = r.closed;

@@ -549,6 +549,27 @@ fn recording_clip_completes_after_a_bounded_wait_when_the_encoder_stops() {
 }
 
 #[test]
+fn a_clip_of_the_past_made_before_any_chunk_completes_when_later_media_arrives() {
+    // Found with Gcore's SDK against a server just started: the range ended before
+    // the first chunk, and the follower rendition kept the clip recording until the
+    // 10 min cap because it waited for a reference cut that would never come.
+    let (h, s) = setup(600);
+    ok(h.engine.push_init(s, "v360", init(360, 2)));
+    let clip = ok(h
+        .engine
+        .create_clip(s, req(3, Some(h.engine.now().add_micros(-8_000_000)))));
+    assert_eq!(clip.state(), ClipState::Recording);
+    push_run(&h, s, "v720", 0, 1, 1);
+    push_run(&h, s, "v360", 0, 1, 1);
+    assert_eq!(clip.state(), ClipState::Complete);
+    assert!(
+        clip.view()
+            .reference()
+            .is_none_or(|r| r.chunks().is_empty())
+    );
+}
+
+#[test]
 fn wait_complete_wakes_on_completion() {
     let (h, s) = setup(600);
     push_run(&h, s, "v720", 0, 3, 1);

@@ -1,0 +1,91 @@
+"""Gcore's own Python SDK (`pip install gcore`) against a running `dvrclip serve --demo`.
+
+Run by tests/gcore_sdk.rs: `python3 tests/gcore_sdk.py http://ADDR API_KEY`. Every call
+is the SDK's, unchanged, pointed at dvrclip with `base_url`; the SDK parses each answer
+into its own models, so a missing or mistyped field fails here. Exits non-zero on the
+first failed check; prints one line per step.
+"""
+
+import sys
+import time
+
+import gcore
+import httpx
+
+
+def step(what):
+    print(f"sdk: {what}", flush=True)
+
+
+def expect_error(kind, call):
+    try:
+        call()
+    except kind as e:
+        return e
+    raise AssertionError(f"expected {kind.__name__}")
+
+
+def main(base_url, api_key):
+    client = gcore.Gcore(api_key=api_key, base_url=base_url, max_retries=0)
+    streams = client.streaming.streams
+
+    step("streams.create / get / list / update")
+    made = streams.create(name="sdk", dvr_enabled=True, dvr_duration=600)
+    assert made.id and made.name == "sdk" and made.dvr_duration == 600, made
+    assert made.push_url and made.push_url.startswith(base_url), made.push_url
+    got = streams.get(made.id)
+    assert (got.id, got.name, got.dvr_enabled) == (made.id, "sdk", True), got
+    listed = [s.id for s in streams.list()]
+    assert 1 in listed and made.id in listed, listed
+    renamed = streams.update(made.id, stream={"name": "sdk-renamed", "dvr_duration": 300})
+    assert (renamed.name, renamed.dvr_duration) == ("sdk-renamed", 300), renamed
+
+    step("errors map to the SDK's exception classes")
+    e = expect_error(gcore.BadRequestError, lambda: streams.clips.create(made.id, duration=301))
+    assert e.status_code == 400
+    expect_error(gcore.NotFoundError, lambda: streams.get(999_999))
+    streams.update(made.id, stream={"dvr_enabled": False})
+    e = expect_error(gcore.UnprocessableEntityError, lambda: streams.clips.create(made.id, duration=5))
+    assert e.status_code == 422
+    bad = gcore.Gcore(api_key="wrong", base_url=base_url, max_retries=0)
+    expect_error(gcore.AuthenticationError, lambda: bad.streaming.streams.list())
+
+    step("streams.clear_dvr / delete")
+    streams.clear_dvr(made.id)
+    streams.delete(made.id)
+    expect_error(gcore.NotFoundError, lambda: streams.get(made.id))
+
+    step("clips.create on the demo stream, with vod_required")
+    demo = streams.get(1)
+    assert demo.live, demo
+    # The demo has pushed 8 s or more (tests/gcore_sdk.rs waits for it): all held.
+    start = int(time.time()) - 6
+    clip = streams.clips.create(1, duration=2, start=start, vod_required=True)
+    assert clip.id and clip.duration == 2 and clip.start == start, clip
+    assert clip.hls_master and clip.mp4_master and clip.video_id, clip
+    assert clip.renditions, clip
+    assert clip.id in [c.id for c in streams.clips.list(1)]
+
+    step("the clip's links, then the video")
+    with httpx.Client(timeout=30) as web:
+        master = web.get(clip.hls_master)
+        assert master.status_code == 200 and master.text.startswith("#EXTM3U"), master
+        deadline = time.time() + 60
+        while (mp4 := web.get(clip.mp4_master)).status_code == 425:
+            assert time.time() < deadline, "the clip never completed"
+            time.sleep(0.5)
+        assert mp4.status_code == 200 and mp4.content[4:8] == b"ftyp", mp4
+        videos = client.streaming.videos
+        while (video := videos.get(clip.video_id)).status == "pending":
+            assert time.time() < deadline, "the video never left pending"
+            time.sleep(0.5)
+        assert video.status == "ready", video
+        assert video.duration and video.duration >= 2000, video.duration
+        url = video.converted_videos[0].mp4_url
+        stored = web.get(url)
+        assert stored.status_code == 200 and stored.content[4:8] == b"ftyp", stored
+    step("ok")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2])

@@ -7,7 +7,6 @@
 mod common;
 
 use std::process::Command;
-use std::time::Duration;
 
 use common::*;
 
@@ -23,16 +22,7 @@ fn gcore_python_sdk_works_unchanged() {
     }
     let server = Server::start_with(&["--demo"]);
     // The script clips the last seconds of the demo: let it push a few chunks first.
-    let addr = server.addr;
-    poll("four demo chunks", Duration::from_secs(30), || {
-        let auth = [("Authorization", "APIKey demo")];
-        let d = expect(
-            request(addr, "GET", "/streaming/streams/1/dvr", &auth, None),
-            200,
-        )
-        .json();
-        (d["renditions"].as_array()?.first()?["chunks"].as_u64()? >= 4).then_some(())
-    });
+    wait_for_demo_chunks(server.addr);
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/gcore_sdk.py");
     let out = Command::new("python3")
         .arg(script)

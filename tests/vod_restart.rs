@@ -22,15 +22,7 @@ fn a_vod_survives_a_restart() {
     let data = root.join("data");
     let server = Server::start_in(data.clone(), temp_dir("vod-first"), &["--demo"]);
     let addr = server.addr;
-    // The demo pushes a 2 s segment every 2 s of real time: wait for 4 of them.
-    poll("four demo chunks", Duration::from_secs(30), || {
-        let d = expect(
-            request(addr, "GET", "/streaming/streams/1/dvr", &AUTH, None),
-            200,
-        )
-        .json();
-        (d["renditions"].as_array()?.first()?["chunks"].as_u64()? >= 4).then_some(())
-    });
+    wait_for_demo_chunks(addr);
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
@@ -155,14 +147,7 @@ fn a_full_data_directory_fails_the_video_not_the_server() {
 
     let server = Server::start_in(data.clone(), temp_dir("vod-full-run"), &["--demo"]);
     let addr = server.addr;
-    poll("four demo chunks", Duration::from_secs(30), || {
-        let d = expect(
-            request(addr, "GET", "/streaming/streams/1/dvr", &AUTH, None),
-            200,
-        )
-        .json();
-        (d["renditions"].as_array()?.first()?["chunks"].as_u64()? >= 4).then_some(())
-    });
+    wait_for_demo_chunks(addr);
     let clip_with_vod = || {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)

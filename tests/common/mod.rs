@@ -494,3 +494,14 @@ pub fn poll<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) ->
         std::thread::sleep(Duration::from_millis(500));
     }
 }
+
+/// Waits until `dvrclip serve --demo` (API key `demo`) holds 4 chunks of its stream 1:
+/// it pushes a 2 s segment every 2 s of real time, so 8 s or more are then held.
+pub fn wait_for_demo_chunks(addr: SocketAddr) {
+    poll("four demo chunks", Duration::from_secs(30), || {
+        let auth = [("Authorization", "APIKey demo")];
+        let dvr = request(addr, "GET", "/streaming/streams/1/dvr", &auth, None);
+        let d = expect(dvr, 200).json();
+        (d["renditions"].as_array()?.first()?["chunks"].as_u64()? >= 4).then_some(())
+    });
+}

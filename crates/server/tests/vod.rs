@@ -280,21 +280,37 @@ async fn an_interrupted_write_is_cleaned_up_at_start_up() {
     );
 }
 
-/// Records go through, media writes fail: the store "goes down" mid-video.
-#[derive(Debug)]
-struct MediaFails(Arc<dyn VodStore>);
+/// What a fault does to a real store's media writes; records and reads go through.
+#[derive(Debug, Clone, Copy)]
+enum Fault {
+    /// The store "goes down" mid-video: media writes are refused.
+    Refused,
+    /// A slow link to the bucket: media writes take this long.
+    Slow(Duration),
+}
 
-impl VodStore for MediaFails {
+#[derive(Debug)]
+struct Faulty(Arc<dyn VodStore>, Fault);
+
+impl VodStore for Faulty {
     fn put<'a>(&'a self, key: &'a str, body: Bytes) -> BoxFuture<'a, Result<(), StoreError>> {
         self.0.put(key, body)
     }
     fn put_pieces<'a>(
         &'a self,
-        _: &'a str,
-        _: u64,
-        _: Pieces<'a>,
+        key: &'a str,
+        len: u64,
+        pieces: Pieces<'a>,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
-        Box::pin(async { Err(StoreError::Unavailable("connection refused".into())) })
+        Box::pin(async move {
+            match self.1 {
+                Fault::Refused => Err(StoreError::Unavailable("connection refused".into())),
+                Fault::Slow(delay) => {
+                    tokio::time::sleep(delay).await;
+                    self.0.put_pieces(key, len, pieces).await
+                }
+            }
+        })
     }
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Bytes, StoreError>> {
         self.0.get(key)
@@ -319,7 +335,7 @@ impl VodStore for MediaFails {
         self.0.delete(key)
     }
     fn describe(&self) -> String {
-        "failing".into()
+        format!("{:?} {}", self.1, self.0.describe())
     }
 }
 
@@ -333,7 +349,7 @@ async fn a_failing_store_turns_the_video_to_error_and_spares_the_clip() {
         .len();
     let clip = ladder_clip(&engine, stream);
 
-    let vod = Vod::open(Arc::new(MediaFails(local(&dir))), "http://h")
+    let vod = Vod::open(Arc::new(Faulty(local(&dir), Fault::Refused)), "http://h")
         .await
         .unwrap();
     let rec = vod.write_clip(&clip, "ladder").await.unwrap();
@@ -604,59 +620,13 @@ async fn shutdown_leaves_a_recording_clips_video_pending_then_error_at_start() {
     );
 }
 
-/// A store whose media writes take `delay` (a slow link to the bucket).
-#[derive(Debug)]
-struct Slow(Arc<dyn VodStore>, Duration);
-
-impl VodStore for Slow {
-    fn put<'a>(&'a self, key: &'a str, body: Bytes) -> BoxFuture<'a, Result<(), StoreError>> {
-        self.0.put(key, body)
-    }
-    fn put_pieces<'a>(
-        &'a self,
-        key: &'a str,
-        len: u64,
-        pieces: Pieces<'a>,
-    ) -> BoxFuture<'a, Result<(), StoreError>> {
-        Box::pin(async move {
-            tokio::time::sleep(self.1).await;
-            self.0.put_pieces(key, len, pieces).await
-        })
-    }
-    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Bytes, StoreError>> {
-        self.0.get(key)
-    }
-    fn get_range<'a>(
-        &'a self,
-        key: &'a str,
-        range: std::ops::Range<u64>,
-    ) -> BoxFuture<'a, Result<ByteStream, StoreError>> {
-        self.0.get_range(key, range)
-    }
-    fn head<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<u64>, StoreError>> {
-        self.0.head(key)
-    }
-    fn list<'a>(
-        &'a self,
-        prefix: &'a str,
-    ) -> BoxFuture<'a, Result<Vec<(String, u64)>, StoreError>> {
-        self.0.list(prefix)
-    }
-    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
-        self.0.delete(key)
-    }
-    fn describe(&self) -> String {
-        "slow".into()
-    }
-}
-
 #[tokio::test]
 async fn shutdown_lets_a_write_in_progress_finish_within_the_grace_period() {
     let (engine, _clock, stream) = ladder_engine(EngineConfig::default());
 
     // Within the grace period: the video is finished and ready after a restart.
     let dir = temp_dir("vod-grace");
-    let slow = Arc::new(Slow(local(&dir), Duration::from_millis(100)));
+    let slow = Arc::new(Faulty(local(&dir), Fault::Slow(Duration::from_millis(100))));
     let vod = Vod::open(slow, "http://h").await.unwrap();
     let clip = ladder_clip(&engine, stream);
     vod.spawn_writer(clip.clone(), "ladder");
@@ -668,7 +638,7 @@ async fn shutdown_lets_a_write_in_progress_finish_within_the_grace_period() {
 
     // Past it: the write is cut, and the next start shows an error, no media.
     let dir = temp_dir("vod-grace-cut");
-    let slow = Arc::new(Slow(local(&dir), Duration::from_secs(60)));
+    let slow = Arc::new(Faulty(local(&dir), Fault::Slow(Duration::from_secs(60))));
     let vod = Vod::open(slow, "http://h").await.unwrap();
     let clip = ladder_clip(&engine, stream);
     vod.spawn_writer(clip.clone(), "ladder");

@@ -1131,6 +1131,31 @@ fn demo_stream_is_clippable() {
     check_mp4(clip["mp4_master"].as_str().unwrap(), (426, 240), duration);
     let (ok, errors) = ffmpeg_decode(clip["hls_master"].as_str().unwrap());
     assert!(ok && errors.is_empty(), "demo HLS:\n{errors}");
+
+    // The live DVR playlist: every rendition, and ffmpeg plays it as a live stream
+    // (it never ends, so 4 s of it).
+    let live = demo["hls_cmaf_url"].as_str().expect("hls_cmaf_url");
+    assert_eq!(live, format!("http://{addr}/live/{sid}/master.m3u8"));
+    let master = expect(get(addr, path_of(live)), 200);
+    assert_eq!(master.header("cache-control"), Some("no-cache"));
+    assert_eq!(variants(&master.text()).len(), 3, "{}", master.text());
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-hide_banner", "-nostdin", "-v", "error", "-i", live])
+        .args(["-map", "0", "-t", "4", "-f", "null", "-"])
+        .output()
+        .expect("running ffmpeg");
+    let errors = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && errors.is_empty(),
+        "live HLS:\n{errors}"
+    );
+    let media = expect(get(addr, &format!("/live/{sid}/media_3_240.m3u8")), 200).text();
+    assert!(media.contains("#EXT-X-MEDIA-SEQUENCE:") && !media.contains("ENDLIST"));
+    expect(
+        get(addr, &format!("/live/{sid}/media_3_240/999999.m4s")),
+        404,
+    );
+    expect(get(addr, &format!("/live/{sid}/nope.m3u8")), 404);
 }
 
 /// Memory and descriptors stay bounded under any input: past `--max-connections`

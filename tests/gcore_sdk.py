@@ -57,7 +57,7 @@ def main(base_url, api_key):
 
     step("clips.create on the demo stream, with vod_required")
     demo = streams.get(1)
-    assert demo.live, demo
+    assert demo.live and demo.hls_cmaf_url, demo
     # The demo has pushed 8 s or more (tests/gcore_sdk.rs waits for it): all held.
     start = int(time.time()) - 6
     clip = streams.clips.create(1, duration=2, start=start, vod_required=True)

@@ -587,6 +587,14 @@ impl Clip {
     }
 }
 
+impl ClipRendition {
+    /// A rendition's whole ring as it is now, for a live playlist: the same shape a
+    /// clip's rendition has, over every chunk held.
+    pub(crate) fn live(name: Arc<str>, head: RenditionHead, chunks: Vec<Arc<Chunk>>) -> Self {
+        ClipRendition { name, head, chunks }
+    }
+}
+
 fn rendition_list(
     names: &[Arc<str>],
     heads: &[RenditionHead],

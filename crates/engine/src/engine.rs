@@ -21,7 +21,7 @@ use dvrclip_fmp4::{InitSegment, MediaSegment};
 use parking_lot::{Mutex, RwLock};
 
 use crate::chunk::{Chunk, bytes_per_sec};
-use crate::clip::{Build, Clip, ClipId, ClipRequest, NewClip, RenditionHead};
+use crate::clip::{Build, Clip, ClipId, ClipRendition, ClipRequest, NewClip, RenditionHead};
 use crate::cut::{FOLLOW_TOLERANCE_MICROS, Track, cut_follower, cut_reference};
 use crate::dvr::{DvrInfo, describe};
 use crate::memory::Account;
@@ -311,6 +311,35 @@ impl Engine {
     pub fn rendition_chunks(&self, id: StreamId, rendition: &str) -> Result<Vec<Arc<Chunk>>> {
         let ring = self.ring(id, rendition)?;
         Ok(ring.read(|st| st.chunks.iter().cloned().collect()))
+    }
+
+    /// Every rendition's ring as it is now, in the stream's order: what a live DVR
+    /// playlist lists. The shape is a clip rendition's, so one playlist writer serves
+    /// both; the snapshot holds its chunks only as long as it lives.
+    pub fn live_renditions(&self, id: StreamId) -> Result<Vec<ClipRendition>> {
+        let stream = self.stream_arc(id)?;
+        Ok(stream
+            .rings()
+            .iter()
+            .map(|r| {
+                let (chunks, head) = r.read(|st| {
+                    let chunks: Vec<Arc<Chunk>> = st.chunks.iter().cloned().collect();
+                    let head = RenditionHead {
+                        init: st.init().cloned(),
+                        bandwidth_bps: bytes_per_sec(st.chunks.iter().rev().take(8)) * 8,
+                        // The longest chunk held: a live playlist's target duration
+                        // moves only if the encoder makes a longer one.
+                        target_secs: chunks
+                            .iter()
+                            .map(|c| c.duration_secs().ceil() as u64)
+                            .max()
+                            .unwrap_or(0),
+                    };
+                    (chunks, head)
+                });
+                ClipRendition::live(Arc::clone(&r.name), head, chunks)
+            })
+            .collect())
     }
 
     /// One chunk by its `seq`, while the ring holds it. O(1).

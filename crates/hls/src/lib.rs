@@ -1,12 +1,15 @@
 //! HLS for dvrclip (RFC 8216): playlists for clips — the master playlist over every
 //! rendition and one media playlist per rendition, VOD when complete, EVENT while
-//! recording — and the reading of playlists encoders upload (their segment dates).
+//! recording — the same for a stream's live DVR window, and the reading of playlists
+//! encoders upload (their segment dates).
 //!
 //! Pure: no I/O, no HTTP. The server turns these strings into responses.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod ingest;
+pub mod live;
 pub mod playlist;
 
+pub use live::{LiveFile, live_master_playlist, live_media_playlist};
 pub use playlist::{MediaFile, PlaylistKind, master_playlist, media_dir, media_playlist};

@@ -1,4 +1,5 @@
-//! Master and media playlists of a clip (RFC 8216 §4.3.3–4.3.4).
+//! Master and media playlists of a clip (RFC 8216 §4.3.3–4.3.4); [`crate::live`]
+//! renders a stream's live window with the same writers.
 //!
 //! A small writer of our own instead of m3u8-rs's: it formats straight into one
 //! `String` with no intermediate structs (a 4 h clip has 7,200 segments per rendition
@@ -93,8 +94,26 @@ fn distinct_inits(chunks: &[Arc<Chunk>]) -> impl Iterator<Item = &Arc<InitSegmen
 
 /// Renders a rendition's media playlist (RFC 8216 §4.3.3).
 pub fn media_playlist(clip_id: &str, rendition: &ClipRendition, kind: PlaylistKind) -> String {
+    render_media(
+        &media_dir(clip_id, rendition.name()),
+        rendition,
+        Numbering::Clip(kind),
+    )
+}
+
+/// How a media playlist numbers its segments and inits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Numbering {
+    /// A clip's: positions in the clip (`seg_{i}`, `init_{n}`), from media sequence 0.
+    Clip(PlaylistKind),
+    /// A live DVR window's: the ring's chunk `seq` and discontinuity number, which
+    /// stay with a chunk while the window slides (RFC 8216 §6.2.2).
+    Live,
+}
+
+/// The media playlist of `rendition`, its files under `dir`.
+pub(crate) fn render_media(dir: &str, rendition: &ClipRendition, numbering: Numbering) -> String {
     let chunks = rendition.chunks();
-    let dir = media_dir(clip_id, rendition.name());
     let mut out = String::with_capacity(256 + chunks.len() * 96);
     out.push_str("#EXTM3U\n#EXT-X-VERSION:7\n");
     // EXTINF rounded to the nearest integer must not exceed it (§4.3.3.1); we round up.
@@ -103,11 +122,24 @@ pub fn media_playlist(clip_id: &str, rendition: &ClipRendition, kind: PlaylistKi
         "#EXT-X-TARGETDURATION:{}",
         rendition.target_duration_secs()
     );
-    out.push_str("#EXT-X-MEDIA-SEQUENCE:0\n");
-    out.push_str(match kind {
-        PlaylistKind::Vod => "#EXT-X-PLAYLIST-TYPE:VOD\n",
-        PlaylistKind::Event => "#EXT-X-PLAYLIST-TYPE:EVENT\n",
-    });
+    match numbering {
+        Numbering::Clip(kind) => {
+            out.push_str("#EXT-X-MEDIA-SEQUENCE:0\n");
+            out.push_str(match kind {
+                PlaylistKind::Vod => "#EXT-X-PLAYLIST-TYPE:VOD\n",
+                PlaylistKind::Event => "#EXT-X-PLAYLIST-TYPE:EVENT\n",
+            });
+        }
+        Numbering::Live => {
+            let first = chunks.first();
+            let _ = writeln!(
+                out,
+                "#EXT-X-MEDIA-SEQUENCE:{}\n#EXT-X-DISCONTINUITY-SEQUENCE:{}",
+                first.map_or(0, |c| c.seq()),
+                first.map_or(0, |c| c.discontinuity())
+            );
+        }
+    }
     if !chunks.is_empty() && chunks.iter().all(|c| c.is_keyframe()) {
         out.push_str("#EXT-X-INDEPENDENT-SEGMENTS\n");
     }
@@ -125,16 +157,31 @@ pub fn media_playlist(clip_id: &str, rendition: &ClipRendition, kind: PlaylistKi
             // Repeating the map after a discontinuity keeps players that reset their
             // decoder on the tag from losing it (§4.3.2.5); the date re-anchors the
             // timeline, since encoder clocks drift from media time (§4.3.2.6).
-            let _ = writeln!(out, "#EXT-X-MAP:URI=\"{dir}/init_{init_index}.mp4\"");
+            let _ = match numbering {
+                Numbering::Clip(_) => {
+                    writeln!(out, "#EXT-X-MAP:URI=\"{dir}/init_{init_index}.mp4\"")
+                }
+                Numbering::Live => {
+                    writeln!(
+                        out,
+                        "#EXT-X-MAP:URI=\"{dir}/init_{}.mp4\"",
+                        c.discontinuity()
+                    )
+                }
+            };
             let _ = writeln!(
                 out,
                 "#EXT-X-PROGRAM-DATE-TIME:{}",
                 c.start_utc().to_rfc3339_millis()
             );
         }
-        let _ = writeln!(out, "#EXTINF:{:.6},\n{dir}/seg_{i}.m4s", c.duration_secs());
+        let _ = write!(out, "#EXTINF:{:.6},\n{dir}/", c.duration_secs());
+        let _ = match numbering {
+            Numbering::Clip(_) => writeln!(out, "seg_{i}.m4s"),
+            Numbering::Live => writeln!(out, "{}.m4s", c.seq()),
+        };
     }
-    if kind == PlaylistKind::Vod {
+    if numbering == Numbering::Clip(PlaylistKind::Vod) {
         out.push_str("#EXT-X-ENDLIST\n");
     }
     out
@@ -212,9 +259,15 @@ fn bandwidth(r: &ClipRendition) -> (u64, u64) {
 /// renditions become an `EXT-X-MEDIA` audio group the variants reference (ffmpeg's
 /// `agroup` layout), or the variants themselves when the clip has no video.
 pub fn master_playlist(clip_id: &str, view: &ClipView) -> String {
+    render_master(view.renditions(), |name| {
+        format!("rec_{clip_id}_{name}.m3u8")
+    })
+}
+
+/// The master playlist over `renditions`, each media playlist at `uri(name)`.
+pub(crate) fn render_master(renditions: &[ClipRendition], uri: impl Fn(&str) -> String) -> String {
     let mut out = String::from("#EXTM3U\n#EXT-X-VERSION:7\n");
-    let present: Vec<(&ClipRendition, &Arc<InitSegment>)> = view
-        .renditions()
+    let present: Vec<(&ClipRendition, &Arc<InitSegment>)> = renditions
         .iter()
         .filter_map(|r| Some((r, r.expected_init()?)))
         .collect();
@@ -241,9 +294,10 @@ pub fn master_playlist(clip_id: &str, view: &ClipView) -> String {
         for (i, (r, _)) in audio.iter().enumerate() {
             let _ = writeln!(
                 out,
-                "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"audio\",NAME=\"{name}\",DEFAULT={},AUTOSELECT=YES,URI=\"rec_{clip_id}_{name}.m3u8\"",
+                "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"audio\",NAME=\"{}\",DEFAULT={},AUTOSELECT=YES,URI=\"{}\"",
+                r.name(),
                 if i == 0 { "YES" } else { "NO" },
-                name = r.name(),
+                uri(r.name()),
             );
         }
     }
@@ -277,7 +331,7 @@ pub fn master_playlist(clip_id: &str, view: &ClipView) -> String {
         if audio_group.is_some() {
             out.push_str(",AUDIO=\"audio\"");
         }
-        let _ = writeln!(out, "\nrec_{clip_id}_{}.m3u8", r.name());
+        let _ = writeln!(out, "\n{}", uri(r.name()));
     }
     out
 }

@@ -14,12 +14,15 @@ use std::sync::Arc;
 
 use dvrclip_engine::{
     Clip, ClipRendition, ClipRequest, ClipView, Engine, EngineConfig, InitSegment, ManualClock,
-    MediaSegment, StreamId, StreamSettings, WallTime,
+    MediaSegment, StreamId, StreamPatch, StreamSettings, WallTime,
 };
 use dvrclip_fmp4::synthetic::{self, FRAME_TICKS, VIDEO_TIMESCALE as TIMESCALE};
 use dvrclip_fmp4::{parse_init, parse_segment};
 use dvrclip_hls::ingest::{IngestPlaylist, parse_ingest_playlist};
-use dvrclip_hls::{MediaFile, PlaylistKind, master_playlist, media_dir, media_playlist};
+use dvrclip_hls::{
+    MediaFile, PlaylistKind, live_master_playlist, live_media_playlist, master_playlist, media_dir,
+    media_playlist,
+};
 use m3u8_rs::{AlternativeMediaType, MasterPlaylist, MediaPlaylist, MediaPlaylistType, Playlist};
 use proptest::prelude::*;
 
@@ -471,6 +474,81 @@ fn clip_across_an_encoder_restart() {
 }
 
 #[test]
+fn live_window_across_an_encoder_restart() {
+    let (live, _clip) = restart_clip();
+    let renditions = live.engine.live_renditions(live.stream).expect("stream");
+    let master = live_master_playlist(&renditions);
+    let m = parse_master(&master);
+    assert_eq!(m.variants.len(), 1);
+    assert_eq!(m.variants[0].uri, "media_0.m3u8");
+    let media = live_media_playlist(&renditions[0]);
+    let pl = parse_media(&media);
+    // Live: no type, no end; numbered by the ring's seq and discontinuity.
+    assert_eq!((pl.playlist_type, pl.end_list), (None, false));
+    assert_eq!((pl.media_sequence, pl.discontinuity_sequence), (0, 0));
+    let chunks = renditions[0].chunks();
+    let uris: Vec<String> = pl.segments.iter().map(|s| s.uri.clone()).collect();
+    let want: Vec<String> = chunks
+        .iter()
+        .map(|c| format!("media_0/{}.m4s", c.seq()))
+        .collect();
+    assert_eq!(uris, want);
+    let maps: Vec<&str> = pl
+        .segments
+        .iter()
+        .filter_map(|s| s.map.as_ref().map(|m| m.uri.as_str()))
+        .collect();
+    assert_eq!(maps, ["media_0/init_0.mp4", "media_0/init_1.mp4"]);
+    assert_eq!(pl.segments.iter().filter(|s| s.discontinuity).count(), 1);
+    golden("live_restart_media_0.m3u8", &media);
+    golden("live_restart_master.m3u8", &master);
+}
+
+#[test]
+fn live_window_slides_with_its_sequence_numbers() {
+    // A 30 s window of 2 s chunks; a restart half-way; 60 chunks in all.
+    let live = Live::new(WallTime::from_unix_secs(T0_SECS));
+    let patch = StreamPatch {
+        dvr_duration_secs: Some(30),
+        ..Default::default()
+    };
+    live.engine
+        .update_stream(live.stream, patch)
+        .expect("patch");
+    let mut ticks = 0u64;
+    for k in 0..60u64 {
+        if k % 30 == 0 {
+            live.engine
+                .push_init(live.stream, "v", synthetic_init(k as u8))
+                .expect("init");
+            ticks = 0;
+        }
+        live.clock.advance_secs(2);
+        let seg = synthetic_segment(ticks, 60, true);
+        live.engine
+            .push_segment(live.stream, "v", None, seg)
+            .expect("push");
+        ticks += u64::from(60 * FRAME_TICKS);
+        let renditions = live.engine.live_renditions(live.stream).expect("stream");
+        let pl = parse_media(&live_media_playlist(&renditions[0]));
+        let chunks = renditions[0].chunks();
+        let (first, last) = (&chunks[0], &chunks[chunks.len() - 1]);
+        assert_eq!(last.seq(), k);
+        assert!(
+            chunks.len() <= 16,
+            "the window holds 30 s: {}",
+            chunks.len()
+        );
+        assert_eq!(pl.media_sequence, first.seq());
+        assert_eq!(pl.discontinuity_sequence, first.discontinuity());
+        // Each restart still in the window is tagged; none that slid out is.
+        let tags = pl.segments.iter().filter(|s| s.discontinuity).count() as u64;
+        assert_eq!(tags, last.discontinuity() - first.discontinuity());
+        assert_eq!(pl.segments.len(), chunks.len());
+    }
+}
+
+#[test]
 fn recording_clip_grows_then_ends() {
     let ladder = ladder();
     let live = Live::new(WallTime::from_unix_secs(T0_SECS));
@@ -594,7 +672,8 @@ fn every_golden_parses_back() {
         } else {
             let pl = parse_media(&text);
             assert!(!pl.segments.is_empty(), "{name}");
-            assert_eq!(pl.end_list, !name.contains("event"), "{name}");
+            let growing = name.contains("event") || name.starts_with("live");
+            assert_eq!(pl.end_list, !growing, "{name}");
         }
     }
 }

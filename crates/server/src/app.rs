@@ -121,6 +121,8 @@ impl App {
             route,
             Route::ClipLink { .. }
                 | Route::ClipMedia { .. }
+                | Route::LivePlaylist { .. }
+                | Route::LiveMedia { .. }
                 | Route::VodMp4(_)
                 | Route::VodHls(_)
                 | Route::VodHlsMedia(_)
@@ -156,6 +158,9 @@ impl App {
             }
             Route::ClipLink { .. } | Route::ClipMedia { .. } => {
                 public::handle(self, route, &parts).await
+            }
+            Route::LivePlaylist { .. } | Route::LiveMedia { .. } => {
+                crate::live::handle(self, route, &parts)
             }
             Route::VodMp4(id) => crate::vod::http::mp4(&self.vod, id, &parts).await,
             Route::VodHls(id) => crate::vod::http::playlist(&self.vod, id, &parts).await,

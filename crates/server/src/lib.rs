@@ -10,6 +10,7 @@ pub mod config;
 pub mod demo;
 pub mod error;
 pub mod ingest;
+pub mod live;
 pub mod metrics;
 pub mod public;
 pub mod ranged;

@@ -19,7 +19,7 @@ use crate::app::{App, HttpResponse, full};
 use crate::error::ApiError;
 use crate::routes::{LinkFormat, Route};
 
-const HLS_TYPE: &str = "application/vnd.apple.mpegurl";
+pub(crate) const HLS_TYPE: &str = "application/vnd.apple.mpegurl";
 
 /// Answers a public clip route.
 pub async fn handle(app: &App, route: Route, parts: &Parts) -> Result<HttpResponse, ApiError> {
@@ -87,15 +87,20 @@ pub async fn handle(app: &App, route: Route, parts: &Parts) -> Result<HttpRespon
         }
         other => return Err(ApiError::Internal(format!("not a public route: {other:?}"))),
     };
-    if parts.method == Method::HEAD {
-        // hyper sends no body for HEAD but keeps Content-Length from the headers.
-        let len = http_body::Body::size_hint(resp.body()).exact();
-        if let Some(len) = len.filter(|_| !resp.headers().contains_key(header::CONTENT_LENGTH)) {
-            resp.headers_mut()
-                .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-        }
-    }
+    set_head_length(parts, &mut resp);
     Ok(resp)
+}
+
+/// hyper sends no body for HEAD but keeps `Content-Length` from the headers: give a
+/// HEAD answer the length its GET would have.
+pub(crate) fn set_head_length(parts: &Parts, resp: &mut HttpResponse) {
+    if parts.method != Method::HEAD || resp.headers().contains_key(header::CONTENT_LENGTH) {
+        return;
+    }
+    if let Some(len) = http_body::Body::size_hint(resp.body()).exact() {
+        resp.headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    }
 }
 
 fn find_clip(app: &App, stream_id: u64, clip: &str) -> Result<Clip, ApiError> {

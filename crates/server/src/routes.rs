@@ -66,6 +66,23 @@ pub enum Route {
         /// `init_{n}.mp4` or `seg_{n}.m4s`.
         file: String,
     },
+    /// `GET|HEAD /live/{stream}/master.m3u8` (`rendition` None) or
+    /// `/live/{stream}/{rendition}.m3u8`: the stream's live DVR playlists.
+    LivePlaylist {
+        /// Stream id.
+        stream_id: u64,
+        /// The rendition; `None` for the master playlist.
+        rendition: Option<String>,
+    },
+    /// `GET|HEAD /live/{stream}/{rendition}/{file}`: an init or a chunk of the window.
+    LiveMedia {
+        /// Stream id.
+        stream_id: u64,
+        /// Rendition name.
+        rendition: String,
+        /// `init_{d}.mp4` or `{seq}.m4s`.
+        file: String,
+    },
     /// `GET|HEAD /vod/{video_id}.mp4`
     VodMp4(u64),
     /// `GET|HEAD /vod/{video_id}.m3u8`: the video's HLS playlist.
@@ -121,7 +138,8 @@ pub fn route(method: &Method, path: &str) -> Route {
         ["healthz"] | ["metrics"] => Route::MethodNotAllowed("GET, HEAD"),
         ["streaming", rest @ ..] => api_route(m, rest),
         ["ingest", rest @ ..] => ingest_route(m, rest),
-        ["rec", rest @ ..] => public_route(m, rest),
+        ["rec", rest @ ..] => public_route(m, rest, clip_route),
+        ["live", rest @ ..] => public_route(m, rest, live_route),
         ["vod", file] => match vod_file(file) {
             Some(v) if get => v,
             Some(_) if m == Method::OPTIONS => Route::Preflight,
@@ -197,18 +215,43 @@ fn ingest_route(m: &Method, segs: &[&str]) -> Route {
     }
 }
 
-fn public_route(m: &Method, segs: &[&str]) -> Route {
+/// A public link (no auth; GET, HEAD and the CORS preflight): `decode` reads the
+/// segments after the prefix.
+fn public_route(m: &Method, segs: &[&str], decode: fn(&[&str]) -> Option<Route>) -> Route {
     let get = m == Method::GET || m == Method::HEAD;
-    let found = match segs {
-        [sid, file] => id(sid).and_then(|sid| clip_link(sid, file)),
-        [sid, dir, file] => id(sid).and_then(|sid| clip_media(sid, dir, file)),
-        _ => None,
-    };
-    match found {
+    match decode(segs) {
         Some(_) if m == Method::OPTIONS => Route::Preflight,
         Some(r) if get => r,
         Some(_) => Route::MethodNotAllowed("GET, HEAD, OPTIONS"),
         None => Route::NotFound,
+    }
+}
+
+fn clip_route(segs: &[&str]) -> Option<Route> {
+    match segs {
+        [sid, file] => clip_link(id(sid)?, file),
+        [sid, dir, file] => clip_media(id(sid)?, dir, file),
+        _ => None,
+    }
+}
+
+fn live_route(segs: &[&str]) -> Option<Route> {
+    match segs {
+        [sid, file] => {
+            let name = file.strip_suffix(".m3u8").filter(|n| is_safe_name(n))?;
+            Some(Route::LivePlaylist {
+                stream_id: id(sid)?,
+                rendition: (name != "master").then(|| name.to_owned()),
+            })
+        }
+        [sid, rendition, file] if is_safe_name(rendition) && is_safe_name(file) => {
+            Some(Route::LiveMedia {
+                stream_id: id(sid)?,
+                rendition: (*rendition).to_owned(),
+                file: (*file).to_owned(),
+            })
+        }
+        _ => None,
     }
 }
 
@@ -381,6 +424,42 @@ mod tests {
             "/vod/12",
             "/vod/+1.mp4",
             "/vod/1.2.mp4",
+        ] {
+            assert_eq!(r(Method::GET, bad), Route::NotFound, "{bad}");
+        }
+    }
+
+    #[test]
+    fn live_paths() {
+        let playlist = |rendition: Option<&str>| Route::LivePlaylist {
+            stream_id: 3,
+            rendition: rendition.map(str::to_owned),
+        };
+        assert_eq!(r(Method::GET, "/live/3/master.m3u8"), playlist(None));
+        assert_eq!(
+            r(Method::HEAD, "/live/3/media_1_360.m3u8"),
+            playlist(Some("media_1_360"))
+        );
+        assert_eq!(
+            r(Method::GET, "/live/3/media_1_360/17.m4s"),
+            Route::LiveMedia {
+                stream_id: 3,
+                rendition: "media_1_360".into(),
+                file: "17.m4s".into(),
+            }
+        );
+        assert_eq!(r(Method::OPTIONS, "/live/3/master.m3u8"), Route::Preflight);
+        assert_eq!(
+            r(Method::PUT, "/live/3/master.m3u8"),
+            Route::MethodNotAllowed("GET, HEAD, OPTIONS")
+        );
+        for bad in [
+            "/live/3",
+            "/live/x/master.m3u8",
+            "/live/3/master.mp4",
+            "/live/3/.m3u8",
+            "/live/3/../x.m4s",
+            "/live/3/r/a/b.m4s",
         ] {
             assert_eq!(r(Method::GET, bad), Route::NotFound, "{bad}");
         }

@@ -1,0 +1,72 @@
+//! The stream's live DVR playlists (`hls_cmaf_url`), no auth like Gcore's: the master
+//! and per-rendition media playlists over the whole window, rendered from a snapshot
+//! of the rings on every request, and the chunks and inits they name.
+//!
+//! Playlists are `no-cache` (they change with every chunk); a chunk is `max-age=60`,
+//! not immutable: stream ids and chunk numbers start again after a restart.
+
+use dvrclip_engine::StreamId;
+use dvrclip_hls::{LiveFile, live_master_playlist, live_media_playlist};
+use http::StatusCode;
+use http::header::{self, HeaderValue};
+use http::request::Parts;
+
+use crate::app::{App, HttpResponse, full};
+use crate::error::ApiError;
+use crate::public::{HLS_TYPE, set_head_length};
+use crate::routes::Route;
+
+/// Answers a live route.
+pub fn handle(app: &App, route: Route, parts: &Parts) -> Result<HttpResponse, ApiError> {
+    let engine = &app.engine;
+    let (mut resp, cache) = match route {
+        Route::LivePlaylist {
+            stream_id,
+            rendition,
+        } => {
+            let renditions = engine.live_renditions(StreamId(stream_id))?;
+            let text = match rendition {
+                None => live_master_playlist(&renditions),
+                Some(name) => {
+                    let r = renditions
+                        .iter()
+                        .find(|r| r.name() == name)
+                        .ok_or_else(|| {
+                            ApiError::NotFound(format!("stream has no rendition {name:?}"))
+                        })?;
+                    live_media_playlist(r)
+                }
+            };
+            (full(StatusCode::OK, HLS_TYPE, text), "no-cache")
+        }
+        Route::LiveMedia {
+            stream_id,
+            rendition,
+            file,
+        } => {
+            let id = StreamId(stream_id);
+            let gone = || ApiError::NotFound("not in the DVR window (any more)".into());
+            let (content_type, bytes) = match LiveFile::parse(&file).ok_or_else(gone)? {
+                LiveFile::Segment(seq) => {
+                    let chunk = engine.chunk(id, &rendition, seq)?.ok_or_else(gone)?;
+                    ("video/iso.segment", chunk.bytes().clone())
+                }
+                LiveFile::Init(disc) => {
+                    let chunks = engine.rendition_chunks(id, &rendition)?;
+                    let i = chunks.partition_point(|c| c.discontinuity() < disc);
+                    let chunk = chunks.get(i).filter(|c| c.discontinuity() == disc);
+                    ("video/mp4", chunk.ok_or_else(gone)?.init().bytes.clone())
+                }
+            };
+            (
+                full(StatusCode::OK, content_type, bytes),
+                "public, max-age=60",
+            )
+        }
+        other => return Err(ApiError::Internal(format!("not a live route: {other:?}"))),
+    };
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    set_head_length(parts, &mut resp);
+    Ok(resp)
+}

@@ -1,7 +1,7 @@
 //! Rendering a clip's HLS playlists: the master and the top rendition's media playlist
 //! of a 60 s clip and of a 4 h clip (7,200 segments per rendition), each beside a
 //! memcpy of the same number of bytes, all as `Throughput::Bytes`, so the result also
-//! reads as a ratio. Target: ≤ 1 ms for the 60 s clip (a recording clip's playlist is
+//! reads as a ratio; and a live poll of a 4 h DVR window (ring snapshot + render). Target: ≤ 1 ms for the 60 s clip (a recording clip's playlist is
 //! rendered on every poll).
 //!
 //! The stream is `tests/fixtures/ladder` (3 renditions, H.264 + AAC muxed, 2 s
@@ -24,7 +24,7 @@ use dvrclip::engine::{
     ClipRequest, ClipView, Engine, EngineConfig, ManualClock, StreamId, StreamSettings, WallTime,
 };
 use dvrclip::fmp4::{InitSegment, MediaSegment, parse_init, parse_segment};
-use dvrclip::hls::{PlaylistKind, master_playlist, media_playlist};
+use dvrclip::hls::{PlaylistKind, live_media_playlist, master_playlist, media_playlist};
 
 const LADDER: [(&str, &str); 3] = [
     ("media_3_240", "init_0.mp4"),
@@ -149,6 +149,16 @@ fn playlists(c: &mut Criterion) {
     let short = clip(&engine, stream, 600.min(long_secs as i64 - 60), 60);
     bench_clip(c, "60s", &short);
     let long = clip(&engine, stream, 0, long_secs);
+    bench_live(
+        c,
+        if cfg!(debug_assertions) {
+            "10min_window"
+        } else {
+            "4h_window"
+        },
+        &engine,
+        stream,
+    );
     bench_clip(
         c,
         if cfg!(debug_assertions) {
@@ -158,6 +168,28 @@ fn playlists(c: &mut Criterion) {
         },
         &long,
     );
+}
+
+/// A live poll: snapshot the rings, render the top rendition's window (the whole DVR).
+fn bench_live(c: &mut Criterion, label: &str, engine: &Engine, stream: StreamId) {
+    let poll = || {
+        let top = engine
+            .live_rendition(stream, LADDER[0].0)
+            .expect("rendition");
+        live_media_playlist(&top)
+    };
+    let text = poll();
+    let mut g = c.benchmark_group(format!("hls_live_{label}"));
+    g.throughput(Throughput::Bytes(text.len() as u64));
+    let mut dst = vec![0u8; text.len()];
+    g.bench_function("media_memcpy", |b| {
+        b.iter(|| {
+            dst.copy_from_slice(black_box(text.as_bytes()));
+            black_box(&dst);
+        })
+    });
+    g.bench_function("media", |b| b.iter(|| black_box(poll())));
+    g.finish();
 }
 
 criterion_group!(benches, playlists);

@@ -314,32 +314,20 @@ impl Engine {
     }
 
     /// Every rendition's ring as it is now, in the stream's order: what a live DVR
-    /// playlist lists. The shape is a clip rendition's, so one playlist writer serves
-    /// both; the snapshot holds its chunks only as long as it lives.
+    /// master playlist lists. The shape is a clip rendition's, so one playlist writer
+    /// serves both; the snapshot holds its chunks only as long as it lives.
     pub fn live_renditions(&self, id: StreamId) -> Result<Vec<ClipRendition>> {
-        let stream = self.stream_arc(id)?;
-        Ok(stream
+        Ok(self
+            .stream_arc(id)?
             .rings()
             .iter()
-            .map(|r| {
-                let (chunks, head) = r.read(|st| {
-                    let chunks: Vec<Arc<Chunk>> = st.chunks.iter().cloned().collect();
-                    let head = RenditionHead {
-                        init: st.init().cloned(),
-                        bandwidth_bps: bytes_per_sec(st.chunks.iter().rev().take(8)) * 8,
-                        // The longest chunk held: a live playlist's target duration
-                        // moves only if the encoder makes a longer one.
-                        target_secs: chunks
-                            .iter()
-                            .map(|c| c.duration_secs().ceil() as u64)
-                            .max()
-                            .unwrap_or(0),
-                    };
-                    (chunks, head)
-                });
-                ClipRendition::live(Arc::clone(&r.name), head, chunks)
-            })
+            .map(|r| live_rendition(r))
             .collect())
+    }
+
+    /// One rendition's ring as it is now: what its live media playlist lists.
+    pub fn live_rendition(&self, id: StreamId, rendition: &str) -> Result<ClipRendition> {
+        Ok(live_rendition(&*self.ring(id, rendition)?))
     }
 
     /// One chunk by its `seq`, while the ring holds it. O(1).
@@ -923,6 +911,26 @@ fn advance_tracks(
         });
     }
     changed
+}
+
+/// A ring's whole window in a clip rendition's shape.
+fn live_rendition(ring: &Ring) -> ClipRendition {
+    let (chunks, head) = ring.read(|st| {
+        let chunks: Vec<Arc<Chunk>> = st.chunks.iter().cloned().collect();
+        let head = RenditionHead {
+            init: st.init().cloned(),
+            bandwidth_bps: bytes_per_sec(st.chunks.iter().rev().take(8)) * 8,
+            // The longest chunk held: a live playlist's target duration moves only if
+            // the encoder makes a longer one.
+            target_secs: chunks
+                .iter()
+                .map(|c| c.duration_secs().ceil() as u64)
+                .max()
+                .unwrap_or(0),
+        };
+        (chunks, head)
+    });
+    ClipRendition::live(Arc::clone(&ring.name), head, chunks)
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

@@ -24,18 +24,10 @@ pub fn handle(app: &App, route: Route, parts: &Parts) -> Result<HttpResponse, Ap
             stream_id,
             rendition,
         } => {
-            let renditions = engine.live_renditions(StreamId(stream_id))?;
+            let id = StreamId(stream_id);
             let text = match rendition {
-                None => live_master_playlist(&renditions),
-                Some(name) => {
-                    let r = renditions
-                        .iter()
-                        .find(|r| r.name() == name)
-                        .ok_or_else(|| {
-                            ApiError::NotFound(format!("stream has no rendition {name:?}"))
-                        })?;
-                    live_media_playlist(r)
-                }
+                None => live_master_playlist(&engine.live_renditions(id)?),
+                Some(name) => live_media_playlist(&engine.live_rendition(id, &name)?),
             };
             (full(StatusCode::OK, HLS_TYPE, text), "no-cache")
         }

@@ -1135,7 +1135,11 @@ fn demo_stream_is_clippable() {
     // The live DVR playlist: every rendition, and ffmpeg plays it as a live stream
     // (it never ends, so 4 s of it).
     let live = demo["hls_cmaf_url"].as_str().expect("hls_cmaf_url");
-    assert_eq!(live, format!("http://{addr}/live/{sid}/master.m3u8"));
+    let dir = live.strip_suffix("/master.m3u8").expect("…/master.m3u8");
+    let key = dir.rsplit('/').next().unwrap_or_default();
+    assert_eq!(dir, format!("http://{addr}/live/{key}"));
+    let push_url = demo["push_url"].as_str().unwrap_or_default();
+    assert!(key.len() == 32 && !push_url.contains(key), "{live}");
     let master = expect(get(addr, path_of(live)), 200);
     assert_eq!(master.header("cache-control"), Some("no-cache"));
     assert_eq!(variants(&master.text()).len(), 3, "{}", master.text());
@@ -1149,13 +1153,15 @@ fn demo_stream_is_clippable() {
         out.status.success() && errors.is_empty(),
         "live HLS:\n{errors}"
     );
-    let media = expect(get(addr, &format!("/live/{sid}/media_3_240.m3u8")), 200).text();
+    let media = expect(get(addr, &format!("/live/{key}/media_3_240.m3u8")), 200).text();
     assert!(media.contains("#EXT-X-MEDIA-SEQUENCE:") && !media.contains("ENDLIST"));
     expect(
-        get(addr, &format!("/live/{sid}/media_3_240/999999.m4s")),
+        get(addr, &format!("/live/{key}/media_3_240/999999.m4s")),
         404,
     );
-    expect(get(addr, &format!("/live/{sid}/nope.m3u8")), 404);
+    expect(get(addr, &format!("/live/{key}/nope.m3u8")), 404);
+    // The stream id is not a key: the live links cannot be guessed.
+    expect(get(addr, &format!("/live/{sid}/master.m3u8")), 404);
 }
 
 /// Memory and descriptors stay bounded under any input: past `--max-connections`

@@ -190,12 +190,10 @@ impl Engine {
     /// Creates a stream; ids count up from 1.
     pub fn create_stream(&self, settings: StreamSettings) -> Result<StreamInfo> {
         self.check_settings(&settings)?;
-        let mut key = [0u8; 16];
-        getrandom::fill(&mut key).map_err(|_| Error::Entropy)?;
-        let key: String = key.iter().map(|b| format!("{b:02x}")).collect();
+        let (ingest_key, play_key) = (random_key()?, random_key()?);
         let id = StreamId(self.next_stream_id.fetch_add(1, Ordering::SeqCst));
         let now = self.now();
-        let stream = Arc::new(Stream::new(id, settings, now, key));
+        let stream = Arc::new(Stream::new(id, settings, now, ingest_key, play_key));
         let info = stream.info(now, self.live_timeout_micros());
         self.streams.write().insert(id, stream);
         Ok(info)
@@ -278,9 +276,18 @@ impl Engine {
     /// The stream whose ingest key this is. Compares every key in constant time so
     /// the answer's timing says nothing about how close a guess was.
     pub fn stream_by_ingest_key(&self, key: &str) -> Option<StreamId> {
+        self.stream_by_key(key, |s| &s.ingest_key)
+    }
+
+    /// The stream whose live playlists' key is `key`, compared in constant time.
+    pub fn stream_by_play_key(&self, key: &str) -> Option<StreamId> {
+        self.stream_by_key(key, |s| &s.play_key)
+    }
+
+    fn stream_by_key(&self, key: &str, key_of: impl Fn(&Stream) -> &str) -> Option<StreamId> {
         let mut found = None;
         for s in self.streams.read().values() {
-            if constant_time_eq(s.ingest_key.as_bytes(), key.as_bytes()) {
+            if constant_time_eq(key_of(s).as_bytes(), key.as_bytes()) {
                 found = Some(s.id);
             }
         }
@@ -931,6 +938,13 @@ fn live_rendition(ring: &Ring) -> ClipRendition {
         (chunks, head)
     });
     ClipRendition::live(Arc::clone(&ring.name), head, chunks)
+}
+
+/// 128 bits from the OS RNG, as 32 hex digits.
+fn random_key() -> Result<String> {
+    let mut key = [0u8; 16];
+    getrandom::fill(&mut key).map_err(|_| Error::Entropy)?;
+    Ok(key.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

@@ -89,6 +89,9 @@ pub struct StreamInfo {
     pub video_height: Option<u16>,
     /// The secret ingest key (part of the push URL).
     pub ingest_key: String,
+    /// The secret key of the stream's live DVR playlists (part of their URL): public
+    /// links stay unguessable, like a clip's id (DESIGN §6).
+    pub play_key: String,
 }
 
 /// One rendition's current state.
@@ -111,6 +114,7 @@ pub(crate) struct Stream {
     pub(crate) id: StreamId,
     pub(crate) created_at: WallTime,
     pub(crate) ingest_key: String,
+    pub(crate) play_key: String,
     pub(crate) settings: RwLock<StreamSettings>,
     pub(crate) renditions: RwLock<Vec<Arc<Ring>>>,
     pub(crate) shared_anchor: Mutex<Option<SharedAnchor>>,
@@ -143,11 +147,13 @@ impl Stream {
         settings: StreamSettings,
         created_at: WallTime,
         ingest_key: String,
+        play_key: String,
     ) -> Self {
         Stream {
             id,
             created_at,
             ingest_key,
+            play_key,
             settings: RwLock::new(settings),
             renditions: RwLock::new(Vec::new()),
             shared_anchor: Mutex::new(None),
@@ -193,6 +199,7 @@ impl Stream {
             video_width: top.map(|v| v.width),
             video_height: top.map(|v| v.height),
             ingest_key: self.ingest_key.clone(),
+            play_key: self.play_key.clone(),
         }
     }
 }

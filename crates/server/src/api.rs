@@ -149,7 +149,7 @@ fn stream_json(app: &App, s: &StreamInfo) -> Value {
         "dvr_duration": s.dvr_duration_secs,
         "live": s.live,
         "push_url": format!("{}/ingest/{}", app.config.public_url, s.ingest_key),
-        "hls_cmaf_url": format!("{}/live/{}/master.m3u8", app.config.public_url, s.id.0),
+        "hls_cmaf_url": format!("{}/live/{}/master.m3u8", app.config.public_url, s.play_key),
         "created_at": s.created_at.to_rfc3339_millis(),
         "video_width": s.video_width,
         "video_height": s.video_height,

@@ -1,4 +1,5 @@
-//! The stream's live DVR playlists (`hls_cmaf_url`), no auth like Gcore's: the master
+//! The stream's live DVR playlists (`hls_cmaf_url`), no auth like Gcore's but behind
+//! the stream's unguessable play key (as a clip's links are behind its id): the master
 //! and per-rendition media playlists over the whole window, rendered from a snapshot
 //! of the rings on every request, and the chunks and inits they name.
 //!
@@ -20,11 +21,8 @@ use crate::routes::Route;
 pub fn handle(app: &App, route: Route, parts: &Parts) -> Result<HttpResponse, ApiError> {
     let engine = &app.engine;
     let (mut resp, cache) = match route {
-        Route::LivePlaylist {
-            stream_id,
-            rendition,
-        } => {
-            let id = StreamId(stream_id);
+        Route::LivePlaylist { key, rendition } => {
+            let id = stream_of(app, &key)?;
             let text = match rendition {
                 None => live_master_playlist(&engine.live_renditions(id)?),
                 Some(name) => live_media_playlist(&engine.live_rendition(id, &name)?),
@@ -32,11 +30,11 @@ pub fn handle(app: &App, route: Route, parts: &Parts) -> Result<HttpResponse, Ap
             (full(StatusCode::OK, HLS_TYPE, text), "no-cache")
         }
         Route::LiveMedia {
-            stream_id,
+            key,
             rendition,
             file,
         } => {
-            let id = StreamId(stream_id);
+            let id = stream_of(app, &key)?;
             let gone = || ApiError::NotFound("not in the DVR window (any more)".into());
             let (content_type, bytes) = match LiveFile::parse(&file).ok_or_else(gone)? {
                 LiveFile::Segment(seq) => {
@@ -61,4 +59,10 @@ pub fn handle(app: &App, route: Route, parts: &Parts) -> Result<HttpResponse, Ap
         .insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
     set_head_length(parts, &mut resp);
     Ok(resp)
+}
+
+fn stream_of(app: &App, play_key: &str) -> Result<StreamId, ApiError> {
+    app.engine
+        .stream_by_play_key(play_key)
+        .ok_or_else(|| ApiError::NotFound("no such live stream".into()))
 }

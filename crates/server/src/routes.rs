@@ -66,18 +66,18 @@ pub enum Route {
         /// `init_{n}.mp4` or `seg_{n}.m4s`.
         file: String,
     },
-    /// `GET|HEAD /live/{stream}/master.m3u8` (`rendition` None) or
-    /// `/live/{stream}/{rendition}.m3u8`: the stream's live DVR playlists.
+    /// `GET|HEAD /live/{play_key}/master.m3u8` (`rendition` None) or
+    /// `/live/{play_key}/{rendition}.m3u8`: the stream's live DVR playlists.
     LivePlaylist {
-        /// Stream id.
-        stream_id: u64,
+        /// The stream's play key.
+        key: String,
         /// The rendition; `None` for the master playlist.
         rendition: Option<String>,
     },
-    /// `GET|HEAD /live/{stream}/{rendition}/{file}`: an init or a chunk of the window.
+    /// `GET|HEAD /live/{play_key}/{rendition}/{file}`: an init or a chunk of the window.
     LiveMedia {
-        /// Stream id.
-        stream_id: u64,
+        /// The stream's play key.
+        key: String,
         /// Rendition name.
         rendition: String,
         /// `init_{d}.mp4` or `{seq}.m4s`.
@@ -237,16 +237,16 @@ fn clip_route(segs: &[&str]) -> Option<Route> {
 
 fn live_route(segs: &[&str]) -> Option<Route> {
     match segs {
-        [sid, file] => {
+        [key, file] if is_safe_name(key) => {
             let name = file.strip_suffix(".m3u8").filter(|n| is_safe_name(n))?;
             Some(Route::LivePlaylist {
-                stream_id: id(sid)?,
+                key: (*key).to_owned(),
                 rendition: (name != "master").then(|| name.to_owned()),
             })
         }
-        [sid, rendition, file] if is_safe_name(rendition) && is_safe_name(file) => {
+        [key, rendition, file] if [key, rendition, file].iter().all(|s| is_safe_name(s)) => {
             Some(Route::LiveMedia {
-                stream_id: id(sid)?,
+                key: (*key).to_owned(),
                 rendition: (*rendition).to_owned(),
                 file: (*file).to_owned(),
             })
@@ -432,34 +432,34 @@ mod tests {
     #[test]
     fn live_paths() {
         let playlist = |rendition: Option<&str>| Route::LivePlaylist {
-            stream_id: 3,
+            key: "k3".into(),
             rendition: rendition.map(str::to_owned),
         };
-        assert_eq!(r(Method::GET, "/live/3/master.m3u8"), playlist(None));
+        assert_eq!(r(Method::GET, "/live/k3/master.m3u8"), playlist(None));
         assert_eq!(
-            r(Method::HEAD, "/live/3/media_1_360.m3u8"),
+            r(Method::HEAD, "/live/k3/media_1_360.m3u8"),
             playlist(Some("media_1_360"))
         );
         assert_eq!(
-            r(Method::GET, "/live/3/media_1_360/17.m4s"),
+            r(Method::GET, "/live/k3/media_1_360/17.m4s"),
             Route::LiveMedia {
-                stream_id: 3,
+                key: "k3".into(),
                 rendition: "media_1_360".into(),
                 file: "17.m4s".into(),
             }
         );
-        assert_eq!(r(Method::OPTIONS, "/live/3/master.m3u8"), Route::Preflight);
+        assert_eq!(r(Method::OPTIONS, "/live/k3/master.m3u8"), Route::Preflight);
         assert_eq!(
-            r(Method::PUT, "/live/3/master.m3u8"),
+            r(Method::PUT, "/live/k3/master.m3u8"),
             Route::MethodNotAllowed("GET, HEAD, OPTIONS")
         );
         for bad in [
-            "/live/3",
-            "/live/x/master.m3u8",
-            "/live/3/master.mp4",
-            "/live/3/.m3u8",
-            "/live/3/../x.m4s",
-            "/live/3/r/a/b.m4s",
+            "/live/k3",
+            "/live/k%33/master.m3u8",
+            "/live/k3/master.mp4",
+            "/live/k3/.m3u8",
+            "/live/k3/../x.m4s",
+            "/live/k3/r/a/b.m4s",
         ] {
             assert_eq!(r(Method::GET, bad), Route::NotFound, "{bad}");
         }

@@ -13,6 +13,25 @@ use common::*;
 
 const AUTH: [(&str, &str); 1] = [("Authorization", "APIKey demo")];
 
+/// A `vod_required` clip of 2 s of the demo stream, from 6 s ago (held once
+/// [`wait_for_demo_chunks`] returned).
+fn demo_clip_with_vod(addr: std::net::SocketAddr) -> serde_json::Value {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let body = format!(
+        r#"{{"duration": 2, "start": {}, "vod_required": true}}"#,
+        now - 6
+    );
+    let path = "/streaming/streams/1/clip_recording";
+    expect(
+        request(addr, "PUT", path, &AUTH, Some(body.as_bytes())),
+        200,
+    )
+    .json()
+}
+
 #[test]
 fn a_vod_survives_a_restart() {
     if !have_ffmpeg("a_vod_survives_a_restart") {
@@ -23,25 +42,7 @@ fn a_vod_survives_a_restart() {
     let server = Server::start_in(data.clone(), temp_dir("vod-first"), &["--demo"]);
     let addr = server.addr;
     wait_for_demo_chunks(addr);
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let body = format!(
-        r#"{{"duration": 2, "start": {}, "vod_required": true}}"#,
-        now - 6
-    );
-    let clip = expect(
-        request(
-            addr,
-            "PUT",
-            "/streaming/streams/1/clip_recording",
-            &AUTH,
-            Some(body.as_bytes()),
-        ),
-        200,
-    )
-    .json();
+    let clip = demo_clip_with_vod(addr);
     // DESIGN §4: "`vod_required: true`: ... `video_id` is returned at creation."
     let vid = clip["video_id"].as_u64().expect("video_id at creation");
     let video_path = format!("/streaming/videos/{vid}");
@@ -148,22 +149,6 @@ fn a_full_data_directory_fails_the_video_not_the_server() {
     let server = Server::start_in(data.clone(), temp_dir("vod-full-run"), &["--demo"]);
     let addr = server.addr;
     wait_for_demo_chunks(addr);
-    let clip_with_vod = || {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
-        let body = format!(
-            r#"{{"duration": 2, "start": {}, "vod_required": true}}"#,
-            now - 6
-        );
-        let path = "/streaming/streams/1/clip_recording";
-        expect(
-            request(addr, "PUT", path, &AUTH, Some(body.as_bytes())),
-            200,
-        )
-        .json()
-    };
     let settled = |vid: u64| {
         poll("the video settled", Duration::from_secs(30), || {
             let path = format!("/streaming/videos/{vid}");
@@ -173,7 +158,7 @@ fn a_full_data_directory_fails_the_video_not_the_server() {
     };
 
     // Disk full: the video fails with the OS's reason; the clip still plays.
-    let clip = clip_with_vod();
+    let clip = demo_clip_with_vod(addr);
     let full = clip["video_id"].as_u64().unwrap();
     let video = settled(full);
     assert_eq!(video["status"], "error", "{video}");
@@ -197,7 +182,7 @@ fn a_full_data_directory_fails_the_video_not_the_server() {
 
     // Space again: the next video is written and served.
     std::fs::remove_file(&filler).unwrap();
-    let ok_vid = clip_with_vod()["video_id"].as_u64().unwrap();
+    let ok_vid = demo_clip_with_vod(addr)["video_id"].as_u64().unwrap();
     assert_eq!(settled(ok_vid)["status"], "ready");
     let written = expect(get(addr, &format!("/vod/{ok_vid}.mp4")), 200);
     drop(server);

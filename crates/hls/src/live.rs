@@ -11,7 +11,7 @@
 
 use dvrclip_engine::ClipRendition;
 
-use crate::playlist::{Numbering, render_master, render_media};
+use crate::playlist::{Numbering, decimal, init_number, render_master, render_media};
 
 /// The master playlist over a stream's renditions; media playlists at `{name}.m3u8`.
 pub fn live_master_playlist(renditions: &[ClipRendition]) -> String {
@@ -35,18 +35,10 @@ pub enum LiveFile {
 impl LiveFile {
     /// Parses a file name of a live rendition directory.
     pub fn parse(file: &str) -> Option<LiveFile> {
-        let number = |s: &str| -> Option<u64> {
-            (!s.is_empty() && s.len() <= 19 && s.bytes().all(|b| b.is_ascii_digit()))
-                .then(|| s.parse().ok())
-                .flatten()
-        };
-        if let Some(d) = file
-            .strip_prefix("init_")
-            .and_then(|f| f.strip_suffix(".mp4"))
-        {
-            return number(d).map(LiveFile::Init);
+        if let Some(d) = init_number(file) {
+            return decimal(d, 19).map(LiveFile::Init);
         }
-        number(file.strip_suffix(".m4s")?).map(LiveFile::Segment)
+        decimal(file.strip_suffix(".m4s")?, 19).map(LiveFile::Segment)
     }
 }
 

@@ -56,21 +56,27 @@ pub enum MediaFile {
 impl MediaFile {
     /// Parses a file name of a media directory.
     pub fn parse(file: &str) -> Option<MediaFile> {
-        let index = |s: &str| -> Option<usize> {
-            (!s.is_empty() && s.len() <= 9 && s.bytes().all(|b| b.is_ascii_digit()))
-                .then(|| s.parse().ok())
-                .flatten()
-        };
-        if let Some(n) = file
-            .strip_prefix("init_")
-            .and_then(|f| f.strip_suffix(".mp4"))
-        {
+        let index = |s| decimal(s, 9).map(|n| n as usize);
+        if let Some(n) = init_number(file) {
             return index(n).map(MediaFile::Init);
         }
         let i = file.strip_prefix("seg_")?.strip_suffix(".m4s")?;
         index(i).map(MediaFile::Segment)
     }
+}
 
+/// The `n` of an `init_{n}.mp4` file name, unparsed.
+pub(crate) fn init_number(file: &str) -> Option<&str> {
+    file.strip_prefix("init_")?.strip_suffix(".mp4")
+}
+
+/// A number of 1 to `max_digits` ASCII digits, nothing else (no sign, no space).
+pub(crate) fn decimal(s: &str, max_digits: usize) -> Option<u64> {
+    let plain = !s.is_empty() && s.len() <= max_digits && s.bytes().all(|b| b.is_ascii_digit());
+    plain.then(|| s.parse().ok()).flatten()
+}
+
+impl MediaFile {
     /// The bytes this file serves from a rendition of a clip, if it exists.
     pub fn resolve(self, rendition: &ClipRendition) -> Option<Bytes> {
         match self {

@@ -3,8 +3,9 @@
 //! and per-rendition media playlists over the whole window, rendered from a snapshot
 //! of the rings on every request, and the chunks and inits they name.
 //!
-//! Playlists are `no-cache` (they change with every chunk); a chunk is `max-age=60`,
-//! not immutable: stream ids and chunk numbers start again after a restart.
+//! Playlists are `no-cache` (they change with every chunk); a chunk or init is
+//! immutable: its URL holds the stream's random key and a number its ring never
+//! hands out twice.
 
 use dvrclip_engine::StreamId;
 use dvrclip_hls::{LiveFile, live_master_playlist, live_media_playlist};
@@ -50,7 +51,7 @@ pub fn handle(app: &App, route: Route, parts: &Parts) -> Result<HttpResponse, Ap
             };
             (
                 full(StatusCode::OK, content_type, bytes),
-                "public, max-age=60",
+                "public, max-age=14400, immutable",
             )
         }
         other => return Err(ApiError::Internal(format!("not a live route: {other:?}"))),

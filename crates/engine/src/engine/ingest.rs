@@ -1,0 +1,165 @@
+//! Media in: init and media segments pushed into a stream's rings, playlist dates,
+//! the DVR cleanup, and the global memory budget enforced on every push.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use dvrclip_fmp4::{InitSegment, MediaSegment};
+
+use super::Engine;
+use crate::ring::{PushInput, PushOutcome, Ring};
+use crate::stream::{StreamId, check_component};
+use crate::{Error, Result, WallTime};
+
+impl Engine {
+    /// Pushes an init segment, creating the rendition on first sight. A different
+    /// init than the current one makes the next chunk open a new discontinuity.
+    pub fn push_init(
+        &self,
+        id: StreamId,
+        rendition: &str,
+        init: InitSegment,
+    ) -> Result<PushOutcome> {
+        check_component(rendition)?;
+        let stream = self.stream_arc(id)?;
+        if !stream.settings.read().active {
+            return Err(Error::StreamInactive(id));
+        }
+        if init.tracks.is_empty() {
+            return Err(Error::EmptyInit);
+        }
+        let ring = match stream.ring(rendition) {
+            Some(r) => r,
+            None => {
+                let mut list = stream.renditions.write();
+                match list.iter().find(|r| &*r.name == rendition) {
+                    Some(r) => Arc::clone(r),
+                    None => {
+                        if list.len() >= self.config.max_renditions {
+                            return Err(Error::TooManyRenditions {
+                                stream: id,
+                                max: self.config.max_renditions,
+                            });
+                        }
+                        let r = Arc::new(Ring::new(Arc::from(rendition)));
+                        list.push(Arc::clone(&r));
+                        r
+                    }
+                }
+            }
+        };
+        let out = ring.push_init(init)?;
+        stream
+            .last_ingest
+            .store(self.now().unix_micros(), Ordering::SeqCst);
+        Ok(out)
+    }
+
+    /// Pushes a parsed media segment. A retry (the same start and bytes as a chunk
+    /// held in the current discontinuity) is a no-op; the same start with other bytes
+    /// is an encoder restart and opens a discontinuity. `segment_name` (the uploaded
+    /// file name) lets [`Engine::set_segment_date`] find the chunk. Evicts the oldest
+    /// DVR data across streams if the budget needs it, and feeds recording clips.
+    pub fn push_segment(
+        &self,
+        id: StreamId,
+        rendition: &str,
+        segment_name: Option<&str>,
+        segment: MediaSegment,
+    ) -> Result<PushOutcome> {
+        if let Some(n) = segment_name {
+            check_component(n)?;
+        }
+        let stream = self.stream_arc(id)?;
+        let window = {
+            let s = stream.settings.read();
+            if !s.active {
+                return Err(Error::StreamInactive(id));
+            }
+            self.window_micros(&s)
+        };
+        let ring = stream.ring(rendition).ok_or_else(|| Error::NoInit {
+            stream: id,
+            rendition: rendition.to_string(),
+        })?;
+        let needed = segment.bytes.len() as u64;
+        let clip_bytes = self.account.clip_bytes();
+        if clip_bytes.saturating_add(needed) > self.config.memory_budget_bytes {
+            return Err(Error::OverBudget {
+                needed_bytes: needed,
+                available_bytes: self.config.memory_budget_bytes.saturating_sub(clip_bytes),
+            });
+        }
+        let now = self.now();
+        let pushed = {
+            let mut shared = stream.shared_anchor.lock();
+            let inp = PushInput {
+                stream: id,
+                name: segment_name,
+                segment,
+                arrival: now,
+                window_micros: window,
+                account: &self.account,
+            };
+            ring.push(inp, &mut shared)?
+        };
+        drop(pushed.evicted);
+        if !matches!(pushed.outcome, PushOutcome::Stored { .. }) {
+            return Ok(pushed.outcome);
+        }
+        stream
+            .last_ingest
+            .store(now.unix_micros(), Ordering::SeqCst);
+        self.enforce_budget(&ring);
+        self.feed_recording(&stream);
+        Ok(pushed.outcome)
+    }
+
+    /// Re-anchors the chunk named `segment_name` (and the chunks after it in its
+    /// discontinuity that have no date of their own) to start at `utc`: the playlist's
+    /// `EXT-X-PROGRAM-DATE-TIME` for that segment, which arrives after the segment.
+    /// Returns whether anything moved. A chunk with its own `prft` keeps its time.
+    pub fn set_segment_date(
+        &self,
+        id: StreamId,
+        rendition: &str,
+        segment_name: &str,
+        utc: WallTime,
+    ) -> Result<bool> {
+        let ring = self.ring(id, rendition)?;
+        Ok(ring.set_segment_date(segment_name, utc))
+    }
+
+    /// Drops every chunk of the stream's DVR. Clips already cut keep theirs.
+    pub fn drop_dvr(&self, id: StreamId) -> Result<()> {
+        let stream = self.stream_arc(id)?;
+        for r in stream.rings() {
+            drop(r.clear());
+        }
+        Ok(())
+    }
+
+    /// Evicts the oldest chunk across every ring until the total fits the budget.
+    /// O(renditions) per evicted chunk; never evicts `keep`'s newest chunk.
+    fn enforce_budget(&self, keep: &Arc<Ring>) {
+        if self.account.total_bytes() <= self.config.memory_budget_bytes {
+            return;
+        }
+        let _one_evictor = self.evict.lock();
+        let rings: Vec<Arc<Ring>> = self
+            .streams
+            .read()
+            .values()
+            .flat_map(|s| s.rings())
+            .collect();
+        while self.account.total_bytes() > self.config.memory_budget_bytes {
+            let oldest = rings
+                .iter()
+                .filter(|r| !Arc::ptr_eq(r, keep) || r.read(|st| st.chunks.len() > 1))
+                .filter_map(|r| r.oldest_start().map(|t| (t, r)))
+                .min_by_key(|(t, _)| *t);
+            let Some((_, ring)) = oldest else { break };
+            drop(ring.pop_oldest());
+        }
+    }
+}

@@ -1,0 +1,348 @@
+//! The [`Engine`]: the one object a media server embeds. It owns the streams, the
+//! clip store, the memory budget and the deadlines (expiry, recording wait).
+//!
+//! Time never passes inside the engine by itself: it reads its [`Clock`] and does
+//! the deadline work when the host calls [`Engine::tick`], which it should do at
+//! [`Engine::next_deadline`] (a `tokio::time::sleep_until` in the server; a loop
+//! in a test that moves a [`crate::ManualClock`]). Expiry and recording deadlines
+//! live in two min-heaps, so a tick costs O(log n) per clip it acts on and nothing
+//! polls per clip.
+//!
+//! Locks, always taken in this order and never across I/O: the streams map, a
+//! stream's `shared_anchor`, one ring; the clip map; a clip's `build`. Budget
+//! eviction takes one ring lock at a time.
+//!
+//! This file holds the engine itself and its streams; the rest of its methods live
+//! by job in [`ingest`] (pushing media in), [`rings`] (reading what the rings hold)
+//! and [`clips`] (cutting, recording, expiry).
+
+mod clips;
+mod ingest;
+mod rings;
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::{Mutex, RwLock};
+
+use crate::chunk::Chunk;
+use crate::clip::{Build, Clip, ClipId};
+use crate::memory::Account;
+use crate::ring::Ring;
+use crate::stream::{Stream, StreamId, StreamInfo, StreamPatch, StreamSettings, check_name};
+use crate::time::MICROS_PER_SEC;
+use crate::{Clock, Error, MemoryStats, Result, SystemClock, WallTime};
+use clips::complete_clip;
+
+/// Engine-wide limits and timeouts. `Default` gives production values.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EngineConfig {
+    /// Global budget for chunk payloads, DVR and clips together, bytes.
+    pub memory_budget_bytes: u64,
+    /// A recording clip whose end has passed completes this long after the stream's
+    /// last upload, seconds (the bounded wait when an encoder stops).
+    pub recording_stall_secs: u32,
+    /// A recording clip completes at the latest this long after its end, seconds,
+    /// even while uploads go on (an encoder whose clock lags forever).
+    pub recording_max_wait_secs: u32,
+    /// A stream is `live` if it had an upload within this, seconds.
+    pub live_timeout_secs: u32,
+    /// Largest `dvr_duration` accepted, seconds.
+    pub max_dvr_duration_secs: u32,
+    /// Window kept for a stream with DVR disabled (live playback only), seconds.
+    pub no_dvr_window_secs: u32,
+    /// How far in the future a clip's `start` may be, seconds.
+    pub max_start_ahead_secs: u32,
+    /// Renditions per stream.
+    pub max_renditions: usize,
+    /// Clips a stream holds at once (recording, complete, not yet expired): each
+    /// costs bookkeeping the byte budget does not see, so their number is bounded.
+    pub max_clips_per_stream: usize,
+    /// The first `video_id` handed to a `vod_required` clip (a VOD store that
+    /// survived a restart passes its next free id).
+    pub first_video_id: u64,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            memory_budget_bytes: 2 << 30,
+            recording_stall_secs: 15,
+            recording_max_wait_secs: 600,
+            live_timeout_secs: 10,
+            max_dvr_duration_secs: 86_400,
+            no_dvr_window_secs: 30,
+            max_start_ahead_secs: 3600,
+            max_renditions: 16,
+            max_clips_per_stream: 10_000,
+            first_video_id: 1,
+        }
+    }
+}
+
+/// What a [`Engine::tick`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TickReport {
+    /// Clips removed at their expiration.
+    pub expired: usize,
+    /// Recording clips completed by their bounded wait.
+    pub completed: usize,
+}
+
+/// Expiration bounds (DESIGN §4): between 1 min and 4 h after the clip's end.
+const EXPIRATION_MIN_SECS: i64 = 60;
+const EXPIRATION_MAX_SECS: i64 = 4 * 3600;
+const EXPIRATION_DEFAULT_SECS: i64 = 3600;
+
+type Deadlines = BinaryHeap<Reverse<(WallTime, ClipId)>>;
+
+/// The dvrclip engine. `Send + Sync`: share it in an `Arc`.
+pub struct Engine {
+    config: EngineConfig,
+    clock: Arc<dyn Clock>,
+    account: Arc<Account>,
+    streams: RwLock<BTreeMap<StreamId, Arc<Stream>>>,
+    next_stream_id: AtomicU64,
+    next_video_id: AtomicU64,
+    clips: RwLock<HashMap<ClipId, Clip>>,
+    expiry: Mutex<Deadlines>,
+    recording_deadlines: Mutex<Deadlines>,
+    evict: Mutex<()>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("config", &self.config)
+            .field("memory", &self.memory())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Engine {
+    fn default() -> Self {
+        Engine::new(EngineConfig::default())
+    }
+}
+
+impl Engine {
+    /// An engine on the system clock.
+    pub fn new(config: EngineConfig) -> Self {
+        Engine::with_clock(config, Arc::new(SystemClock))
+    }
+
+    /// An engine on the given clock (tests pass a [`crate::ManualClock`]).
+    pub fn with_clock(config: EngineConfig, clock: Arc<dyn Clock>) -> Self {
+        let first_video_id = config.first_video_id;
+        Engine {
+            config,
+            clock,
+            account: Arc::new(Account::default()),
+            streams: RwLock::new(BTreeMap::new()),
+            next_stream_id: AtomicU64::new(1),
+            next_video_id: AtomicU64::new(first_video_id),
+            clips: RwLock::new(HashMap::new()),
+            expiry: Mutex::new(BinaryHeap::new()),
+            recording_deadlines: Mutex::new(BinaryHeap::new()),
+            evict: Mutex::new(()),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// The engine's clock.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// Now, by the engine's clock.
+    pub fn now(&self) -> WallTime {
+        self.clock.now()
+    }
+
+    // ----- streams -----
+
+    fn stream_arc(&self, id: StreamId) -> Result<Arc<Stream>> {
+        self.streams
+            .read()
+            .get(&id)
+            .cloned()
+            .ok_or(Error::UnknownStream(id))
+    }
+
+    fn live_timeout_micros(&self) -> i64 {
+        i64::from(self.config.live_timeout_secs) * MICROS_PER_SEC
+    }
+
+    fn check_settings(&self, s: &StreamSettings) -> Result<()> {
+        check_name(&s.name)?;
+        if s.dvr_duration_secs == 0 || s.dvr_duration_secs > self.config.max_dvr_duration_secs {
+            return Err(Error::InvalidSetting {
+                field: "dvr_duration",
+                reason: "out of range",
+            });
+        }
+        Ok(())
+    }
+
+    /// Creates a stream; ids count up from 1.
+    pub fn create_stream(&self, settings: StreamSettings) -> Result<StreamInfo> {
+        self.check_settings(&settings)?;
+        let (ingest_key, play_key) = (random_key()?, random_key()?);
+        let id = StreamId(self.next_stream_id.fetch_add(1, Ordering::SeqCst));
+        let now = self.now();
+        let stream = Arc::new(Stream::new(id, settings, now, ingest_key, play_key));
+        let info = stream.info(now, self.live_timeout_micros());
+        self.streams.write().insert(id, stream);
+        Ok(info)
+    }
+
+    /// Changes settings. A shorter (or disabled) DVR drops older chunks at once;
+    /// clips already cut keep theirs.
+    pub fn update_stream(&self, id: StreamId, patch: StreamPatch) -> Result<StreamInfo> {
+        let stream = self.stream_arc(id)?;
+        let window = {
+            let mut cur = stream.settings.write();
+            let mut next = cur.clone();
+            if let Some(n) = patch.name {
+                next.name = n;
+            }
+            if let Some(v) = patch.dvr_enabled {
+                next.dvr_enabled = v;
+            }
+            if let Some(v) = patch.dvr_duration_secs {
+                next.dvr_duration_secs = v;
+            }
+            if let Some(v) = patch.active {
+                next.active = v;
+            }
+            self.check_settings(&next)?;
+            *cur = next;
+            self.window_micros(&cur)
+        };
+        let evicted: Vec<Arc<Chunk>> = stream
+            .rings()
+            .iter()
+            .flat_map(|r| r.prune(window))
+            .collect();
+        drop(evicted);
+        Ok(stream.info(self.now(), self.live_timeout_micros()))
+    }
+
+    /// Deletes a stream and its DVR; its clips die with it (a reader holding a
+    /// [`crate::ClipView`] finishes its download).
+    pub fn delete_stream(&self, id: StreamId) -> Result<()> {
+        let stream = self
+            .streams
+            .write()
+            .remove(&id)
+            .ok_or(Error::UnknownStream(id))?;
+        let ids = std::mem::take(&mut *stream.clips.lock());
+        {
+            let mut clips = self.clips.write();
+            for cid in &ids {
+                clips.remove(cid);
+            }
+        }
+        let recording = std::mem::take(&mut *stream.recording.lock());
+        for clip in recording {
+            complete_clip(&clip);
+        }
+        for r in stream.rings() {
+            drop(r.clear());
+        }
+        Ok(())
+    }
+
+    /// One stream's snapshot.
+    pub fn stream(&self, id: StreamId) -> Result<StreamInfo> {
+        Ok(self
+            .stream_arc(id)?
+            .info(self.now(), self.live_timeout_micros()))
+    }
+
+    /// Every stream, by id.
+    pub fn streams(&self) -> Vec<StreamInfo> {
+        let now = self.now();
+        let streams: Vec<_> = self.streams.read().values().cloned().collect();
+        streams
+            .iter()
+            .map(|s| s.info(now, self.live_timeout_micros()))
+            .collect()
+    }
+
+    /// The stream whose ingest key this is. Compares every key in constant time so
+    /// the answer's timing says nothing about how close a guess was.
+    pub fn stream_by_ingest_key(&self, key: &str) -> Option<StreamId> {
+        self.stream_by_key(key, |s| &s.ingest_key)
+    }
+
+    /// The stream whose live playlists' key is `key`, compared in constant time.
+    pub fn stream_by_play_key(&self, key: &str) -> Option<StreamId> {
+        self.stream_by_key(key, |s| &s.play_key)
+    }
+
+    fn stream_by_key(&self, key: &str, key_of: impl Fn(&Stream) -> &str) -> Option<StreamId> {
+        let mut found = None;
+        for s in self.streams.read().values() {
+            if constant_time_eq(key_of(s).as_bytes(), key.as_bytes()) {
+                found = Some(s.id);
+            }
+        }
+        found
+    }
+
+    fn ring(&self, id: StreamId, rendition: &str) -> Result<Arc<Ring>> {
+        self.stream_arc(id)?
+            .ring(rendition)
+            .ok_or_else(|| Error::UnknownRendition {
+                stream: id,
+                rendition: rendition.to_string(),
+            })
+    }
+
+    fn window_micros(&self, s: &StreamSettings) -> i64 {
+        let secs = if s.dvr_enabled {
+            s.dvr_duration_secs
+        } else {
+            self.config.no_dvr_window_secs
+        };
+        i64::from(secs) * MICROS_PER_SEC
+    }
+
+    /// Memory use now.
+    pub fn memory(&self) -> MemoryStats {
+        MemoryStats {
+            budget_bytes: self.config.memory_budget_bytes,
+            total_bytes: self.account.total_bytes(),
+            clip_bytes: self.account.clip_bytes(),
+        }
+    }
+}
+
+/// 128 bits from the OS RNG, as 32 hex digits.
+fn random_key() -> Result<String> {
+    let mut key = [0u8; 16];
+    getrandom::fill(&mut key).map_err(|_| Error::Entropy)?;
+    Ok(key.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[allow(dead_code)]
+fn _assert_send_sync() {
+    fn is<T: Send + Sync>() {}
+    is::<Engine>();
+    is::<Clip>();
+    is::<Build>();
+}

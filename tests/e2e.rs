@@ -1262,6 +1262,54 @@ fn stalled_clients_are_cut_off() {
     expect(get(addr, "/healthz"), 200);
 }
 
+/// nginx's `send_timeout`: a client that stops reading a response is cut off
+/// (`--send-timeout-secs`), not held forever. 200 pipelined requests for a clip's MP4
+/// that the client never reads make far more bytes than the sockets buffer, so the
+/// server's writes stall; after the timeout it drops the connection and the client
+/// gets only part of them, then EOF (or a reset).
+#[test]
+fn a_client_that_stops_reading_is_cut_off() {
+    let server = Server::start_with(&["--demo", "--send-timeout-secs", "1"]);
+    let addr = server.addr;
+    wait_for_demo_chunks(addr);
+    let auth = [("Authorization", "APIKey demo")];
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let body = format!(r#"{{"duration": 4, "start": {}}}"#, now - 8);
+    let create = request(
+        addr,
+        "PUT",
+        "/streaming/streams/1/clip_recording",
+        &auth,
+        Some(body.as_bytes()),
+    );
+    let clip = expect(create, 200).json();
+    let mp4 = path_of(clip["mp4_master"].as_str().unwrap()).to_owned();
+    let len = expect(get(addr, &mp4), 200).body.len();
+
+    let mut conn = std::net::TcpStream::connect(addr).unwrap();
+    let one = format!("GET {mp4} HTTP/1.1\r\nHost: x\r\n\r\n");
+    conn.write_all(one.repeat(200).as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    conn.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut got = 0usize;
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        match conn.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("the server neither finished nor hung up: {e} after {got} bytes"),
+        }
+    }
+    assert!(got < 200 * len, "cut off: {got} of {} bytes", 200 * len);
+    // The server goes on serving.
+    expect(get(addr, "/healthz"), 200);
+}
+
 /// DESIGN §7: "413 too large"; §9: "segment body 50 MiB" is configurable. "A refused
 /// upload leaves the ring exactly as it was, and so does an aborted one (never
 /// commit a partial body)": the same bytes sent whole then land.

@@ -49,6 +49,9 @@ pub struct ServeArgs {
     /// Seconds allowed for a whole segment upload.
     #[arg(long, env = "DVRCLIP_UPLOAD_DEADLINE_SECS")]
     pub upload_deadline_secs: Option<u64>,
+    /// Seconds a client may read nothing of a response before it is cut off.
+    #[arg(long, env = "DVRCLIP_SEND_TIMEOUT_SECS")]
+    pub send_timeout_secs: Option<u64>,
     /// Seconds in-flight requests get to finish after SIGTERM/SIGINT.
     #[arg(long, env = "DVRCLIP_SHUTDOWN_GRACE_SECS")]
     pub shutdown_grace_secs: Option<u64>,
@@ -81,6 +84,7 @@ struct FileConfig {
     header_timeout_secs: Option<u64>,
     body_idle_secs: Option<u64>,
     upload_deadline_secs: Option<u64>,
+    send_timeout_secs: Option<u64>,
     shutdown_grace_secs: Option<u64>,
     demo: Option<bool>,
     s3_bucket: Option<String>,
@@ -104,6 +108,9 @@ pub struct Limits {
     pub body_idle: Duration,
     /// A whole upload must finish within this.
     pub upload_deadline: Duration,
+    /// A response write may find the client's socket full this long (nginx's
+    /// `send_timeout`); then the connection is dropped.
+    pub send_timeout: Duration,
     /// Most headers in one request.
     pub max_headers: usize,
     /// Open connections at most; past it the server stops accepting until one closes
@@ -120,6 +127,7 @@ impl Default for Limits {
             header_timeout: Duration::from_secs(30),
             body_idle: Duration::from_secs(15),
             upload_deadline: Duration::from_secs(120),
+            send_timeout: Duration::from_secs(60),
             max_headers: 100,
             max_connections: 10_000,
         }
@@ -227,6 +235,11 @@ impl Config {
                 args.upload_deadline_secs,
                 file.upload_deadline_secs,
                 defaults.upload_deadline,
+            ),
+            send_timeout: secs(
+                args.send_timeout_secs,
+                file.send_timeout_secs,
+                defaults.send_timeout,
             ),
             max_connections: args
                 .max_connections

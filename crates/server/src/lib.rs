@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod public;
 pub mod ranged;
 pub mod routes;
+pub mod send_timeout;
 pub mod serve;
 pub mod vod;
 pub mod wire;

@@ -7,7 +7,8 @@
 //! uploads arrived without it, 13 of 13 with it).
 //!
 //! hyper's header-read timer runs from the moment a connection waits for a request,
-//! so it also bounds how long an idle keep-alive connection stays open.
+//! so it also bounds how long an idle keep-alive connection stays open; a client that
+//! stops reading a response is cut off by [`SendTimeout`].
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -25,6 +26,7 @@ use tokio::sync::watch;
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::app::App;
+use crate::send_timeout::SendTimeout;
 
 /// Serves `listener` until `shutdown` resolves, then lets in-flight connections
 /// finish for up to the configured grace period.
@@ -71,11 +73,13 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let app = app.clone();
         let builder = builder.clone();
+        let send_timeout = limits.send_timeout;
         let mut stop_rx = stop_rx.clone();
         connections.spawn(async move {
             let _slot = slot;
             let service = service_fn(move |req| handle(app.clone(), peer, req));
-            let conn = builder.serve_connection(TokioIo::new(stream), service);
+            let io = TokioIo::new(SendTimeout::new(stream, send_timeout));
+            let conn = builder.serve_connection(io, service);
             tokio::pin!(conn);
             tokio::select! {
                 _ = &mut conn => {}

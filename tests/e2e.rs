@@ -1301,6 +1301,8 @@ fn a_client_that_stops_reading_is_cut_off() {
         match conn.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => got += n,
+            // Everything arrived: the server waited it out (the assertion below fails).
+            _ if got >= 200 * len => break,
             Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
             Err(e) => panic!("the server neither finished nor hung up: {e} after {got} bytes"),
         }

@@ -63,6 +63,16 @@ impl MediaFile {
         let i = file.strip_prefix("seg_")?.strip_suffix(".m4s")?;
         index(i).map(MediaFile::Segment)
     }
+
+    /// The bytes this file serves from a rendition of a clip, if it exists.
+    pub fn resolve(self, rendition: &ClipRendition) -> Option<Bytes> {
+        match self {
+            MediaFile::Segment(i) => rendition.chunks().get(i).map(|c| c.bytes().clone()),
+            MediaFile::Init(n) => distinct_inits(rendition.chunks())
+                .nth(n)
+                .map(|init| init.bytes.clone()),
+        }
+    }
 }
 
 /// The `n` of an `init_{n}.mp4` file name, unparsed.
@@ -74,18 +84,6 @@ pub(crate) fn init_number(file: &str) -> Option<&str> {
 pub(crate) fn decimal(s: &str, max_digits: usize) -> Option<u64> {
     let plain = !s.is_empty() && s.len() <= max_digits && s.bytes().all(|b| b.is_ascii_digit());
     plain.then(|| s.parse().ok()).flatten()
-}
-
-impl MediaFile {
-    /// The bytes this file serves from a rendition of a clip, if it exists.
-    pub fn resolve(self, rendition: &ClipRendition) -> Option<Bytes> {
-        match self {
-            MediaFile::Segment(i) => rendition.chunks().get(i).map(|c| c.bytes().clone()),
-            MediaFile::Init(n) => distinct_inits(rendition.chunks())
-                .nth(n)
-                .map(|init| init.bytes.clone()),
-        }
-    }
 }
 
 /// The init segments of a rendition's chunks in clip order: a new entry whenever the
@@ -149,7 +147,13 @@ pub(crate) fn render_media(dir: &str, rendition: &ClipRendition, numbering: Numb
     if !chunks.is_empty() && chunks.iter().all(|c| c.is_keyframe()) {
         out.push_str("#EXT-X-INDEPENDENT-SEGMENTS\n");
     }
-    let mut init_index = 0usize;
+    // A clip counts its inits and chunks from 0; a live window uses the ring's
+    // discontinuity and chunk numbers.
+    let seg_prefix = match numbering {
+        Numbering::Clip(_) => "seg_",
+        Numbering::Live => "",
+    };
+    let mut init_index = 0u64;
     for (i, c) in chunks.iter().enumerate() {
         let new_init = i > 0 && !Arc::ptr_eq(chunks[i - 1].init(), c.init());
         let restart = i > 0 && (new_init || rendition.discontinuity_before(i));
@@ -159,33 +163,26 @@ pub(crate) fn render_media(dir: &str, rendition: &ClipRendition, numbering: Numb
         if new_init {
             init_index += 1;
         }
+        let (init_no, seg_no) = match numbering {
+            Numbering::Clip(_) => (init_index, i as u64),
+            Numbering::Live => (c.discontinuity(), c.seq()),
+        };
         if i == 0 || restart {
             // Repeating the map after a discontinuity keeps players that reset their
             // decoder on the tag from losing it (§4.3.2.5); the date re-anchors the
             // timeline, since encoder clocks drift from media time (§4.3.2.6).
-            let _ = match numbering {
-                Numbering::Clip(_) => {
-                    writeln!(out, "#EXT-X-MAP:URI=\"{dir}/init_{init_index}.mp4\"")
-                }
-                Numbering::Live => {
-                    writeln!(
-                        out,
-                        "#EXT-X-MAP:URI=\"{dir}/init_{}.mp4\"",
-                        c.discontinuity()
-                    )
-                }
-            };
+            let _ = writeln!(out, "#EXT-X-MAP:URI=\"{dir}/init_{init_no}.mp4\"");
             let _ = writeln!(
                 out,
                 "#EXT-X-PROGRAM-DATE-TIME:{}",
                 c.start_utc().to_rfc3339_millis()
             );
         }
-        let _ = write!(out, "#EXTINF:{:.6},\n{dir}/", c.duration_secs());
-        let _ = match numbering {
-            Numbering::Clip(_) => writeln!(out, "seg_{i}.m4s"),
-            Numbering::Live => writeln!(out, "{}.m4s", c.seq()),
-        };
+        let _ = writeln!(
+            out,
+            "#EXTINF:{:.6},\n{dir}/{seg_prefix}{seg_no}.m4s",
+            c.duration_secs()
+        );
     }
     if numbering == Numbering::Clip(PlaylistKind::Vod) {
         out.push_str("#EXT-X-ENDLIST\n");

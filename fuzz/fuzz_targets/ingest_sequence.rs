@@ -285,6 +285,15 @@ impl World {
             let _ = self.app.engine.delete_clip(c.id());
         }
         let engine = &self.app.engine;
+        engine
+            .update_stream(
+                self.stream,
+                StreamPatch {
+                    active: Some(true),
+                    ..StreamPatch::default()
+                },
+            )
+            .unwrap();
         let Some(reference) = self.reference() else { return };
         // A clip starts on a chunk that begins with a keyframe (DESIGN §4); a ring of
         // mutated or misfiled segments may hold none, and then nothing can be cut.
@@ -308,15 +317,6 @@ impl World {
         if after > engine.now() {
             self.clock.set(after);
         }
-        engine
-            .update_stream(
-                self.stream,
-                StreamPatch {
-                    active: Some(true),
-                    ..StreamPatch::default()
-                },
-            )
-            .unwrap();
         let clip = engine
             .create_clip(
                 self.stream,

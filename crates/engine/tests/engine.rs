@@ -304,6 +304,23 @@ fn a_lost_upload_keeps_the_clock_mapping() {
 }
 
 #[test]
+fn a_later_playlist_date_drops_what_leaves_the_window() {
+    // Found by fuzz ingest_sequence: a restart's first chunk, dated by its playlist
+    // ten minutes after the run before it, left that run in a 60 s ring until the
+    // next push; a settings change then dropped it under a clip being cut.
+    let (h, s) = setup(60);
+    push_run(&h, s, "v720", 0, 3, 1);
+    ok(h.engine.push_init(s, "v720", init(720, 2)));
+    push_run(&h, s, "v720", 0, 1, 1);
+    assert_eq!(ok(h.engine.rendition_chunks(s, "v720")).len(), 4);
+    let later = h.engine.now().add_micros(600_000_000);
+    assert!(ok(h.engine.set_segment_date(s, "v720", "seg_0.m4s", later)));
+    let held = ok(h.engine.rendition_chunks(s, "v720"));
+    assert_eq!(held.len(), 1, "the old run left the 60 s window");
+    assert_eq!(held[0].start_utc(), later);
+}
+
+#[test]
 fn producer_time_and_playlist_dates_anchor_chunks() {
     let (h, s) = setup(600);
     // An encoder clock an hour behind ours: trusted (its own wall clock is the truth).

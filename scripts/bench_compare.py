@@ -406,8 +406,10 @@ def main():
         dvr = srv.api("GET", f"/streaming/streams/{stream['id']}/dvr")
         start = min(r["ranges"][0]["start"] for r in dvr["renditions"])
         clips = clip_latency(srv, stream["id"], start)
-        metrics = urllib.request.urlopen(srv.base + "/metrics").read().decode()
-        media = int(re.search(r"^dvrclip_memory_bytes (\d+)", metrics, re.M).group(1))
+        # The media itself: the segments' bytes the rings hold (the memory metric also
+        # counts their parsed tables).
+        held = srv.api("GET", f"/streaming/streams/{stream['id']}/dvr")
+        media = sum(r["bytes"] for r in held["renditions"])
         memory = {"rss_bytes": srv.rss_bytes(), "media_bytes": media}
         last = clips[-1]
         clip = srv.api("GET", f"/streaming/streams/{stream['id']}/clip_recording")[-1]

@@ -295,11 +295,11 @@ def main():
     pid = server.pid
     print(f"server pid {pid} on port {port}, data {data}", flush=True)
 
-    samples = []  # (t, rss MiB, fds, payload MiB as the engine counts it)
+    samples = []  # (t, rss MiB, fds, MiB the engine accounts: payload + tables)
     stop_sampling = threading.Event()
     t_start = time.monotonic()
 
-    def payload_mib():
+    def accounted_mib():
         c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         c.request("GET", "/metrics")
         text = c.getresponse().read().decode()
@@ -310,7 +310,7 @@ def main():
     def sampler():
         while not stop_sampling.is_set():
             try:
-                samples.append((time.monotonic() - t_start, proc_rss_mib(pid), proc_fds(pid), payload_mib()))
+                samples.append((time.monotonic() - t_start, proc_rss_mib(pid), proc_fds(pid), accounted_mib()))
             except (OSError, http.client.HTTPException):
                 pass
             stop_sampling.wait(1)
@@ -408,7 +408,7 @@ def main():
     reqs = m.group(1) if (m := re.search(r"(\d+) requests in", out)) else "?"
     rps = m.group(1) if (m := re.search(r"Requests/sec:\s+(\S+)", out)) else "?"
     peak_rss = max(s[1] for s in samples)
-    peak_payload = max(s[3] for s in samples)
+    peak_accounted = max(s[3] for s in samples)
     at_peak = max(samples, key=lambda s: s[1])
     peak_fds = max(s[2] for s in samples)
     limit = a.budget_mib * 1.1
@@ -426,10 +426,10 @@ def main():
         "slow_clients": slow_out,
         "rss_peak_mib": round(peak_rss, 1),
         "rss_limit_mib": round(limit, 1),
-        "payload_peak_mib": round(peak_payload, 1),
-        "payload_at_rss_peak_mib": round(at_peak[3], 1),
+        "accounted_peak_mib": round(peak_accounted, 1),
+        "accounted_at_rss_peak_mib": round(at_peak[3], 1),
         "rss_timeline_mib": [round(s[1]) for s in samples[::15]],
-        "payload_timeline_mib": [round(s[3]) for s in samples[::15]],
+        "accounted_timeline_mib": [round(s[3]) for s in samples[::15]],
         "fds_idle": fds_idle,
         "fds_baseline": fds_baseline,
         "fds_with_slow_clients": peak_fds_during,

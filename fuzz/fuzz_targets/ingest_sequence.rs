@@ -183,7 +183,7 @@ impl World {
         let mut total = 0;
         let mut count = |c: &Arc<dvrclip_engine::Chunk>| {
             if seen.insert(c.bytes().as_ptr()) {
-                total += c.len_bytes();
+                total += c.memory_bytes();
             }
         };
         for r in self.engine().renditions(self.stream).unwrap() {
@@ -210,7 +210,7 @@ impl World {
                 .unwrap()
                 .iter()
                 .flat_map(|r| self.engine().rendition_chunks(self.stream, &r.name).unwrap())
-                .map(|c| c.len_bytes())
+                .map(|c| c.memory_bytes())
                 .max()
                 .unwrap_or(0);
             assert!(mem.total_bytes <= BUDGET.max(largest), "{mem:?}");

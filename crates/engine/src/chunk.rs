@@ -74,6 +74,13 @@ impl Chunk {
         self.media.segment.bytes.len() as u64
     }
 
+    /// What holding the chunk costs, bytes: the payload, its parsed sample tables and
+    /// the chunk's own record. The memory budget counts this, so it bounds what the
+    /// process really holds (the tables are about a tenth of a 2 s segment's bytes).
+    pub fn memory_bytes(&self) -> u64 {
+        self.len_bytes() + memory_overhead(&self.media.segment)
+    }
+
     /// The discontinuity it belongs to: a per-rendition counter that grows at every
     /// encoder restart or timestamp jump. Consecutive chunks with different values need
     /// `EXT-X-DISCONTINUITY` between them (RFC 8216 §4.3.2.3).
@@ -134,6 +141,12 @@ impl Chunk {
     pub fn same_payload(&self, other: &Chunk) -> bool {
         Arc::ptr_eq(&self.media, &other.media)
     }
+}
+
+/// The bytes a chunk holds beside its payload: its parsed tables and its own record.
+pub(crate) fn memory_overhead(segment: &MediaSegment) -> u64 {
+    (segment.table_bytes() + std::mem::size_of::<ChunkMedia>() + std::mem::size_of::<Chunk>())
+        as u64
 }
 
 /// Rough bitrate of a run of chunks, bytes per second; used to estimate what a

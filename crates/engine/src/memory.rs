@@ -1,8 +1,9 @@
-//! Global memory accounting for chunk payloads.
+//! Global memory accounting for chunks.
 //!
 //! Owns the counters behind [`MemoryStats`]. The counting is exact by construction,
-//! not by bookkeeping in the callers: a chunk's payload adds its length when the chunk
-//! is made and subtracts it when its last `Arc` drops ([`Ticket`]), and its "held by a
+//! not by bookkeeping in the callers: a chunk adds its cost (payload, parsed tables and
+//! its record: [`crate::Chunk::memory_bytes`]) when it is made and subtracts it when
+//! its last `Arc` drops ([`Ticket`]), and its "held by a
 //! clip" share moves 0→1 and 1→0 with an atomic pin count ([`Ticket::pin`]). So a
 //! chunk evicted from the ring but still referenced by a clip keeps counting, as clip
 //! memory, until the clip lets go. Each update is one or two relaxed-enough atomic ops.
@@ -12,12 +13,13 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 
-/// A snapshot of memory use, bytes of chunk payload (metadata is not counted).
+/// A snapshot of memory use: bytes of chunks, each its payload plus its parsed tables
+/// ([`crate::Chunk::memory_bytes`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct MemoryStats {
     /// The configured global budget.
     pub budget_bytes: u64,
-    /// Every chunk payload still alive: in a ring, in a clip, or in a reader's hands.
+    /// Every chunk still alive: in a ring, in a clip, or in a reader's hands.
     pub total_bytes: u64,
     /// The part of `total_bytes` held by at least one clip (each chunk counted once).
     pub clip_bytes: u64,
@@ -47,7 +49,7 @@ impl Account {
     }
 }
 
-/// One chunk payload's share of the account. Lives inside the chunk's media, so its
+/// One chunk's share of the account. Lives inside the chunk's media, so its
 /// `Drop` runs exactly when the last reference to the payload goes.
 #[derive(Debug)]
 pub(crate) struct Ticket {
@@ -57,7 +59,7 @@ pub(crate) struct Ticket {
 }
 
 impl Ticket {
-    pub(crate) fn new(account: &Arc<Account>, bytes: usize) -> Self {
+    pub(crate) fn new(account: &Arc<Account>, bytes: u64) -> Self {
         let bytes = i64::try_from(bytes).unwrap_or(i64::MAX);
         account.total.fetch_add(bytes, Ordering::SeqCst);
         Ticket {

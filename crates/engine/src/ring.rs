@@ -44,7 +44,7 @@ use std::sync::Arc;
 use dvrclip_fmp4::{InitSegment, MediaSegment, TrackKind};
 use parking_lot::RwLock;
 
-use crate::chunk::{Chunk, ChunkMedia};
+use crate::chunk::{Chunk, ChunkMedia, memory_overhead};
 use crate::memory::{Account, Ticket};
 use crate::time::{MICROS_PER_SEC, micros_from_ticks, micros_from_ticks_signed};
 use crate::{Error, Result, StreamId, WallTime};
@@ -378,6 +378,7 @@ impl Ring {
         }
         let disc_seq = cur.seq;
         let bytes = inp.segment.bytes.len();
+        let cost = bytes as u64 + memory_overhead(&inp.segment);
         let media = ChunkMedia {
             seq,
             name,
@@ -388,7 +389,7 @@ impl Ring {
             timescale,
             keyframe,
             arrival: inp.arrival,
-            ticket: Ticket::new(inp.account, bytes),
+            ticket: Ticket::new(inp.account, cost),
         };
         let chunk = Arc::new(Chunk {
             media: Arc::new(media),
@@ -683,7 +684,8 @@ mod tests {
             assert_eq!(st.index_of_seq(7), Some(7));
             assert_eq!(st.index_of_seq(10), None);
         });
-        assert_eq!(account.total_bytes(), 10 * 300);
+        let cost = r.read(|st| st.chunks[0].memory_bytes());
+        assert_eq!(account.total_bytes(), 10 * cost);
     }
 
     /// Found by `fuzz/fuzz_targets/ingest_sequence.rs`: a segment whose reference
@@ -732,9 +734,11 @@ mod tests {
             [0, 1, 2, 3, 4, 5, 6]
         );
         // Still alive while someone holds them, released when they go.
-        assert_eq!(account.total_bytes(), 10 * 300);
+        let cost = evicted[0].memory_bytes();
+        assert!(cost > 300, "the payload and its tables");
+        assert_eq!(account.total_bytes(), 10 * cost);
         drop(evicted);
-        assert_eq!(account.total_bytes(), 3 * 300);
+        assert_eq!(account.total_bytes(), 3 * cost);
         r.read(|st| {
             assert_eq!(
                 (st.chunks.len(), st.bytes, st.index_of_seq(8)),

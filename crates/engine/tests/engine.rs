@@ -381,7 +381,7 @@ fn dvr_window_bounds_the_ring() {
     assert!((30_000_000..=32_000_000).contains(&span), "span {span}");
     assert_eq!(
         h.engine.memory().total_bytes,
-        c.iter().map(|c| c.len_bytes()).sum::<u64>()
+        c.iter().map(|c| c.memory_bytes()).sum::<u64>()
     );
     ok(h.engine.update_stream(
         s,
@@ -616,10 +616,9 @@ fn expiry_removes_clips_and_releases_memory() {
     let clip = ok(h
         .engine
         .create_clip(s, req(6, Some(h.engine.now().add_micros(-10_000_000)))));
-    let held = clip
-        .view()
-        .reference()
-        .map_or(0, |r| r.chunks().iter().map(|c| c.len_bytes()).sum::<u64>());
+    let held = clip.view().reference().map_or(0, |r| {
+        r.chunks().iter().map(|c| c.memory_bytes()).sum::<u64>()
+    });
     assert_eq!(h.engine.memory().clip_bytes, held);
     assert_eq!(ok(h.engine.clip(clip.id())).id(), clip.id());
     assert_eq!(ok(h.engine.clips(s)).len(), 1);
@@ -628,7 +627,7 @@ fn expiry_removes_clips_and_releases_memory() {
     assert_eq!(h.engine.memory().clip_bytes, held);
     let ring: u64 = ok(h.engine.rendition_chunks(s, "v720"))
         .iter()
-        .map(|c| c.len_bytes())
+        .map(|c| c.memory_bytes())
         .sum();
     assert_eq!(h.engine.memory().total_bytes, ring + held);
 
@@ -654,7 +653,13 @@ fn expiry_removes_clips_and_releases_memory() {
 
 #[test]
 fn budget_evicts_oldest_across_streams_and_refuses_clips() {
-    let budget = 100 * 6000; // 100 chunks of 6000 bytes
+    // What one 2 s chunk of 6000 payload bytes costs with its tables, from a probe.
+    let cost = {
+        let (probe, s) = setup(600);
+        push_run(&probe, s, "v720", 0, 1, 1);
+        ok(probe.engine.rendition_chunks(s, "v720"))[0].memory_bytes()
+    };
+    let budget = 100 * cost;
     let h = Harness::new(EngineConfig {
         memory_budget_bytes: budget,
         ..Default::default()
@@ -689,7 +694,7 @@ fn budget_evicts_oldest_across_streams_and_refuses_clips() {
     push_run(&h, b, "v", 40, 50, 1);
     let m = h.engine.memory();
     assert!(m.total_bytes <= budget);
-    assert_eq!(m.clip_bytes, 60 * 6000);
+    assert_eq!(m.clip_bytes, 60 * cost);
     assert!(
         ok(h.engine.rendition_chunks(a, "v")).is_empty(),
         "oldest DVR data fell off first"

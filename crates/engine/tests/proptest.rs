@@ -77,7 +77,7 @@ impl Sim {
         let mut clip: HashMap<(usize, u64), u64> = HashMap::new();
         for (i, (name, _)) in RENDITIONS.iter().enumerate() {
             for c in self.ring(name) {
-                all.insert((i, c.seq()), c.len_bytes());
+                all.insert((i, c.seq()), c.memory_bytes());
             }
         }
         for c in &self.clips {
@@ -88,8 +88,8 @@ impl Sim {
                     .position(|(n, _)| *n == r.name())
                     .unwrap_or(usize::MAX);
                 for ch in r.chunks() {
-                    all.insert((i, ch.seq()), ch.len_bytes());
-                    clip.insert((i, ch.seq()), ch.len_bytes());
+                    all.insert((i, ch.seq()), ch.memory_bytes());
+                    clip.insert((i, ch.seq()), ch.memory_bytes());
                 }
             }
         }
@@ -435,7 +435,7 @@ proptest! {
                 }
             }
             let _ = h.engine.dvr(s);
-            let ring: u64 = h.engine.rendition_chunks(s, "v").unwrap_or_default().iter().map(|c| c.len_bytes()).sum();
+            let ring: u64 = h.engine.rendition_chunks(s, "v").unwrap_or_default().iter().map(|c| c.memory_bytes()).sum();
             let m = h.engine.memory();
             prop_assert!(m.total_bytes >= ring);
             prop_assert!(m.clip_bytes <= m.total_bytes);
@@ -443,7 +443,7 @@ proptest! {
         drop(clips);
         h.clock.advance_secs(1 << 40);
         h.engine.tick();
-        let ring: u64 = h.engine.rendition_chunks(s, "v").unwrap_or_default().iter().map(|c| c.len_bytes()).sum();
+        let ring: u64 = h.engine.rendition_chunks(s, "v").unwrap_or_default().iter().map(|c| c.memory_bytes()).sum();
         prop_assert_eq!(h.engine.memory().total_bytes, ring);
         prop_assert_eq!(h.engine.memory().clip_bytes, 0);
     }

@@ -278,6 +278,26 @@ pub struct MediaSegment {
 }
 
 impl MediaSegment {
+    /// Heap bytes of the parsed tables (samples, events, `mdat` ranges) beside the
+    /// payload: what holding the parsed segment costs on top of its `bytes`.
+    pub fn table_bytes(&self) -> usize {
+        use std::mem::size_of;
+        let samples: usize = self
+            .tracks
+            .iter()
+            .map(|t| t.samples.capacity() * size_of::<Sample>())
+            .sum();
+        let events: usize = self
+            .events
+            .iter()
+            .map(|e| size_of::<EventMessage>() + e.scheme_id_uri.capacity() + e.value.capacity())
+            .sum();
+        samples
+            + events
+            + self.tracks.capacity() * size_of::<TrackSamples>()
+            + self.mdat_ranges.capacity() * size_of::<std::ops::Range<u32>>()
+    }
+
     /// Samples of this track, if the segment carries it.
     pub fn track(&self, track_id: u32) -> Option<&TrackSamples> {
         self.tracks.iter().find(|t| t.track_id == track_id)

@@ -448,3 +448,18 @@ fn every_fixture_with_a_golden_matches_ffprobe() {
         check_golden(&rel);
     }
 }
+
+/// What the memory budget counts beside a segment's bytes: its sample tables, held
+/// at about their size (the parser reserves each `trun`'s count).
+#[test]
+fn table_bytes_are_the_sample_tables() {
+    let f = load("h264_aac");
+    for seg in &f.segments {
+        let samples: usize = seg.tracks.iter().map(|t| t.samples.len()).sum();
+        let rows = samples * std::mem::size_of::<dvrclip_fmp4::Sample>();
+        let t = seg.table_bytes();
+        assert!(t >= rows && t < rows + 1024, "{t} for {samples} samples");
+        // About a tenth of a 2 s segment of this low-bitrate fixture.
+        assert!(t < seg.bytes.len() / 4, "{t} vs {}", seg.bytes.len());
+    }
+}

@@ -218,12 +218,12 @@ impl App {
             ("dvrclip_dvr_chunks", "Chunks held in DVR rings.", chunks),
             (
                 "dvrclip_memory_bytes",
-                "Payload bytes held, DVR and clips.",
+                "Bytes chunks hold (payload and parsed tables), DVR and clips: what the budget bounds.",
                 mem.total_bytes,
             ),
             (
                 "dvrclip_clip_memory_bytes",
-                "Payload bytes held only by clips.",
+                "Of those, bytes held by clips.",
                 mem.clip_bytes,
             ),
             (

@@ -59,5 +59,10 @@ pub async fn read_limited(
             buf.extend_from_slice(&data);
         }
     }
+    // A chunked upload grew the buffer by doubling: a segment kept for the whole DVR
+    // window must not hold up to twice its size, so spare room costs one copy.
+    if buf.capacity() - buf.len() > buf.len() / 16 {
+        return Ok(Bytes::copy_from_slice(&buf));
+    }
     Ok(buf.freeze())
 }

@@ -95,7 +95,7 @@ impl Engine {
             .iter()
             .flat_map(|t| t.chunks.iter())
             .filter(|c| !c.ticket().is_pinned())
-            .map(|c| c.len_bytes())
+            .map(|c| c.memory_bytes())
             .sum();
         if !complete {
             let held_until = tracks

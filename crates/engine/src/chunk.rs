@@ -78,7 +78,7 @@ impl Chunk {
     /// the chunk's own record. The memory budget counts this, so it bounds what the
     /// process really holds (the tables are about a tenth of a 2 s segment's bytes).
     pub fn memory_bytes(&self) -> u64 {
-        self.len_bytes() + memory_overhead(&self.media.segment)
+        self.media.ticket.bytes()
     }
 
     /// The discontinuity it belongs to: a per-rendition counter that grows at every
@@ -143,10 +143,13 @@ impl Chunk {
     }
 }
 
-/// The bytes a chunk holds beside its payload: its parsed tables and its own record.
-pub(crate) fn memory_overhead(segment: &MediaSegment) -> u64 {
-    (segment.table_bytes() + std::mem::size_of::<ChunkMedia>() + std::mem::size_of::<Chunk>())
-        as u64
+/// What a chunk of `segment` will cost ([`Chunk::memory_bytes`]): the payload, its
+/// parsed tables and the chunk's own record. Computed once, when its ticket is made.
+pub(crate) fn memory_cost(segment: &MediaSegment) -> u64 {
+    (segment.bytes.len()
+        + segment.table_bytes()
+        + std::mem::size_of::<ChunkMedia>()
+        + std::mem::size_of::<Chunk>()) as u64
 }
 
 /// Rough bitrate of a run of chunks, bytes per second; used to estimate what a

@@ -69,6 +69,11 @@ impl Ticket {
         }
     }
 
+    /// The bytes this share counts.
+    pub(crate) fn bytes(&self) -> u64 {
+        self.bytes.max(0) as u64
+    }
+
     /// One more clip view holds the chunk; the first one moves it to clip memory.
     pub(crate) fn pin(&self) {
         if self.pins.fetch_add(1, Ordering::SeqCst) == 0 {

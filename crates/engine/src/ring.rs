@@ -44,7 +44,7 @@ use std::sync::Arc;
 use dvrclip_fmp4::{InitSegment, MediaSegment, TrackKind};
 use parking_lot::RwLock;
 
-use crate::chunk::{Chunk, ChunkMedia, memory_overhead};
+use crate::chunk::{Chunk, ChunkMedia, memory_cost};
 use crate::memory::{Account, Ticket};
 use crate::time::{MICROS_PER_SEC, micros_from_ticks, micros_from_ticks_signed};
 use crate::{Error, Result, StreamId, WallTime};
@@ -378,7 +378,7 @@ impl Ring {
         }
         let disc_seq = cur.seq;
         let bytes = inp.segment.bytes.len();
-        let cost = bytes as u64 + memory_overhead(&inp.segment);
+        let cost = memory_cost(&inp.segment);
         let media = ChunkMedia {
             seq,
             name,

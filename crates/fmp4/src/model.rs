@@ -287,13 +287,14 @@ impl MediaSegment {
             .iter()
             .map(|t| t.samples.capacity() * size_of::<Sample>())
             .sum();
-        let events: usize = self
+        let strings: usize = self
             .events
             .iter()
-            .map(|e| size_of::<EventMessage>() + e.scheme_id_uri.capacity() + e.value.capacity())
+            .map(|e| e.scheme_id_uri.capacity() + e.value.capacity())
             .sum();
         samples
-            + events
+            + strings
+            + self.events.capacity() * size_of::<EventMessage>()
             + self.tracks.capacity() * size_of::<TrackSamples>()
             + self.mdat_ranges.capacity() * size_of::<std::ops::Range<u32>>()
     }

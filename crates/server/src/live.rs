@@ -43,10 +43,8 @@ pub fn handle(app: &App, route: Route, parts: &Parts) -> Result<HttpResponse, Ap
                     ("video/iso.segment", chunk.bytes().clone())
                 }
                 LiveFile::Init(disc) => {
-                    let chunks = engine.rendition_chunks(id, &rendition)?;
-                    let i = chunks.partition_point(|c| c.discontinuity() < disc);
-                    let chunk = chunks.get(i).filter(|c| c.discontinuity() == disc);
-                    ("video/mp4", chunk.ok_or_else(gone)?.init().bytes.clone())
+                    let init = engine.discontinuity_init(id, &rendition, disc)?;
+                    ("video/mp4", init.ok_or_else(gone)?.bytes.clone())
                 }
             };
             (

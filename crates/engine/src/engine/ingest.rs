@@ -126,13 +126,12 @@ impl Engine {
         segment_name: &str,
         utc: WallTime,
     ) -> Result<bool> {
-        let stream = self.stream_arc(id)?;
         let ring = self.ring(id, rendition)?;
         let moved = ring.set_segment_date(segment_name, utc);
         if moved {
             // A later date can leave older chunks outside the window: drop them now,
             // as a push would, not at some later push.
-            let window = self.window_micros(&stream.settings.read());
+            let window = self.window_micros(&self.stream_arc(id)?.settings.read());
             drop(ring.prune(window));
         }
         Ok(moved)

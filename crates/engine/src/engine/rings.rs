@@ -5,6 +5,8 @@
 
 use std::sync::Arc;
 
+use dvrclip_fmp4::InitSegment;
+
 use super::Engine;
 use crate::Result;
 use crate::chunk::{Chunk, bytes_per_sec};
@@ -34,7 +36,7 @@ impl Engine {
             .collect())
     }
 
-    /// The chunks a rendition's ring holds now, oldest first (a live DVR playlist).
+    /// The chunks a rendition's ring holds now, oldest first.
     pub fn rendition_chunks(&self, id: StreamId, rendition: &str) -> Result<Vec<Arc<Chunk>>> {
         let ring = self.ring(id, rendition)?;
         Ok(ring.read(|st| st.chunks.iter().cloned().collect()))
@@ -55,6 +57,22 @@ impl Engine {
     /// One rendition's ring as it is now: what its live media playlist lists.
     pub fn live_rendition(&self, id: StreamId, rendition: &str) -> Result<ClipRendition> {
         Ok(live_rendition(&*self.ring(id, rendition)?))
+    }
+
+    /// The init segment of a rendition's discontinuity `disc`, while the ring holds a
+    /// chunk of it (what a live playlist's `init_{disc}.mp4` names). O(log n).
+    pub fn discontinuity_init(
+        &self,
+        id: StreamId,
+        rendition: &str,
+        disc: u64,
+    ) -> Result<Option<Arc<InitSegment>>> {
+        let ring = self.ring(id, rendition)?;
+        Ok(ring.read(|st| {
+            let i = st.chunks.partition_point(|c| c.discontinuity() < disc);
+            let chunk = st.chunks.get(i).filter(|c| c.discontinuity() == disc);
+            chunk.map(|c| Arc::clone(c.init()))
+        }))
     }
 
     /// One chunk by its `seq`, while the ring holds it. O(1).
@@ -87,13 +105,10 @@ fn live_rendition(ring: &Ring) -> ClipRendition {
         let head = RenditionHead {
             init: st.init().cloned(),
             bandwidth_bps: bytes_per_sec(st.chunks.iter().rev().take(8)) * 8,
-            // The longest chunk held: a live playlist's target duration moves only if
-            // the encoder makes a longer one.
-            target_secs: chunks
-                .iter()
-                .map(|c| c.duration_secs().ceil() as u64)
-                .max()
-                .unwrap_or(0),
+            // None of its own: the target duration is then the longest chunk held
+            // (`ClipRendition::target_duration_secs`), which moves only if the
+            // encoder makes a longer one.
+            target_secs: 0,
         };
         (chunks, head)
     });

@@ -283,7 +283,7 @@ def main():
     server = subprocess.Popen(
         [a.binary, "serve", "--listen", "127.0.0.1:0", "--api-key", KEY, "--data-dir", f"{data}/data",
          "--memory-budget-mib", str(a.budget_mib), "--header-timeout-secs", "30"],
-        stdout=subprocess.PIPE, stderr=log, text=True, env={**os.environ, "RUST_LOG": "warn"},
+        stdout=subprocess.PIPE, stderr=log, text=True, env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
     )
     port = None
     for line in server.stdout:
@@ -425,6 +425,8 @@ def main():
         "wrk_socket_errors": sock_errors,
         "slow_clients": slow_out,
         "rss_peak_mib": round(peak_rss, 1),
+        "rss_peak_at_s": round(at_peak[0]),
+        "rss_steady_median_mib": round(sorted(x[1] for x in samples if x[0] > 60)[len([x for x in samples if x[0] > 60]) // 2], 1) if any(x[0] > 60 for x in samples) else None,
         "rss_limit_mib": round(limit, 1),
         "accounted_peak_mib": round(peak_accounted, 1),
         "accounted_at_rss_peak_mib": round(at_peak[3], 1),

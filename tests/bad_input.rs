@@ -772,3 +772,23 @@ fn malformed_json_and_wrong_types() {
     );
     ctx.recut_is_identical();
 }
+
+#[test]
+fn bodies_past_the_memory_kept_for_uploads_are_refused() {
+    // A 32 MiB budget keeps a sixteenth, 2 MiB, for bodies still arriving.
+    let ctx = Ctx::start_with(&["--memory-budget-mib", "32"]);
+    let big = segment(0).repeat((2 << 20) / segment(0).len() + 1);
+    let r = ctx.put("seg_002.m4s", &big);
+    assert!(r.text().contains("uploads in flight"), "{}", r.text());
+    ctx.refused("a body past the upload memory", r, 503);
+    let metrics = expect(get(ctx.addr(), "/metrics"), 200).text();
+    assert!(
+        metrics.contains("\ndvrclip_body_memory_bytes 0\n"),
+        "the refused body's memory came back: {metrics}"
+    );
+    assert!(
+        metrics.contains(&format!("\ndvrclip_memory_budget_bytes {}\n", 32 << 20)),
+        "{metrics}"
+    );
+    ctx.recut_is_identical();
+}

@@ -43,7 +43,7 @@ pub use cut::FOLLOW_TOLERANCE_MICROS;
 pub use dvr::{DvrDiscontinuity, DvrGap, DvrInfo, DvrRange, RenditionDvr};
 pub use engine::{Engine, EngineConfig, TickReport};
 pub use error::{Error, Result};
-pub use memory::MemoryStats;
+pub use memory::{MemoryReservation, MemoryStats};
 pub use ring::{AnchorSource, PushOutcome};
 pub use stream::{RenditionInfo, StreamId, StreamInfo, StreamPatch, StreamSettings};
 pub use time::{Clock, MICROS_PER_SEC, ManualClock, SystemClock, WallTime, micros_from_ticks};

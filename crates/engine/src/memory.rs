@@ -8,6 +8,10 @@
 //! chunk evicted from the ring but still referenced by a clip keeps counting, as clip
 //! memory, until the clip lets go. Each update is one or two relaxed-enough atomic ops.
 //!
+//! Memory the embedder holds outside chunks on behalf of clients (a server's open
+//! connections) is counted through a [`MemoryReservation`], so that the DVR, the
+//! only part that can give, makes room for it and the whole stays within the budget.
+//!
 //! Nothing here decides what to evict; the engine does that with these numbers.
 
 use std::sync::Arc;
@@ -23,6 +27,9 @@ pub struct MemoryStats {
     pub total_bytes: u64,
     /// The part of `total_bytes` held by at least one clip (each chunk counted once).
     pub clip_bytes: u64,
+    /// Held outside chunks by live [`MemoryReservation`]s; not part of `total_bytes`,
+    /// but within the budget with it.
+    pub reserved_bytes: u64,
 }
 
 impl MemoryStats {
@@ -37,6 +44,7 @@ impl MemoryStats {
 pub(crate) struct Account {
     total: AtomicI64,
     clip: AtomicI64,
+    reserved: AtomicI64,
 }
 
 impl Account {
@@ -46,6 +54,47 @@ impl Account {
 
     pub(crate) fn clip_bytes(&self) -> u64 {
         self.clip.load(Ordering::SeqCst).max(0) as u64
+    }
+
+    pub(crate) fn reserved_bytes(&self) -> u64 {
+        self.reserved.load(Ordering::SeqCst).max(0) as u64
+    }
+
+    /// Everything the budget bounds: chunks and reservations.
+    pub(crate) fn held_bytes(&self) -> u64 {
+        self.total_bytes().saturating_add(self.reserved_bytes())
+    }
+
+    /// What eviction cannot free: chunks held by clips, and reservations.
+    pub(crate) fn pinned_bytes(&self) -> u64 {
+        self.clip_bytes().saturating_add(self.reserved_bytes())
+    }
+}
+
+/// Bytes held outside chunks, counted against the budget until dropped
+/// ([`crate::Engine::reserve_memory`]).
+#[derive(Debug)]
+pub struct MemoryReservation {
+    account: Arc<Account>,
+    bytes: i64,
+}
+
+impl MemoryReservation {
+    pub(crate) fn new(account: &Arc<Account>, bytes: u64) -> Self {
+        let bytes = i64::try_from(bytes).unwrap_or(i64::MAX);
+        account.reserved.fetch_add(bytes, Ordering::SeqCst);
+        MemoryReservation {
+            account: Arc::clone(account),
+            bytes,
+        }
+    }
+}
+
+impl Drop for MemoryReservation {
+    fn drop(&mut self) {
+        self.account
+            .reserved
+            .fetch_sub(self.bytes, Ordering::SeqCst);
     }
 }
 

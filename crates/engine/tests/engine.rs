@@ -702,6 +702,56 @@ fn budget_evicts_oldest_across_streams_and_refuses_clips() {
 }
 
 #[test]
+fn a_reservation_makes_the_dvr_give_room_and_clips_do_not() {
+    let cost = {
+        let (probe, s) = setup(600);
+        push_run(&probe, s, "v720", 0, 1, 1);
+        ok(probe.engine.rendition_chunks(s, "v720"))[0].memory_bytes()
+    };
+    let budget = 20 * cost;
+    let h = Harness::new(EngineConfig {
+        memory_budget_bytes: budget,
+        ..Default::default()
+    });
+    let s = h.stream(3600);
+    ok(h.engine.push_init(s, "v", init(720, 1)));
+    push_run(&h, s, "v", 0, 20, 1);
+    let now = h.engine.now();
+    let clip = ok(h
+        .engine
+        .create_clip(s, req(4, Some(now.add_micros(-10_000_000)))));
+    let held = clip.view().reference().map_or(0, |r| r.chunks().len());
+    let pinned = h.engine.memory().clip_bytes;
+    assert!(clip.view().is_complete() && held > 0 && pinned > 0);
+
+    // Room for five chunks' worth: the five oldest DVR chunks go at once.
+    let five = h.engine.reserve_memory(5 * cost);
+    let m = h.engine.memory();
+    assert_eq!(m.reserved_bytes, 5 * cost);
+    assert_eq!(m.total_bytes + m.reserved_bytes, budget);
+    assert_eq!(ok(h.engine.rendition_chunks(s, "v")).len(), 15);
+    // Reservations past what the DVR can give leave the clip's chunks alone.
+    let all = h.engine.reserve_memory(budget);
+    assert_eq!(h.engine.memory().clip_bytes, pinned);
+    assert_eq!(
+        clip.view().reference().map_or(0, |r| r.chunks().len()),
+        held
+    );
+    assert!(ok(h.engine.rendition_chunks(s, "v")).is_empty());
+    // Nothing new fits while they are held, and everything does once they go.
+    let at = h.engine.now();
+    assert!(matches!(
+        h.engine
+            .create_clip(s, req(2, Some(at.add_micros(-4_000_000)))),
+        Err(Error::OverBudget { .. })
+    ));
+    drop((five, all));
+    assert_eq!(h.engine.memory().reserved_bytes, 0);
+    push_run(&h, s, "v", 20, 5, 1);
+    assert!(h.engine.memory().total_bytes <= budget);
+}
+
+#[test]
 fn clips_per_stream_are_bounded() {
     let h = Harness::new(EngineConfig {
         max_clips_per_stream: 3,

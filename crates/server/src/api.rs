@@ -123,14 +123,16 @@ pub async fn handle(
 
 async fn read_json(app: &App, parts: &Parts, body: Incoming) -> Result<Bytes, ApiError> {
     let limits = &app.config.limits;
-    Ok(crate::body::read_limited(
+    let body = crate::body::read_limited(
         body,
         crate::ingest::content_length(parts)?,
         limits.json_bytes,
+        &app.bodies,
         limits.body_idle,
         limits.upload_deadline,
     )
-    .await?)
+    .await?;
+    Ok(Bytes::from(body))
 }
 
 fn unix_secs_f64(t: Option<WallTime>) -> Value {

@@ -18,6 +18,7 @@ use hyper::body::Incoming;
 use parking_lot::Mutex;
 use tokio::task::JoinHandle;
 
+use crate::body::BodyMemory;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
@@ -43,6 +44,31 @@ pub fn full(
     resp
 }
 
+/// The share of the memory budget kept for request bodies still arriving
+/// ([`crate::body`]): a sixteenth.
+pub fn body_memory_bytes(config: &Config) -> u64 {
+    config.memory_budget_bytes / 16
+}
+
+/// What the engine may hold (chunks, and open connections through its reservations):
+/// the budget less the share kept for bodies and the process's own footprint before
+/// any stream (`resident_bytes` at start: code, runtime, allocator; 7 MiB measured),
+/// so that the process as a whole stays within the budget.
+pub fn engine_memory_bytes(config: &Config, resident_bytes: u64) -> u64 {
+    let engine = config
+        .memory_budget_bytes
+        .saturating_sub(body_memory_bytes(config))
+        .saturating_sub(resident_bytes);
+    if engine < config.memory_budget_bytes / 2 {
+        tracing::warn!(
+            budget = config.memory_budget_bytes,
+            resident = resident_bytes,
+            "the process's own footprint takes much of the memory budget"
+        );
+    }
+    engine
+}
+
 /// A clip rendition's MP4, built by the first request that needs it.
 pub(crate) type Mp4Cell = Arc<tokio::sync::OnceCell<Arc<VirtualMp4>>>;
 
@@ -59,6 +85,8 @@ pub struct App {
     pub(crate) mp4_cache: Mutex<HashMap<(ClipId, String), Mp4Cell>>,
     /// Videos persisted from `vod_required` clips.
     pub vod: Arc<Vod>,
+    /// Request bodies still arriving: their share of the memory budget.
+    pub bodies: BodyMemory,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -67,7 +95,7 @@ impl App {
     pub async fn start(config: Config) -> Result<Arc<App>, Box<dyn std::error::Error>> {
         let vod = crate::vod::open(&config).await;
         let engine = Arc::new(Engine::new(EngineConfig {
-            memory_budget_bytes: config.memory_budget_bytes,
+            memory_budget_bytes: engine_memory_bytes(&config, crate::heap::resident_bytes()),
             first_video_id: vod.next_video_id(),
             ..EngineConfig::default()
         }));
@@ -89,6 +117,7 @@ impl App {
     /// Like [`App::with_engine`] with a VOD the caller opened ([`Vod::open`]).
     pub fn with_engine_and_vod(config: Config, engine: Arc<Engine>, vod: Arc<Vod>) -> Arc<App> {
         let app = Arc::new(App {
+            bodies: BodyMemory::new(body_memory_bytes(&config)),
             config,
             engine,
             vod,
@@ -98,6 +127,8 @@ impl App {
         });
         let ticker = tokio::spawn(tick_loop(Arc::downgrade(&app)));
         app.tasks.lock().push(ticker);
+        let trimmer = tokio::spawn(trim_loop());
+        app.tasks.lock().push(trimmer);
         if app.config.demo {
             let demo = tokio::spawn(crate::demo::run(app.clone()));
             app.tasks.lock().push(demo);
@@ -218,18 +249,28 @@ impl App {
             ("dvrclip_dvr_chunks", "Chunks held in DVR rings.", chunks),
             (
                 "dvrclip_memory_bytes",
-                "Bytes chunks hold (payload and parsed tables), DVR and clips: what the budget bounds.",
-                mem.total_bytes,
+                "Bytes the budget bounds: chunks (payload and parsed tables, DVR and clips), open connections and request bodies still arriving.",
+                mem.total_bytes + mem.reserved_bytes + self.bodies.held_bytes(),
             ),
             (
                 "dvrclip_clip_memory_bytes",
-                "Of those, bytes held by clips.",
+                "Of those, bytes of chunks held by clips.",
                 mem.clip_bytes,
+            ),
+            (
+                "dvrclip_connection_memory_bytes",
+                "Of those, bytes counted for open connections.",
+                mem.reserved_bytes,
+            ),
+            (
+                "dvrclip_body_memory_bytes",
+                "Of those, bytes of request bodies still arriving.",
+                self.bodies.held_bytes(),
             ),
             (
                 "dvrclip_memory_budget_bytes",
                 "The memory budget.",
-                mem.budget_bytes,
+                self.config.memory_budget_bytes,
             ),
             ("dvrclip_clips", "Clips not yet expired.", clips),
         ])
@@ -238,6 +279,17 @@ impl App {
 
 /// Runs the engine's deadlines (expiry, recording waits) when they fall due, and
 /// drops cached MP4 headers of clips that are gone. Ends when the app is dropped.
+/// Returns free heap pages to the OS every [`crate::heap::TRIM_EVERY`], off the
+/// request threads. Stopped with the other tasks.
+async fn trim_loop() {
+    let mut every = tokio::time::interval(crate::heap::TRIM_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        let _ = tokio::task::spawn_blocking(crate::heap::release_free_memory).await;
+    }
+}
+
 async fn tick_loop(app: std::sync::Weak<App>) {
     loop {
         let wait = match app.upgrade() {

@@ -31,7 +31,8 @@ pub struct ServeArgs {
     /// Directory for VOD files and state.
     #[arg(long, env = "DVRCLIP_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Memory budget for DVR plus clips, MiB.
+    /// Memory budget, MiB: DVR and clip chunks, open connections and request bodies
+    /// still arriving (a sixteenth is kept for those).
     #[arg(long, env = "DVRCLIP_MEMORY_BUDGET_MIB")]
     pub memory_budget_mib: Option<u64>,
     /// Largest media segment upload, MiB.
@@ -150,7 +151,7 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Where VOD is stored: `data_dir`, or an S3 bucket.
     pub vod_store: StoreConfig,
-    /// DVR + clip memory budget, bytes.
+    /// Memory budget, bytes: chunks, open connections, bodies still arriving.
     pub memory_budget_bytes: u64,
     /// Client limits.
     pub limits: Limits,

@@ -147,6 +147,7 @@ impl From<BodyError> for ApiError {
             BodyError::TooLarge { .. } => ApiError::TooLarge(e.to_string()),
             BodyError::Timeout => ApiError::Timeout,
             BodyError::Aborted(_) => ApiError::bad(e.to_string()),
+            BodyError::NoMemory { .. } => ApiError::Unavailable(e.to_string()),
         }
     }
 }

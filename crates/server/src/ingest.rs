@@ -111,10 +111,12 @@ pub async fn handle(
         body,
         content_length(parts)?,
         limit,
+        &app.bodies,
         limits.body_idle,
         limits.upload_deadline,
     )
     .await?;
+    let bytes = crate::payload::keep(bytes);
     let len = bytes.len();
     let status = store(app, key, rendition, file, bytes)?;
     app.metrics.record_ingest(len);

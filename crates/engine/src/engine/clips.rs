@@ -108,11 +108,11 @@ impl Engine {
                 needed = needed.saturating_add(u64::try_from(more).unwrap_or(u64::MAX));
             }
         }
-        let clip_bytes = self.account.clip_bytes();
-        if clip_bytes.saturating_add(needed) > self.config.memory_budget_bytes {
+        let pinned = self.account.pinned_bytes();
+        if pinned.saturating_add(needed) > self.config.memory_budget_bytes {
             return Err(Error::OverBudget {
                 needed_bytes: needed,
-                available_bytes: self.config.memory_budget_bytes.saturating_sub(clip_bytes),
+                available_bytes: self.config.memory_budget_bytes.saturating_sub(pinned),
             });
         }
 

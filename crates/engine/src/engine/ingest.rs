@@ -83,11 +83,11 @@ impl Engine {
             rendition: rendition.to_string(),
         })?;
         let needed = segment.bytes.len() as u64;
-        let clip_bytes = self.account.clip_bytes();
-        if clip_bytes.saturating_add(needed) > self.config.memory_budget_bytes {
+        let pinned = self.account.pinned_bytes();
+        if pinned.saturating_add(needed) > self.config.memory_budget_bytes {
             return Err(Error::OverBudget {
                 needed_bytes: needed,
-                available_bytes: self.config.memory_budget_bytes.saturating_sub(clip_bytes),
+                available_bytes: self.config.memory_budget_bytes.saturating_sub(pinned),
             });
         }
         let now = self.now();
@@ -110,7 +110,7 @@ impl Engine {
         stream
             .last_ingest
             .store(now.unix_micros(), Ordering::SeqCst);
-        self.enforce_budget(&ring);
+        self.enforce_budget(Some(&ring));
         self.feed_recording(&stream);
         Ok(pushed.outcome)
     }
@@ -146,10 +146,10 @@ impl Engine {
         Ok(())
     }
 
-    /// Evicts the oldest chunk across every ring until the total fits the budget.
-    /// O(renditions) per evicted chunk; never evicts `keep`'s newest chunk.
-    fn enforce_budget(&self, keep: &Arc<Ring>) {
-        if self.account.total_bytes() <= self.config.memory_budget_bytes {
+    /// Evicts the oldest chunk across every ring until chunks and reservations fit
+    /// the budget. O(renditions) per evicted chunk; never evicts `keep`'s newest chunk.
+    pub(super) fn enforce_budget(&self, keep: Option<&Arc<Ring>>) {
+        if self.account.held_bytes() <= self.config.memory_budget_bytes {
             return;
         }
         let _one_evictor = self.evict.lock();
@@ -159,10 +159,12 @@ impl Engine {
             .values()
             .flat_map(|s| s.rings())
             .collect();
-        while self.account.total_bytes() > self.config.memory_budget_bytes {
+        while self.account.held_bytes() > self.config.memory_budget_bytes {
             let oldest = rings
                 .iter()
-                .filter(|r| !Arc::ptr_eq(r, keep) || r.read(|st| st.chunks.len() > 1))
+                .filter(|r| {
+                    keep.is_none_or(|k| !Arc::ptr_eq(r, k)) || r.read(|st| st.chunks.len() > 1)
+                })
                 .filter_map(|r| r.oldest_start().map(|t| (t, r)))
                 .min_by_key(|(t, _)| *t);
             let Some((_, ring)) = oldest else { break };

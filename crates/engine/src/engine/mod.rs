@@ -33,13 +33,14 @@ use crate::memory::Account;
 use crate::ring::Ring;
 use crate::stream::{Stream, StreamId, StreamInfo, StreamPatch, StreamSettings, check_name};
 use crate::time::MICROS_PER_SEC;
-use crate::{Clock, Error, MemoryStats, Result, SystemClock, WallTime};
+use crate::{Clock, Error, MemoryReservation, MemoryStats, Result, SystemClock, WallTime};
 use clips::complete_clip;
 
 /// Engine-wide limits and timeouts. `Default` gives production values.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EngineConfig {
-    /// Global budget for chunk payloads, DVR and clips together, bytes.
+    /// Global budget for chunks (payload and parsed tables, DVR and clips together)
+    /// and [`Engine::reserve_memory`] reservations, bytes.
     pub memory_budget_bytes: u64,
     /// A recording clip whose end has passed completes this long after the stream's
     /// last upload, seconds (the bounded wait when an encoder stops).
@@ -321,7 +322,18 @@ impl Engine {
             budget_bytes: self.config.memory_budget_bytes,
             total_bytes: self.account.total_bytes(),
             clip_bytes: self.account.clip_bytes(),
+            reserved_bytes: self.account.reserved_bytes(),
         }
+    }
+
+    /// Counts `bytes` the caller holds outside chunks on behalf of a client (an open
+    /// connection's buffers) against the budget until the reservation drops. Never
+    /// refused, since the caller holds the memory already: the oldest DVR chunks across
+    /// streams are evicted to make room, as for a push.
+    pub fn reserve_memory(&self, bytes: u64) -> MemoryReservation {
+        let reservation = MemoryReservation::new(&self.account, bytes);
+        self.enforce_budget(None);
+        reservation
     }
 }
 

@@ -269,7 +269,7 @@ impl App {
             ),
             (
                 "dvrclip_memory_budget_bytes",
-                "The memory budget.",
+                "The memory budget (the process's start-up footprint and the bodies' sixteenth are set aside from it).",
                 self.config.memory_budget_bytes,
             ),
             ("dvrclip_clips", "Clips not yet expired.", clips),
@@ -277,8 +277,6 @@ impl App {
     }
 }
 
-/// Runs the engine's deadlines (expiry, recording waits) when they fall due, and
-/// drops cached MP4 headers of clips that are gone. Ends when the app is dropped.
 /// Returns free heap pages to the OS every [`crate::heap::TRIM_EVERY`], off the
 /// request threads. Stopped with the other tasks.
 async fn trim_loop() {
@@ -290,6 +288,8 @@ async fn trim_loop() {
     }
 }
 
+/// Runs the engine's deadlines (expiry, recording waits) when they fall due, and
+/// drops cached MP4 headers of clips that are gone. Ends when the app is dropped.
 async fn tick_loop(app: std::sync::Weak<App>) {
     loop {
         let wait = match app.upgrade() {

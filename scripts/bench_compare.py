@@ -17,7 +17,8 @@ beside a baseline measured in the same run, as a ratio.
   4. dvrclip's RSS against the media bytes it holds.
 
 Writes target/bench-compare/results.json, BENCHMARKS-run.md (the tables) and two PNG
-plots next to it.
+plots next to it. DVRCLIP_BIN runs another binary (an A/B of two builds);
+BENCH_SECONDS, BENCH_REPEATS and BENCH_WRK_SECS shorten a run.
 """
 import http.client
 import json
@@ -35,7 +36,7 @@ import urllib.request
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "target", "bench-compare")
 LADDER = os.path.join(OUT, "ladder")
-BIN = os.path.join(ROOT, "target", "release", "dvrclip")
+BIN = os.environ.get("DVRCLIP_BIN", os.path.join(ROOT, "target", "release", "dvrclip"))
 KEY = "bench$key"
 SECONDS = int(os.environ.get("BENCH_SECONDS", "600"))
 RENDITIONS = ["media_3_720", "media_2_480", "media_1_360"]
@@ -56,7 +57,10 @@ def free_port():
 
 
 def make_ladder():
-    if os.path.exists(os.path.join(LADDER, "done")):
+    done = os.path.join(LADDER, "done")
+    # The playlists date the media from when it was encoded, and a clip expires an
+    # hour after its end by default: an older ladder would cut clips born expired.
+    if os.path.exists(done) and time.time() - os.path.getmtime(done) < 30 * 60:
         log("ladder: reusing", LADDER)
         return
     shutil.rmtree(LADDER, ignore_errors=True)

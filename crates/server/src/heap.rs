@@ -43,10 +43,10 @@ pub fn release_free_memory() -> Duration {
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[allow(unsafe_code)]
 fn trim() {
-    // SAFETY: `malloc_trim` takes no pointer and reads no memory of ours; it walks
-    // glibc's own arenas under their locks and is MT-Safe (glibc manual,
-    // "Memory Allocation Tunables" / malloc_trim(3)). Any thread may call it at any
-    // time; its result (whether memory was released) carries no obligation.
+    // SAFETY: `malloc_trim` takes no pointer and touches no memory of ours: it walks
+    // glibc's own arenas under their locks, and malloc_trim(3) lists it as MT-Safe, so
+    // any thread may call it at any time. Its result (whether memory was released)
+    // carries no obligation.
     unsafe {
         libc::malloc_trim(0);
     }

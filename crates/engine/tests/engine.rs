@@ -651,14 +651,17 @@ fn expiry_removes_clips_and_releases_memory() {
     assert_eq!(h.engine.memory().total_bytes, ring);
 }
 
+/// What one 2 s chunk of `push_run` (6000 payload bytes) costs with its tables, from
+/// a probe.
+fn chunk_cost() -> u64 {
+    let (probe, s) = setup(600);
+    push_run(&probe, s, "v720", 0, 1, 1);
+    ok(probe.engine.rendition_chunks(s, "v720"))[0].memory_bytes()
+}
+
 #[test]
 fn budget_evicts_oldest_across_streams_and_refuses_clips() {
-    // What one 2 s chunk of 6000 payload bytes costs with its tables, from a probe.
-    let cost = {
-        let (probe, s) = setup(600);
-        push_run(&probe, s, "v720", 0, 1, 1);
-        ok(probe.engine.rendition_chunks(s, "v720"))[0].memory_bytes()
-    };
+    let cost = chunk_cost();
     let budget = 100 * cost;
     let h = Harness::new(EngineConfig {
         memory_budget_bytes: budget,
@@ -703,11 +706,7 @@ fn budget_evicts_oldest_across_streams_and_refuses_clips() {
 
 #[test]
 fn a_reservation_makes_the_dvr_give_room_and_clips_do_not() {
-    let cost = {
-        let (probe, s) = setup(600);
-        push_run(&probe, s, "v720", 0, 1, 1);
-        ok(probe.engine.rendition_chunks(s, "v720"))[0].memory_bytes()
-    };
+    let cost = chunk_cost();
     let budget = 20 * cost;
     let h = Harness::new(EngineConfig {
         memory_budget_bytes: budget,

@@ -71,6 +71,14 @@ impl BodyMemory {
         self.limit
     }
 
+    /// An empty share for one body.
+    fn share(&self) -> Share<'_> {
+        Share {
+            pool: self,
+            bytes: 0,
+        }
+    }
+
     /// Takes `n` more bytes if they fit.
     fn take(&self, n: u64) -> bool {
         self.held
@@ -126,10 +134,7 @@ pub async fn read_limited(
     }
     let deadline = Instant::now() + deadline;
     let mut body = body;
-    let mut share = Share {
-        pool: memory,
-        bytes: 0,
-    };
+    let mut share = memory.share();
     let mut buf: Vec<u8> = Vec::new();
     loop {
         let next = Instant::now() + idle;
@@ -203,15 +208,9 @@ mod tests {
     #[test]
     fn the_pool_refuses_what_does_not_fit_and_takes_back_what_is_dropped() {
         let pool = BodyMemory::new(100);
-        let mut a = Share {
-            pool: &pool,
-            bytes: 0,
-        };
+        let mut a = pool.share();
         a.grow_to(60).unwrap();
-        let mut b = Share {
-            pool: &pool,
-            bytes: 0,
-        };
+        let mut b = pool.share();
         assert!(matches!(
             b.grow_to(50),
             Err(BodyError::NoMemory { limit: 100 })

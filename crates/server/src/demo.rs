@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use tracing::{info, warn};
 
 use dvrclip_engine::StreamSettings;
@@ -131,9 +131,11 @@ pub async fn run(app: Arc<App>) {
         tick.tick().await;
         let (lap, index) = (n / 4, (n % 4) as usize);
         for (r, shift) in LADDER.iter().zip(&shifts) {
-            let body = shift_decode_times(r.segments[index], |track| {
+            // Placed like an uploaded segment (its own mapping), so the demo's DVR
+            // churns memory the way a pushed stream's does.
+            let body = crate::payload::keep(shift_decode_times(r.segments[index], |track| {
                 shift.get(&track).map_or(0, |s| s * lap)
-            });
+            }));
             let file = format!("seg_{n:05}.m4s");
             if let Err(e) = app.ingest_upload(&key, Some(r.name), &file, body).await {
                 warn!("demo segment refused: {e}");
@@ -144,8 +146,8 @@ pub async fn run(app: Arc<App>) {
 
 /// A copy of `segment` with every `moof/traf/tfdt` moved forward by `shift(track_id)`
 /// ticks. Boxes it cannot read are left as they are (the fixture is ours and valid).
-fn shift_decode_times(segment: &[u8], shift: impl Fn(u32) -> u64) -> Bytes {
-    let mut out = BytesMut::from(segment);
+fn shift_decode_times(segment: &[u8], shift: impl Fn(u32) -> u64) -> Vec<u8> {
+    let mut out = segment.to_vec();
     for (moof_start, moof_end) in children(&out, 0, out.len(), b"moof") {
         for (traf_start, traf_end) in children(&out, moof_start + 8, moof_end, b"traf") {
             let track = children(&out, traf_start + 8, traf_end, b"tfhd")
@@ -173,7 +175,7 @@ fn shift_decode_times(segment: &[u8], shift: impl Fn(u32) -> u64) -> Bytes {
             }
         }
     }
-    out.freeze()
+    out
 }
 
 /// `(start, end)` of each child box of type `kind` in `buf[from..to]` (32-bit sizes;
@@ -205,7 +207,7 @@ mod tests {
         let shifts = loop_shifts(r).unwrap();
         let before = dvrclip_fmp4::parse_segment(Bytes::from_static(r.segments[0]), &init).unwrap();
         let moved = shift_decode_times(r.segments[0], |t| shifts[&t] * 2);
-        let after = dvrclip_fmp4::parse_segment(moved, &init).unwrap();
+        let after = dvrclip_fmp4::parse_segment(Bytes::from(moved), &init).unwrap();
         for (b, a) in before.tracks.iter().zip(&after.tracks) {
             assert_eq!(
                 a.base_decode_ticks,

@@ -145,6 +145,10 @@ pub(crate) struct RingState {
     init: Option<Arc<InitSegment>>,
     init_changed: bool,
     cur: Option<Disc>,
+    /// Start and end of the newest chunk stored, kept after it leaves: the floor of the
+    /// next chunk's wall time when eviction has emptied the ring (budget eviction can
+    /// drop a ring's newest chunk while a clip still holds it).
+    newest: Option<(WallTime, WallTime)>,
 }
 
 /// One rendition's ring. See the module doc.
@@ -280,8 +284,13 @@ impl Ring {
         // A producer time a day away from arrival is a broken encoder clock, not news.
         let prft_utc = producer_utc(&inp.segment, &init, start_ticks, timescale)
             .filter(|u| u.micros_since(inp.arrival).unsigned_abs() <= TRUST_WINDOW_MICROS as u64);
-        let last_end = st.chunks.back().map(|c| c.end_utc());
-        let last_start = st.chunks.back().map(|c| c.start_utc());
+        let newest = st
+            .chunks
+            .back()
+            .map(|c| (c.start_utc(), c.end_utc()))
+            .or(st.newest);
+        let last_start = newest.map(|(s, _)| s);
+        let last_end = newest.map(|(_, e)| e);
         let last_ticks = st
             .chunks
             .back()
@@ -396,6 +405,7 @@ impl Ring {
             start_utc,
             discontinuity: disc_seq,
         });
+        st.newest = Some((chunk.start_utc(), chunk.end_utc()));
         st.chunks.push_back(chunk);
         st.sources.push_back(source);
         st.bytes += bytes as u64;

@@ -448,3 +448,45 @@ proptest! {
         prop_assert_eq!(h.engine.memory().clip_bytes, 0);
     }
 }
+
+/// Found by `memory_accounting_is_exact_under_a_budget`: budget eviction from another
+/// rendition's push emptied "high" while the clip held its newest chunk; the restart's
+/// first chunk then had no floor and overlapped it in wall time.
+#[test]
+fn a_restart_after_eviction_emptied_the_ring_does_not_overlap_the_last_chunk() {
+    run(
+        vec![
+            Op::Seg {
+                frames: 60,
+                jitter_ms: 0,
+            },
+            Op::Seg {
+                frames: 30,
+                jitter_ms: 0,
+            },
+            Op::Seg {
+                frames: 90,
+                jitter_ms: 0,
+            },
+            Op::Seg {
+                frames: 15,
+                jitter_ms: 0,
+            },
+            Op::Restart {
+                new_init: false,
+                pause_secs: 0,
+            },
+            Op::Clip {
+                back_secs: 83,
+                duration_secs: 86,
+            },
+            Op::Seg {
+                frames: 30,
+                jitter_ms: 0,
+            },
+        ],
+        1,
+        3600,
+        Some(14),
+    );
+}

@@ -1,5 +1,5 @@
 //! Hostile input against the real `dvrclip` binary on `127.0.0.1:0` (issue 10;
-//! DESIGN §7 ingest, §9 limits): what `tests/e2e.rs` does not already send.
+//! ref/api.md "Ingest" and "Operations" limits): what `tests/e2e.rs` does not already send.
 //!
 //! Every hostile body is a committed ffmpeg fixture (`tests/fixtures/h264_aac`)
 //! with one field broken: a box size, a count, an offset, a timescale, a track id;
@@ -163,7 +163,7 @@ impl Ctx {
         request(self.addr(), "PUT", path, &[], Some(body))
     }
 
-    /// DESIGN §7: "a refused upload leaves the ring exactly as it was".
+    /// ref/api.md "Ingest": a refused upload leaves the ring exactly as it was.
     #[track_caller]
     fn assert_unchanged(&self, case: &str) {
         assert_eq!(
@@ -291,7 +291,7 @@ fn hostile_boxes_are_refused_and_change_nothing() {
     field("trun data_offset i32::MAX", trun + 16, i32::MAX as u32, 400);
     field("trun data_offset i32::MIN", trun + 16, i32::MIN as u32, 400);
     field("trun data_offset -8", trun + 16, (-8i32) as u32, 400);
-    // tfhd (§8.8.7): track_ID at +12. DESIGN §7: 412 for a fragment whose track
+    // tfhd (§8.8.7): track_ID at +12. ref/api.md "Ingest": 412 for a fragment whose track
     // the init does not declare.
     let tfhd = find_box(&seg, &["moof", "traf", "tfhd"]);
     field("tfhd track_ID 99", tfhd + 12, 99, 412);
@@ -316,7 +316,7 @@ fn hostile_boxes_are_refused_and_change_nothing() {
         ctx.refused(&format!("tfhd base_data_offset {base}"), r, 400);
     }
 
-    // A fragment before any init (DESIGN §7: 412), under a rendition never seen.
+    // A fragment before any init (ref/api.md "Ingest": 412), under a rendition never seen.
     let r = ctx.put_path(&format!("{}/fresh/seg_000.m4s", ctx.ingest), &seg);
     ctx.refused("a fragment before any init", r, 412);
 
@@ -418,8 +418,8 @@ fn hostile_playlists_names_and_sizes_change_nothing() {
         ctx.assert_unchanged(&format!("a playlist naming {uri}"));
     }
 
-    // Path traversal in ingest names, raw and percent-encoded (DESIGN §7: "a file
-    // name is one path component of a safe charset; anything else is 400/403").
+    // Path traversal in ingest names, raw and percent-encoded (ref/api.md "Ingest": a file
+    // name is one path component of a safe charset; anything else is 400/403).
     let key = ctx.ingest.rsplit('/').next().unwrap().to_owned();
     for path in [
         format!("/ingest/{key}/{RENDITION}/../{RENDITION}/seg_002.m4s"),
@@ -446,7 +446,7 @@ fn hostile_playlists_names_and_sizes_change_nothing() {
         ctx.refused(&path, r, status);
     }
 
-    // Bodies over the 1 MiB limit of inits and playlists (DESIGN §9), declared and
+    // Bodies over the 1 MiB limit of inits and playlists (ref/api.md "Operations"), declared and
     // chunked: 413 before anything is parsed.
     for file in ["init.mp4", "index.m3u8"] {
         let path = format!("{}/{RENDITION}/{file}", ctx.ingest);
@@ -520,7 +520,7 @@ fn chunked(
 #[test]
 fn retries_and_out_of_order_segments() {
     let ctx = Ctx::start();
-    // DESIGN §7: "A PUT to a path already received is idempotent (a retry)".
+    // ref/api.md "Ingest": A PUT to a path already received is idempotent (a retry).
     for _ in 0..3 {
         expect(ctx.put("seg_000.m4s", &segment(0)), 200);
         expect(ctx.put("seg_001.m4s", &segment(1)), 200);

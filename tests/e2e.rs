@@ -1,4 +1,4 @@
-//! End-to-end tests of `dvrclip serve` (issue 7; DESIGN §4–7, §9).
+//! End-to-end tests of `dvrclip serve` (issue 7; ref/api.md).
 //!
 //! `live_ladder_through_the_real_binary` runs the real binary on `127.0.0.1:0`,
 //! pushes a live 3-rendition ladder with real ffmpeg once (~24 s), then restarts the
@@ -92,8 +92,8 @@ fn expect_field(resp: Resp, status: u16, field: &str) {
     );
 }
 
-/// DESIGN §4: "The clip covers `[start, start+duration)` widened outward to chunk
-/// boundaries that begin with a keyframe: it may gain one chunk at each end". With
+/// ref/api.md "Clips": The clip covers `[start, start+duration)` widened outward to chunk
+/// boundaries that begin with a keyframe: it may gain one chunk at each end. With
 /// 2 s chunks, each edge lies within one chunk outside the request. `slack` covers a
 /// `start` the API reports in whole seconds when the server chose it (now).
 #[track_caller]
@@ -111,9 +111,9 @@ fn assert_covers(clip: &Value, start: f64, duration: f64, slack: f64) {
     );
 }
 
-/// Checks one clip MP4 with ffprobe and ffmpeg (DESIGN §6: "Progressive, `moov`
+/// Checks one clip MP4 with ffprobe and ffmpeg (ref/api.md "Public clip links": Progressive, `moov`
 /// before `mdat`, correct durations, audio and video tracks, starts at time 0 on a
-/// keyframe"): video of `size` plus audio; the first video packet a keyframe at 0;
+/// keyframe): video of `size` plus audio; the first video packet a keyframe at 0;
 /// the file lasts `media_secs` (the clip's `actual_duration`, or its playlists'
 /// EXTINF total when a restart gap lies inside); a full decode prints nothing.
 #[track_caller]
@@ -199,11 +199,11 @@ fn clip_base(clip: &Value) -> String {
         .to_owned()
 }
 
-/// The Clip object's Gcore fields, exactly as DESIGN §5 names them.
+/// The Clip object's Gcore fields, exactly as ref/api.md names them.
 #[track_caller]
 fn assert_gcore_clip(clip: &Value, addr: SocketAddr, stream: u64) {
     let id = clip["id"].as_str().expect("id is a string");
-    // DESIGN §6: "the clip id is unguessable: 128 bits from the OS RNG".
+    // ref/api.md "Public clip links": the clip id is unguessable: 128 bits from the OS RNG.
     assert!(
         id.len() >= 32 && id.bytes().all(|b| b.is_ascii_hexdigit()),
         "{clip}"
@@ -239,7 +239,7 @@ fn live_ladder_through_the_real_binary() {
     let server = Server::start(&[]);
     let addr = server.addr;
 
-    // ----- streams (DESIGN §5: "create a stream from a flat body") -----
+    // ----- streams (ref/api.md: create a stream from a flat body) -----
     let stream = expect(
         api(
             addr,
@@ -286,8 +286,8 @@ fn live_ladder_through_the_real_binary() {
     });
 
     // ----- a clip from now, while ffmpeg pushes -----
-    // DESIGN §4: "`start` omitted or the end in the future: the clip is **recording**;
-    // it takes new chunks as they arrive until its end."
+    // ref/api.md "Clips": `start` omitted or the end in the future: the clip is **recording**;
+    // it takes new chunks as they arrive until its end.
     let requested_at = unix_now();
     let live = expect(create_clip(addr, sid, r#"{"duration": 6}"#), 200).json();
     assert_gcore_clip(&live, addr, sid);
@@ -305,11 +305,11 @@ fn live_ladder_through_the_real_binary() {
     let live_base = clip_base(&live);
     let live_mp4 = live["mp4_master"].as_str().unwrap().to_owned();
 
-    // DESIGN §6: "MP4: ... **425 Too Early** while it is recording".
+    // ref/api.md "Public clip links": MP4: ... **425 Too Early** while it is recording.
     let early = expect(get(addr, path_of(&live_mp4)), 425);
     assert_eq!(early.header("access-control-allow-origin"), Some("*"));
     expect(get(addr, &format!("{live_base}_{top}.mp4")), 425);
-    // DESIGN §6: "while recording, an `EVENT` playlist that grows".
+    // ref/api.md "Public clip links": while recording, an `EVENT` playlist that grows.
     let event = expect(get(addr, &format!("{live_base}_{top}.m3u8")), 200);
     let text = event.text();
     assert!(text.contains("#EXT-X-PLAYLIST-TYPE:EVENT"), "{text}");
@@ -343,7 +343,7 @@ fn live_ladder_through_the_real_binary() {
     });
     let done = expect(done, 200);
     assert!(!done.body.is_empty());
-    // DESIGN §6: "VOD playlist with `EXT-X-ENDLIST` when complete".
+    // ref/api.md "Public clip links": VOD playlist with `EXT-X-ENDLIST` when complete.
     let vod = expect(get(addr, &format!("{live_base}_{top}.m3u8")), 200).text();
     assert!(vod.contains("#EXT-X-PLAYLIST-TYPE:VOD"), "{vod}");
     assert!(vod.trim_end().ends_with("#EXT-X-ENDLIST"), "{vod}");
@@ -434,7 +434,7 @@ fn live_ladder_through_the_real_binary() {
     let run1 = d.clone();
 
     // ----- a clip from the past -----
-    // DESIGN §4: "`start` in the past: cut from the DVR at once."
+    // ref/api.md "Clips": `start` in the past: cut from the DVR at once.
     let first_chunk = rendition_dvr(&d, top)["ranges"][0]["start"]
         .as_f64()
         .unwrap();
@@ -446,7 +446,7 @@ fn live_ladder_through_the_real_binary() {
     assert_eq!(past["start"], past_start);
     assert_eq!(past["duration"], 8);
     assert_eq!(past["vod_required"], false);
-    // DESIGN §4: "`expiration` (Unix s) defaults to `start + duration + 3600`".
+    // ref/api.md "Clips": `expiration` (Unix s) defaults to `start + duration + 3600`.
     assert_eq!(past["expiration"], past_start + 8 + 3600);
     assert_covers(&past, past_start as f64, 8.0, 0.05);
     let past_duration = past["actual_duration"].as_f64().unwrap();
@@ -466,8 +466,8 @@ fn live_ladder_through_the_real_binary() {
         full.header("content-type")
             .is_some_and(|t| t.starts_with("video/mp4"))
     );
-    // DESIGN §6: "CORS: `Access-Control-Allow-Origin` on playlists, init segments,
-    // segments and MP4 (and OPTIONS)".
+    // ref/api.md "Public clip links": CORS: `Access-Control-Allow-Origin` on playlists, init segments,
+    // segments and MP4 (and OPTIONS).
     assert_eq!(full.header("access-control-allow-origin"), Some("*"));
     let etag = full.header("etag").expect("ETag").to_owned();
     assert!(etag.starts_with('"'), "a strong ETag: {etag}");
@@ -479,8 +479,8 @@ fn live_ladder_through_the_real_binary() {
     assert!(moov < mdat, "moov must come before mdat: {kinds:?}");
     check_mp4(&mp4_url, (top_w, top_h), past_duration);
 
-    // DESIGN §6: "`Content-Length`, `ETag`, `Accept-Ranges: bytes` and **Range**
-    // requests (206 ...)": each range answers exactly those bytes of the full file.
+    // ref/api.md "Public clip links": `Content-Length`, `ETag`, `Accept-Ranges: bytes` and **Range**
+    // requests (206 ...): each range answers exactly those bytes of the full file.
     let mdat_at = boxes[mdat].1;
     let into_mdat = (mdat_at + 70_000).min(len - 1);
     for (spec, from, to) in [
@@ -567,7 +567,7 @@ fn live_ladder_through_the_real_binary() {
     let (ok, errors) = ffmpeg_decode(&format!("http://{addr}{master_path}"));
     assert!(ok && errors.is_empty(), "HLS master decode:\n{errors}");
 
-    // Per-rendition links: `rec_{clip}_{rendition}.m3u8` and `.mp4` (DESIGN §6).
+    // Per-rendition links: `rec_{clip}_{rendition}.m3u8` and `.mp4` (ref/api.md "Public clip links").
     for (name, w, h, _) in LADDER {
         assert!(
             vars.iter()
@@ -608,7 +608,7 @@ fn live_ladder_through_the_real_binary() {
         let seg_uri = &media_uris(&text)[0];
         let seg = expect(get(addr, &format!("{dir}/{seg_uri}")), 200);
         assert_eq!(seg.header("access-control-allow-origin"), Some("*"));
-        // DESIGN §6 / issue 7: "cache headers (segments immutable ...)".
+        // ref/api.md "Public clip links" / issue 7: cache headers (segments immutable ...).
         assert!(
             seg.header("cache-control")
                 .is_some_and(|c| c.contains("immutable")),
@@ -626,7 +626,7 @@ fn live_ladder_through_the_real_binary() {
     expect(get(addr, &format!("{base}_media_9_999.m3u8")), 404);
     expect(get(addr, &format!("{base}_media_9_999.mp4")), 404);
 
-    // ----- API validation (DESIGN §4, §5) -----
+    // ----- API validation (ref/api.md "Clips") -----
     // Gcore's PATCH body is wrapped: `{"stream": {...}}`.
     let patched = expect(
         api(
@@ -727,7 +727,7 @@ fn live_ladder_through_the_real_binary() {
     let disabled = expect(create_clip(addr, no_dvr_id, r#"{"duration": 8}"#), 422).json();
     assert!(disabled["error"].is_string(), "{disabled}");
 
-    // ----- auth (DESIGN §5) -----
+    // ----- auth (ref/api.md) -----
     // "the scheme word is matched case-insensitively ...; anything else → 401 with a
     // JSON error."
     let missing = expect(request(addr, "GET", "/streaming/streams", &[], None), 401);
@@ -791,7 +791,7 @@ fn live_ladder_through_the_real_binary() {
         assert!(listed.iter().any(|c| &c["id"] == id), "{id} not listed");
     }
 
-    // ----- an encoder restart (DESIGN §7) -----
+    // ----- an encoder restart (ref/api.md "Ingest") -----
     // "An encoder restart (a new init segment, or media time going backwards) starts a
     // new discontinuity; the old chunks keep their own init; nothing already stored is
     // overwritten." ffmpeg ran again on the same push_url: media time restarts at 0
@@ -838,7 +838,7 @@ fn live_ladder_through_the_real_binary() {
     assert_covers(&across, across_start as f64, across_len as f64, 0.05);
     let across_base = clip_base(&across);
     let across_dir = across_base.rsplit_once('/').unwrap().0.to_owned();
-    // DESIGN §6: "`EXT-X-DISCONTINUITY` where the encoder restarted".
+    // ref/api.md "Public clip links": `EXT-X-DISCONTINUITY` where the encoder restarted.
     let mut run2_first = None;
     for (name, ..) in LADDER {
         let text = expect(get(addr, &format!("{across_base}_{name}.m3u8")), 200).text();
@@ -861,7 +861,7 @@ fn live_ladder_through_the_real_binary() {
     let (ok, errors) = ffmpeg_decode(&format!("http://{addr}{across_base}_master.m3u8"));
     assert!(ok && errors.is_empty(), "HLS across the restart:\n{errors}");
 
-    // ----- ingest refusals leave the DVR exactly as it was (DESIGN §7) -----
+    // ----- ingest refusals leave the DVR exactly as it was (ref/api.md "Ingest") -----
     let dvr_before = dvr(addr, sid);
     let cut = |addr| {
         let c = expect(create_clip(addr, sid, &past_body), 200).json();
@@ -960,7 +960,7 @@ fn live_ladder_through_the_real_binary() {
         put(&format!("{key_path}/{top}/seg_00000.m4s"), &run2_first),
         200,
     );
-    // DESIGN §7: "`PUT` or `POST`".
+    // ref/api.md "Ingest": `PUT` or `POST`.
     expect(
         request(
             addr,
@@ -1033,7 +1033,7 @@ fn live_ladder_through_the_real_binary() {
     assert_eq!(kept.body, full.body, "a cut clip keeps its media");
     expect(get(addr, &format!("{base}_{top}/seg_0.m4s")), 200);
 
-    // ----- DELETE a stream: its clips die with it (DESIGN §5) -----
+    // ----- DELETE a stream: its clips die with it (ref/api.md) -----
     expect(
         api(addr, "DELETE", &format!("/streaming/streams/{sid}"), None),
         204,
@@ -1051,7 +1051,7 @@ fn live_ladder_through_the_real_binary() {
         ),
         404,
     );
-    // DESIGN §6: "404 when unknown or expired" — and CORS on the 404 too.
+    // ref/api.md "Public clip links": 404 when unknown or expired — and CORS on the 404 too.
     for path in [
         mp4_path.clone(),
         master_path.clone(),
@@ -1075,13 +1075,13 @@ fn live_ladder_through_the_real_binary() {
         "{metrics}"
     );
 
-    // DESIGN §9: "graceful shutdown on SIGTERM/SIGINT".
+    // ref/api.md "Operations": graceful shutdown on SIGTERM/SIGINT.
     let status = server.terminate();
     assert!(status.success(), "exit after SIGTERM: {status}");
 }
 
-/// DESIGN §9: "`--demo` starts a built-in looping demo stream so a newcomer can clip
-/// at once": the binary alone, no encoder, no configured key. A clip across the
+/// ref/api.md "Operations": `--demo` starts a built-in looping demo stream so a newcomer can clip
+/// at once: the binary alone, no encoder, no configured key. A clip across the
 /// demo's loop seam (every 8 s) plays as one file with no decode error.
 #[test]
 fn demo_stream_is_clippable() {
@@ -1200,8 +1200,8 @@ fn connections_past_the_limit_wait_for_a_free_slot() {
     );
 }
 
-/// DESIGN §9: "header read timeout 30 s (hyper enforces it only when a timer is
-/// installed), body idle timeout 15 s", here set to 1 s each. A client that stops
+/// ref/api.md "Operations": header read timeout 30 s (hyper enforces it only when a timer is
+/// installed), body idle timeout 15 s, here set to 1 s each. A client that stops
 /// mid-headers is disconnected; one that stops mid-body gets 408. This waits on the
 /// server's own timers (about 1 s each): the binary has no clock to drive.
 #[test]
@@ -1312,9 +1312,9 @@ fn a_client_that_stops_reading_is_cut_off() {
     expect(get(addr, "/healthz"), 200);
 }
 
-/// DESIGN §7: "413 too large"; §9: "segment body 50 MiB" is configurable. "A refused
-/// upload leaves the ring exactly as it was, and so does an aborted one (never
-/// commit a partial body)": the same bytes sent whole then land.
+/// ref/api.md "Ingest": 413 when over the limit, segment bodies 50 MiB and
+/// configurable ("Operations"); a refused or aborted upload changes nothing (a
+/// partial body is never committed): the same bytes sent whole then land.
 #[test]
 fn refused_and_aborted_uploads_commit_nothing() {
     let server = Server::start(&["--max-segment-mib", "1"]);
@@ -1456,7 +1456,7 @@ impl InProcess {
             })
             .unwrap();
             let app = App::with_engine(config, engine.clone());
-            tokio::spawn(dvrclip_server::serve::serve(
+            tokio::spawn(dvrclip_server::serve(
                 app.clone(),
                 listener,
                 std::future::pending(),
@@ -1519,8 +1519,8 @@ fn fixture_files(i: usize, segments: std::ops::Range<usize>) -> Vec<String> {
     files
 }
 
-/// DESIGN §4: "At expiration the clip disappears from memory and every link answers
-/// 404." The server runs in-process on an engine with a `ManualClock`: the test
+/// ref/api.md "Clips": At expiration the clip disappears from memory and every link answers
+/// 404. The server runs in-process on an engine with a `ManualClock`: the test
 /// moves time to the expiration instead of waiting for it.
 #[test]
 fn expired_clip_links_answer_404() {
@@ -1607,7 +1607,7 @@ fn expired_clip_links_answer_404() {
 
 // ----- bugs found here and fixed in the engine and hls crates -----
 
-/// DESIGN §7: "nothing already stored is overwritten", and a retry changes nothing.
+/// ref/api.md "Ingest": nothing already stored is overwritten, and a retry changes nothing.
 /// Byte-identical segments sent again (each a duplicate, 200: what an encoder
 /// restarted on a deterministic source sends), then their playlist dated 10 s later,
 /// must leave the DVR as it was. (It once re-dated the chunks already held: the last
@@ -1639,8 +1639,8 @@ fn a_later_playlist_does_not_redate_held_chunks() {
     assert_eq!(dvr(srv.addr, srv.sid), before);
 }
 
-/// DESIGN §6: "while recording, an `EVENT` playlist that grows (a player can watch
-/// the clip being recorded)". A clip "from now" is created before the chunk covering
+/// ref/api.md "Public clip links": while recording, an `EVENT` playlist that grows (a player can watch
+/// the clip being recorded). A clip "from now" is created before the chunk covering
 /// now has arrived (always so with a live encoder, which uploads a segment when it
 /// ends); its master playlist must list every rendition from the start, since a
 /// player loads the master once. (It once listed only renditions already holding a

@@ -43,7 +43,7 @@ fn a_vod_survives_a_restart() {
     let addr = server.addr;
     wait_for_demo_chunks(addr);
     let clip = demo_clip_with_vod(addr);
-    // DESIGN §4: "`vod_required: true`: ... `video_id` is returned at creation."
+    // ref/api.md "Clips": `vod_required: true`: ... `video_id` is returned at creation.
     let vid = clip["video_id"].as_u64().expect("video_id at creation");
     let video_path = format!("/streaming/videos/{vid}");
     // Gcore's Video object: `status` pending -> ready, `duration` in ms.
@@ -65,7 +65,7 @@ fn a_vod_survives_a_restart() {
     assert!(ok, "the VOD decodes: {errors}");
     drop(server); // SIGKILL: no chance to flush anything more.
 
-    // DESIGN §8: "Videos survive a restart."
+    // ref/api.md "Videos (VOD)": Videos survive a restart.
     let server = Server::start_in(data, temp_dir("vod-second"), &["--api-key", "demo"]);
     let addr = server.addr;
     let again = expect(request(addr, "GET", &video_path, &AUTH, None), 200).json();

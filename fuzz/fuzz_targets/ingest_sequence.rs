@@ -1,7 +1,8 @@
-//! The ingest state machine (DESIGN §7) fed arbitrary sequences of uploads, in
-//! process: `dvrclip_server::ingest::store` (what `App::ingest_upload` and the HTTP
-//! handler call once a body is whole) on one stream of an `App` whose engine runs on
-//! a `ManualClock`, with a 1 MiB memory budget so eviction happens.
+//! The ingest state machine (`ref/api.md` "Ingest") fed arbitrary sequences of
+//! uploads, in process: `dvrclip_ingest::Upload` resolved and stored (what the HTTP
+//! handler and the demo do once a body is whole) on one stream of an engine on a
+//! `ManualClock`, with a 1 MiB memory budget so eviction happens; refusals mapped to
+//! their HTTP status by the server's one map.
 //!
 //! Each step takes an op byte and its arguments from the input: PUT an init, a
 //! segment or a playlist (a committed ffmpeg fixture as is, with bytes flipped, a
@@ -27,9 +28,9 @@ use dvrclip_engine::{
     Clip, ClipRequest, Engine, EngineConfig, ManualClock, StreamId, StreamPatch, StreamSettings,
     WallTime,
 };
-use dvrclip_server::app::App;
-use dvrclip_server::config::{Config, ServeArgs};
-use dvrclip_server::ingest::store;
+use dvrclip_ingest::Upload;
+use dvrclip_server::error::ApiError;
+use dvrclip_server::ingest::status_of;
 use http::StatusCode;
 use libfuzzer_sys::fuzz_target;
 
@@ -160,8 +161,20 @@ fn generated_playlist(inp: &mut Input<'_>, now: WallTime) -> Bytes {
     text.into()
 }
 
+/// One upload as the HTTP handler stores it: its status, or its refusal.
+fn store(
+    engine: &Engine,
+    key: &str,
+    rendition: Option<&str>,
+    file: &str,
+    bytes: Bytes,
+) -> Result<StatusCode, ApiError> {
+    let upload = Upload::resolve(engine, key, rendition, file)?;
+    Ok(status_of(upload.store(engine, bytes)?))
+}
+
 struct World {
-    app: Arc<App>,
+    engine: Engine,
     clock: Arc<ManualClock>,
     stream: StreamId,
     key: String,
@@ -172,7 +185,7 @@ struct World {
 
 impl World {
     fn engine(&self) -> &Engine {
-        &self.app.engine
+        &self.engine
     }
 
     /// Payload bytes reachable from the rings and the clips held, each payload once
@@ -219,7 +232,7 @@ impl World {
 
     fn put(&mut self, rendition: Option<&'static str>, file: &str, bytes: Bytes) {
         let before = self.engine().dvr(self.stream).unwrap();
-        let r = store(&self.app, &self.key, rendition, file, bytes.clone());
+        let r = store(&self.engine, &self.key, rendition, file, bytes.clone());
         match r {
             Ok(status) => {
                 assert!(status == StatusCode::OK || status == StatusCode::CREATED);
@@ -239,9 +252,9 @@ impl World {
         let Some((rendition, file, bytes)) = self.last.clone() else { return };
         let stored = self.last_stored;
         let before = self.engine().dvr(self.stream).unwrap();
-        let r = store(&self.app, &self.key, Some(rendition), &file, Bytes::copy_from_slice(&bytes));
+        let r = store(&self.engine, &self.key, Some(rendition), &file, Bytes::copy_from_slice(&bytes));
         if stored {
-            // DESIGN §7: a PUT to a path already received is idempotent (a retry).
+            // A PUT to a path already received is idempotent (a retry): `ref/api.md` "Ingest".
             assert!(
                 matches!(r, Ok(StatusCode::OK)),
                 "a retry of {rendition}/{file}, stored just before: {r:?}"
@@ -282,9 +295,9 @@ impl World {
     /// At the end: a clip around the reference's newest keyframe chunk can be cut.
     fn final_cut(&mut self) {
         for c in self.clips.drain(..) {
-            let _ = self.app.engine.delete_clip(c.id());
+            let _ = self.engine.delete_clip(c.id());
         }
-        let engine = &self.app.engine;
+        let engine = &self.engine;
         engine
             .update_stream(
                 self.stream,
@@ -295,7 +308,7 @@ impl World {
             )
             .unwrap();
         let Some(reference) = self.reference() else { return };
-        // A clip starts on a chunk that begins with a keyframe (DESIGN §4); a ring of
+        // A clip starts on a chunk that begins with a keyframe (ref/api.md "Clips"); a ring of
         // mutated or misfiled segments may hold none, and then nothing can be cut.
         let Some(newest) = engine
             .rendition_chunks(self.stream, &reference)
@@ -348,29 +361,21 @@ impl World {
 
 fn world() -> World {
     let clock = Arc::new(ManualClock::new(WallTime::from_unix_secs(1_795_500_000)));
-    let engine = Arc::new(Engine::with_clock(
+    let engine = Engine::with_clock(
         EngineConfig {
             memory_budget_bytes: BUDGET,
             ..EngineConfig::default()
         },
         clock.clone(),
-    ));
-    let config = Config::resolve(&ServeArgs {
-        api_key: Some("fuzz".into()),
-        data_dir: Some(std::env::temp_dir().join("dvrclip-fuzz-ingest-sequence")),
-        ..ServeArgs::default()
-    })
-    .unwrap();
-    let app = App::with_engine(config, engine);
-    let info = app
-        .engine
+    );
+    let info = engine
         .create_stream(StreamSettings {
             dvr_duration_secs: 60,
             ..StreamSettings::named("fuzz")
         })
         .unwrap();
     World {
-        app,
+        engine,
         clock,
         stream: info.id,
         key: info.ingest_key,
@@ -418,7 +423,7 @@ fuzz_target!(|data: &[u8]| {
             }
             5 => w.retry_last(),
             6 => {
-                // A DELETE is answered 204 and removes nothing (DESIGN §7).
+                // A DELETE is answered 204 and removes nothing (ref/api.md "Ingest").
                 let before = w.engine().dvr(w.stream).unwrap();
                 w.engine().tick();
                 assert_eq!(w.engine().dvr(w.stream).unwrap(), before);

@@ -1,14 +1,14 @@
-//! The JSON bodies of the Gcore API (`dvrclip_server::wire`) on arbitrary bytes.
+//! The JSON bodies of the Gcore API (`dvrclip_server::api::wire`) on arbitrary bytes.
 //!
 //! Byte 0 picks the parser (`CreateClip`, `CreateStream`, `PatchStream`); the rest
 //! is the body. Besides never panicking, an accepted body must hold values the rest
-//! of the server may trust without checking again (DESIGN §5): a positive duration,
+//! of the server may trust without checking again (ref/api.md): a positive duration,
 //! a non-negative start, a `dvr_duration` inside Gcore's bounds, a non-blank name of
 //! at most 255 characters; and a refused one must be a 400 with a reason.
 #![no_main]
 
 use dvrclip_server::error::ApiError;
-use dvrclip_server::wire::{CreateClip, CreateStream, DVR_DURATION_RANGE, PatchStream};
+use dvrclip_server::api::wire::{CreateClip, CreateStream, DVR_DURATION_RANGE, PatchStream};
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Value, json};
 

@@ -29,9 +29,7 @@ pub struct ClipId([u8; 16]);
 impl ClipId {
     /// A fresh id from the operating system's RNG.
     pub fn random() -> Result<ClipId> {
-        let mut b = [0u8; 16];
-        getrandom::fill(&mut b).map_err(|_| Error::Entropy)?;
-        Ok(ClipId(b))
+        crate::secret::random_bytes().map(ClipId)
     }
 
     /// Parses the 32-hex-character form; `None` for anything else.
@@ -77,7 +75,7 @@ impl std::str::FromStr for ClipId {
     }
 }
 
-/// A clip request (DESIGN §4), as the API receives it.
+/// A clip request (ref/api.md "Clips"), as the API receives it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ClipRequest {
     /// Seconds to cover.
@@ -379,7 +377,7 @@ pub(crate) struct ClipShared {
     progress: watch::Sender<ClipProgress>,
 }
 
-/// A clip: a cheap, clonable handle. Its fields are the Clip object of DESIGN §5 plus
+/// A clip: a cheap, clonable handle. Its fields are the Clip object of ref/api.md plus
 /// `actual_start`/`actual_duration`; its chunks come through [`Clip::view`].
 #[derive(Debug, Clone)]
 pub struct Clip(pub(crate) Arc<ClipShared>);

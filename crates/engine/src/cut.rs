@@ -1,7 +1,7 @@
 //! The cutter: which chunks of a ring make a clip of `[start, end)`. Container-neutral:
 //! it sees chunks (wall-time span, keyframe flag, discontinuity), never boxes.
 //!
-//! The rules (DESIGN §4, the seed's):
+//! The rules (ref/api.md "Clips", the seed's):
 //! - the reference rendition (the highest video) starts with the last keyframe chunk
 //!   at or before `start` in the discontinuity that holds `start`, and ends with the
 //!   chunk covering `end`; only what the ring holds, so the DVR's edges bound it;

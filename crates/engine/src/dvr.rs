@@ -1,5 +1,5 @@
 //! What a stream's DVR holds: time ranges, the gaps between them and the
-//! discontinuities (DESIGN §10, `GET /streaming/streams/{id}/dvr`).
+//! discontinuities (ref/api.md "Streams", `GET /streaming/streams/{id}/dvr`).
 //!
 //! Owns the report types and the one O(n) pass over a ring that fills them; it is
 //! an operator's view, computed on request, never on the ingest path.

@@ -162,6 +162,26 @@ pub enum Error {
     /// The OS RNG failed to give an id (HTTP 500).
     #[error("the operating system's random number generator failed")]
     Entropy,
+
+    /// An uploaded init or media segment does not parse (HTTP 400, or 412/415 by its
+    /// kind: see [`dvrclip_fmp4::ErrorKind`]).
+    #[error("stream {stream} rendition {rendition:?}: {source}")]
+    Media {
+        /// The stream.
+        stream: StreamId,
+        /// The rendition.
+        rendition: String,
+        /// The parser's error, with the box path and offset.
+        source: dvrclip_fmp4::Error,
+    },
+
+    /// A state the engine's own invariants rule out: a bug, never the caller's fault
+    /// (HTTP 500). `context` says where and what was found.
+    #[error("internal error: {context}")]
+    Internal {
+        /// Where, and what was found.
+        context: String,
+    },
 }
 
 impl Error {

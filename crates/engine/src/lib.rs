@@ -20,7 +20,9 @@
 //! Module map: [`time`](WallTime) (wall time, clocks), `ring` (one rendition's chunks:
 //! the one-writer/many-readers structure and its costs), `cut` (the cutter's rules),
 //! `clip` (clips, views, waiting), `engine` (streams, budget, deadlines), `dvr` (what
-//! the DVR holds), `memory` (exact accounting of payload bytes).
+//! the DVR holds), `memory` (exact accounting of payload bytes), `mp4` (a clip
+//! rendition as a progressive MP4), [`secret`] (random keys, constant-time comparison,
+//! safe names).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -31,7 +33,9 @@ mod dvr;
 mod engine;
 mod error;
 mod memory;
+mod mp4;
 mod ring;
+pub mod secret;
 mod stream;
 #[cfg(test)]
 mod testutil;
@@ -45,6 +49,7 @@ pub use engine::{Engine, EngineConfig, TickReport};
 pub use error::{Error, Result};
 pub use memory::{MemoryReservation, MemoryStats};
 pub use ring::{AnchorSource, PushOutcome};
+pub use secret::is_safe_name;
 pub use stream::{RenditionInfo, StreamId, StreamInfo, StreamPatch, StreamSettings};
 pub use time::{Clock, MICROS_PER_SEC, ManualClock, SystemClock, WallTime, micros_from_ticks};
 

@@ -63,7 +63,7 @@ pub struct StreamPatch {
     pub active: Option<bool>,
 }
 
-/// A stream as the API shows it (DESIGN §5's Stream object, less the URLs the server
+/// A stream as the API shows it (ref/api.md's Stream object, less the URLs the server
 /// builds).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StreamInfo {
@@ -90,7 +90,7 @@ pub struct StreamInfo {
     /// The secret ingest key (part of the push URL).
     pub ingest_key: String,
     /// The secret key of the stream's live DVR playlists (part of their URL): public
-    /// links stay unguessable, like a clip's id (DESIGN §6).
+    /// links stay unguessable, like a clip's id (ref/api.md "Public clip links").
     pub play_key: String,
 }
 
@@ -223,13 +223,7 @@ pub(crate) fn check_name(name: &str) -> Result<()> {
 
 /// Checks a rendition or segment name: one safe path component.
 pub(crate) fn check_component(name: &str) -> Result<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && !name.starts_with('.')
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-    if ok {
+    if crate::secret::is_safe_name(name) {
         Ok(())
     } else {
         Err(Error::InvalidName(name.chars().take(80).collect()))

@@ -22,6 +22,22 @@ pub(crate) fn segment(start_ticks: u64, frames: u32, keyframe: bool) -> MediaSeg
     synthetic::video_segment(payload, start_ticks, frames, keyframe)
 }
 
+/// A push of `segment` arriving at `arrival`, unnamed, with a window no test reaches.
+pub(crate) fn input(
+    segment: MediaSegment,
+    arrival: WallTime,
+    account: &Arc<Account>,
+) -> PushInput<'_> {
+    PushInput {
+        stream: StreamId(1),
+        name: None,
+        segment,
+        arrival,
+        window_micros: i64::MAX / 4,
+        account,
+    }
+}
+
 /// A ring fed 1 s chunks; `keyframes[i]` says whether chunk i starts a GOP. Chunk i
 /// starts at `t0 + i` seconds.
 pub(crate) fn ring(keyframes: &[bool], t0: WallTime, offset_micros: i64) -> (Ring, Arc<Account>) {
@@ -30,14 +46,8 @@ pub(crate) fn ring(keyframes: &[bool], t0: WallTime, offset_micros: i64) -> (Rin
     let _ = ring.push_init(init());
     let mut shared: Option<SharedAnchor> = None;
     for (i, kf) in keyframes.iter().enumerate() {
-        let inp = PushInput {
-            stream: StreamId(1),
-            name: None,
-            segment: segment(i as u64 * 30 * FRAME, 30, *kf),
-            arrival: t0.add_micros(offset_micros),
-            window_micros: i64::MAX / 4,
-            account: &account,
-        };
+        let seg = segment(i as u64 * 30 * FRAME, 30, *kf);
+        let inp = input(seg, t0.add_micros(offset_micros), &account);
         match ring.push(inp, &mut shared) {
             Ok(p) => assert!(matches!(p.outcome, PushOutcome::Stored { .. })),
             Err(e) => panic!("{e}"),

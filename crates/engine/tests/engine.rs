@@ -174,7 +174,7 @@ fn duplicate_push_is_a_no_op() {
         }
     ));
     let mem = h.engine.memory();
-    // DESIGN §7: "A PUT to a path already received is idempotent (a retry)".
+    // ref/api.md "Ingest": A PUT to a path already received is idempotent (a retry).
     assert_eq!(
         ok(h.engine
             .push_segment(s, "v720", Some("seg_0.m4s"), seg.clone())),

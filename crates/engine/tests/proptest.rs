@@ -1,6 +1,6 @@
 //! Property tests: random streams (segment durations, GOP lengths, lost uploads,
 //! encoder restarts, arrival jitter, DVR windows, memory budgets) and random clip
-//! requests. Every clip must obey the cutting rules of DESIGN §4 against the ring it
+//! requests. Every clip must obey the cutting rules of ref/api.md "Clips" against the ring it
 //! was cut from, and the memory account must equal the bytes actually held.
 
 mod common;
@@ -488,5 +488,46 @@ fn a_restart_after_eviction_emptied_the_ring_does_not_overlap_the_last_chunk() {
         1,
         3600,
         Some(14),
+    );
+}
+
+/// Found by `clips_obey_the_cutting_rules` (it fails in some runs), and older
+/// than the split of `Ring::push`, which a differential test showed changes no
+/// placement. The restart keeps its init and its first upload repeats the first
+/// chunk's bytes, so it is a retry; 21 s later media time 2 s arrives, 0.5 s past the
+/// discontinuity's end, and is extrapolated to [2.5 s, 3 s): inside a clip that ended
+/// at 3 s and was complete at 23 s, which then lacks it.
+#[test]
+#[ignore = "pre-existing: a late upload extrapolated back into a finished clip's range"]
+fn a_late_upload_extrapolated_into_a_finished_clip() {
+    let seg = Op::Seg {
+        frames: 15,
+        jitter_ms: 0,
+    };
+    run(
+        vec![
+            seg.clone(),
+            seg.clone(),
+            seg.clone(),
+            Op::Restart {
+                new_init: false,
+                pause_secs: 0,
+            },
+            seg.clone(),
+            Op::Lost { segs: 2 },
+            Op::Restart {
+                new_init: false,
+                pause_secs: 15,
+            },
+            Op::Lost { segs: 1 },
+            Op::Clip {
+                back_secs: 95,
+                duration_secs: 75,
+            },
+            seg,
+        ],
+        1,
+        75,
+        None,
     );
 }

@@ -13,7 +13,7 @@
 use crate::error::{Error, ErrorKind};
 use crate::model::FourCC;
 
-/// Deepest box nesting accepted (DESIGN §9). Real init segments reach 8
+/// Deepest box nesting accepted (ref/api.md "Operations"). Real init segments reach 8
 /// (`moov/trak/mdia/minf/stbl/stsd/avc1/avcC`).
 pub(crate) const MAX_DEPTH: usize = 16;
 

@@ -44,7 +44,7 @@ const NON_SYNC: u32 = 0x0001_0000;
 pub fn parse_segment(bytes: Bytes, init: &InitSegment) -> Result<MediaSegment, Error> {
     let data = &bytes[..];
     if u32::try_from(data.len()).is_err() {
-        // Sample offsets are u32; DESIGN §9 caps segments far below this anyway.
+        // Sample offsets are u32; ref/api.md "Operations" caps segments far below this anyway.
         return Err(Path::ROOT.error(0, ErrorKind::BadSize(data.len() as u64)));
     }
     let mut p = Parser {

@@ -379,7 +379,7 @@ fn chunked_cmaf_several_moofs_per_segment() {
     }
 }
 
-/// A fragment whose init is another stream's: DESIGN §7 answers 412.
+/// A fragment whose init is another stream's: ref/api.md "Ingest" answers 412.
 #[test]
 fn segment_under_the_wrong_init_names_the_unknown_track() {
     let audio = load("audio_only").init;

@@ -766,7 +766,7 @@ fn patch(bytes: &mut [u8], from: &[u8; 4], to: &[u8; 4]) {
     bytes[at..at + 4].copy_from_slice(to);
 }
 
-/// DESIGN §7: an unsupported codec is refused (415 at ingest), naming the entry; a
+/// ref/api.md "Ingest": an unsupported codec is refused (415 at ingest), naming the entry; a
 /// track that is neither video nor audio is kept, described by its format alone.
 #[test]
 fn unsupported_video_codec_is_refused_other_tracks_are_kept() {

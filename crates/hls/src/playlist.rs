@@ -1,4 +1,4 @@
-//! Master and media playlists of a clip (RFC 8216 §4.3.3–4.3.4); [`crate::live`]
+//! Master and media playlists of a clip (RFC 8216 §4.3.3–4.3.4); `live`
 //! renders a stream's live window with the same writers.
 //!
 //! A small writer of our own instead of m3u8-rs's: it formats straight into one

@@ -301,7 +301,7 @@ fn check_master(view: &ClipView) -> (String, MasterPlaylist) {
             .unwrap_or_else(|| panic!("{} names no rendition of the clip", v.uri));
         // §4.3.4.2: "Every EXT-X-STREAM-INF tag MUST include the BANDWIDTH attribute";
         // "SHOULD include a CODECS attribute"; RESOLUTION "is recommended if the Variant
-        // Stream includes video" (DESIGN §6 wants all three on every variant).
+        // Stream includes video" (ref/api.md "Public clip links" wants all three on every variant).
         assert!(v.bandwidth >= r.peak_bandwidth_bps() && v.bandwidth > 0);
         let avg = v.average_bandwidth.expect("AVERAGE-BANDWIDTH");
         assert!(avg <= v.bandwidth && avg >= r.average_bandwidth_bps());

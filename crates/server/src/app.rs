@@ -1,51 +1,28 @@
-//! The application: configuration, the engine, counters, and request dispatch from
-//! a [`Route`] to its handler. Background work (expiry ticks, the demo stream) is
-//! started here and stopped by [`App::shutdown`].
+//! The application's state, shared by every connection: configuration, the engine,
+//! the VOD, who may call the API, counters, the memory of bodies in flight, and the
+//! cache of built clip MP4s. Background work (expiry ticks, heap trims, the demo
+//! stream) is started here and stopped by [`App::shutdown`].
+//!
+//! What a request means is not here: the service routes it to the rooms (`api`,
+//! `public`, `ingest`, `ops`), which read this state.
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use dvrclip_engine::{ClipId, Engine, EngineConfig};
 use dvrclip_fmp4::progressive::VirtualMp4;
-use http::{HeaderValue, Response, StatusCode, header};
-use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, Full};
-use hyper::Request;
-use hyper::body::Incoming;
 use parking_lot::Mutex;
 use tokio::task::JoinHandle;
 
-use crate::body::BodyMemory;
+use crate::auth::{ApiKey, Authorize};
 use crate::config::Config;
-use crate::error::ApiError;
+use crate::http::body::BodyMemory;
 use crate::metrics::Metrics;
-use crate::routes::{Route, route};
 use crate::vod::Vod;
-use crate::{api, ingest, public};
-
-/// Every response body: a full buffer or streamed MP4 pieces.
-pub type HttpBody = BoxBody<Bytes, Infallible>;
-/// Every response.
-pub type HttpResponse = Response<HttpBody>;
-
-/// A full-body response with a content type.
-pub fn full(
-    status: StatusCode,
-    content_type: &'static str,
-    body: impl Into<Bytes>,
-) -> HttpResponse {
-    let mut resp = Response::new(Full::new(body.into()).boxed());
-    *resp.status_mut() = status;
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    resp
-}
 
 /// The share of the memory budget kept for request bodies still arriving
-/// ([`crate::body`]): a sixteenth.
+/// ([`crate::http::body`]): a sixteenth.
 pub fn body_memory_bytes(config: &Config) -> u64 {
     config.memory_budget_bytes / 16
 }
@@ -80,6 +57,8 @@ pub struct App {
     pub engine: Arc<Engine>,
     /// Request and ingest counters.
     pub metrics: Metrics,
+    /// Who may call the JSON API.
+    pub auth: Arc<dyn Authorize>,
     /// Built MP4 headers of complete clips, by clip and rendition, each built once;
     /// pruned when the clip expires.
     pub(crate) mp4_cache: Mutex<HashMap<(ClipId, String), Mp4Cell>>,
@@ -90,53 +69,51 @@ pub struct App {
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App")
+            .field("public_url", &self.config.public_url)
+            .field("engine", &self.engine)
+            .finish_non_exhaustive()
+    }
+}
+
 impl App {
-    /// Builds the state and starts background tasks (the expiry ticker, the demo).
+    /// The binary's state: opens the VOD store of `config` (recovering its
+    /// videos), builds the engine under the memory budget, starts background tasks.
     pub async fn start(config: Config) -> Result<Arc<App>, Box<dyn std::error::Error>> {
-        let vod = crate::vod::open(&config).await;
+        let vod = crate::vod::open(&config.vod_store, &config.public_url).await;
         let engine = Arc::new(Engine::new(EngineConfig {
             memory_budget_bytes: engine_memory_bytes(&config, crate::heap::resident_bytes()),
             first_video_id: vod.next_video_id(),
             ..EngineConfig::default()
         }));
-        Ok(App::with_engine_and_vod(config, engine, vod))
+        Ok(App::builder(config, engine).vod(vod).build())
     }
 
-    /// Like [`App::start`] around an engine the caller built (tests pass one on a
-    /// `ManualClock`, so expiry is driven without sleeping). The VOD store of
-    /// `config` is opened but its existing videos are not read: see
-    /// [`App::with_engine_and_vod`].
-    pub fn with_engine(config: Config, engine: Arc<Engine>) -> Arc<App> {
-        let vod = Vod::new(
-            crate::vod::open_store(&config.vod_store),
-            config.public_url.clone(),
-        );
-        App::with_engine_and_vod(config, engine, vod)
-    }
-
-    /// Like [`App::with_engine`] with a VOD the caller opened ([`Vod::open`]).
-    pub fn with_engine_and_vod(config: Config, engine: Arc<Engine>, vod: Arc<Vod>) -> Arc<App> {
-        let app = Arc::new(App {
-            bodies: BodyMemory::new(body_memory_bytes(&config)),
+    /// Starts building the state around an engine the caller owns (an embedding
+    /// media server's, or a test's on a `ManualClock`).
+    pub fn builder(config: Config, engine: Arc<Engine>) -> AppBuilder {
+        AppBuilder {
             config,
             engine,
-            vod,
-            metrics: Metrics::default(),
-            mp4_cache: Mutex::new(HashMap::new()),
-            tasks: Mutex::new(Vec::new()),
-        });
-        let ticker = tokio::spawn(tick_loop(Arc::downgrade(&app)));
-        app.tasks.lock().push(ticker);
-        let trimmer = tokio::spawn(trim_loop());
-        app.tasks.lock().push(trimmer);
-        if app.config.demo {
-            let demo = tokio::spawn(crate::demo::run(app.clone()));
-            app.tasks.lock().push(demo);
+            vod: None,
+            auth: None,
         }
-        app
     }
 
-    /// Stops background tasks.
+    /// [`App::builder`] with the defaults: the VOD store of `config` opened without
+    /// reading its earlier videos, the API behind `config.api_key`.
+    pub fn with_engine(config: Config, engine: Arc<Engine>) -> Arc<App> {
+        App::builder(config, engine).build()
+    }
+
+    /// [`App::with_engine`] with a VOD the caller opened ([`Vod::open`]).
+    pub fn with_engine_and_vod(config: Config, engine: Arc<Engine>, vod: Arc<Vod>) -> Arc<App> {
+        App::builder(config, engine).vod(vod).build()
+    }
+
+    /// Stops background tasks; VOD writes in progress get the grace period.
     pub async fn shutdown(&self) {
         self.vod.shutdown(self.config.shutdown_grace).await;
         for t in self.tasks.lock().drain(..) {
@@ -144,136 +121,66 @@ impl App {
         }
     }
 
-    /// Answers one request. Never fails: errors become their HTTP response here.
-    pub async fn dispatch(self: &Arc<Self>, req: Request<Incoming>) -> HttpResponse {
-        let (parts, body) = req.into_parts();
-        let route = route(&parts.method, parts.uri.path());
-        let public = matches!(
-            route,
-            Route::ClipLink { .. }
-                | Route::ClipMedia { .. }
-                | Route::LivePlaylist { .. }
-                | Route::LiveMedia { .. }
-                | Route::VodMp4(_)
-                | Route::VodHls(_)
-                | Route::VodHlsMedia(_)
-                | Route::Preflight
-        );
-        let result = match route {
-            Route::Health => Ok(full(StatusCode::OK, "text/plain", "ok\n")),
-            Route::Metrics => Ok(full(
-                StatusCode::OK,
-                "text/plain; version=0.0.4",
-                self.render_metrics(),
-            )),
-            Route::Ingest {
-                key,
-                rendition,
-                file,
-                delete,
-            } => {
-                let r = ingest::handle(
-                    self,
-                    &key,
-                    rendition.as_deref(),
-                    &file,
-                    delete,
-                    &parts,
-                    body,
-                )
-                .await;
-                if r.is_err() {
-                    self.metrics.record_ingest_error();
-                }
-                r
-            }
-            Route::ClipLink { .. } | Route::ClipMedia { .. } => {
-                public::handle(self, route, &parts).await
-            }
-            Route::LivePlaylist { .. } | Route::LiveMedia { .. } => {
-                crate::live::handle(self, route, &parts)
-            }
-            Route::VodMp4(id) => crate::vod::http::mp4(&self.vod, id, &parts).await,
-            Route::VodHls(id) => crate::vod::http::playlist(&self.vod, id, &parts).await,
-            Route::VodHlsMedia(id) => crate::vod::http::hls_media(&self.vod, id, &parts).await,
-            Route::Preflight => Ok(public::preflight()),
-            Route::MethodNotAllowed(allow) => Err(ApiError::MethodNotAllowed(allow)),
-            Route::NotFound => Err(ApiError::NotFound("no such path".into())),
-            api_route => api::handle(self, api_route, &parts, body).await,
-        };
-        let mut resp = result.unwrap_or_else(|e| {
-            if e.status().is_server_error() {
-                tracing::error!(error = %e, "request failed");
-            }
-            e.into_response().map(BodyExt::boxed)
+    /// Forgets the built MP4s of `clips` (deleted with their stream).
+    pub(crate) fn forget_mp4s(&self, clips: &[ClipId]) {
+        self.mp4_cache
+            .lock()
+            .retain(|(clip, _), _| !clips.contains(clip));
+    }
+}
+
+/// Builds an [`App`]: [`App::builder`].
+pub struct AppBuilder {
+    config: Config,
+    engine: Arc<Engine>,
+    vod: Option<Arc<Vod>>,
+    auth: Option<Arc<dyn Authorize>>,
+}
+
+impl AppBuilder {
+    /// The VOD to persist `vod_required` clips into (default: the store of the
+    /// configuration, opened without reading earlier videos).
+    pub fn vod(mut self, vod: Arc<Vod>) -> Self {
+        self.vod = Some(vod);
+        self
+    }
+
+    /// Who may call the JSON API (default: `Authorization: APIKey <config.api_key>`).
+    pub fn auth(mut self, auth: Arc<dyn Authorize>) -> Self {
+        self.auth = Some(auth);
+        self
+    }
+
+    /// The state, with its background tasks running on the current Tokio runtime.
+    pub fn build(self) -> Arc<App> {
+        let config = self.config;
+        let vod = self.vod.unwrap_or_else(|| {
+            Vod::new(
+                crate::vod::open_store(&config.vod_store),
+                config.public_url.clone(),
+            )
         });
-        if public {
-            public::add_cors(resp.headers_mut());
+        let auth = self
+            .auth
+            .unwrap_or_else(|| Arc::new(ApiKey::new(config.api_key.clone())));
+        let app = Arc::new(App {
+            bodies: BodyMemory::new(body_memory_bytes(&config)),
+            engine: self.engine,
+            vod,
+            auth,
+            metrics: Metrics::default(),
+            mp4_cache: Mutex::new(HashMap::new()),
+            tasks: Mutex::new(Vec::new()),
+            config,
+        });
+        let mut tasks = app.tasks.lock();
+        tasks.push(tokio::spawn(tick_loop(Arc::downgrade(&app))));
+        tasks.push(tokio::spawn(trim_loop()));
+        if app.config.demo {
+            tasks.push(tokio::spawn(crate::demo::run(app.engine.clone())));
         }
-        resp
-    }
-
-    /// Uploads one file as if an encoder had PUT it (used by the demo stream).
-    pub async fn ingest_upload(
-        &self,
-        key: &str,
-        rendition: Option<&str>,
-        file: &str,
-        body: Bytes,
-    ) -> Result<(), ApiError> {
-        ingest::store(self, key, rendition, file, body).map(|_| ())
-    }
-
-    fn render_metrics(&self) -> String {
-        let mem = self.engine.memory();
-        let streams = self.engine.streams();
-        let (mut renditions, mut chunks) = (0u64, 0u64);
-        for s in &streams {
-            if let Ok(rs) = self.engine.renditions(s.id) {
-                renditions += rs.len() as u64;
-                chunks += rs.iter().map(|r| r.chunks as u64).sum::<u64>();
-            }
-        }
-        let clips: u64 = streams
-            .iter()
-            .filter_map(|s| self.engine.clips(s.id).ok())
-            .map(|c| c.len() as u64)
-            .sum();
-        self.metrics.render(&[
-            ("dvrclip_streams", "Streams.", streams.len() as u64),
-            (
-                "dvrclip_renditions",
-                "Renditions with an init segment.",
-                renditions,
-            ),
-            ("dvrclip_dvr_chunks", "Chunks held in DVR rings.", chunks),
-            (
-                "dvrclip_memory_bytes",
-                "Bytes the budget bounds: chunks (payload and parsed tables, DVR and clips), open connections and request bodies still arriving.",
-                mem.total_bytes + mem.reserved_bytes + self.bodies.held_bytes(),
-            ),
-            (
-                "dvrclip_clip_memory_bytes",
-                "Of those, bytes of chunks held by clips.",
-                mem.clip_bytes,
-            ),
-            (
-                "dvrclip_connection_memory_bytes",
-                "Of those, bytes counted for open connections.",
-                mem.reserved_bytes,
-            ),
-            (
-                "dvrclip_body_memory_bytes",
-                "Of those, bytes of request bodies still arriving.",
-                self.bodies.held_bytes(),
-            ),
-            (
-                "dvrclip_memory_budget_bytes",
-                "The memory budget (the process's start-up footprint and the bodies' sixteenth are set aside from it).",
-                self.config.memory_budget_bytes,
-            ),
-            ("dvrclip_clips", "Clips not yet expired.", clips),
-        ])
+        drop(tasks);
+        app
     }
 }
 

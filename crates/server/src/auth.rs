@@ -1,8 +1,13 @@
-//! API authentication: `Authorization: APIKey <token>` (DESIGN §5).
+//! Who may call the JSON API: the [`Authorize`] trait an embedding server plugs its
+//! own check into, and the default, Gcore's `Authorization: APIKey <token>`
+//! ([`ApiKey`], `ref/api.md` "Authentication").
 //!
 //! The scheme word is case-insensitive (RFC 9110 §11.1); the token is any run of
 //! visible ASCII (Gcore's look like `1234$abcdef`) and is compared in constant time
 //! so response timing does not reveal how much of a guess was right.
+
+use dvrclip_engine::secret::constant_time_eq;
+use http::HeaderMap;
 
 /// Why a request is not authenticated. Every variant answers 401.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -16,6 +21,48 @@ pub enum AuthError {
     /// The token is wrong.
     #[error("invalid API key")]
     Invalid,
+}
+
+/// Decides whether a request may call the API, from its headers. Every refusal
+/// answers 401 with `WWW-Authenticate: APIKey`.
+pub trait Authorize: Send + Sync + 'static {
+    /// `Ok` when the request may proceed.
+    fn authorize(&self, headers: &HeaderMap) -> Result<(), AuthError>;
+}
+
+impl<F> Authorize for F
+where
+    F: Fn(&HeaderMap) -> Result<(), AuthError> + Send + Sync + 'static,
+{
+    fn authorize(&self, headers: &HeaderMap) -> Result<(), AuthError> {
+        self(headers)
+    }
+}
+
+/// Gcore's scheme: `Authorization: APIKey <token>` with one configured token.
+#[derive(Clone)]
+pub struct ApiKey(String);
+
+impl ApiKey {
+    /// Accepts `token`.
+    pub fn new(token: impl Into<String>) -> Self {
+        ApiKey(token.into())
+    }
+}
+
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ApiKey(..)")
+    }
+}
+
+impl Authorize for ApiKey {
+    fn authorize(&self, headers: &HeaderMap) -> Result<(), AuthError> {
+        let value = headers
+            .get(http::header::AUTHORIZATION)
+            .map(|v| v.as_bytes());
+        check(value, &self.0)
+    }
 }
 
 /// Checks an `Authorization` header value against the configured key.
@@ -35,15 +82,6 @@ pub fn check(header: Option<&[u8]>, expected: &str) -> Result<(), AuthError> {
     } else {
         Err(AuthError::Invalid)
     }
-}
-
-/// Equality whose running time depends only on the lengths, not on where the inputs differ.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    let mut diff = u8::from(a.len() != b.len());
-    for i in 0..a.len().max(b.len()) {
-        diff |= a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0);
-    }
-    std::hint::black_box(diff) == 0
 }
 
 #[cfg(test)]

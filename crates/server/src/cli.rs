@@ -74,7 +74,7 @@ async fn run(mut config: Config) -> Result<(), Box<dyn std::error::Error>> {
             app.config.api_key
         );
     }
-    crate::serve::serve(app.clone(), listener, shutdown_signal()).await?;
+    crate::service::serve(app.clone(), listener, shutdown_signal()).await?;
     app.shutdown().await;
     Ok(())
 }

@@ -1,7 +1,9 @@
 //! Server configuration: every knob of `dvrclip serve`, from flags, `DVRCLIP_*`
 //! environment variables and an optional TOML file, in that order of precedence.
 //!
-//! Defaults follow DESIGN §9; a value here is never re-read while serving.
+//! Each key is declared once (the `keys!` list below gives its flag, variable, file
+//! key and help); its default lives in [`Config::resolve`]. Defaults are those of
+//! `ref/api.md` "Limits"; a value here is never re-read while serving.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -10,90 +12,84 @@ use std::time::Duration;
 use clap::Args;
 use serde::Deserialize;
 
+use dvrclip_engine::secret::random_hex;
+
+use crate::http::serve::ConnectionLimits;
 use crate::vod::StoreConfig;
 
-/// `dvrclip serve` flags. Each also reads an environment variable; a config file
-/// (`--config`) fills whatever neither gave.
-#[derive(Debug, Clone, Args, Default)]
-pub struct ServeArgs {
-    /// TOML file with any of the keys below (snake_case, e.g. `api_key = "..."`).
-    #[arg(long, env = "DVRCLIP_CONFIG")]
-    pub config: Option<PathBuf>,
+/// Declares every configuration key once: the struct of flags (each `--kebab-name`,
+/// with its `DVRCLIP_*` variable) that is also the TOML file's schema (the same
+/// names in snake_case), and the merge of flags over the file.
+macro_rules! keys {
+    ($( $(#[$meta:meta])* $name:ident: $ty:ty = $env:literal, )*) => {
+        /// `dvrclip serve` flags. Each also reads an environment variable; a config
+        /// file (`--config`) fills whatever neither gave.
+        #[derive(Debug, Clone, Default, Args, Deserialize)]
+        #[serde(default, deny_unknown_fields)]
+        pub struct ServeArgs {
+            /// TOML file with any of the keys below (snake_case, e.g. `api_key = "..."`).
+            #[arg(long, env = "DVRCLIP_CONFIG")]
+            #[serde(skip)]
+            pub config: Option<PathBuf>,
+            $(
+                $(#[$meta])*
+                #[arg(long, env = $env)]
+                pub $name: Option<$ty>,
+            )*
+        }
+
+        impl ServeArgs {
+            /// Each key from `self`, else from `file`.
+            fn or(self, file: ServeArgs) -> ServeArgs {
+                ServeArgs {
+                    config: self.config,
+                    $( $name: self.$name.or(file.$name), )*
+                }
+            }
+        }
+    };
+}
+
+keys! {
     /// Address to listen on.
-    #[arg(long, env = "DVRCLIP_LISTEN")]
-    pub listen: Option<SocketAddr>,
+    listen: SocketAddr = "DVRCLIP_LISTEN",
     /// Base URL of public links (clip playlists and MP4s, ingest), e.g. `https://clips.example.com`.
-    #[arg(long, env = "DVRCLIP_PUBLIC_URL")]
-    pub public_url: Option<String>,
+    public_url: String = "DVRCLIP_PUBLIC_URL",
     /// Token clients send as `Authorization: APIKey <token>`.
-    #[arg(long, env = "DVRCLIP_API_KEY")]
-    pub api_key: Option<String>,
+    api_key: String = "DVRCLIP_API_KEY",
     /// Directory for VOD files and state.
-    #[arg(long, env = "DVRCLIP_DATA_DIR")]
-    pub data_dir: Option<PathBuf>,
+    data_dir: PathBuf = "DVRCLIP_DATA_DIR",
     /// Memory budget, MiB: DVR and clip chunks, open connections and request bodies
     /// still arriving (a sixteenth is kept for those).
-    #[arg(long, env = "DVRCLIP_MEMORY_BUDGET_MIB")]
-    pub memory_budget_mib: Option<u64>,
+    memory_budget_mib: u64 = "DVRCLIP_MEMORY_BUDGET_MIB",
     /// Largest media segment upload, MiB.
-    #[arg(long, env = "DVRCLIP_MAX_SEGMENT_MIB")]
-    pub max_segment_mib: Option<u64>,
+    max_segment_mib: u64 = "DVRCLIP_MAX_SEGMENT_MIB",
     /// Open connections at most.
-    #[arg(long, env = "DVRCLIP_MAX_CONNECTIONS")]
-    pub max_connections: Option<usize>,
+    max_connections: usize = "DVRCLIP_MAX_CONNECTIONS",
     /// Seconds a client may take to send its request headers.
-    #[arg(long, env = "DVRCLIP_HEADER_TIMEOUT_SECS")]
-    pub header_timeout_secs: Option<u64>,
+    header_timeout_secs: u64 = "DVRCLIP_HEADER_TIMEOUT_SECS",
     /// Seconds an upload body may stay idle.
-    #[arg(long, env = "DVRCLIP_BODY_IDLE_SECS")]
-    pub body_idle_secs: Option<u64>,
+    body_idle_secs: u64 = "DVRCLIP_BODY_IDLE_SECS",
     /// Seconds allowed for a whole segment upload.
-    #[arg(long, env = "DVRCLIP_UPLOAD_DEADLINE_SECS")]
-    pub upload_deadline_secs: Option<u64>,
+    upload_deadline_secs: u64 = "DVRCLIP_UPLOAD_DEADLINE_SECS",
     /// Seconds a client may read nothing of a response before it is cut off.
-    #[arg(long, env = "DVRCLIP_SEND_TIMEOUT_SECS")]
-    pub send_timeout_secs: Option<u64>,
+    send_timeout_secs: u64 = "DVRCLIP_SEND_TIMEOUT_SECS",
     /// Seconds in-flight requests get to finish after SIGTERM/SIGINT.
-    #[arg(long, env = "DVRCLIP_SHUTDOWN_GRACE_SECS")]
-    pub shutdown_grace_secs: Option<u64>,
+    shutdown_grace_secs: u64 = "DVRCLIP_SHUTDOWN_GRACE_SECS",
     /// Start a built-in looping demo stream (no encoder needed).
-    #[arg(long, env = "DVRCLIP_DEMO")]
-    pub demo: bool,
+    #[arg(num_args = 0..=1, default_missing_value = "true",
+          value_parser = clap::builder::FalseyValueParser::new())]
+    demo: bool = "DVRCLIP_DEMO",
     /// Keep VOD in this S3 bucket instead of `--data-dir` (credentials from the
     /// standard `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY` environment variables).
-    #[arg(long, env = "DVRCLIP_S3_BUCKET")]
-    pub s3_bucket: Option<String>,
+    s3_bucket: String = "DVRCLIP_S3_BUCKET",
     /// S3 endpoint URL for non-AWS stores (MinIO, Ceph…); `http://` is allowed.
-    #[arg(long, env = "DVRCLIP_S3_ENDPOINT")]
-    pub s3_endpoint: Option<String>,
+    s3_endpoint: String = "DVRCLIP_S3_ENDPOINT",
     /// S3 region (else `AWS_REGION`, else `us-east-1`).
-    #[arg(long, env = "DVRCLIP_S3_REGION")]
-    pub s3_region: Option<String>,
+    s3_region: String = "DVRCLIP_S3_REGION",
 }
 
-/// The same keys as [`ServeArgs`], read from the TOML file.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    listen: Option<SocketAddr>,
-    public_url: Option<String>,
-    api_key: Option<String>,
-    data_dir: Option<PathBuf>,
-    memory_budget_mib: Option<u64>,
-    max_segment_mib: Option<u64>,
-    max_connections: Option<usize>,
-    header_timeout_secs: Option<u64>,
-    body_idle_secs: Option<u64>,
-    upload_deadline_secs: Option<u64>,
-    send_timeout_secs: Option<u64>,
-    shutdown_grace_secs: Option<u64>,
-    demo: Option<bool>,
-    s3_bucket: Option<String>,
-    s3_endpoint: Option<String>,
-    s3_region: Option<String>,
-}
-
-/// Size and time limits on what clients send (DESIGN §9).
+/// Size and time limits on what clients send (`ref/api.md` "Limits").
 #[derive(Debug, Clone)]
 pub struct Limits {
     /// Media segment body, bytes.
@@ -199,16 +195,14 @@ impl Config {
                     source,
                 })?
             }
-            None => FileConfig::default(),
+            None => ServeArgs::default(),
         };
-        let listen = args
+        let a = args.clone().or(file);
+        let listen = a
             .listen
-            .or(file.listen)
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
-        let public_url = args
+        let public_url = a
             .public_url
-            .clone()
-            .or(file.public_url)
             .unwrap_or_else(|| format!("http://{listen}"))
             .trim_end_matches('/')
             .to_owned();
@@ -218,39 +212,20 @@ impl Config {
             )));
         }
         let defaults = Limits::default();
-        let secs = |flag: Option<u64>, file: Option<u64>, default: Duration| {
-            flag.or(file).map_or(default, Duration::from_secs)
-        };
+        let secs = |key: Option<u64>, default: Duration| key.map_or(default, Duration::from_secs);
         let limits = Limits {
-            segment_bytes: args
+            segment_bytes: a
                 .max_segment_mib
-                .or(file.max_segment_mib)
                 .map_or(defaults.segment_bytes, |m| m << 20),
-            header_timeout: secs(
-                args.header_timeout_secs,
-                file.header_timeout_secs,
-                defaults.header_timeout,
-            ),
-            body_idle: secs(args.body_idle_secs, file.body_idle_secs, defaults.body_idle),
-            upload_deadline: secs(
-                args.upload_deadline_secs,
-                file.upload_deadline_secs,
-                defaults.upload_deadline,
-            ),
-            send_timeout: secs(
-                args.send_timeout_secs,
-                file.send_timeout_secs,
-                defaults.send_timeout,
-            ),
-            max_connections: args
-                .max_connections
-                .or(file.max_connections)
-                .unwrap_or(defaults.max_connections)
-                .max(1),
+            header_timeout: secs(a.header_timeout_secs, defaults.header_timeout),
+            body_idle: secs(a.body_idle_secs, defaults.body_idle),
+            upload_deadline: secs(a.upload_deadline_secs, defaults.upload_deadline),
+            send_timeout: secs(a.send_timeout_secs, defaults.send_timeout),
+            max_connections: a.max_connections.unwrap_or(defaults.max_connections).max(1),
             ..defaults
         };
-        let demo = args.demo || file.demo.unwrap_or(false);
-        let (api_key, api_key_generated) = match args.api_key.clone().or(file.api_key) {
+        let demo = a.demo.unwrap_or(false);
+        let (api_key, api_key_generated) = match a.api_key {
             Some(k) if k.is_empty() || !k.bytes().all(|b| b.is_ascii_graphic()) => {
                 return Err(ConfigError::Invalid(
                     "the API key must be non-empty visible ASCII".into(),
@@ -258,25 +233,24 @@ impl Config {
             }
             Some(k) => (k, false),
             None if demo => ("demo".to_owned(), true),
-            None => (random_token()?, true),
+            None => {
+                let key = random_hex::<16>().map_err(|e| {
+                    ConfigError::Invalid(format!("no OS randomness for an API key: {e}"))
+                })?;
+                (key, true)
+            }
         };
-        let data_dir = args
-            .data_dir
-            .clone()
-            .or(file.data_dir)
-            .unwrap_or_else(|| PathBuf::from("dvrclip-data"));
-        let s3_endpoint = args.s3_endpoint.clone().or(file.s3_endpoint);
-        let s3_region = args.s3_region.clone().or(file.s3_region);
-        let vod_store = match args.s3_bucket.clone().or(file.s3_bucket) {
+        let data_dir = a.data_dir.unwrap_or_else(|| PathBuf::from("dvrclip-data"));
+        let vod_store = match a.s3_bucket {
             Some(bucket) if bucket.is_empty() => {
                 return Err(ConfigError::Invalid("the S3 bucket name is empty".into()));
             }
             Some(bucket) => StoreConfig::S3 {
                 bucket,
-                endpoint: s3_endpoint,
-                region: s3_region,
+                endpoint: a.s3_endpoint,
+                region: a.s3_region,
             },
-            None if s3_endpoint.is_some() || s3_region.is_some() => {
+            None if a.s3_endpoint.is_some() || a.s3_region.is_some() => {
                 return Err(ConfigError::Invalid(
                     "--s3-endpoint and --s3-region need --s3-bucket".into(),
                 ));
@@ -290,28 +264,34 @@ impl Config {
             api_key_generated,
             data_dir,
             vod_store,
-            memory_budget_bytes: args
-                .memory_budget_mib
-                .or(file.memory_budget_mib)
-                .unwrap_or(4096)
-                << 20,
+            memory_budget_bytes: a.memory_budget_mib.unwrap_or(4096) << 20,
             limits,
-            shutdown_grace: secs(
-                args.shutdown_grace_secs,
-                file.shutdown_grace_secs,
-                Duration::from_secs(10),
-            ),
+            shutdown_grace: secs(a.shutdown_grace_secs, Duration::from_secs(10)),
             demo,
         })
     }
-}
 
-/// 128 bits from the OS RNG as 32 hex characters.
-fn random_token() -> Result<String, ConfigError> {
-    let mut b = [0u8; 16];
-    getrandom::fill(&mut b)
-        .map_err(|e| ConfigError::Invalid(format!("no OS randomness for an API key: {e}")))?;
-    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
+    /// The configuration of a service embedded in another server: links under
+    /// `public_url`, the API behind `api_key`, the default limits, VOD under
+    /// `dvrclip-data/`. The listen address is the host's business and unused.
+    pub fn embedded(public_url: &str, api_key: &str) -> Result<Config, ConfigError> {
+        Config::resolve(&ServeArgs {
+            public_url: Some(public_url.to_owned()),
+            api_key: Some(api_key.to_owned()),
+            ..ServeArgs::default()
+        })
+    }
+
+    /// The limits of connections, for the accept loop.
+    pub fn connection_limits(&self) -> ConnectionLimits {
+        ConnectionLimits {
+            header_timeout: self.limits.header_timeout,
+            max_headers: self.limits.max_headers,
+            max_connections: self.limits.max_connections,
+            send_timeout: self.limits.send_timeout,
+            grace: self.shutdown_grace,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -347,7 +327,7 @@ mod tests {
         assert_eq!(c.api_key.len(), 32);
         assert!(c.api_key_generated);
         let demo = ServeArgs {
-            demo: true,
+            demo: Some(true),
             ..ServeArgs::default()
         };
         assert_eq!(Config::resolve(&demo).unwrap().api_key, "demo");

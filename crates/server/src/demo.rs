@@ -16,9 +16,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use tracing::{info, warn};
 
-use dvrclip_engine::StreamSettings;
+use dvrclip_engine::{Engine, StreamSettings};
+use dvrclip_ingest::Upload;
 
-use crate::app::App;
+use crate::http::payload;
 
 macro_rules! fixture {
     ($path:literal) => {
@@ -98,8 +99,8 @@ fn loop_shifts(r: &DemoRendition) -> Result<HashMap<u32, u64>, dvrclip_fmp4::Err
 }
 
 /// Creates the stream `demo` and feeds it until the task is dropped.
-pub async fn run(app: Arc<App>) {
-    let key = match app.engine.create_stream(StreamSettings::named("demo")) {
+pub async fn run(engine: Arc<Engine>) {
+    let key = match engine.create_stream(StreamSettings::named("demo")) {
         Ok(info) => info.ingest_key,
         Err(e) => {
             warn!("demo stream not created: {e}");
@@ -116,11 +117,12 @@ pub async fn run(app: Arc<App>) {
             }
         }
     }
+    // Through the same door an encoder's uploads take.
+    let upload = |rendition: &str, file: &str, body| {
+        Upload::resolve(&engine, &key, Some(rendition), file).and_then(|u| u.store(&engine, body))
+    };
     for r in &LADDER {
-        if let Err(e) = app
-            .ingest_upload(&key, Some(r.name), "init.mp4", Bytes::from_static(r.init))
-            .await
-        {
+        if let Err(e) = upload(r.name, "init.mp4", Bytes::from_static(r.init)) {
             warn!("demo init refused: {e}");
             return;
         }
@@ -130,14 +132,14 @@ pub async fn run(app: Arc<App>) {
     for n in 0u64.. {
         tick.tick().await;
         let (lap, index) = (n / 4, (n % 4) as usize);
+        let file = format!("seg_{n:05}.m4s");
         for (r, shift) in LADDER.iter().zip(&shifts) {
             // Placed like an uploaded segment (its own mapping), so the demo's DVR
             // churns memory the way a pushed stream's does.
-            let body = crate::payload::keep(shift_decode_times(r.segments[index], |track| {
+            let body = payload::keep(shift_decode_times(r.segments[index], |track| {
                 shift.get(&track).map_or(0, |s| s * lap)
             }));
-            let file = format!("seg_{n:05}.m4s");
-            if let Err(e) = app.ingest_upload(&key, Some(r.name), &file, body).await {
+            if let Err(e) = upload(r.name, &file, body) {
                 warn!("demo segment refused: {e}");
             }
         }

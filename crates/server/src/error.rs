@@ -8,8 +8,11 @@ use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 use http_body_util::Full;
 
+use dvrclip_fmp4::progressive::BuildError;
+use dvrclip_ingest::UploadError;
+
 use crate::auth::AuthError;
-use crate::body::BodyError;
+use crate::http::body::BodyError;
 
 /// A failed request.
 #[derive(Debug, thiserror::Error)]
@@ -146,19 +149,42 @@ impl From<BodyError> for ApiError {
         match e {
             BodyError::TooLarge { .. } => ApiError::TooLarge(e.to_string()),
             BodyError::Timeout => ApiError::Timeout,
-            BodyError::Aborted(_) => ApiError::bad(e.to_string()),
+            BodyError::Aborted(_) | BodyError::BadLength => ApiError::bad(e.to_string()),
             BodyError::NoMemory { .. } => ApiError::Unavailable(e.to_string()),
         }
     }
 }
 
-impl From<dvrclip_fmp4::Error> for ApiError {
-    fn from(e: dvrclip_fmp4::Error) -> Self {
-        use dvrclip_fmp4::ErrorKind;
-        match e.kind() {
-            ErrorKind::UnknownTrack(_) => ApiError::PreconditionFailed(e.to_string()),
-            ErrorKind::UnsupportedCodec(_) => ApiError::UnsupportedMedia(e.to_string()),
-            _ => ApiError::bad(format!("malformed media: {e}")),
+/// Media that does not parse (DASH-IF Live Media Ingest: 412 a track the init
+/// lacks, 415 a codec the server cannot describe, 400 anything malformed).
+fn media_error(e: &dvrclip_fmp4::Error, message: String) -> ApiError {
+    use dvrclip_fmp4::ErrorKind;
+    match e.kind() {
+        ErrorKind::UnknownTrack(_) => ApiError::PreconditionFailed(message),
+        ErrorKind::UnsupportedCodec(_) => ApiError::UnsupportedMedia(message),
+        _ => ApiError::bad(format!("malformed media: {message}")),
+    }
+}
+
+impl From<UploadError> for ApiError {
+    fn from(e: UploadError) -> Self {
+        match e {
+            UploadError::UnknownKey => ApiError::Forbidden(e.to_string()),
+            UploadError::Engine(e) => e.into(),
+            UploadError::BadName
+            | UploadError::ReservedName
+            | UploadError::UnsupportedType(_)
+            | UploadError::NotUnderRendition
+            | UploadError::Playlist(_) => ApiError::bad(e.to_string()),
+        }
+    }
+}
+
+impl From<BuildError> for ApiError {
+    fn from(e: BuildError) -> Self {
+        match e {
+            BuildError::Empty => ApiError::NotFound("the clip holds no media".into()),
+            e => ApiError::Internal(format!("building the MP4: {e}")),
         }
     }
 }
@@ -169,6 +195,7 @@ impl From<dvrclip_engine::Error> for ApiError {
         let field = e.field();
         let message = e.to_string();
         match e {
+            E::Media { source, .. } => media_error(&source, message),
             E::UnknownStream(_) | E::UnknownRendition { .. } | E::UnknownClip => {
                 ApiError::NotFound(message)
             }

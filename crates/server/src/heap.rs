@@ -4,11 +4,11 @@
 //! glibc's malloc keeps memory freed inside its arenas resident until the top of an
 //! arena is free, which churn rarely allows. A thousand slow clients that come and go
 //! leave their connections' 20 MiB resident after they left, while the DVR they made
-//! room for (their memory is counted in the budget, [`crate::serve::CONNECTION_BYTES`])
+//! room for (their memory is counted in the budget, [`crate::http::serve::CONNECTION_BYTES`])
 //! grows back: RSS ends at the budget plus the high-water mark of everything transient.
 //! `malloc_trim` returns those free pages: measured on a running `scripts/load-test.sh`
 //! server at a 128 MiB budget, RSS went 158 → 143 MiB. Segment payloads do not need
-//! it: they live in mappings of their own ([`crate::payload`]).
+//! it: they live in mappings of their own ([`crate::http::payload`]).
 //!
 //! The one `unsafe` call in the project is here; elsewhere, and on other allocators,
 //! this is a no-op.

@@ -1,23 +1,36 @@
-//! The `dvrclip serve` HTTP server: ingest from encoders, the Gcore-compatible JSON
-//! API, public clip links (HLS and progressive MP4), metrics and health.
+//! The dvrclip HTTP server, as a library and as the `dvrclip serve` binary.
+//!
+//! Rooms, by job (dependencies point down this list, never up):
+//! - [`cli`]: the binary's command line;
+//! - [`service`]: every request from its [`route`] to its response; the
+//!   `tower::Service` an embedding router mounts;
+//! - [`api`] (the Gcore-compatible JSON API), [`public`] (clip, live and VOD links),
+//!   [`ingest`] (HTTP uploads), [`ops`] (health, metrics): the handlers;
+//! - [`app`]: the shared state and its background tasks; [`demo`]: the built-in
+//!   stream; [`vod`]: videos persisted from clips;
+//! - [`http`]: plumbing that knows no route (accept loop, bodies, payload placement,
+//!   send timeout, byte-range serving); [`auth`] (who may call the API),
+//!   [`config`], [`error`], [`metrics`], [`heap`].
+//!
+//! `design/architecture.md` walks a chunk from the socket to a Range response.
 
 pub mod api;
 pub mod app;
 pub mod auth;
-pub mod body;
 pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod error;
 pub mod heap;
+pub mod http;
 pub mod ingest;
-pub mod live;
 pub mod metrics;
-pub mod payload;
+pub mod ops;
 pub mod public;
-pub mod ranged;
-pub mod routes;
-pub mod send_timeout;
-pub mod serve;
+pub mod route;
+pub mod service;
 pub mod vod;
-pub mod wire;
+
+pub use app::App;
+pub use config::Config;
+pub use service::{Service, serve};

@@ -1,4 +1,4 @@
-//! The VOD store and writer (issue 8, DESIGN §4 `vod_required`, §5 Video object, §8
+//! The VOD store and writer (issue 8, ref/api.md "Clips" `vod_required`, §5 Video object, §8
 //! VOD store) on the local filesystem: the stored MP4 is the clip's MP4 byte for
 //! byte and ffprobe reads it; videos survive a restart and ids continue; an
 //! interrupted write is cleaned up at start-up; a failing store turns the video to
@@ -59,7 +59,7 @@ async fn a_written_video_is_the_clips_mp4_and_ffprobe_reads_it() {
     assert_eq!(read_all(&*store, &key, 0..expected.len()).await, on_disk);
     assert_eq!(read_all(&*store, &key, 100..5000).await, on_disk[100..5000]);
 
-    // DESIGN §5: the Video object, Gcore's names, duration in ms.
+    // ref/api.md: the Video object, Gcore's names, duration in ms.
     let v = vod.video_json(rec.id).unwrap();
     assert_eq!(v["status"], "ready");
     assert_eq!(v["stream_id"], stream.0);
@@ -395,7 +395,7 @@ async fn the_http_api_creates_serves_and_keeps_videos() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(dvrclip_server::serve::serve(app.clone(), listener, async {
+    let server = tokio::spawn(dvrclip_server::serve(app.clone(), listener, async {
         let _ = stop_rx.await;
     }));
     let auth = [("Authorization", "APIKey k$1")];
@@ -516,7 +516,7 @@ async fn the_http_api_creates_serves_and_keeps_videos() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(dvrclip_server::serve::serve(app.clone(), listener, async {
+    let server = tokio::spawn(dvrclip_server::serve(app.clone(), listener, async {
         let _ = stop_rx.await;
     }));
     assert_eq!(

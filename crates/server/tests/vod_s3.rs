@@ -203,7 +203,7 @@ async fn s3_round_trip_against_moto() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(dvrclip_server::serve::serve(app.clone(), listener, async {
+    let server = tokio::spawn(dvrclip_server::serve(app.clone(), listener, async {
         let _ = stop_rx.await;
     }));
     let path = format!("/vod/{}.mp4", rec.id);

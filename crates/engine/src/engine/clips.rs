@@ -19,7 +19,7 @@ use crate::time::MICROS_PER_SEC;
 use crate::{Error, Result, WallTime};
 
 impl Engine {
-    /// Creates a clip from a request (DESIGN §4). Past ranges are cut at once; a range
+    /// Creates a clip from a request (ref/api.md "Clips"). Past ranges are cut at once; a range
     /// reaching past now records until its end.
     pub fn create_clip(&self, id: StreamId, req: ClipRequest) -> Result<Clip> {
         let stream = self.stream_arc(id)?;

@@ -1,9 +1,16 @@
 //! Media in: init and media segments pushed into a stream's rings, playlist dates,
 //! the DVR cleanup, and the global memory budget enforced on every push.
+//!
+//! Two doors: parsed segments ([`Engine::push_init`], [`Engine::push_segment`]) for a
+//! host that parses itself, and raw bytes ([`Engine::push_init_bytes`],
+//! [`Engine::push_segment_bytes`]) parsed here against the rendition's own current
+//! init, so a caller never fetches an init to hand it back. A segment that does not
+//! parse leaves the ring exactly as it was.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use bytes::Bytes;
 use dvrclip_fmp4::{InitSegment, MediaSegment};
 
 use super::Engine;
@@ -53,6 +60,47 @@ impl Engine {
             .last_ingest
             .store(self.now().unix_micros(), Ordering::SeqCst);
         Ok(out)
+    }
+
+    /// Parses `bytes` as an init segment (ISO/IEC 23000-19 §7.3.2: `ftyp` + `moov`)
+    /// and pushes it as [`Engine::push_init`] does. The payload is kept, not copied.
+    pub fn push_init_bytes(
+        &self,
+        id: StreamId,
+        rendition: &str,
+        bytes: Bytes,
+    ) -> Result<PushOutcome> {
+        check_component(rendition)?;
+        let init = dvrclip_fmp4::parse_init(bytes).map_err(|source| Error::Media {
+            stream: id,
+            rendition: rendition.to_owned(),
+            source,
+        })?;
+        self.push_init(id, rendition, init)
+    }
+
+    /// Parses `bytes` as a media segment against the rendition's current init and
+    /// pushes it as [`Engine::push_segment`] does. The payload is kept, not copied:
+    /// every chunk's samples point into these `Bytes`.
+    pub fn push_segment_bytes(
+        &self,
+        id: StreamId,
+        rendition: &str,
+        segment_name: Option<&str>,
+        bytes: Bytes,
+    ) -> Result<PushOutcome> {
+        let no_init = || Error::NoInit {
+            stream: id,
+            rendition: rendition.to_owned(),
+        };
+        let ring = self.stream_arc(id)?.ring(rendition).ok_or_else(no_init)?;
+        let init = ring.current_init().ok_or_else(no_init)?;
+        let segment = dvrclip_fmp4::parse_segment(bytes, &init).map_err(|source| Error::Media {
+            stream: id,
+            rendition: rendition.to_owned(),
+            source,
+        })?;
+        self.push_segment(id, rendition, segment_name, segment)
     }
 
     /// Pushes a parsed media segment. A retry (the same start and bytes as a chunk

@@ -31,6 +31,7 @@ use crate::chunk::Chunk;
 use crate::clip::{Build, Clip, ClipId};
 use crate::memory::Account;
 use crate::ring::Ring;
+use crate::secret::{constant_time_eq, random_hex};
 use crate::stream::{Stream, StreamId, StreamInfo, StreamPatch, StreamSettings, check_name};
 use crate::time::MICROS_PER_SEC;
 use crate::{Clock, Error, MemoryReservation, MemoryStats, Result, SystemClock, WallTime};
@@ -92,7 +93,7 @@ pub struct TickReport {
     pub completed: usize,
 }
 
-/// Expiration bounds (DESIGN §4): between 1 min and 4 h after the clip's end.
+/// Expiration bounds (ref/api.md "Clips"): between 1 min and 4 h after the clip's end.
 const EXPIRATION_MIN_SECS: i64 = 60;
 const EXPIRATION_MAX_SECS: i64 = 4 * 3600;
 const EXPIRATION_DEFAULT_SECS: i64 = 3600;
@@ -194,7 +195,7 @@ impl Engine {
     /// Creates a stream; ids count up from 1.
     pub fn create_stream(&self, settings: StreamSettings) -> Result<StreamInfo> {
         self.check_settings(&settings)?;
-        let (ingest_key, play_key) = (random_key()?, random_key()?);
+        let (ingest_key, play_key) = (random_hex::<16>()?, random_hex::<16>()?);
         let id = StreamId(self.next_stream_id.fetch_add(1, Ordering::SeqCst));
         let now = self.now();
         let stream = Arc::new(Stream::new(id, settings, now, ingest_key, play_key));
@@ -335,20 +336,6 @@ impl Engine {
         self.enforce_budget(None);
         reservation
     }
-}
-
-/// 128 bits from the OS RNG, as 32 hex digits.
-fn random_key() -> Result<String> {
-    let mut key = [0u8; 16];
-    getrandom::fill(&mut key).map_err(|_| Error::Entropy)?;
-    Ok(key.iter().map(|b| format!("{b:02x}")).collect())
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[allow(dead_code)]

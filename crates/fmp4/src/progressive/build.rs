@@ -3,17 +3,16 @@
 //!
 //! Owns the timeline arithmetic (ISO/IEC 14496-12 §8.6.1.1: decode times are the
 //! running sum of `stts` durations, so a continuous output timeline is a matter of
-//! choosing each seam's last duration) and the `mdat` layout. Box bytes are written
-//! by `write`.
+//! choosing each seam's last duration), the edit lists and the `mdat` layout. The
+//! tables it fills are `track`'s; box bytes are written by `write`.
 
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
+use super::track::{Chunk, Description, OutTrack, handler};
 use super::write::{self, Edit, TrackHeader};
 use super::{BuildError, ClipBounds, FORMAT_VERSION, Options, Piece, VirtualMp4};
-use crate::model::{
-    EditEntry, FourCC, InitSegment, MediaSegment, Sample, TrackKind, TrackSamples, VideoInfo,
-};
+use crate::model::{EditEntry, FourCC, InitSegment, MediaSegment, Sample, TrackKind, TrackSamples};
 
 /// Builds a [`VirtualMp4`] from one rendition's segments, pushed in decode order.
 ///
@@ -55,73 +54,6 @@ pub struct Mp4Builder {
 struct Anchor {
     src: i128,
     out: i128,
-}
-
-/// One `stsd` carried from an init: its entries get `first_index..first_index+count`.
-#[derive(Debug)]
-pub(super) struct Description {
-    pub(super) stsd: Bytes,
-    pub(super) first_index: u32,
-    pub(super) count: u32,
-    /// The entry's parameter sets (SPS, PPS, ...) as length-prefixed NAL units, put
-    /// in front of the first keyframe after a switch to this entry.
-    in_band: Option<Bytes>,
-}
-
-/// One `stsc` chunk: one fragment's contiguous run of a track's samples.
-#[derive(Clone, Copy, Debug)]
-pub(super) struct Chunk {
-    pub(super) samples: u32,
-    pub(super) description: u32,
-    /// Offset inside the `mdat` body.
-    pub(super) body_pos: u64,
-}
-
-/// A written track and its tables, in output ticks.
-#[derive(Debug)]
-pub(super) struct OutTrack {
-    pub(super) kind: TrackKind,
-    /// Which track of this kind in an init (0 = first): how a later init's track is
-    /// matched to this one even if its id changed.
-    ordinal: usize,
-    first_track_id: u32,
-    /// The matching track id in the init of the current run, if it has one.
-    src_track_id: Option<u32>,
-    pub(super) timescale: u32,
-    pub(super) language: u16,
-    pub(super) video: Option<VideoInfo>,
-    pub(super) codecs: Vec<String>,
-    pub(super) descriptions: Vec<Description>,
-    desc_base: u32,
-    desc_count: u32,
-    /// Description of the last chunk pushed (0: none yet).
-    last_description: u32,
-    /// Timescale of the matching track in the current init; samples of a run with
-    /// another timescale are rescaled into `timescale`.
-    src_timescale: u32,
-    /// Source presentation on the init's movie timeline = PT + this (output ticks).
-    src_shift: i128,
-    /// Output decode time = source decode time + this, for the current run.
-    run_offset: Option<i128>,
-    expected_src_decode: Option<u64>,
-    pub(super) sample_count: u32,
-    pub(super) sizes: Vec<u32>,
-    /// `stts` runs: (count, duration).
-    pub(super) stts: Vec<(u32, u32)>,
-    /// `ctts` runs: (count, offset).
-    pub(super) ctts: Vec<(u32, i32)>,
-    /// 1-based numbers of sync samples.
-    pub(super) sync: Vec<u32>,
-    pub(super) chunks: Vec<Chunk>,
-    /// Output decode time just past the last sample.
-    pub(super) decode_end: u64,
-    last_duration: u32,
-    /// Output composition time of the first sample and the latest end of any sample.
-    first_pt: i64,
-    max_pt_end: i64,
-    /// Movie presentation = output composition time + this (ticks): chosen when the
-    /// first sample arrives so that the track starts where the reference maps it.
-    presentation_offset: i128,
 }
 
 /// Where a chunk of this segment lies in the segment, before layout.
@@ -299,35 +231,7 @@ impl Mp4Builder {
             }
             let ordinal = seen.iter().filter(|&&k| k == t.kind).count();
             seen.push(t.kind);
-            self.tracks.push(OutTrack {
-                kind: t.kind,
-                ordinal,
-                first_track_id: t.track_id,
-                src_track_id: None,
-                timescale: t.timescale,
-                language: t.language,
-                video: t.entry.video,
-                codecs: Vec::new(),
-                descriptions: Vec::new(),
-                desc_base: 1,
-                desc_count: 1,
-                last_description: 0,
-                src_timescale: t.timescale,
-                src_shift: 0,
-                run_offset: None,
-                expected_src_decode: None,
-                sample_count: 0,
-                sizes: Vec::new(),
-                stts: Vec::new(),
-                ctts: Vec::new(),
-                sync: Vec::new(),
-                chunks: Vec::new(),
-                decode_end: 0,
-                last_duration: 0,
-                first_pt: 0,
-                max_pt_end: 0,
-                presentation_offset: 0,
-            });
+            self.tracks.push(OutTrack::new(t, ordinal));
         }
         if self.tracks.is_empty() {
             return Err(BuildError::NoTracks);
@@ -754,55 +658,6 @@ impl OutTrack {
         });
         Ok(())
     }
-
-    fn push_sample(&mut self, s: &Sample) -> Result<(), BuildError> {
-        self.sample_count = self
-            .sample_count
-            .checked_add(1)
-            .ok_or(BuildError::TooLarge("more than 2^32 samples in a track"))?;
-        self.sizes.push(s.size);
-        match self.stts.last_mut() {
-            Some((n, d)) if *d == s.duration => *n += 1,
-            _ => self.stts.push((1, s.duration)),
-        }
-        match self.ctts.last_mut() {
-            Some((n, o)) if *o == s.composition_offset => *n += 1,
-            _ => self.ctts.push((1, s.composition_offset)),
-        }
-        if s.is_sync {
-            self.sync.push(self.sample_count);
-        }
-        let pt = self.decode_end as i64 + i64::from(s.composition_offset);
-        if self.sample_count == 1 {
-            self.first_pt = pt;
-            self.max_pt_end = pt;
-        }
-        self.max_pt_end = self.max_pt_end.max(pt + i64::from(s.duration));
-        self.decode_end += u64::from(s.duration);
-        self.last_duration = s.duration;
-        Ok(())
-    }
-
-    /// Changes the duration of the sample last pushed (the seam before a new run).
-    fn set_last_duration(&mut self, d: u32) {
-        let Some((n, old)) = self.stts.last_mut() else {
-            return;
-        };
-        if *old == d {
-            return;
-        }
-        self.decode_end = self.decode_end - u64::from(*old) + u64::from(d);
-        if *n == 1 {
-            *old = d;
-        } else {
-            *n -= 1;
-            self.stts.push((1, d));
-        }
-        self.last_duration = d;
-        let last_pt =
-            self.decode_end as i64 - i64::from(d) + i64::from(self.ctts.last().map_or(0, |c| c.1));
-        self.max_pt_end = self.max_pt_end.max(last_pt + i64::from(d));
-    }
 }
 
 fn out_of_bounds(ctx: &AppendCtx<'_>, ts: &TrackSamples, s: &Sample) -> BuildError {
@@ -935,14 +790,6 @@ fn ticks_to_micros(ticks: i128, timescale: u32) -> u64 {
 
 fn to_u64(x: i128) -> Result<u64, BuildError> {
     u64::try_from(x).map_err(|_| BuildError::TooLarge("duration"))
-}
-
-pub(super) fn handler(kind: TrackKind) -> FourCC {
-    match kind {
-        TrackKind::Video => FourCC::new(b"vide"),
-        TrackKind::Audio => FourCC::new(b"soun"),
-        TrackKind::Other(f) => f,
-    }
 }
 
 /// RFC 6381 `Content-Type`, keeping only characters legal in a codecs token so a

@@ -29,6 +29,10 @@
 //! another timescale for a track has its samples' times rescaled into the first
 //! init's timescale. Tracks other than video and audio are left out.
 //!
+//! Files, each depending only on those after it: `build` ([`Mp4Builder`]: timeline,
+//! edit lists, layout, ETag), `write` (box bytes), `track` (the tables of one written
+//! track, shared by both); `slices` answers ranges of the finished file.
+//!
 //! Proof: unit tests walk the written `moov` box by box (`tests.rs`); the ffmpeg
 //! fixtures are checked by ffprobe, `ffmpeg -f null` and the `mp4` crate
 //! (`tests/progressive.rs`; `DVRCLIP_KEEP_MP4=1` keeps the files); costs are in
@@ -38,6 +42,7 @@ mod build;
 mod slices;
 #[cfg(test)]
 mod tests;
+mod track;
 mod write;
 
 use std::ops::Range;

@@ -1,12 +1,13 @@
 //! Box bytes of the progressive header: `ftyp` and `moov` with its sample tables.
 //!
 //! Owns the byte layout only (ISO/IEC 14496-12 §8.2–§8.7); every number comes in
-//! from `build`. Box sizes are reserved and back-patched. Chunk offsets are written
-//! relative to the `mdat` body, then shifted by [`patch_offsets`] once the header
-//! length is known.
+//! from `track`'s tables or the [`TrackHeader`]s `build` computes, and nothing here
+//! imports `build`. Box sizes are reserved and back-patched. Chunk offsets are
+//! written relative to the `mdat` body, then shifted by [`patch_offsets`] once the
+//! header length is known.
 
 use super::BuildError;
-use super::build::{OutTrack, handler};
+use super::track::{OutTrack, handler};
 use crate::model::TrackKind;
 
 /// One `elst` entry, durations in the movie timescale; `media_time` -1 is empty.

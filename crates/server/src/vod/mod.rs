@@ -1,11 +1,11 @@
-//! VOD: clips with `vod_required` persisted as permanent videos (DESIGN §4, §5 Video
-//! object, §8 VOD store).
+//! VOD: clips with `vod_required` persisted as permanent videos (`ref/api.md` "Video
+//! object"; `design/architecture.md` "VOD").
 //!
 //! Owns the video index (id → [`VideoRecord`]), the writer that turns a complete
-//! clip into a stored MP4 and HLS form, recovery at start-up, and the HTTP answers
-//! ([`http`]). Bytes in and out of the store are [`store`]'s business; the MP4
-//! itself is built by `dvrclip_fmp4::progressive` as for the live clip link, the
-//! HLS form by [`hls`].
+//! clip into a stored MP4 and HLS form, and recovery at start-up. Bytes in and out
+//! of the store are [`store`]'s business; the MP4 itself is the clip's own
+//! ([`dvrclip_engine::Clip::mp4`], as for the live clip link), the HLS form is
+//! [`hls`]'s. Serving a video is the public links' business.
 //!
 //! Crash safety comes from the order of writes. A video's record
 //! (`videos/{id}.json`) is written `pending` when the clip is created; when the clip
@@ -24,7 +24,6 @@
 //! start.
 
 pub mod hls;
-pub mod http;
 pub mod record;
 pub mod store;
 
@@ -34,8 +33,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
+use dvrclip_engine::secret::random_hex;
 use dvrclip_engine::{Clip, ClipView};
 use dvrclip_fmp4::progressive::VirtualMp4;
+use dvrclip_fmp4::progressive::{BuildError, RangeError};
 use parking_lot::Mutex;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -311,7 +312,7 @@ impl Vod {
             Ok(()) => info!(id = rec.id, key = ?rec.media_key, size = ?rec.size, "video ready"),
             Err(reason) => {
                 warn!(id = rec.id, %reason, "video failed");
-                rec.fail(reason);
+                rec.fail(reason.to_string());
                 if let Err(e) = self.save(&rec).await {
                     warn!(id = rec.id, error = %e, "could not record the video's error");
                 }
@@ -327,10 +328,13 @@ impl Vod {
         rec: &mut VideoRecord,
         clip: &Clip,
         view: &ClipView,
-    ) -> Result<(), String> {
-        let r = view.reference().ok_or("the clip holds no media")?;
-        let file = crate::public::build_mp4(clip, view, r).map_err(|e| e.to_string())?;
-        let stem = format!("media/{}-{}", rec.id, nonce()?);
+    ) -> Result<(), WriteError> {
+        let r = view.reference().ok_or(WriteError::NoMedia)?;
+        let file = clip.mp4(view, r).map_err(WriteError::Build)?;
+        // Media keys are never reused, so a retry or a later write cannot clobber
+        // bytes a record names.
+        let nonce = random_hex::<8>().map_err(|_| WriteError::Entropy)?;
+        let stem = format!("media/{}-{nonce}", rec.id);
         let keys = [
             format!("{stem}.mp4"),
             format!("{stem}.m4s"),
@@ -367,7 +371,7 @@ impl Vod {
             for key in keys.into_iter().flatten() {
                 self.forget_media(key).await;
             }
-            return Err(format!("writing the video record: {e}"));
+            return Err(WriteError::Record(e));
         }
         *rec = ready;
         Ok(())
@@ -379,38 +383,40 @@ impl Vod {
         [mp4_key, hls_media_key, hls_key]: &[String; 3],
         file: &VirtualMp4,
         hls: &hls::SingleFile,
-    ) -> Result<(), String> {
+    ) -> Result<(), WriteError> {
         let len = file.len();
-        let pieces = file
-            .range(0..len)
-            .map_err(|e| format!("reading the MP4: {e}"))?;
-        self.put_checked(mp4_key, len, Box::new(pieces))
-            .await
-            .map_err(|e| format!("writing the MP4: {e}"))?;
+        let pieces = file.range(0..len).map_err(WriteError::Read)?;
+        self.put_checked("MP4", mp4_key, len, Box::new(pieces))
+            .await?;
         let pieces = Box::new(hls.pieces.iter().cloned());
-        self.put_checked(hls_media_key, hls.len, pieces)
-            .await
-            .map_err(|e| format!("writing the HLS media: {e}"))?;
+        self.put_checked("HLS media", hls_media_key, hls.len, pieces)
+            .await?;
         let playlist = Bytes::from(hls.playlist.clone());
         let n = playlist.len() as u64;
-        self.put_checked(hls_key, n, Box::new(std::iter::once(playlist)))
-            .await
-            .map_err(|e| format!("writing the HLS playlist: {e}"))
+        let pieces = Box::new(std::iter::once(playlist));
+        self.put_checked("HLS playlist", hls_key, n, pieces).await
     }
 
     async fn put_checked(
         &self,
+        what: &'static str,
         key: &str,
         len: u64,
         pieces: store::Pieces<'_>,
-    ) -> Result<(), String> {
+    ) -> Result<(), WriteError> {
+        let failed = |source| WriteError::Store { what, source };
         self.store
             .put_pieces(key, len, pieces)
             .await
-            .map_err(|e| e.to_string())?;
-        match self.store.head(key).await.map_err(|e| e.to_string())? {
+            .map_err(failed)?;
+        match self.store.head(key).await.map_err(failed)? {
             Some(n) if n == len => Ok(()),
-            n => Err(format!("{key}: {n:?} bytes stored, {len} written")),
+            stored => Err(WriteError::Size {
+                what,
+                key: key.to_owned(),
+                stored,
+                written: len,
+            }),
         }
     }
 
@@ -427,12 +433,31 @@ impl Vod {
     }
 }
 
-/// 64 random bits, hex: media keys are never reused, so a retry or a later write
-/// cannot clobber bytes a record names.
-fn nonce() -> Result<String, String> {
-    let mut b = [0u8; 8];
-    getrandom::fill(&mut b).map_err(|e| format!("no OS randomness for a media key: {e}"))?;
-    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
+/// Why a video could not be written; its text becomes the video's `error`.
+#[derive(Debug, thiserror::Error)]
+enum WriteError {
+    #[error("the clip holds no media")]
+    NoMedia,
+    #[error("building the MP4: {0}")]
+    Build(BuildError),
+    #[error("reading the MP4: {0}")]
+    Read(RangeError),
+    #[error("no OS randomness for a media key")]
+    Entropy,
+    #[error("writing the {what}: {source}")]
+    Store {
+        what: &'static str,
+        source: StoreError,
+    },
+    #[error("writing the {what}: {key}: {stored:?} bytes stored, {written} written")]
+    Size {
+        what: &'static str,
+        key: String,
+        stored: Option<u64>,
+        written: u64,
+    },
+    #[error("writing the video record: {0}")]
+    Record(StoreError),
 }
 
 /// The store `config` asks for, or, when it cannot be opened, an
@@ -448,7 +473,8 @@ pub fn open_store(config: &StoreConfig) -> Arc<dyn VodStore> {
     }
 }
 
-/// Opens the VOD the server's configuration names and recovers its videos. A store
+/// Opens the VOD in the store `config` names, links under `public_url`, and recovers
+/// its videos. A store
 /// that cannot be opened or listed does not stop the server: it is logged, and new
 /// videos get ids from the clock (milliseconds since the epoch) so they cannot
 /// collide with videos of earlier runs that could not be read.
@@ -456,8 +482,8 @@ pub fn open_store(config: &StoreConfig) -> Arc<dyn VodStore> {
 /// Start-up waits at most [`RECOVERY_TIMEOUT`] for the store; after that the
 /// videos of earlier runs are read in the background every [`RECOVERY_RETRY`]
 /// until the store answers.
-pub async fn open(config: &crate::config::Config) -> Arc<Vod> {
-    let vod = Vod::new(open_store(&config.vod_store), config.public_url.clone());
+pub async fn open(config: &StoreConfig, public_url: &str) -> Arc<Vod> {
+    let vod = Vod::new(open_store(config), public_url);
     let why = match tokio::time::timeout(RECOVERY_TIMEOUT, vod.recover()).await {
         Ok(Ok(())) => return vod,
         Ok(Err(e)) => e.to_string(),

@@ -1,5 +1,5 @@
 //! A video's metadata record, `videos/{id}.json` in the store, and the Gcore Video
-//! object rendered from it (DESIGN §5: `id`, `name`, `stream_id`, `status`, `error`,
+//! object rendered from it (ref/api.md: `id`, `name`, `stream_id`, `status`, `error`,
 //! `duration` in ms, `created_at`, `origin_url`, `converted_videos[].mp4_url`,
 //! `hls_url`).
 //!

@@ -1,7 +1,7 @@
 //! The object store under the VOD: one small trait ([`VodStore`]) over keys such as
 //! `videos/7.json` and `media/7-3fa2….mp4`, and its implementation on the
 //! `object_store` crate ([`ObjectVodStore`]): the local filesystem under `--data-dir`
-//! by default, any S3-compatible store when `--s3-bucket` is set (DESIGN §8).
+//! by default, any S3-compatible store when `--s3-bucket` is set (ref/api.md "Videos (VOD)").
 //!
 //! Owns how bytes get in and out: a whole small object, a large one streamed piece
 //! by piece (one PUT up to [`MULTIPART_THRESHOLD`], a multipart upload beyond, never

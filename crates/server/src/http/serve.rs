@@ -1,5 +1,6 @@
-//! The accept loop: HTTP/1.1 connections on a Tokio runtime, hyper's limits, one
-//! tracing span per request, and graceful shutdown.
+//! The accept loop: HTTP/1.1 connections on a Tokio runtime, hyper's limits, a
+//! bound on open connections, and graceful shutdown. What a request means is the
+//! business of the per-connection service it is given.
 //!
 //! `half_close(true)` matters: ffmpeg shuts its side of the socket right after the
 //! last chunk of an upload without reading the answer; with hyper's default the
@@ -14,19 +15,19 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::Duration;
 
 use hyper::Request;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
-use hyper::service::service_fn;
+use hyper::service::Service;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tracing::{Instrument, info, info_span, warn};
+use tracing::{info, warn};
 
-use crate::app::App;
-use crate::send_timeout::SendTimeout;
+use super::HttpResponse;
+use super::send_timeout::SendTimeout;
 
 /// What one open connection is counted for in the memory budget, bytes: hyper's
 /// buffers and the connection's task. `scripts/connection_cost.py` measures RSS per
@@ -35,15 +36,37 @@ use crate::send_timeout::SendTimeout;
 /// uploads grow.
 pub const CONNECTION_BYTES: u64 = 20 << 10;
 
+/// The limits of connections and their shutdown.
+#[derive(Debug, Clone)]
+pub struct ConnectionLimits {
+    /// Request headers must arrive within this (also closes idle keep-alive
+    /// connections).
+    pub header_timeout: Duration,
+    /// Most headers in one request.
+    pub max_headers: usize,
+    /// Open connections at most; past it the server stops accepting until one
+    /// closes (the kernel's backlog holds the rest).
+    pub max_connections: usize,
+    /// A response write may find the socket full this long.
+    pub send_timeout: Duration,
+    /// In-flight connections get this long to finish at shutdown.
+    pub grace: Duration,
+}
+
 /// Serves `listener` until `shutdown` resolves, then lets in-flight connections
-/// finish for up to the configured grace period.
-pub async fn serve(
-    app: Arc<App>,
+/// finish for up to the grace period. `connect` makes each connection's service
+/// (whatever it holds lives as long as the connection: a memory reservation).
+pub async fn serve<F, S>(
     listener: TcpListener,
+    limits: ConnectionLimits,
+    mut connect: F,
     shutdown: impl Future<Output = ()>,
-) -> std::io::Result<()> {
-    let limits = app.config.limits.clone();
-    let grace = app.config.shutdown_grace;
+) -> std::io::Result<()>
+where
+    F: FnMut(SocketAddr) -> S,
+    S: Service<Request<Incoming>, Response = HttpResponse, Error = Infallible> + Send + 'static,
+    S::Future: Send + 'static,
+{
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut builder = http1::Builder::new();
     builder
@@ -72,23 +95,18 @@ pub async fn serve(
                 Err(e) => {
                     // EMFILE and friends: back off instead of spinning.
                     warn!(error = %e, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
             },
         };
         let _ = stream.set_nodelay(true);
-        let app = app.clone();
+        let service = connect(peer);
         let builder = builder.clone();
         let send_timeout = limits.send_timeout;
         let mut stop_rx = stop_rx.clone();
-        // What an open connection holds (hyper's buffers, the task) is counted in the
-        // memory budget for as long as it is open.
-        let memory = app.engine.reserve_memory(CONNECTION_BYTES);
         connections.spawn(async move {
             let _slot = slot;
-            let _memory = memory;
-            let service = service_fn(move |req| handle(app.clone(), peer, req));
             let io = TokioIo::new(SendTimeout::new(stream, send_timeout));
             let conn = builder.serve_connection(io, service);
             tokio::pin!(conn);
@@ -105,7 +123,7 @@ pub async fn serve(
     }
     info!(open = connections.len(), "shutting down");
     let _ = stop_tx.send(true);
-    let drained = tokio::time::timeout(grace, async {
+    let drained = tokio::time::timeout(limits.grace, async {
         while connections.join_next().await.is_some() {}
     })
     .await;
@@ -117,26 +135,4 @@ pub async fn serve(
         connections.abort_all();
     }
     Ok(())
-}
-
-async fn handle(
-    app: Arc<App>,
-    peer: SocketAddr,
-    req: Request<Incoming>,
-) -> Result<crate::app::HttpResponse, Infallible> {
-    let span = info_span!("request", method = %req.method(), path = %req.uri().path(), %peer);
-    async move {
-        let started = Instant::now();
-        let resp = app.dispatch(req).await;
-        let status = resp.status().as_u16();
-        app.metrics.record_request(status);
-        info!(
-            status,
-            micros = started.elapsed().as_micros() as u64,
-            "done"
-        );
-        Ok(resp)
-    }
-    .instrument(span)
-    .await
 }

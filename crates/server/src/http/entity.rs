@@ -1,19 +1,21 @@
-//! Serving a [`VirtualMp4`] over HTTP: conditional requests and byte ranges.
+//! Serving an immutable entity over HTTP: conditional requests and byte ranges, one
+//! path for every file the server streams (a clip's virtual MP4, a stored video).
 //!
-//! Owns RFC 9110 §13 (preconditions: `If-Match`, `If-None-Match`, `If-Range`, in the
-//! order of §13.2.2) and §14 (`Range`, `Accept-Ranges`, `Content-Range`) for one
-//! immutable representation with a strong ETag and no `Last-Modified`. Routing,
-//! CORS, caching policy and the 425/404 of a clip are not here: the caller decides
-//! the file exists first.
+//! An [`Entity`] is what the model of http-serve calls one: a length, a strong
+//! ETag, a content type, and the bytes of any range as a body. [`respond`] answers
+//! GET and HEAD of one: RFC 9110 §13 (preconditions: `If-Match`, `If-None-Match`,
+//! `If-Range`, in the order of §13.2.2) and §14 (`Range`, `Accept-Ranges`,
+//! `Content-Range`), for a representation with no `Last-Modified`. Routing, CORS,
+//! caching policy and a clip's 425/404 are not here: the caller has found the entity.
 //!
 //! [`decide`] is a pure function (method, request headers, length, ETag → status,
 //! headers, byte range) so every branch is unit-tested and fuzzed
-//! (`fuzz/fuzz_targets/range_serving.rs`); [`respond`] wraps it with a streaming
-//! body of the file's `Bytes` pieces. A request with several ranges is answered with
-//! one range when they coalesce into one, else with the whole file (200), which
+//! (`fuzz/fuzz_targets/range_serving.rs`). A request with several ranges is answered
+//! with one range when they coalesce into one, else with the whole file (200), which
 //! §14.2 allows ("A server MAY ignore the Range header field"): no multipart.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::ops::Range;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -24,6 +26,73 @@ use dvrclip_fmp4::progressive::{Pieces, VirtualMp4};
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
+use http_body_util::{BodyExt, Empty};
+
+use super::{HttpBody, HttpResponse};
+
+/// An immutable representation served with ranges and conditional requests.
+pub trait Entity {
+    /// Why its bytes could not be read (a store that fails).
+    type Error;
+    /// Its length, bytes.
+    fn len(&self) -> u64;
+    /// Whether it has no byte.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Its strong entity-tag, quoted (`"abc"`).
+    fn etag(&self) -> &str;
+    /// Its `Content-Type`.
+    fn content_type(&self) -> &str;
+    /// A body yielding exactly the bytes of `range` (non-empty, inside the entity).
+    fn body(&self, range: Range<u64>)
+    -> impl Future<Output = Result<HttpBody, Self::Error>> + Send;
+}
+
+/// The response to a GET or HEAD of `entity`: [`decide`], then `Content-Type` and a
+/// body of the chosen bytes.
+pub async fn respond<E: Entity>(
+    method: &Method,
+    req: &HeaderMap,
+    entity: &E,
+) -> Result<HttpResponse, E::Error> {
+    let d = decide(method, req, entity.len(), entity.etag());
+    let mut headers = d.headers;
+    if matches!(d.status, StatusCode::OK | StatusCode::PARTIAL_CONTENT)
+        && let Ok(v) = HeaderValue::from_str(entity.content_type())
+    {
+        headers.insert(header::CONTENT_TYPE, v);
+    }
+    let body = match d.body {
+        Some(r) if r.start < r.end => entity.body(r).await?,
+        _ => Empty::new().boxed(),
+    };
+    let mut resp = Response::new(body);
+    *resp.status_mut() = d.status;
+    *resp.headers_mut() = headers;
+    Ok(resp)
+}
+
+/// A clip's MP4: built once, its pieces are `Bytes` of the chunks (no copy).
+impl Entity for Arc<VirtualMp4> {
+    type Error = Infallible;
+
+    fn len(&self) -> u64 {
+        VirtualMp4::len(self)
+    }
+
+    fn etag(&self) -> &str {
+        VirtualMp4::etag(self)
+    }
+
+    fn content_type(&self) -> &str {
+        VirtualMp4::content_type(self)
+    }
+
+    async fn body(&self, range: Range<u64>) -> Result<HttpBody, Infallible> {
+        Ok(Mp4Body::new(Arc::clone(self), range).boxed())
+    }
+}
 
 /// More range-specs than this and the Range header is ignored (§14.2 lets a server
 /// ignore "a set of many small ranges"); bounds the work per request.
@@ -147,26 +216,6 @@ pub fn decide(method: &Method, req: &HeaderMap, len: u64, etag: &str) -> Decisio
             }
         }
     }
-}
-
-/// The response to a GET or HEAD of `file`: [`decide`] plus `Content-Type` and a
-/// body streaming the chosen bytes as the file's own `Bytes` pieces (no copy).
-pub fn respond(method: &Method, req: &HeaderMap, file: Arc<VirtualMp4>) -> Response<Mp4Body> {
-    let d = decide(method, req, file.len(), file.etag());
-    let mut headers = d.headers;
-    if matches!(d.status, StatusCode::OK | StatusCode::PARTIAL_CONTENT) {
-        if let Ok(v) = HeaderValue::from_str(file.content_type()) {
-            headers.insert(header::CONTENT_TYPE, v);
-        }
-    }
-    let body = match d.body {
-        Some(r) if r.start < r.end => Mp4Body::new(file, r),
-        _ => Mp4Body::empty(),
-    };
-    let mut resp = Response::new(body);
-    *resp.status_mut() = d.status;
-    *resp.headers_mut() = headers;
-    resp
 }
 
 /// A response body yielding a byte range of a [`VirtualMp4`] piece by piece. Finding
@@ -628,12 +677,19 @@ mod tests {
         (mp4, whole)
     }
 
-    fn collect(body: Mp4Body) -> Vec<u8> {
-        use http_body_util::BodyExt;
-        let rt = tokio::runtime::Builder::new_current_thread()
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
             .build()
-            .unwrap();
-        rt.block_on(body.collect()).unwrap().to_bytes().to_vec()
+            .unwrap()
+            .block_on(f)
+    }
+
+    fn collect(body: HttpBody) -> Vec<u8> {
+        block_on(body.collect()).unwrap().to_bytes().to_vec()
+    }
+
+    fn get_mp4(method: Method, h: &HeaderMap, mp4: &Arc<VirtualMp4>) -> HttpResponse {
+        block_on(respond(&method, h, mp4)).unwrap()
     }
 
     #[test]
@@ -641,7 +697,7 @@ mod tests {
         let (mp4, whole) = tiny_mp4();
         let len = mp4.len();
         assert_eq!(whole.len() as u64, len);
-        let r = respond(&Method::GET, &HeaderMap::new(), mp4.clone());
+        let r = get_mp4(Method::GET, &HeaderMap::new(), &mp4);
         assert_eq!(r.status(), StatusCode::OK);
         assert_eq!(
             r.headers()["content-type"],
@@ -655,14 +711,14 @@ mod tests {
         let mut h = HeaderMap::new();
         let spec = format!("bytes={}-{}", at, at + 99);
         h.insert("range", HeaderValue::from_str(&spec).unwrap());
-        let r = respond(&Method::GET, &h, mp4.clone());
+        let r = get_mp4(Method::GET, &h, &mp4);
         assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
         assert_eq!(
             collect(r.into_body()),
             &whole[at as usize..at as usize + 100]
         );
 
-        let r = respond(&Method::HEAD, &HeaderMap::new(), mp4.clone());
+        let r = get_mp4(Method::HEAD, &HeaderMap::new(), &mp4);
         assert!(r.body().is_end_stream());
         assert_eq!(r.headers()["content-length"], len.to_string().as_str());
         assert!(collect(r.into_body()).is_empty());

@@ -1,10 +1,11 @@
 //! Reading request bodies under limits: a byte cap per kind of upload, an idle
-//! timeout between frames, a total deadline (DESIGN §9), and a shared memory pool
-//! for every body still arriving.
+//! timeout between frames, a total deadline (`ref/api.md` "Limits"), and a shared
+//! memory pool for every body still arriving.
 //!
-//! The body is collected into one buffer and handed on only when it is complete:
-//! an aborted or over-long upload yields an error and nothing is committed
-//! (DESIGN §7). A declared `Content-Length` over the cap is refused before reading.
+//! The body is collected into one buffer, already where its bytes will be kept
+//! ([`PayloadBuf`]), and handed on only when it is complete: an aborted or over-long
+//! upload yields an error and nothing is committed. A declared `Content-Length` over
+//! the cap is refused before reading.
 //!
 //! Memory follows what arrives, not what is declared: the buffer doubles from the
 //! first frame's size and never past the declared length, so a body that declares
@@ -18,9 +19,12 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use bytes::Bytes;
+use http_body::Body;
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use tokio::time::{Instant, timeout_at};
+
+use super::payload::PayloadBuf;
 
 /// Why a body could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +41,9 @@ pub enum BodyError {
     /// The client aborted or sent a malformed chunked body (400).
     #[error("body aborted: {0}")]
     Aborted(String),
+    /// A malformed `Content-Length` (400).
+    #[error("malformed Content-Length")]
+    BadLength,
     /// The memory kept for bodies in flight is spent (503).
     #[error("memory for uploads in flight is spent ({limit} bytes); retry shortly")]
     NoMemory {
@@ -119,23 +126,39 @@ impl Drop for Share<'_> {
     }
 }
 
-/// Reads the whole body, refusing anything past `limit` bytes. The buffer may have
-/// spare room; [`crate::payload::keep`] places bytes that are kept.
-pub async fn read_limited(
-    body: Incoming,
+/// How a body may arrive.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimits {
+    /// Most bytes accepted.
+    pub max_bytes: u64,
+    /// Longest pause between two frames.
+    pub idle: Duration,
+    /// Longest time for the whole body.
+    pub deadline: Duration,
+}
+
+/// Reads the whole body into its final home ([`PayloadBuf`]), refusing anything
+/// past the limit. Any body type hyper or a framework hands over will do.
+pub async fn read_limited<B>(
+    mut body: B,
     declared_len: Option<u64>,
-    limit: u64,
+    limits: BodyLimits,
     memory: &BodyMemory,
-    idle: Duration,
-    deadline: Duration,
-) -> Result<Vec<u8>, BodyError> {
+) -> Result<Bytes, BodyError>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: std::fmt::Display,
+{
+    let limit = limits.max_bytes;
     if declared_len.is_some_and(|n| n > limit) {
         return Err(BodyError::TooLarge { limit });
     }
-    let deadline = Instant::now() + deadline;
-    let mut body = body;
+    let (idle, deadline) = (limits.idle, Instant::now() + limits.deadline);
     let mut share = memory.share();
-    let mut buf: Vec<u8> = Vec::new();
+    let mut buf = match declared_len {
+        Some(n) => PayloadBuf::for_declared(n),
+        None => PayloadBuf::growable(),
+    };
     loop {
         let next = Instant::now() + idle;
         let frame = match timeout_at(next.min(deadline), body.frame()).await {
@@ -151,14 +174,29 @@ pub async fn read_limited(
         if needed > limit {
             return Err(BodyError::TooLarge { limit });
         }
-        if needed > buf.capacity() as u64 {
-            let capacity = grown_capacity(buf.capacity() as u64, needed, declared_len);
+        // The share follows what arrives, also for a mapping sized up front: its
+        // pages become resident only as they are written.
+        if needed > share.bytes {
+            let capacity = grown_capacity(share.bytes, needed, declared_len);
             share.grow_to(capacity)?;
-            buf.reserve_exact((capacity - buf.len() as u64) as usize);
+            buf.reserve_to(capacity as usize);
         }
         buf.extend_from_slice(&data);
     }
-    Ok(buf)
+    Ok(buf.finish())
+}
+
+/// The declared `Content-Length`, if any; `Err` for a malformed one.
+pub fn content_length(headers: &http::HeaderMap) -> Result<Option<u64>, BodyError> {
+    headers
+        .get(http::header::CONTENT_LENGTH)
+        .map(|v| {
+            v.to_str()
+                .ok()
+                .and_then(|s| s.parse::<u64>().ok())
+                .ok_or(BodyError::BadLength)
+        })
+        .transpose()
 }
 
 /// The next buffer size: double what there is (at least `needed`), but no more than a

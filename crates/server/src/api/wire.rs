@@ -1,5 +1,5 @@
 //! JSON request bodies of the Gcore-compatible API, read field by field so a wrong
-//! type or value is refused with the field's name (DESIGN §5).
+//! type or value is refused with the field's name (`ref/api.md`).
 //!
 //! Unknown fields are ignored, as a Gcore client sends many this server does not
 //! use; `null` counts as absent.

@@ -5,7 +5,7 @@
 //! What it must not hold: clips, or anything a reader keeps after its read lock ends —
 //! readers copy out `Arc`s and release the lock before any I/O.
 //!
-//! Ingest rules (DESIGN §2, §7), applied under the write lock:
+//! Ingest rules (design/architecture.md "Ingest"), applied under the write lock:
 //! - wall time: the chunk's own `prft` (ISO/IEC 14496-12 §8.16.5), else the
 //!   discontinuity's anchor advanced by media time; a new discontinuity anchors on its
 //!   first chunk's arrival (shared with sibling renditions of the stream so a ladder
@@ -13,10 +13,18 @@
 //!   re-anchors it later ([`Ring::set_segment_date`]); a `prft` or date a day away
 //!   from arrival is ignored as a broken clock;
 //! - a new init, or media time going backwards or jumping by more than
-//!   [`JUMP_TOLERANCE_MICROS`], opens a discontinuity with its own init and anchor; a
-//!   forward jump of up to 5 min with the same init keeps the clock mapping (a lost
-//!   upload); nothing stored is overwritten;
+//!   [`place::JUMP_TOLERANCE_MICROS`], opens a discontinuity with its own init and
+//!   anchor; a forward jump of up to 5 min with the same init keeps the clock mapping
+//!   (a lost upload); nothing stored is overwritten;
 //! - a retry (same start and same bytes in the current discontinuity) is a no-op.
+//!
+//! [`Ring::push`] applies them in steps, each a function with its own tests:
+//! `push::check` (init present, tracks known, a sample on the reference track;
+//! measures the chunk), `RingState::is_retry`, `place::place` (pure: wall time, anchor
+//! source, whether a discontinuity opens; the rules in detail are in its module doc),
+//! `push::admit` (a duration in (0, 1 h], a wall time in 1970..9999) and
+//! `RingState::commit`, the only step that writes the ring: a refused push leaves it
+//! as it was.
 //!
 //! Why a `RwLock` around a `VecDeque` rather than an arc-swap snapshot: a snapshot
 //! that readers can hold without a lock must be rebuilt or copied on every push, O(n)
@@ -27,80 +35,40 @@
 //! lock is held across I/O or across another ring's lock, so the writer never waits on
 //! a reader's download and a reader never waits longer than one push.
 //!
-//! Costs: push and prune amortized O(1) (prune pops from the front only); search by
-//! wall time or media time O(log n); a re-anchor by playlist date O(k) for the k
-//! chunks it moves; memory one `Arc` per chunk plus the payload, counted in
-//! [`crate::MemoryStats`].
+//! Costs: push O(log n) for the retry lookup, every other step amortized O(1); prune
+//! amortized O(1) (it pops from the front only); search by wall time or media time
+//! O(log n); a re-anchor by playlist date O(k) for the k chunks it moves; memory one
+//! `Arc` per chunk plus the payload, counted in [`crate::MemoryStats`].
 //!
-//! Invariants (checked by [`RingState::check`] under `debug_assertions` after every
-//! write): `seq` strictly increasing; `start_utc` strictly increasing (so wall-time
-//! search is a binary search even across discontinuities); `discontinuity`
+//! Invariants (checked by [`RingState::check_invariants`] under `debug_assertions`
+//! after every write): `seq` strictly increasing; `start_utc` strictly increasing (so
+//! wall-time search is a binary search even across discontinuities); `discontinuity`
 //! non-decreasing; within one discontinuity `start_ticks` strictly increasing and
-//! every chunk shares the discontinuity's init; `bytes` equals the payloads held.
+//! every chunk shares the discontinuity's init; discontinuities do not overlap in wall
+//! time; `bytes` equals the payloads held. A state they rule out is reported as
+//! [`Error::Internal`], never as the caller's fault.
+
+mod place;
+mod push;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use dvrclip_fmp4::{InitSegment, MediaSegment, TrackKind};
+use dvrclip_fmp4::{InitSegment, MediaSegment};
 use parking_lot::RwLock;
 
-use crate::chunk::{Chunk, ChunkMedia, memory_cost};
-use crate::memory::{Account, Ticket};
-use crate::time::{MICROS_PER_SEC, micros_from_ticks, micros_from_ticks_signed};
+use crate::chunk::Chunk;
+use crate::memory::Account;
+use crate::time::MICROS_PER_SEC;
 use crate::{Error, Result, StreamId, WallTime};
-
-/// Media time may wander this far from the previous chunk's end before it counts as
-/// a jump (a new discontinuity): encoders round tfdt, and audio frames straddle.
-pub(crate) const JUMP_TOLERANCE_MICROS: i64 = 100_000;
-
-/// A forward jump up to this long with the same init keeps the old clock mapping
-/// (a lost upload, not a restart).
-const EXTRAPOLATE_MAX_MICROS: i64 = 300 * MICROS_PER_SEC;
-
-/// How far another rendition's anchor may sit from this arrival and still be shared,
-/// so renditions of one encoder land on one timeline.
-const SHARED_ANCHOR_MAX_MICROS: i64 = 3 * MICROS_PER_SEC;
+use place::Anchor;
+pub use place::AnchorSource;
+pub(crate) use place::SharedAnchor;
 
 /// A `prft` or playlist date further than this from the chunk's arrival is ignored.
 const TRUST_WINDOW_MICROS: i64 = 24 * 3600 * MICROS_PER_SEC;
 
-/// Longest chunk accepted.
-const MAX_CHUNK_MICROS: i64 = 3600 * MICROS_PER_SEC;
-
-/// 9999-12-31T23:59:59Z: wall times stay far from `i64` saturation, so `+1 µs` is
-/// always a later time.
-const MAX_WALL: WallTime = WallTime::from_unix_secs(253_402_300_799);
-
-/// Where a chunk's `start_utc` came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AnchorSource {
-    /// The chunk's own `prft` box (ISO/IEC 14496-12 §8.16.5).
-    ProducerTime,
-    /// The playlist's `EXT-X-PROGRAM-DATE-TIME` for this segment.
-    PlaylistDate,
-    /// An earlier anchor of the same discontinuity advanced by media time.
-    MediaTime,
-    /// Arrival time of the discontinuity's first chunk. An encoder uploads a chunk
-    /// once it is complete, so wall time runs about one chunk ahead of production:
-    /// a clip of "now" starts with the newest chunk held.
-    Arrival,
-}
-
-/// A clock mapping: `utc` is the wall time of media time `ticks`.
-#[derive(Clone, Copy, Debug)]
-struct Anchor {
-    ticks: u64,
-    utc: WallTime,
-}
-
-/// A stream-wide mapping from media time (µs) to wall time, shared between renditions
-/// anchored by arrival so one encoder's ladder lands on one timeline.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct SharedAnchor {
-    pub(crate) media_micros: i64,
-    pub(crate) utc: WallTime,
-}
-
+/// The discontinuity new chunks continue: its init, reference track and clock mapping.
 #[derive(Debug)]
 struct Disc {
     seq: u64,
@@ -174,11 +142,6 @@ pub(crate) struct Pushed {
     pub(crate) evicted: Vec<Arc<Chunk>>,
 }
 
-fn ref_track_of(init: &InitSegment) -> Option<(u32, u32)> {
-    let t = init.video_track().or_else(|| init.tracks.first())?;
-    Some((t.track_id, t.timescale))
-}
-
 impl Ring {
     pub(crate) fn new(name: Arc<str>) -> Self {
         Ring {
@@ -209,216 +172,29 @@ impl Ring {
         self.state.read().init.clone()
     }
 
-    /// Pushes one media segment. `shared` is the stream's arrival anchor, read and
-    /// possibly replaced.
+    /// Pushes one media segment: the steps of the module doc under one write lock.
+    /// `shared` is the stream's arrival anchor, read and possibly replaced.
     pub(crate) fn push(
         &self,
         inp: PushInput<'_>,
         shared: &mut Option<SharedAnchor>,
     ) -> Result<Pushed> {
         let mut st = self.state.write();
-        let init = match &st.init {
-            Some(i) => Arc::clone(i),
-            None => {
-                return Err(Error::NoInit {
-                    stream: inp.stream,
-                    rendition: self.name.to_string(),
-                });
-            }
-        };
-        for t in &inp.segment.tracks {
-            if init.track(t.track_id).is_none() {
-                return Err(Error::TrackMismatch {
-                    stream: inp.stream,
-                    rendition: self.name.to_string(),
-                    track_id: t.track_id,
-                });
-            }
-        }
-        let bad = |reason| Error::BadTiming {
-            stream: inp.stream,
-            rendition: self.name.to_string(),
-            reason,
-        };
-        let empty = || Error::EmptySegment {
-            stream: inp.stream,
-            rendition: self.name.to_string(),
-        };
-        let (ref_track, timescale) = ref_track_of(&init).ok_or(Error::EmptyInit)?;
-        let ts = inp
-            .segment
-            .track(ref_track)
-            .filter(|t| !t.samples.is_empty())
-            .ok_or_else(empty)?;
-        let start_ticks = ts
-            .samples
-            .first()
-            .map_or(ts.base_decode_ticks, |s| s.decode_ticks);
-        // Saturating: timestamps are untrusted and release builds check overflow.
-        let end_ticks = ts.samples.last().map_or(start_ticks, |s| {
-            s.decode_ticks.saturating_add(u64::from(s.duration))
-        });
-        let duration_ticks = end_ticks.saturating_sub(start_ticks);
-        let video_id = init
-            .tracks
-            .iter()
-            .find(|t| t.kind == TrackKind::Video)
-            .map(|t| t.track_id);
-        let keyframe = inp.segment.starts_with_keyframe(video_id);
-        let tol_ticks =
-            (JUMP_TOLERANCE_MICROS as u64 * u64::from(timescale)) / MICROS_PER_SEC as u64;
-
-        // Duplicate: a retry of a chunk still held in this discontinuity, i.e. the same
-        // start and the same bytes. Same start with other bytes is an encoder restart
-        // that kept its init (ffmpeg run again with the same settings).
-        if let (Some(cur), false) = (&st.cur, st.init_changed) {
-            let held = st.find_ticks_in_disc(cur.seq, start_ticks);
-            if held.is_some_and(|i| st.chunks[i].bytes() == &inp.segment.bytes) {
-                return Ok(Pushed {
-                    outcome: PushOutcome::Duplicate,
-                    evicted: Vec::new(),
-                });
-            }
-        }
-
-        // A producer time a day away from arrival is a broken encoder clock, not news.
-        let prft_utc = producer_utc(&inp.segment, &init, start_ticks, timescale)
-            .filter(|u| u.micros_since(inp.arrival).unsigned_abs() <= TRUST_WINDOW_MICROS as u64);
-        let newest = st
-            .chunks
-            .back()
-            .map(|c| (c.start_utc(), c.end_utc()))
-            .or(st.newest);
-        let last_start = newest.map(|(s, _)| s);
-        let last_end = newest.map(|(_, e)| e);
-        let last_ticks = st
-            .chunks
-            .back()
-            .filter(|c| st.cur.as_ref().is_some_and(|d| d.seq == c.discontinuity));
-        let last_ticks = last_ticks.map(|c| c.start_ticks());
-
-        let continues = match (&st.cur, st.init_changed) {
-            (Some(cur), false) => {
-                start_ticks.saturating_add(tol_ticks) >= cur.end_ticks
-                    && start_ticks <= cur.end_ticks.saturating_add(tol_ticks)
-                    && last_ticks.is_none_or(|t| start_ticks > t)
-            }
-            _ => false,
-        };
-        let (start_utc, source, new_disc) = if continues {
-            let cur = st.cur.as_ref().ok_or_else(empty)?;
-            let (utc, src) = match prft_utc {
-                Some(u) => (u, AnchorSource::ProducerTime),
-                None => (
-                    at_ticks(cur.anchor, start_ticks, timescale),
-                    AnchorSource::MediaTime,
-                ),
-            };
-            // Strictly after the previous start keeps wall-time search a binary search.
-            let floor = last_start.map_or(utc, |s| s.add_micros(1));
-            (utc.max(floor), src, false)
-        } else {
-            let (utc, src) = if let Some(u) = prft_utc {
-                (u, AnchorSource::ProducerTime)
-            } else {
-                let extrapolated = match (&st.cur, st.init_changed) {
-                    (Some(cur), false) if start_ticks > cur.end_ticks => {
-                        let jump = micros_from_ticks(start_ticks - cur.end_ticks, timescale);
-                        (jump <= EXTRAPOLATE_MAX_MICROS)
-                            .then(|| at_ticks(cur.anchor, start_ticks, timescale))
-                    }
-                    _ => None,
-                };
-                match extrapolated {
-                    Some(u) => (u, AnchorSource::MediaTime),
-                    None => (
-                        shared_or_arrival(shared, start_ticks, timescale, inp.arrival),
-                        AnchorSource::Arrival,
-                    ),
-                }
-            };
-            // A new discontinuity never overlaps the one before it.
-            let floor = last_end
-                .zip(last_start)
-                .map(|(e, s)| e.max(s.add_micros(1)));
-            (floor.map_or(utc, |f| utc.max(f)), src, true)
-        };
-
-        let duration_micros = micros_from_ticks(duration_ticks, timescale);
-        if duration_micros > MAX_CHUNK_MICROS {
-            return Err(bad("segment longer than 1 h"));
-        }
-        // A chunk of no length lies in no clip's range: nothing could ever cut it.
-        if duration_micros == 0 {
-            return Err(bad("segment has no duration"));
-        }
-        if start_utc < WallTime::EPOCH || start_utc.add_micros(MAX_CHUNK_MICROS) > MAX_WALL {
-            return Err(bad("wall-clock time outside 1970..9999"));
-        }
-        let seq = st.next_seq;
-        st.next_seq += 1;
-        if new_disc {
-            let disc_seq = st.next_disc;
-            st.next_disc += 1;
-            st.cur = Some(Disc {
-                seq: disc_seq,
-                init: Arc::clone(&init),
-                ref_track,
-                timescale,
-                end_ticks: start_ticks,
-                anchor: Anchor {
-                    ticks: start_ticks,
-                    utc: start_utc,
-                },
+        let c = push::check(&st, &inp.segment, inp.arrival, inp.stream, &self.name)?;
+        if st.is_retry(c.start_ticks, &inp.segment.bytes) {
+            return Ok(Pushed {
+                outcome: PushOutcome::Duplicate,
+                evicted: Vec::new(),
             });
-            st.init_changed = false;
         }
-        let name: Option<Arc<str>> = inp.name.map(Arc::from);
-        let Some(cur) = st.cur.as_mut() else {
-            return Err(empty());
-        };
-        debug_assert_eq!((cur.ref_track, cur.timescale), (ref_track, timescale));
-        cur.end_ticks = end_ticks;
-        if source != AnchorSource::MediaTime {
-            cur.anchor = Anchor {
-                ticks: start_ticks,
-                utc: start_utc,
-            };
+        let placed = place::place(&st.place_input(&c, inp.arrival, *shared));
+        // Shared even if `admit` refuses the chunk: it did arrive, and its arrival may
+        // anchor the sibling renditions.
+        if let Some(a) = placed.shared {
+            *shared = Some(a);
         }
-        let disc_seq = cur.seq;
-        let bytes = inp.segment.bytes.len();
-        let cost = memory_cost(&inp.segment);
-        let media = ChunkMedia {
-            seq,
-            name,
-            init: Arc::clone(&cur.init),
-            segment: inp.segment,
-            start_ticks,
-            duration_ticks,
-            timescale,
-            keyframe,
-            arrival: inp.arrival,
-            ticket: Ticket::new(inp.account, cost),
-        };
-        let chunk = Arc::new(Chunk {
-            media: Arc::new(media),
-            start_utc,
-            discontinuity: disc_seq,
-        });
-        st.newest = Some((chunk.start_utc(), chunk.end_utc()));
-        st.chunks.push_back(chunk);
-        st.sources.push_back(source);
-        st.bytes += bytes as u64;
-        let evicted = st.prune_window(inp.window_micros);
-        st.check();
-        Ok(Pushed {
-            outcome: PushOutcome::Stored {
-                seq,
-                new_discontinuity: new_disc,
-                start_utc,
-            },
-            evicted,
-        })
+        push::admit(&c, &placed, inp.stream, &self.name)?;
+        st.commit(c, &placed, inp, &self.name)
     }
 
     /// Re-anchors the newest chunk named `segment_name`, and the chunks after it in its
@@ -492,7 +268,7 @@ impl Ring {
                 utc: new_start,
             };
         }
-        st.check();
+        st.check_invariants();
         true
     }
 
@@ -503,7 +279,7 @@ impl Ring {
         st.bytes = 0;
         st.sources.clear();
         let out = st.chunks.drain(..).collect();
-        st.check();
+        st.check_invariants();
         out
     }
 
@@ -511,7 +287,7 @@ impl Ring {
     pub(crate) fn prune(&self, window_micros: i64) -> Vec<Arc<Chunk>> {
         let mut st = self.state.write();
         let out = st.prune_window(window_micros);
-        st.check();
+        st.check_invariants();
         out
     }
 
@@ -524,7 +300,7 @@ impl Ring {
     pub(crate) fn pop_oldest(&self) -> Option<Arc<Chunk>> {
         let mut st = self.state.write();
         let c = st.pop_front();
-        st.check();
+        st.check_invariants();
         c
     }
 }
@@ -597,7 +373,7 @@ impl RingState {
     }
 
     /// Verifies the module invariants. Compiled to nothing in release builds.
-    fn check(&self) {
+    fn check_invariants(&self) {
         #[cfg(debug_assertions)]
         {
             assert_eq!(self.chunks.len(), self.sources.len());
@@ -632,49 +408,6 @@ impl RingState {
     }
 }
 
-fn at_ticks(anchor: Anchor, ticks: u64, timescale: u32) -> WallTime {
-    let d = i128::from(ticks) - i128::from(anchor.ticks);
-    anchor
-        .utc
-        .add_micros(micros_from_ticks_signed(d, timescale))
-}
-
-/// Wall time of `start_ticks` from the segment's `prft`, if it has a usable one.
-fn producer_utc(
-    seg: &MediaSegment,
-    init: &InitSegment,
-    start_ticks: u64,
-    timescale: u32,
-) -> Option<WallTime> {
-    let p = seg.producer_time?;
-    let utc = WallTime::from_unix_micros(p.unix_micros()?);
-    let p_scale = init.track(p.track_id).map_or(timescale, |t| t.timescale);
-    // Tracks of one encoder share a time origin, so µs convert across timescales.
-    let p_micros = micros_from_ticks(p.media_ticks, p_scale);
-    let s_micros = micros_from_ticks(start_ticks, timescale);
-    Some(utc.add_micros(s_micros - p_micros))
-}
-
-fn shared_or_arrival(
-    shared: &mut Option<SharedAnchor>,
-    ticks: u64,
-    timescale: u32,
-    arrival: WallTime,
-) -> WallTime {
-    let media_micros = micros_from_ticks(ticks, timescale);
-    if let Some(a) = *shared {
-        let candidate = a.utc.add_micros(media_micros - a.media_micros);
-        if candidate.micros_since(arrival).unsigned_abs() <= SHARED_ANCHOR_MAX_MICROS as u64 {
-            return candidate;
-        }
-    }
-    *shared = Some(SharedAnchor {
-        media_micros,
-        utc: arrival,
-    });
-    arrival
-}
-
 #[cfg(test)]
 mod tests {
     use crate::WallTime;
@@ -705,10 +438,10 @@ mod tests {
     fn a_segment_with_no_duration_is_refused() {
         use std::sync::Arc;
 
+        use crate::Error;
         use crate::memory::Account;
-        use crate::ring::{PushInput, Ring};
-        use crate::testutil::{init, segment};
-        use crate::{Error, StreamId};
+        use crate::ring::Ring;
+        use crate::testutil::{init, input, segment};
 
         let ring = Ring::new(Arc::from("r"));
         let account = Arc::new(Account::default());
@@ -720,15 +453,10 @@ mod tests {
                 (s.duration, s.decode_ticks) = (0, 0);
             }
         }
-        let inp = PushInput {
-            stream: StreamId(1),
-            name: None,
-            segment: seg,
-            arrival: WallTime::from_unix_secs(1000),
-            window_micros: i64::MAX / 4,
-            account: &account,
-        };
-        let r = ring.push(inp, &mut None);
+        let r = ring.push(
+            input(seg, WallTime::from_unix_secs(1000), &account),
+            &mut None,
+        );
         assert!(matches!(r, Err(Error::BadTiming { .. })), "{:?}", r.err());
         ring.read(|st| assert!(st.chunks.is_empty()));
         assert_eq!(account.total_bytes(), 0);

@@ -1,0 +1,34 @@
+//! The progressive MP4 of one clip rendition: the one place a clip's chunks become a
+//! [`VirtualMp4`]. The HTTP link of a complete clip and the VOD writer both call
+//! [`Clip::mp4`], so a stored video is byte for byte what the link served.
+//!
+//! The cutter stays container-neutral; this module only hands its plan (the chunks,
+//! and for a precise clip the lead-in and requested duration) to
+//! `dvrclip_fmp4::progressive`, which owns every box.
+
+use dvrclip_fmp4::progressive::{BuildError, Mp4Builder, Options, Trim, VirtualMp4};
+
+use crate::{Clip, ClipRendition, ClipView};
+
+impl Clip {
+    /// The MP4 of rendition `r` of this clip as of `view`. Its identity (clip id and
+    /// rendition) is hashed into the file's strong ETag. A `precise` clip is trimmed
+    /// to the requested range by an edit list; others play whole keyframe chunks.
+    ///
+    /// Errors: [`BuildError::Empty`] when the rendition holds no media, others when
+    /// the chunks cannot be written as one file (a bug or an impossible input).
+    pub fn mp4(&self, view: &ClipView, r: &ClipRendition) -> Result<VirtualMp4, BuildError> {
+        let trim = self.precise().then(|| Trim {
+            lead_in_micros: view.lead_in_micros().max(0) as u64,
+            duration_micros: view.requested_duration_micros().max(0) as u64,
+        });
+        let mut builder = Mp4Builder::new(Options {
+            identity: format!("{}/{}", self.id(), r.name()).into_bytes(),
+            trim,
+        });
+        for (init, segment) in r.segments() {
+            builder.push(init, segment)?;
+        }
+        builder.build()
+    }
+}

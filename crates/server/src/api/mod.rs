@@ -1,0 +1,81 @@
+//! The Gcore-compatible JSON API under `/streaming` (`ref/api.md`): streams
+//! ([`streams`]), clips ([`clips`]), videos ([`videos`]), the request bodies
+//! ([`wire`]). Who may call it is [`crate::auth`]'s business.
+//!
+//! Answers use Gcore's field names; `actual_start`, `actual_duration`, `state` and
+//! `precise` on clips are additive extensions a Gcore client ignores.
+
+pub mod clips;
+pub mod streams;
+pub mod videos;
+pub mod wire;
+
+use bytes::Bytes;
+use dvrclip_engine::WallTime;
+use http::StatusCode;
+use http::request::Parts;
+use http_body::Body;
+use serde_json::{Value, json};
+
+use crate::app::App;
+use crate::error::ApiError;
+use crate::http::body::{BodyLimits, content_length, read_limited};
+use crate::http::{HttpResponse, full};
+use crate::route::ApiRoute;
+
+/// Answers an API route, after the caller is authorized.
+pub async fn handle<B>(
+    app: &App,
+    route: ApiRoute,
+    parts: &Parts,
+    body: B,
+) -> Result<HttpResponse, ApiError>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: std::fmt::Display,
+{
+    app.auth.authorize(&parts.headers)?;
+    let json = || read_json(app, parts, body);
+    let (status, value) = match route {
+        ApiRoute::ListStreams => (StatusCode::OK, streams::list(app)),
+        ApiRoute::CreateStream => (StatusCode::CREATED, streams::create(app, &json().await?)?),
+        ApiRoute::GetStream(id) => (StatusCode::OK, streams::get(app, id)?),
+        ApiRoute::PatchStream(id) => (StatusCode::OK, streams::patch(app, id, &json().await?)?),
+        ApiRoute::DeleteStream(id) => {
+            streams::delete(app, id)?;
+            return Ok(full(
+                StatusCode::NO_CONTENT,
+                "application/json",
+                Bytes::new(),
+            ));
+        }
+        ApiRoute::DvrCleanup(id) => (StatusCode::OK, streams::dvr_cleanup(app, id)?),
+        ApiRoute::DvrView(id) => (StatusCode::OK, streams::dvr(app, id)?),
+        ApiRoute::CreateClip(id) => (StatusCode::OK, clips::create(app, id, &json().await?)?),
+        ApiRoute::ListClips(id) => (StatusCode::OK, clips::list(app, id)?),
+        ApiRoute::GetVideo(id) => (StatusCode::OK, videos::get(app, id)?),
+    };
+    Ok(full(status, "application/json", value.to_string()))
+}
+
+async fn read_json<B>(app: &App, parts: &Parts, body: B) -> Result<Bytes, ApiError>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: std::fmt::Display,
+{
+    let limits = &app.config.limits;
+    let limits = BodyLimits {
+        max_bytes: limits.json_bytes,
+        idle: limits.body_idle,
+        deadline: limits.upload_deadline,
+    };
+    let declared = content_length(&parts.headers)?;
+    Ok(read_limited(body, declared, limits, &app.bodies).await?)
+}
+
+/// A wall time as Unix seconds with milliseconds, `null` when absent.
+fn unix_secs(t: Option<WallTime>) -> Value {
+    t.map_or(Value::Null, |t| {
+        json!((t.unix_micros() as f64 / 1e3).round() / 1e3)
+    })
+}

@@ -1,0 +1,110 @@
+//! Streams: create, list, read, change, delete, the DVR cleanup and the DVR view.
+//! The Stream object carries the URLs a client pushes to and plays from.
+
+use dvrclip_engine::{DvrInfo, StreamId, StreamInfo, StreamPatch, StreamSettings, WallTime};
+use serde_json::{Value, json};
+
+use super::unix_secs;
+use super::wire::{CreateStream, PatchStream};
+use crate::app::App;
+use crate::error::ApiError;
+
+/// `GET /streaming/streams`.
+pub fn list(app: &App) -> Value {
+    Value::Array(
+        app.engine
+            .streams()
+            .iter()
+            .map(|s| stream_json(app, s))
+            .collect(),
+    )
+}
+
+/// `POST /streaming/streams`.
+pub fn create(app: &App, body: &[u8]) -> Result<Value, ApiError> {
+    let req = CreateStream::parse(body)?;
+    let mut settings = StreamSettings::named(req.name);
+    settings.active = req.active;
+    settings.dvr_enabled = req.dvr_enabled;
+    if let Some(d) = req.dvr_duration {
+        settings.dvr_duration_secs = d as u32;
+    }
+    Ok(stream_json(app, &app.engine.create_stream(settings)?))
+}
+
+/// `GET /streaming/streams/{id}`.
+pub fn get(app: &App, id: StreamId) -> Result<Value, ApiError> {
+    Ok(stream_json(app, &app.engine.stream(id)?))
+}
+
+/// `PATCH /streaming/streams/{id}`.
+pub fn patch(app: &App, id: StreamId, body: &[u8]) -> Result<Value, ApiError> {
+    let req = PatchStream::parse(body)?;
+    let patch = StreamPatch {
+        name: req.name,
+        dvr_enabled: req.dvr_enabled,
+        dvr_duration_secs: req.dvr_duration.map(|d| d as u32),
+        active: req.active,
+    };
+    Ok(stream_json(app, &app.engine.update_stream(id, patch)?))
+}
+
+/// `DELETE /streaming/streams/{id}`: the stream, its DVR and its clips.
+pub fn delete(app: &App, id: StreamId) -> Result<(), ApiError> {
+    let clips = app.engine.clips(id).unwrap_or_default();
+    app.engine.delete_stream(id)?;
+    let ids: Vec<_> = clips.iter().map(|c| c.id()).collect();
+    app.forget_mp4s(&ids);
+    Ok(())
+}
+
+/// `PUT /streaming/streams/{id}/dvr_cleanup`.
+pub fn dvr_cleanup(app: &App, id: StreamId) -> Result<Value, ApiError> {
+    app.engine.drop_dvr(id)?;
+    get(app, id)
+}
+
+/// `GET /streaming/streams/{id}/dvr`.
+pub fn dvr(app: &App, id: StreamId) -> Result<Value, ApiError> {
+    Ok(dvr_json(&app.engine.dvr(id)?))
+}
+
+/// The Stream object (Gcore's names).
+fn stream_json(app: &App, s: &StreamInfo) -> Value {
+    let base = &app.config.public_url;
+    json!({
+        "id": s.id.0,
+        "name": s.name,
+        "active": s.active,
+        "dvr_enabled": s.dvr_enabled,
+        "dvr_duration": s.dvr_duration_secs,
+        "live": s.live,
+        "push_url": format!("{base}/ingest/{}", s.ingest_key),
+        "hls_cmaf_url": format!("{base}/live/{}/master.m3u8", s.play_key),
+        "created_at": s.created_at.to_rfc3339_millis(),
+        "video_width": s.video_width,
+        "video_height": s.video_height,
+        "transcoded_qualities": s.renditions,
+    })
+}
+
+fn dvr_json(d: &DvrInfo) -> Value {
+    let t = |w: WallTime| unix_secs(Some(w));
+    json!({
+        "stream_id": d.stream.0,
+        "dvr_duration": d.dvr_duration_secs,
+        "renditions": d.renditions.iter().map(|r| json!({
+            "name": r.name,
+            "chunks": r.chunks,
+            "bytes": r.bytes,
+            "ranges": r.ranges.iter().map(|x| json!({
+                "start": t(x.start_utc), "end": t(x.end_utc),
+                "discontinuity": x.discontinuity, "chunks": x.chunks,
+            })).collect::<Vec<_>>(),
+            "gaps": r.gaps.iter().map(|g| json!({"start": t(g.start_utc), "end": t(g.end_utc)})).collect::<Vec<_>>(),
+            "discontinuities": r.discontinuities.iter().map(|x| json!({
+                "discontinuity": x.discontinuity, "start": t(x.start_utc),
+            })).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+    })
+}

@@ -1,0 +1,78 @@
+//! Operations endpoints: `GET /healthz` and `GET /metrics` (Prometheus text
+//! exposition format 0.0.4). No auth, like nginx's stub_status behind a firewall:
+//! they say how much, never what.
+//!
+//! Counters come from [`crate::metrics`]; gauges about streams, chunks, clips and
+//! memory are read from the engine at scrape time, so none can drift from the truth.
+
+use http::StatusCode;
+
+use crate::app::App;
+use crate::http::{HttpResponse, full};
+use crate::route::OpsRoute;
+
+/// Answers an ops route.
+pub fn handle(app: &App, route: OpsRoute) -> HttpResponse {
+    match route {
+        OpsRoute::Health => full(StatusCode::OK, "text/plain", "ok\n"),
+        OpsRoute::Metrics => full(
+            StatusCode::OK,
+            "text/plain; version=0.0.4",
+            render_metrics(app),
+        ),
+    }
+}
+
+fn render_metrics(app: &App) -> String {
+    let engine = &app.engine;
+    let mem = engine.memory();
+    let streams = engine.streams();
+    let (mut renditions, mut chunks) = (0u64, 0u64);
+    for s in &streams {
+        if let Ok(rs) = engine.renditions(s.id) {
+            renditions += rs.len() as u64;
+            chunks += rs.iter().map(|r| r.chunks as u64).sum::<u64>();
+        }
+    }
+    let clips: u64 = streams
+        .iter()
+        .filter_map(|s| engine.clips(s.id).ok())
+        .map(|c| c.len() as u64)
+        .sum();
+    let bodies = app.bodies.held_bytes();
+    app.metrics.render(&[
+        ("dvrclip_streams", "Streams.", streams.len() as u64),
+        (
+            "dvrclip_renditions",
+            "Renditions with an init segment.",
+            renditions,
+        ),
+        ("dvrclip_dvr_chunks", "Chunks held in DVR rings.", chunks),
+        (
+            "dvrclip_memory_bytes",
+            "Bytes the budget bounds: chunks (payload and parsed tables, DVR and clips), open connections and request bodies still arriving.",
+            mem.total_bytes + mem.reserved_bytes + bodies,
+        ),
+        (
+            "dvrclip_clip_memory_bytes",
+            "Of those, bytes of chunks held by clips.",
+            mem.clip_bytes,
+        ),
+        (
+            "dvrclip_connection_memory_bytes",
+            "Of those, bytes counted for open connections.",
+            mem.reserved_bytes,
+        ),
+        (
+            "dvrclip_body_memory_bytes",
+            "Of those, bytes of request bodies still arriving.",
+            bodies,
+        ),
+        (
+            "dvrclip_memory_budget_bytes",
+            "The memory budget (the process's start-up footprint and the bodies' sixteenth are set aside from it).",
+            app.config.memory_budget_bytes,
+        ),
+        ("dvrclip_clips", "Clips not yet expired.", clips),
+    ])
+}

@@ -1,0 +1,131 @@
+//! A clip's public links: its HLS playlists, rendered from the clip's current view
+//! on every request (a recording clip grows); its init and media segments, the
+//! chunks' own bytes; its MP4, a [`VirtualMp4`] built once when the clip is complete
+//! and cached until it expires, served as an
+//! [`entity::Entity`].
+
+use std::sync::Arc;
+
+use dvrclip_engine::{Clip, ClipId, ClipRendition, ClipView, StreamId};
+use dvrclip_fmp4::progressive::VirtualMp4;
+use dvrclip_hls::{MediaFile, PlaylistKind, master_playlist, media_playlist};
+use http::StatusCode;
+use http::request::Parts;
+
+use super::{HLS_TYPE, cache};
+use crate::app::App;
+use crate::error::ApiError;
+use crate::http::entity;
+use crate::http::{HttpResponse, full};
+use crate::route::LinkFormat;
+
+/// `/rec/{stream}/rec_{clip}_{name}.m3u8|.mp4`.
+pub async fn link(
+    app: &App,
+    stream: StreamId,
+    clip: ClipId,
+    name: &str,
+    format: LinkFormat,
+    parts: &Parts,
+) -> Result<HttpResponse, ApiError> {
+    let clip = find_clip(app, stream, clip)?;
+    match format {
+        LinkFormat::Hls => {
+            let view = clip.view();
+            let id = clip.id().to_string();
+            let text = if name == "master" {
+                master_playlist(&id, &view)
+            } else {
+                media_playlist(&id, rendition(&view, name)?, PlaylistKind::of(&view))
+            };
+            let mut resp = full(StatusCode::OK, HLS_TYPE, text);
+            // A recording clip's playlists change with every chunk (RFC 8216 §6.2.1).
+            let policy = if view.is_complete() {
+                "public, max-age=60"
+            } else {
+                "no-cache"
+            };
+            cache(&mut resp, policy);
+            Ok(resp)
+        }
+        LinkFormat::Mp4 => {
+            let file = mp4_of(app, &clip, name).await?;
+            let Ok(resp) = entity::respond(&parts.method, &parts.headers, &file).await;
+            Ok(resp)
+        }
+    }
+}
+
+/// `/rec/{stream}/rec_{clip}_{rendition}/{file}`: an init or media segment.
+pub fn media(
+    app: &App,
+    stream: StreamId,
+    clip: ClipId,
+    name: &str,
+    file: MediaFile,
+) -> Result<HttpResponse, ApiError> {
+    let clip = find_clip(app, stream, clip)?;
+    let view = clip.view();
+    let bytes = file
+        .resolve(rendition(&view, name)?)
+        .ok_or_else(|| ApiError::NotFound("no such segment in this clip".into()))?;
+    let content_type = match file {
+        MediaFile::Init(_) => "video/mp4",
+        MediaFile::Segment(_) => "video/iso.segment",
+    };
+    let mut resp = full(StatusCode::OK, content_type, bytes);
+    // A segment URI names one chunk of one clip forever.
+    cache(&mut resp, "public, max-age=14400, immutable");
+    Ok(resp)
+}
+
+fn find_clip(app: &App, stream: StreamId, id: ClipId) -> Result<Clip, ApiError> {
+    let not_found = || ApiError::NotFound("no such clip (unknown or expired)".into());
+    let clip = app.engine.clip(id).map_err(|_| not_found())?;
+    if clip.stream_id() != stream {
+        return Err(not_found());
+    }
+    Ok(clip)
+}
+
+fn rendition<'a>(view: &'a ClipView, name: &str) -> Result<&'a ClipRendition, ApiError> {
+    let found = if name == "master" {
+        view.reference()
+    } else {
+        view.rendition(name)
+    };
+    found.ok_or_else(|| ApiError::NotFound(format!("clip has no rendition {name:?}")))
+}
+
+/// The clip's MP4 of `name` (`master` = the highest rendition), built on first use:
+/// concurrent first requests share one build, and the build (tens of milliseconds
+/// for a 4 h clip) runs off the runtime's worker threads.
+async fn mp4_of(app: &App, clip: &Clip, name: &str) -> Result<Arc<VirtualMp4>, ApiError> {
+    let view = clip.view();
+    if !view.is_complete() {
+        // Gcore: "the clip will be available after start + duration" (425 Too Early).
+        return Err(ApiError::TooEarly(format!(
+            "clip is still recording until {}; the MP4 is ready when it completes",
+            clip.end_utc().to_rfc3339_millis()
+        )));
+    }
+    let rendition_name = rendition(&view, name)?.name().to_owned();
+    let cell = app
+        .mp4_cache
+        .lock()
+        .entry((clip.id(), rendition_name.clone()))
+        .or_default()
+        .clone();
+    let build = || {
+        let clip = clip.clone();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                let r = rendition(&view, &rendition_name)?;
+                Ok(Arc::new(clip.mp4(&view, r)?))
+            })
+            .await
+            .map_err(|e| ApiError::Internal(format!("building the MP4: {e}")))?
+        }
+    };
+    cell.get_or_try_init(build).await.cloned()
+}

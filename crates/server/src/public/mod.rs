@@ -1,0 +1,90 @@
+//! Public links, no auth (`ref/api.md` "Public links"): a clip's playlists, segments
+//! and MP4 ([`clip`], behind the clip's unguessable id), a stream's live DVR
+//! playlists ([`live`], behind its play key), a stored video's files ([`vod`]).
+//! Every answer here carries CORS headers so a browser player on another origin
+//! works.
+
+pub mod clip;
+pub mod live;
+pub mod vod;
+
+use http::StatusCode;
+use http::header::{self, HeaderMap, HeaderValue};
+use http::request::Parts;
+
+use crate::app::App;
+use crate::error::ApiError;
+use crate::http::{HttpResponse, full};
+use crate::route::PublicRoute;
+
+/// `Content-Type` of an HLS playlist (RFC 8216 §4).
+pub const HLS_TYPE: &str = "application/vnd.apple.mpegurl";
+
+/// Answers a public route.
+pub async fn handle(
+    app: &App,
+    route: PublicRoute,
+    parts: &Parts,
+) -> Result<HttpResponse, ApiError> {
+    match route {
+        PublicRoute::ClipLink {
+            stream,
+            clip,
+            name,
+            format,
+        } => clip::link(app, stream, clip, &name, format, parts).await,
+        PublicRoute::ClipMedia {
+            stream,
+            clip,
+            rendition,
+            file,
+        } => clip::media(app, stream, clip, &rendition, file),
+        PublicRoute::LivePlaylist { key, rendition } => {
+            live::playlist(app, &key, rendition.as_deref())
+        }
+        PublicRoute::LiveMedia {
+            key,
+            rendition,
+            file,
+        } => live::media(app, &key, &rendition, file),
+        PublicRoute::Vod(id, file) => vod::file(&app.vod, id, file, parts).await,
+        PublicRoute::Preflight => Ok(preflight()),
+    }
+}
+
+/// CORS for public links, so a browser player on another origin works.
+pub fn add_cors(h: &mut HeaderMap) {
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static("Content-Length, Content-Range, Accept-Ranges, ETag"),
+    );
+}
+
+/// The answer to a CORS preflight (`OPTIONS`) on a public link.
+fn preflight() -> HttpResponse {
+    let mut resp = full(StatusCode::NO_CONTENT, "text/plain", bytes::Bytes::new());
+    let h = resp.headers_mut();
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("GET, HEAD, OPTIONS"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("Range, If-Range, If-None-Match, If-Modified-Since"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("86400"),
+    );
+    resp
+}
+
+/// Sets `Cache-Control`.
+fn cache(resp: &mut HttpResponse, policy: &'static str) {
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static(policy));
+}

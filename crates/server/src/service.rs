@@ -1,0 +1,162 @@
+//! The HTTP service: every request from its route to its response, in one place.
+//!
+//! [`Service`] answers the public links (clip, live, VOD), the Gcore API and HTTP
+//! ingest over an [`App`], so a media server built on hyper or axum can mount it
+//! under its own router (it is a `tower::Service`; `examples/embed_axum.rs`) and the
+//! `dvrclip serve` binary runs the very same one ([`serve`]).
+//!
+//! A path is decoded once ([`crate::route`]) and each arm of the nested [`Route`]
+//! goes to its room: a route without a handler does not compile. Errors become
+//! responses in one place ([`ApiError::into_response`]); HEAD is answered in one
+//! place ([`answer_head`]); every request is counted, and on the binary's
+//! connections gets a tracing span with its peer.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use dvrclip_engine::MemoryReservation;
+use http::Request;
+use http_body::Body;
+use http_body_util::BodyExt;
+use tokio::net::TcpListener;
+use tracing::{Instrument, info, info_span};
+
+use crate::app::App;
+use crate::error::ApiError;
+use crate::http::serve::CONNECTION_BYTES;
+use crate::http::{HttpResponse, answer_head};
+use crate::route::{Route, route};
+
+/// The HTTP face of an [`App`]: cheap to clone, one per router or connection.
+#[derive(Clone, Debug)]
+pub struct Service {
+    app: Arc<App>,
+}
+
+impl Service {
+    /// Serves `app`.
+    pub fn new(app: Arc<App>) -> Self {
+        Service { app }
+    }
+
+    /// The state it serves.
+    pub fn app(&self) -> &Arc<App> {
+        &self.app
+    }
+
+    /// Answers one request. Never fails: errors become their HTTP response here.
+    pub async fn handle<B>(&self, req: Request<B>) -> HttpResponse
+    where
+        B: Body<Data = Bytes> + Unpin,
+        B::Error: std::fmt::Display,
+    {
+        let app = &*self.app;
+        let (parts, body) = req.into_parts();
+        let (result, public) = match route(&parts.method, parts.uri.path()) {
+            Route::Api(r) => (crate::api::handle(app, r, &parts, body).await, false),
+            Route::Public(r) => (crate::public::handle(app, r, &parts).await, true),
+            Route::Ingest(r) => {
+                let result = crate::ingest::handle(app, r, &parts, body).await;
+                if result.is_err() {
+                    app.metrics.record_ingest_error();
+                }
+                (result, false)
+            }
+            Route::Ops(r) => (Ok(crate::ops::handle(app, r)), false),
+            Route::MethodNotAllowed(allow) => (Err(ApiError::MethodNotAllowed(allow)), false),
+            Route::NotFound => (Err(ApiError::NotFound("no such path".into())), false),
+        };
+        let mut resp = result.unwrap_or_else(|e| {
+            if e.status().is_server_error() {
+                tracing::error!(error = %e, "request failed");
+            }
+            e.into_response().map(BodyExt::boxed)
+        });
+        if public {
+            crate::public::add_cors(resp.headers_mut());
+        }
+        answer_head(&parts.method, &mut resp);
+        app.metrics.record_request(resp.status().as_u16());
+        resp
+    }
+
+    /// The service of one connection from `peer`: its requests are logged with the
+    /// peer, and it holds the connection's share of the memory budget until it
+    /// closes.
+    pub fn connection(&self, peer: SocketAddr) -> Connection {
+        Connection {
+            service: self.clone(),
+            peer,
+            _memory: self.app.engine.reserve_memory(CONNECTION_BYTES),
+        }
+    }
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+impl<B> tower_service::Service<Request<B>> for Service
+where
+    B: Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: std::fmt::Display,
+{
+    type Response = HttpResponse;
+    type Error = Infallible;
+    type Future = BoxFuture<Result<HttpResponse, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let service = self.clone();
+        Box::pin(async move { Ok(service.handle(req).await) })
+    }
+}
+
+/// One connection's service (hyper's): [`Service::connection`].
+pub struct Connection {
+    service: Service,
+    peer: SocketAddr,
+    _memory: MemoryReservation,
+}
+
+impl hyper::service::Service<Request<hyper::body::Incoming>> for Connection {
+    type Response = HttpResponse;
+    type Error = Infallible;
+    type Future = BoxFuture<Result<HttpResponse, Infallible>>;
+
+    fn call(&self, req: Request<hyper::body::Incoming>) -> Self::Future {
+        let span = info_span!("request", method = %req.method(), path = %req.uri().path(), peer = %self.peer);
+        let service = self.service.clone();
+        Box::pin(
+            async move {
+                let started = Instant::now();
+                let resp = service.handle(req).await;
+                info!(
+                    status = resp.status().as_u16(),
+                    micros = started.elapsed().as_micros() as u64,
+                    "done"
+                );
+                Ok(resp)
+            }
+            .instrument(span),
+        )
+    }
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves (the `dvrclip serve` loop).
+pub async fn serve(
+    app: Arc<App>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let service = Service::new(app.clone());
+    let limits = app.config.connection_limits();
+    crate::http::serve::serve(listener, limits, |peer| service.connection(peer), shutdown).await
+}

@@ -47,6 +47,10 @@ struct Sim {
     gop: u64,
     tag: u8,
     clips: Vec<Clip>,
+    /// Per clip, the next `seq` of the reference ring when the clip was first seen
+    /// complete: a chunk pushed after that (a late upload placed back in its range)
+    /// cannot be in it.
+    complete_before_seq: Vec<Option<u64>>,
 }
 
 impl Sim {
@@ -59,6 +63,16 @@ impl Sim {
                 .push_init(self.s, name, init(height, self.tag))
             {
                 panic!("push_init: {e}");
+            }
+        }
+    }
+
+    /// Marks the clips complete now with the reference ring's next `seq`.
+    fn note_completions(&mut self) {
+        let next_seq = self.ring("high").last().map_or(0, |c| c.seq() + 1);
+        for (clip, done) in self.clips.iter().zip(&mut self.complete_before_seq) {
+            if done.is_none() && clip.view().is_complete() {
+                *done = Some(next_seq);
             }
         }
     }
@@ -196,6 +210,7 @@ fn run(ops: Vec<Op>, gop: u64, dvr_secs: u32, budget_chunks: Option<u64>) {
         gop,
         tag: 0,
         clips: Vec::new(),
+        complete_before_seq: Vec::new(),
     };
     sim.push_init();
     for op in ops {
@@ -266,6 +281,7 @@ fn run(ops: Vec<Op>, gop: u64, dvr_secs: u32, budget_chunks: Option<u64>) {
                             assert_eq!(seqs(&low), seqs(&refr), "renditions cut alike");
                         }
                         sim.clips.push(clip);
+                        sim.complete_before_seq.push(None);
                     }
                     Err(Error::NoMediaInRange(_) | Error::OverBudget { .. }) => {}
                     Err(e) => panic!("create_clip: {e}"),
@@ -273,11 +289,13 @@ fn run(ops: Vec<Op>, gop: u64, dvr_secs: u32, budget_chunks: Option<u64>) {
             }
         }
         sim.check_memory();
+        sim.note_completions();
     }
     // Let every recording clip finish (the encoder stopped), then check them again.
     sim.h.clock.advance_secs(3600);
     sim.h.engine.tick();
-    for clip in &sim.clips {
+    sim.note_completions();
+    for (clip, before_seq) in sim.clips.iter().zip(&sim.complete_before_seq) {
         let v = clip.view();
         assert!(v.is_complete());
         let c = v
@@ -289,8 +307,14 @@ fn run(ops: Vec<Op>, gop: u64, dvr_secs: u32, budget_chunks: Option<u64>) {
             assert!(c.last().is_some_and(|l| l.start_utc() < clip.end_utc()));
         }
         // A clip that recorded must end up as if cut afterwards, when the ring still
-        // holds everything the cutter could have looked at.
-        let ring = sim.ring("high");
+        // holds everything the cutter could have looked at, and nothing that arrived
+        // after it was complete.
+        let before_seq = before_seq.unwrap_or(u64::MAX);
+        let ring: Vec<_> = sim
+            .ring("high")
+            .into_iter()
+            .filter(|x| x.seq() < before_seq)
+            .collect();
         let held = |first: &Arc<Chunk>| {
             ring.first()
                 .is_some_and(|r| r.seq() == 0 || r.seq() + 8 <= first.seq())
@@ -491,14 +515,13 @@ fn a_restart_after_eviction_emptied_the_ring_does_not_overlap_the_last_chunk() {
     );
 }
 
-/// Found by `clips_obey_the_cutting_rules` (it fails in some runs), and older
-/// than the split of `Ring::push`, which a differential test showed changes no
-/// placement. The restart keeps its init and its first upload repeats the first
-/// chunk's bytes, so it is a retry; 21 s later media time 2 s arrives, 0.5 s past the
-/// discontinuity's end, and is extrapolated to [2.5 s, 3 s): inside a clip that ended
-/// at 3 s and was complete at 23 s, which then lacks it.
+/// Found by `clips_obey_the_cutting_rules`. The restart keeps its init and its first
+/// upload repeats the first chunk's bytes, so it is a retry; 21 s later media time
+/// 2 s arrives, 0.5 s past the discontinuity's end, and is extrapolated to
+/// [2.5 s, 3 s): inside a clip that ended at 3 s and was complete at 23 s. A complete
+/// clip never changes, so it rightly lacks a chunk that arrived after it; the
+/// property now compares a clip with what the ring held when it completed.
 #[test]
-#[ignore = "pre-existing: a late upload extrapolated back into a finished clip's range"]
 fn a_late_upload_extrapolated_into_a_finished_clip() {
     let seg = Op::Seg {
         frames: 15,

@@ -530,4 +530,47 @@ mod tests {
             assert_eq!(r(Method::GET, bad), Route::NotFound, "{bad}");
         }
     }
+
+    proptest::proptest! {
+        /// Every link the server hands out decodes to the route that serves it.
+        #[test]
+        fn handed_out_links_decode_to_their_routes(
+            sid in 0u64..1_000_000_000_000_000_000,
+            clip_bits in proptest::array::uniform16(proptest::num::u8::ANY),
+            name in "[A-Za-z0-9_-][A-Za-z0-9._-]{0,40}",
+            seq in 0u64..1_000_000,
+            key in "[0-9a-f]{32}",
+        ) {
+            let clip = ClipId::parse(&dvrclip_engine::secret::hex(&clip_bits)).unwrap();
+            let stream = StreamId(sid);
+            for (ext, format) in [("m3u8", LinkFormat::Hls), ("mp4", LinkFormat::Mp4)] {
+                proptest::prop_assert_eq!(
+                    r(Method::GET, &format!("/rec/{sid}/rec_{clip}_{name}.{ext}")),
+                    Route::Public(PublicRoute::ClipLink { stream, clip, name: name.clone(), format })
+                );
+            }
+            proptest::prop_assert_eq!(
+                r(Method::HEAD, &format!("/rec/{sid}/rec_{clip}_{name}/seg_{seq}.m4s")),
+                Route::Public(PublicRoute::ClipMedia {
+                    stream, clip, rendition: name.clone(), file: MediaFile::Segment(seq as usize),
+                })
+            );
+            proptest::prop_assert_eq!(
+                r(Method::GET, &format!("/live/{key}/{name}/{seq}.m4s")),
+                Route::Public(PublicRoute::LiveMedia {
+                    key: key.clone(), rendition: name.clone(), file: LiveFile::Segment(seq),
+                })
+            );
+            proptest::prop_assert_eq!(
+                r(Method::PUT, &format!("/ingest/{key}/{name}/seg_{seq}.m4s")),
+                Route::Ingest(IngestRoute {
+                    key, rendition: Some(name), file: format!("seg_{seq}.m4s"), delete: false,
+                })
+            );
+            proptest::prop_assert_eq!(
+                r(Method::GET, &format!("/streaming/streams/{sid}/clip_recording")),
+                Route::Api(ApiRoute::ListClips(stream))
+            );
+        }
+    }
 }

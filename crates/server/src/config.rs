@@ -14,6 +14,7 @@ use serde::Deserialize;
 
 use dvrclip_engine::secret::random_hex;
 
+use crate::http::body::BodyLimits;
 use crate::http::serve::ConnectionLimits;
 use crate::vod::StoreConfig;
 
@@ -113,6 +114,17 @@ pub struct Limits {
     /// Open connections at most; past it the server stops accepting until one closes
     /// (the kernel's backlog holds the rest), so file descriptors stay bounded.
     pub max_connections: usize,
+}
+
+impl Limits {
+    /// How a body of at most `max_bytes` may arrive.
+    pub fn body(&self, max_bytes: u64) -> BodyLimits {
+        BodyLimits {
+            max_bytes,
+            idle: self.body_idle,
+            deadline: self.upload_deadline,
+        }
+    }
 }
 
 impl Default for Limits {

@@ -17,7 +17,7 @@ use http_body::Body;
 
 use crate::app::App;
 use crate::error::ApiError;
-use crate::http::body::{BodyLimits, content_length, read_limited};
+use crate::http::body::read_request;
 use crate::http::{HttpResponse, full};
 use crate::route::IngestRoute;
 
@@ -46,13 +46,7 @@ where
         FileKind::Segment => limits.segment_bytes,
         FileKind::Init | FileKind::Playlist => limits.small_file_bytes,
     };
-    let limits = BodyLimits {
-        max_bytes,
-        idle: limits.body_idle,
-        deadline: limits.upload_deadline,
-    };
-    let declared = content_length(&parts.headers)?;
-    let bytes = read_limited(body, declared, limits, &app.bodies).await?;
+    let bytes = read_request(&parts.headers, body, limits.body(max_bytes), &app.bodies).await?;
     let len = bytes.len();
     let status = status_of(upload.store(&app.engine, bytes)?);
     app.metrics.record_ingest(len);

@@ -71,11 +71,7 @@ impl Engine {
         bytes: Bytes,
     ) -> Result<PushOutcome> {
         check_component(rendition)?;
-        let init = dvrclip_fmp4::parse_init(bytes).map_err(|source| Error::Media {
-            stream: id,
-            rendition: rendition.to_owned(),
-            source,
-        })?;
+        let init = dvrclip_fmp4::parse_init(bytes).map_err(media_error(id, rendition))?;
         self.push_init(id, rendition, init)
     }
 
@@ -95,11 +91,8 @@ impl Engine {
         };
         let ring = self.stream_arc(id)?.ring(rendition).ok_or_else(no_init)?;
         let init = ring.current_init().ok_or_else(no_init)?;
-        let segment = dvrclip_fmp4::parse_segment(bytes, &init).map_err(|source| Error::Media {
-            stream: id,
-            rendition: rendition.to_owned(),
-            source,
-        })?;
+        let segment =
+            dvrclip_fmp4::parse_segment(bytes, &init).map_err(media_error(id, rendition))?;
         self.push_segment(id, rendition, segment_name, segment)
     }
 
@@ -218,5 +211,14 @@ impl Engine {
             let Some((_, ring)) = oldest else { break };
             drop(ring.pop_oldest());
         }
+    }
+}
+
+/// What a parse failure of `rendition`'s media becomes.
+fn media_error(stream: StreamId, rendition: &str) -> impl FnOnce(dvrclip_fmp4::Error) -> Error {
+    move |source| Error::Media {
+        stream,
+        rendition: rendition.to_owned(),
+        source,
     }
 }

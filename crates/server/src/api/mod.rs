@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 
 use crate::app::App;
 use crate::error::ApiError;
-use crate::http::body::{BodyLimits, content_length, read_limited};
+use crate::http::body::read_request;
 use crate::http::{HttpResponse, full};
 use crate::route::ApiRoute;
 
@@ -63,14 +63,8 @@ where
     B: Body<Data = Bytes> + Unpin,
     B::Error: std::fmt::Display,
 {
-    let limits = &app.config.limits;
-    let limits = BodyLimits {
-        max_bytes: limits.json_bytes,
-        idle: limits.body_idle,
-        deadline: limits.upload_deadline,
-    };
-    let declared = content_length(&parts.headers)?;
-    Ok(read_limited(body, declared, limits, &app.bodies).await?)
+    let limits = app.config.limits.body(app.config.limits.json_bytes);
+    Ok(read_request(&parts.headers, body, limits, &app.bodies).await?)
 }
 
 /// A wall time as Unix seconds with milliseconds, `null` when absent.

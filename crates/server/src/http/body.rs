@@ -186,6 +186,21 @@ where
     Ok(buf.finish())
 }
 
+/// Reads a request's body as [`read_limited`] does, with the length its headers
+/// declare (a malformed `Content-Length` is refused).
+pub async fn read_request<B>(
+    headers: &http::HeaderMap,
+    body: B,
+    limits: BodyLimits,
+    memory: &BodyMemory,
+) -> Result<Bytes, BodyError>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: std::fmt::Display,
+{
+    read_limited(body, content_length(headers)?, limits, memory).await
+}
+
 /// The declared `Content-Length`, if any; `Err` for a malformed one.
 pub fn content_length(headers: &http::HeaderMap) -> Result<Option<u64>, BodyError> {
     headers

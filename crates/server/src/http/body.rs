@@ -228,6 +228,42 @@ fn grown_capacity(capacity: u64, needed: u64, declared_len: Option<u64>) -> u64 
 mod tests {
     use super::*;
 
+    fn read(body: Vec<u8>, declared: Option<u64>, pool: &BodyMemory) -> Result<Bytes, BodyError> {
+        let limits = BodyLimits {
+            max_bytes: 1 << 20,
+            idle: Duration::from_secs(5),
+            deadline: Duration::from_secs(5),
+        };
+        let body = http_body_util::Full::new(Bytes::from(body));
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap()
+            .block_on(read_limited(body, declared, limits, pool))
+    }
+
+    #[test]
+    fn a_declared_segment_lands_in_its_own_mapping_and_the_pool_is_returned() {
+        let segment: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        let pool = BodyMemory::new(1 << 20);
+        let before = crate::http::payload::mapped_count();
+        let kept = read(segment.clone(), Some(segment.len() as u64), &pool).unwrap();
+        assert_eq!(kept, segment);
+        assert!(crate::http::payload::mapped_count() > before, "mapped");
+        assert_eq!(
+            pool.held_bytes(),
+            0,
+            "the share goes back once the body is read"
+        );
+        // A declared length over the limit is refused before a byte is read.
+        assert!(matches!(
+            read(vec![0; 10], Some(2 << 20), &pool),
+            Err(BodyError::TooLarge { .. })
+        ));
+        // Undeclared bodies arrive whole too.
+        assert_eq!(read(segment.clone(), None, &pool).unwrap(), segment);
+    }
+
     #[test]
     fn a_declared_length_is_reached_by_doubling_and_never_passed() {
         let mut capacity = 0;

@@ -792,3 +792,146 @@ fn bodies_past_the_memory_kept_for_uploads_are_refused() {
     );
     ctx.recut_is_identical();
 }
+
+/// Issue 15: an init whose `avcC` lies about its parameter sets used to be stored
+/// (201) and become the rendition's init, so every fragment after it failed to decode
+/// ("Error splitting the input into NAL units"). ISO/IEC 14496-15 §5.3.3: each SPS
+/// and PPS lies inside the record and is of its type; the SPS gives a picture. A
+/// record of a version we cannot read is 415 (ref/api.md "a codec dvrclip cannot
+/// describe"), a lying one 400; the rendition keeps its init either way.
+#[test]
+fn an_init_whose_avcc_lies_is_refused_and_the_rendition_keeps_its_init() {
+    let ctx = Ctx::start();
+    let init = init();
+    // avcC body: version, profile, compat, level, lengthSizeMinusOne, SPS count at
+    // +5, the first SPS's 16-bit length at +6 and its NAL header at +8.
+    // Inside stsd (a full box with a count) and avc1 (78 bytes of fields first) the
+    // walker cannot descend: the sample entry and its avcC are found by type.
+    let stsd = find_box(&init, &["moov", "trak", "mdia", "minf", "stbl", "stsd"]);
+    let find_in_stsd = |file: &[u8], kind: &[u8; 4]| {
+        stsd + file[stsd..].windows(4).position(|w| w == kind).unwrap() - 4
+    };
+    let body = find_in_stsd(&init, b"avcC") + 8;
+    assert_eq!(init[body + 8], 0x67, "an SPS NAL unit");
+    let sps_len = u16::from_be_bytes([init[body + 6], init[body + 7]]);
+    let with = |at: usize, bytes: &[u8]| {
+        let mut v = init.clone();
+        v[body + at..body + at + bytes.len()].copy_from_slice(bytes);
+        v
+    };
+    let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
+        (
+            "an SPS longer than the avcC box",
+            with(6, &(sps_len + 200).to_be_bytes()),
+            400,
+            "longer than the record",
+        ),
+        (
+            "no SPS in an avc1 avcC",
+            {
+                // numOfSequenceParameterSets 0, and the SPS bytes taken out of the
+                // record (avcC, avc1, stsd, stbl, minf, mdia, trak, moov shrink with it).
+                let mut v = with(5, &[0xe0]);
+                let cut = 2 + usize::from(sps_len);
+                v.drain(body + 6..body + 6 + cut);
+                let mut parents: Vec<usize> = [
+                    &["moov"][..],
+                    &["moov", "trak"],
+                    &["moov", "trak", "mdia"],
+                    &["moov", "trak", "mdia", "minf"],
+                    &["moov", "trak", "mdia", "minf", "stbl"],
+                    &["moov", "trak", "mdia", "minf", "stbl", "stsd"],
+                ]
+                .iter()
+                .map(|path| find_box(&v, path))
+                .collect();
+                parents.push(find_in_stsd(&v, b"avc1"));
+                parents.push(find_in_stsd(&v, b"avcC"));
+                for at in parents {
+                    let size = u32::from_be_bytes(v[at..at + 4].try_into().unwrap());
+                    set_u32(&mut v, at, size - cut as u32);
+                }
+                v
+            },
+            400,
+            "at least one SPS",
+        ),
+        (
+            "a PPS where the SPS belongs",
+            with(8, &[0x68]),
+            400,
+            "not of type 7",
+        ),
+        (
+            "avcC configurationVersion 2",
+            with(0, &[2]),
+            415,
+            "unsupported",
+        ),
+    ];
+    for (case, bad, status, reason) in cases {
+        let r = ctx.put("init.mp4", &bad);
+        let error = r.json()["error"].as_str().unwrap_or_default().to_owned();
+        assert!(error.contains(reason), "{case}: {error}");
+        assert!(
+            error.contains("avc1/avcC"),
+            "{case}: names the box: {error}"
+        );
+        ctx.refused(case, r, status);
+    }
+    // The fragments after the attack still parse against the kept init: a retry.
+    expect(ctx.put("seg_001.m4s", &segment(1)), 200);
+    ctx.assert_unchanged("segments after the refused inits");
+    ctx.recut_is_identical();
+}
+
+/// RFC 9112 §3.2: "A server MUST respond with a 400 (Bad Request) status code to any
+/// HTTP/1.1 request message that lacks a Host header field and to any request
+/// message that contains more than one Host header field line or a Host header field
+/// with an invalid field value." Refused before routing, with a JSON reason naming
+/// `Host`; an HTTP/1.0 request without one is still answered.
+#[test]
+fn requests_without_one_valid_host_are_refused() {
+    let ctx = Ctx::start();
+    let addr = ctx.addr();
+    let seg_path = format!("{}/{RENDITION}/seg_002.m4s", ctx.ingest);
+    let send = |method: &str, path: &str, version: &str, hosts: &[&str], body: &[u8]| {
+        let mut raw = format!("{method} {path} {version}\r\nConnection: close\r\n");
+        for h in hosts {
+            raw.push_str(&format!("Host: {h}\r\n"));
+        }
+        raw.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+        let mut raw = raw.into_bytes();
+        raw.extend_from_slice(body);
+        exchange(addr, raw, method == "HEAD")
+    };
+    let good = addr.to_string();
+    let cases: [(&str, &[&str]); 4] = [
+        ("no Host", &[]),
+        ("two Host lines", &[&good, &good]),
+        ("a Host with a space", &["a b"]),
+        ("a Host with userinfo", &["user@127.0.0.1"]),
+    ];
+    for (case, hosts) in cases {
+        for (method, path, body) in [
+            ("GET", "/healthz", &b""[..]),
+            ("GET", ctx.mp4_path.as_str(), b""),
+            // Even a good segment under the stream's key: refused before it is read.
+            ("PUT", seg_path.as_str(), &segment(0)[..]),
+        ] {
+            let r = send(method, path, "HTTP/1.1", hosts, body);
+            assert_eq!(r.json()["field"], "Host", "{case}: {}", r.text());
+            ctx.refused(&format!("{case}: {method} {path}"), r, 400);
+        }
+    }
+    // Two Host lines or an invalid one are refused in HTTP/1.0 too; none is fine.
+    let r = send("GET", "/healthz", "HTTP/1.0", &[&good, &good], b"");
+    ctx.refused("two Host lines in HTTP/1.0", r, 400);
+    let r = expect(send("GET", "/healthz", "HTTP/1.0", &[], b""), 200);
+    assert_eq!(r.text(), "ok\n");
+    let r = expect(send("GET", &ctx.mp4_path, "HTTP/1.0", &[], b""), 200);
+    assert!(r.body == ctx.mp4);
+    // And one valid Host, as every client sends, is answered as before.
+    expect(send("GET", "/healthz", "HTTP/1.1", &[&good], b""), 200);
+    ctx.recut_is_identical();
+}

@@ -2,8 +2,9 @@
 
 Run by tests/gcore_sdk.rs: `python3 tests/gcore_sdk.py http://ADDR API_KEY`. Every call
 is the SDK's, unchanged, pointed at dvrclip with `base_url`; the SDK parses each answer
-into its own models, so a missing or mistyped field fails here. Exits non-zero on the
-first failed check; prints one line per step.
+into its own models, so a missing or mistyped field fails here. Where the SDK has no
+method (one clip's GET and DELETE), its own client sends the request. Exits non-zero
+on the first failed check; prints one line per step.
 """
 
 import sys
@@ -11,6 +12,7 @@ import time
 
 import gcore
 import httpx
+from gcore.types.streaming.streams import Clip
 
 
 def step(what):
@@ -55,6 +57,19 @@ def main(base_url, api_key):
     streams.delete(made.id)
     expect_error(gcore.NotFoundError, lambda: streams.get(made.id))
 
+    step("streams.list pages of 25, an empty page past the end")
+    extra = [streams.create(name=f"page-{i}").id for i in range(25)]
+    first, second = streams.list(page=1).items, streams.list(page=2).items
+    assert len(first) == 25 and first[0].id == 1, [s.id for s in first]
+    assert [s.id for s in streams.list().items] == [s.id for s in first]
+    ids = [s.id for s in first + second]
+    assert ids == sorted(set(ids)) and set(extra) <= set(ids), ids
+    assert streams.list(page=3).items == [], "past the end"
+    e = expect_error(gcore.BadRequestError, lambda: streams.list(page=0))
+    assert e.body.get("field") == "page", e.body
+    for sid in extra:
+        streams.delete(sid)
+
     step("clips.create on the demo stream, with vod_required")
     demo = streams.get(1)
     assert demo.live and demo.hls_cmaf_url, demo
@@ -84,6 +99,33 @@ def main(base_url, api_key):
         url = video.converted_videos[0].mp4_url
         stored = web.get(url)
         assert stored.status_code == 200 and stored.content[4:8] == b"ftyp", stored
+
+        step("one clip: get and delete (the SDK's own client: it has no method for them)")
+        path = f"/streaming/streams/1/clip_recording/{clip.id}"
+        got = client.get(path, cast_to=Clip)
+        assert (got.id, got.hls_master, got.video_id) == (clip.id, clip.hls_master, clip.video_id), got
+        assert got.model_extra.get("state") == "complete", got
+        deleted = client.delete(path, cast_to=httpx.Response)
+        assert deleted.status_code == 204, deleted
+        expect_error(gcore.NotFoundError, lambda: client.get(path, cast_to=Clip))
+        assert web.get(clip.mp4_master).status_code == 404
+        assert web.get(clip.hls_master).status_code == 404
+        assert clip.id not in [c.id for c in streams.clips.list(1)]
+
+        step("videos.list / update / delete")
+        listed = videos.list()
+        assert video.id in [v.id for v in listed.items], listed
+        assert videos.list(page=2).items == [], "one video: one page"
+        renamed = videos.update(video.id, name="sdk video")
+        assert (renamed.id, renamed.name) == (video.id, "sdk video"), renamed
+        assert videos.get(video.id).name == "sdk video"
+        e = expect_error(gcore.BadRequestError, lambda: videos.update(video.id, name=" "))
+        assert e.body.get("field") == "name", e.body
+        videos.delete(video.id)
+        expect_error(gcore.NotFoundError, lambda: videos.get(video.id))
+        expect_error(gcore.NotFoundError, lambda: videos.delete(video.id))
+        assert video.id not in [v.id for v in videos.list().items]
+        assert web.get(url).status_code == 404
     step("ok")
 
 

@@ -1,8 +1,8 @@
 //! Gcore's own client, unchanged, against the real binary: tests/gcore_sdk.py drives
-//! `dvrclip serve --demo` through the `gcore` Python SDK (streams CRUD, the SDK's
-//! error classes for 400/401/404/422, a clip with `vod_required`, its links, the
-//! video). `.ci/run` installs the pinned SDK; the test is skipped, saying so, only
-//! when `import gcore` fails.
+//! `dvrclip serve --demo` through the `gcore` Python SDK (streams CRUD and `page`,
+//! the SDK's error classes for 400/401/404/422, a clip with `vod_required`, its
+//! links, the clip read and deleted, the video listed, renamed and deleted). `.ci/run` installs the pinned SDK; when `import gcore` fails the test
+//! fails under CI and is skipped, saying so, elsewhere (`tests/common/require.rs`).
 
 mod common;
 
@@ -12,12 +12,20 @@ use common::*;
 
 #[test]
 fn gcore_python_sdk_works_unchanged() {
-    const TEST: &str = "gcore_python_sdk_works_unchanged";
-    let sdk = Command::new("python3")
+    let sdk = match Command::new("python3")
         .args(["-c", "import gcore"])
-        .output();
-    if !sdk.as_ref().is_ok_and(|o| o.status.success()) {
-        eprintln!("SKIPPED {TEST}: the gcore SDK is not installed (pip install gcore)");
+        .output()
+    {
+        Ok(o) if o.status.success() => Ok(()),
+        // The traceback's last line: "ModuleNotFoundError: No module named 'gcore'".
+        Ok(o) => Err(String::from_utf8_lossy(&o.stderr)
+            .lines()
+            .last()
+            .unwrap_or("import gcore failed")
+            .to_owned()),
+        Err(e) => Err(format!("python3 does not run ({e})")),
+    };
+    if !require("the gcore Python SDK (pip install gcore==0.59.0)", sdk) {
         return;
     }
     let server = Server::start_with(&["--demo"]);

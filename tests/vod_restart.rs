@@ -34,7 +34,7 @@ fn demo_clip_with_vod(addr: std::net::SocketAddr) -> serde_json::Value {
 
 #[test]
 fn a_vod_survives_a_restart() {
-    if !have_ffmpeg("a_vod_survives_a_restart") {
+    if !have_ffmpeg() {
         return;
     }
     let root = temp_dir("vod-restart");
@@ -128,7 +128,7 @@ fn files_under(dir: &std::path::Path) -> Vec<String> {
 #[test]
 fn a_full_data_directory_fails_the_video_not_the_server() {
     const TEST: &str = "a_full_data_directory_fails_the_video_not_the_server";
-    if !have_ffmpeg(TEST) {
+    if !have_ffmpeg() {
         return;
     }
     let root = temp_dir("vod-full");

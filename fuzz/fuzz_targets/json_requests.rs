@@ -1,6 +1,7 @@
 //! The JSON bodies of the Gcore API (`dvrclip_server::api::wire`) on arbitrary bytes.
 //!
-//! Byte 0 picks the parser (`CreateClip`, `CreateStream`, `PatchStream`); the rest
+//! Byte 0 picks the parser (`CreateClip`, `CreateStream`, `PatchStream`,
+//! `PatchVideo`); the rest
 //! is the body. Besides never panicking, an accepted body must hold values the rest
 //! of the server may trust without checking again (ref/api.md): a positive duration,
 //! a non-negative start, a `dvr_duration` inside Gcore's bounds, a non-blank name of
@@ -8,7 +9,9 @@
 #![no_main]
 
 use dvrclip_server::error::ApiError;
-use dvrclip_server::api::wire::{CreateClip, CreateStream, DVR_DURATION_RANGE, PatchStream};
+use dvrclip_server::api::wire::{
+    CreateClip, CreateStream, DVR_DURATION_RANGE, PatchStream, PatchVideo,
+};
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Value, json};
 
@@ -29,7 +32,7 @@ fn round_trip<T: PartialEq + std::fmt::Debug>(v: &T, body: Value, parse: fn(&[u8
 
 fuzz_target!(|data: &[u8]| {
     let Some((&pick, body)) = data.split_first() else { return };
-    match pick % 3 {
+    match pick % 4 {
         0 => match CreateClip::parse(body) {
             Ok(c) => {
                 assert!(c.duration > 0 && c.duration <= i64::MAX as u64);
@@ -56,7 +59,7 @@ fuzz_target!(|data: &[u8]| {
             }
             Err(e) => refused(e),
         },
-        _ => match PatchStream::parse(body) {
+        2 => match PatchStream::parse(body) {
             Ok(p) => {
                 if let Some(n) = &p.name {
                     sane_name(n);
@@ -68,6 +71,13 @@ fuzz_target!(|data: &[u8]| {
                            "dvr_enabled": p.dvr_enabled, "dvr_duration": p.dvr_duration}}),
                     PatchStream::parse,
                 );
+            }
+            Err(e) => refused(e),
+        },
+        _ => match PatchVideo::parse(body) {
+            Ok(v) => {
+                sane_name(&v.name);
+                round_trip(&v, json!({"name": v.name}), PatchVideo::parse);
             }
             Err(e) => refused(e),
         },

@@ -1,6 +1,7 @@
 //! Test support for the end-to-end tests: the real `dvrclip` binary on
 //! `127.0.0.1:0`, a small blocking HTTP/1.1 client over `std::net::TcpStream`, ffmpeg
-//! and ffprobe as the independent oracle, and a top-level ISO-BMFF box walker.
+//! and ffprobe as the independent oracle (required under CI: [`require`]), and a
+//! top-level ISO-BMFF box walker.
 //!
 //! The client sends every request on its own connection with `Connection: close`
 //! and bytes exactly as given (no path normalisation), so a test can send what a
@@ -17,6 +18,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+mod require;
+// Not every test binary that includes this module needs a tool.
+#[allow(unused_imports)]
+pub use require::{require, require_tool};
 
 /// The API key every test server runs with (Gcore's tokens look like this).
 pub const KEY: &str = "1234$abcdef";
@@ -314,21 +320,11 @@ impl Drop for Server {
     }
 }
 
-/// Whether ffmpeg and ffprobe run; prints why a test is skipped when not.
-pub fn have_ffmpeg(test: &str) -> bool {
-    let ok = |bin: &str| {
-        Command::new(bin)
-            .arg("-version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if ok("ffmpeg") && ok("ffprobe") {
-        return true;
-    }
-    eprintln!("SKIPPED {test}: ffmpeg/ffprobe not found on PATH (CI installs them)");
-    false
+/// Whether ffmpeg and ffprobe run: under CI a test that needs them fails without
+/// them, elsewhere it is skipped saying so ([`require`]).
+#[track_caller]
+pub fn have_ffmpeg() -> bool {
+    require_tool("ffmpeg") && require_tool("ffprobe")
 }
 
 /// The renditions the test ladder pushes: name, width, height, video bitrate.

@@ -32,17 +32,21 @@ impl ClipId {
         crate::secret::random_bytes().map(ClipId)
     }
 
-    /// Parses the 32-hex-character form; `None` for anything else.
+    /// Parses the form `Display` writes, 32 lowercase hex characters; `None` for
+    /// anything else (uppercase too: one clip, one link).
     pub fn parse(s: &str) -> Option<ClipId> {
         let s = s.as_bytes();
         if s.len() != 32 {
             return None;
         }
+        let digit = |c: u8| match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            _ => None,
+        };
         let mut b = [0u8; 16];
         for (i, out) in b.iter_mut().enumerate() {
-            let hi = (s[2 * i] as char).to_digit(16)?;
-            let lo = (s[2 * i + 1] as char).to_digit(16)?;
-            *out = (hi * 16 + lo) as u8;
+            *out = digit(s[2 * i])? << 4 | digit(s[2 * i + 1])?;
         }
         Some(ClipId(b))
     }
@@ -82,7 +86,7 @@ pub struct ClipRequest {
     pub duration_secs: u64,
     /// Unix seconds; `None` means now.
     pub start_unix_secs: Option<i64>,
-    /// Unix seconds; `None` means end + 3600.
+    /// Unix seconds; `None` means `max(end, now) + 3600`.
     pub expiration_unix_secs: Option<i64>,
     /// Persist the MP4 as a VOD when complete; the clip gets a `video_id`.
     pub vod_required: bool,
@@ -331,6 +335,15 @@ impl ClipView {
             .map_or(0, |s| self.requested_start.micros_since(s).max(0))
     }
 
+    /// The requested `[start, end)` clipped to what the reference holds: the window a
+    /// `precise` clip's MP4 plays (its edit lists skip the rest). `None` while empty;
+    /// an empty range when the clip holds nothing of the request.
+    pub fn trimmed(&self) -> Option<(WallTime, WallTime)> {
+        let (held_start, held_end) = (self.actual_start()?, self.actual_end()?);
+        let start = held_start.max(self.requested_start);
+        Some((start, held_end.min(self.requested_end).max(start)))
+    }
+
     /// The requested `[start, end)`.
     pub fn requested(&self) -> (WallTime, WallTime) {
         (self.requested_start, self.requested_end)
@@ -550,14 +563,26 @@ impl Clip {
         self.0.progress.borrow().state
     }
 
+    /// What a player of `view` gets, `[start, end)`: whole chunks, or for a `precise`
+    /// clip the trimmed window ([`ClipView::trimmed`]) its MP4's edit lists keep. The
+    /// Clip object's `actual_start` and `actual_duration`; `None` while it holds nothing.
+    pub fn played(&self, view: &ClipView) -> Option<(WallTime, WallTime)> {
+        if self.precise() {
+            view.trimmed()
+        } else {
+            Some((view.actual_start()?, view.actual_end()?))
+        }
+    }
+
     /// `actual_start`, Unix seconds with fraction; `None` while it holds nothing.
     pub fn actual_start(&self) -> Option<WallTime> {
-        self.view().actual_start()
+        self.played(&self.view()).map(|(s, _)| s)
     }
 
     /// `actual_duration`, seconds with fraction.
     pub fn actual_duration_secs(&self) -> f64 {
-        self.view().actual_duration_micros() as f64 / 1e6
+        self.played(&self.view())
+            .map_or(0.0, |(s, e)| e.micros_since(s) as f64 / 1e6)
     }
 
     /// A receiver that changes with every new chunk and on completion.

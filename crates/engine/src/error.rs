@@ -54,8 +54,11 @@ pub enum Error {
         max_wait_secs: u32,
     },
 
-    /// `expiration` is not within [end + 1 min, end + 4 h] (HTTP 400).
-    #[error("expiration {expiration_unix_secs} must lie in [{min_unix_secs}, {max_unix_secs}]")]
+    /// `expiration` is not within 1 min to 4 h after the later of the clip's end and
+    /// now (HTTP 400).
+    #[error(
+        "expiration {expiration_unix_secs} is outside the allowed range [{min_unix_secs}, {max_unix_secs}]: 1 min to 4 h after the later of the clip's end and now"
+    )]
     BadExpiration {
         /// Asked for, Unix seconds.
         expiration_unix_secs: i64,

@@ -13,15 +13,21 @@ use crate::{Clip, ClipRendition, ClipView};
 impl Clip {
     /// The MP4 of rendition `r` of this clip as of `view`. Its identity (clip id and
     /// rendition) is hashed into the file's strong ETag. A `precise` clip is trimmed
-    /// to the requested range by an edit list; others play whole keyframe chunks.
+    /// to the requested range (as far as the clip holds it) by edit lists; others play
+    /// whole keyframe chunks.
     ///
     /// Errors: [`BuildError::Empty`] when the rendition holds no media, others when
     /// the chunks cannot be written as one file (a bug or an impossible input).
     pub fn mp4(&self, view: &ClipView, r: &ClipRendition) -> Result<VirtualMp4, BuildError> {
-        let trim = self.precise().then(|| Trim {
-            lead_in_micros: view.lead_in_micros().max(0) as u64,
-            duration_micros: view.requested_duration_micros().max(0) as u64,
-        });
+        // The window of `ClipView::trimmed`, from the first keyframe: the API reports
+        // the same bounds (`Clip::played`).
+        let trim = match (self.precise(), view.actual_start(), view.trimmed()) {
+            (true, Some(held), Some((start, end))) => Some(Trim {
+                lead_in_micros: start.micros_since(held).max(0) as u64,
+                duration_micros: end.micros_since(start).max(0) as u64,
+            }),
+            _ => None,
+        };
         let mut builder = Mp4Builder::new(Options {
             identity: format!("{}/{}", self.id(), r.name()).into_bytes(),
             trim,

@@ -428,9 +428,12 @@ fn past_clip_is_keyframe_aligned_and_covers_the_request() {
     assert_eq!(v.lead_in_micros(), 1_000_000);
     assert_eq!(v.requested_duration_micros(), 10_000_000);
     assert_eq!(clip.renditions(), ["v720"]);
+    // Issue 15 changed the default lifetime: it runs from the later of the clip's end
+    // and now (here now, 60 s after t0: the end is base + 23 s = t0 + 25 s).
+    assert!(clip.end_utc() < h.engine.now());
     assert_eq!(
         clip.expiration_unix_secs(),
-        clip.end_utc().unix_secs() + 3600
+        h.engine.now().unix_secs() + 3600
     );
 
     // Long GOP: a start inside chunk 10 widens back to keyframe chunk 9.
@@ -470,14 +473,16 @@ fn clip_request_errors_are_distinct() {
         })
     );
     assert_eq!(e(req(0, None)), Err(Error::ZeroDuration));
+    // Issue 15: the bounds run from the later of the clip's end and now; this clip
+    // ended 10 s ago, so from now (whole seconds).
     let start = now.add_micros(-20_000_000);
-    let end_secs = start.unix_secs() + 10;
+    let from_secs = now.unix_secs();
     let mut r = req(10, Some(start));
-    r.expiration_unix_secs = Some(end_secs + 59);
+    r.expiration_unix_secs = Some(from_secs + 59);
     assert!(matches!(e(r.clone()), Err(Error::BadExpiration { .. })));
-    r.expiration_unix_secs = Some(end_secs + 4 * 3600 + 1);
+    r.expiration_unix_secs = Some(from_secs + 4 * 3600 + 1);
     assert!(matches!(e(r.clone()), Err(Error::BadExpiration { .. })));
-    r.expiration_unix_secs = Some(end_secs + 60);
+    r.expiration_unix_secs = Some(from_secs + 60);
     assert!(e(r).is_ok());
     assert_eq!(
         e(req(10, Some(now.add_micros(2 * 3600 * 1_000_000))))
@@ -750,6 +755,43 @@ fn a_reservation_makes_the_dvr_give_room_and_clips_do_not() {
     assert!(h.engine.memory().total_bytes <= budget);
 }
 
+/// `try_reserve_memory` (a cache's entry, such as a built MP4 header) evicts DVR
+/// chunks like `reserve_memory`, but is refused where clips and reservations would
+/// pass the budget, and leaves nothing reserved then.
+#[test]
+fn a_reservation_that_may_be_refused_is_when_only_clips_and_reservations_remain() {
+    let cost = chunk_cost();
+    let budget = 20 * cost;
+    let h = Harness::new(EngineConfig {
+        memory_budget_bytes: budget,
+        ..Default::default()
+    });
+    let s = h.stream(3600);
+    ok(h.engine.push_init(s, "v", init(720, 1)));
+    push_run(&h, s, "v", 0, 20, 1);
+    let now = h.engine.now();
+    let _clip = ok(h
+        .engine
+        .create_clip(s, req(4, Some(now.add_micros(-10_000_000)))));
+    let pinned = h.engine.memory().clip_bytes;
+
+    let five = ok(h.engine.try_reserve_memory(5 * cost));
+    assert_eq!(ok(h.engine.rendition_chunks(s, "v")).len(), 15);
+    let room = budget - pinned - 5 * cost;
+    match h.engine.try_reserve_memory(room + 1) {
+        Err(Error::OverBudget {
+            needed_bytes,
+            available_bytes,
+        }) => assert_eq!((needed_bytes, available_bytes), (room + 1, room)),
+        other => panic!("expected OverBudget, got {other:?}"),
+    }
+    assert_eq!(h.engine.memory().reserved_bytes, 5 * cost);
+    let rest = ok(h.engine.try_reserve_memory(room));
+    assert_eq!(h.engine.memory().clip_bytes + 5 * cost + room, budget);
+    drop((five, rest));
+    assert_eq!(h.engine.memory().reserved_bytes, 0);
+}
+
 #[test]
 fn clips_per_stream_are_bounded() {
     let h = Harness::new(EngineConfig {
@@ -850,4 +892,220 @@ fn clip_ids_are_random_hex() {
     assert_eq!(ClipId::parse(&s), Some(a));
     assert_eq!(ClipId::parse("xyz"), None);
     assert_eq!(ClipId::parse(&s.replace(|_| true, "g")[..32]), None);
+    // One clip, one link: only the lowercase form `Display` writes.
+    let lower = "5f0c2a9e7d3b41c8a6e2f4b1d9c07e35";
+    assert_eq!(ok(lower.parse::<ClipId>()).to_string(), lower);
+    assert_eq!(ClipId::parse(&lower.to_ascii_uppercase()), None);
+}
+
+// ----- clip lifetimes (issue 15) -----
+
+/// A stream whose init has a well-formed `stsd` (one 16-byte `avc1` entry), so its
+/// clips build MP4s.
+fn playable(dvr_secs: u32) -> (Harness, StreamId) {
+    let h = Harness::new(EngineConfig::default());
+    let s = h.stream(dvr_secs);
+    let mut init = init(720, 1);
+    let mut stsd = vec![0, 0, 0, 32, b's', b't', b's', b'd', 0, 0, 0, 0, 0, 0, 0, 1];
+    stsd.extend_from_slice(&[0, 0, 0, 16, b'a', b'v', b'c', b'1', 0, 0, 0, 0, 0, 0, 0, 1]);
+    init.tracks[0].entry.stsd = stsd.into();
+    ok(h.engine.push_init(s, "v720", init));
+    (h, s)
+}
+
+/// Pushes `n` 2 s keyframe chunks of 10-byte frames from chunk `first`, the clock
+/// 2 s ahead before each: a long DVR filled quickly.
+fn push_small(h: &Harness, s: StreamId, first: u64, n: u64) {
+    for k in first..first + n {
+        h.clock.advance_secs(2);
+        let seg = segment(k * SEG_TICKS, SEG_FRAMES, true, 10);
+        ok(h.engine.push_segment(s, "v720", None, seg));
+    }
+}
+
+/// ref/api.md "Clips": the default expiration is `max(end, now) + 3600`, so a clip
+/// cut anywhere in a 4 h DVR plays for its whole hour. Clips 1 min, 1 h 30 min and
+/// 3 h 59 min deep: each answers and builds its MP4 until its expiration while the
+/// DVR moves on under it, then is gone and its memory released. (Before, the last two
+/// were born expired: their end + 3600 was already past.)
+#[test]
+fn clips_deep_in_a_4_hour_dvr_play_for_their_whole_lifetime() {
+    let (h, s) = playable(4 * 3600);
+    push_small(&h, s, 0, 2 * 3600); // 4 h
+    let now = h.engine.now();
+    let deep = [60, 90 * 60, 239 * 60];
+    let clips: Vec<_> = deep
+        .iter()
+        .map(|&secs| {
+            let start = now.add_micros(-secs * 1_000_000);
+            ok(h.engine.create_clip(s, req(20, Some(start))))
+        })
+        .collect();
+    let built: Vec<u64> = clips
+        .iter()
+        .map(|c| {
+            assert_eq!(c.state(), ClipState::Complete);
+            assert_eq!(c.expiration_unix_secs(), now.unix_secs() + 3600);
+            let v = c.view();
+            let r = v.reference().expect("a reference rendition");
+            assert!(r.chunks().len() >= 10, "{} chunks", r.chunks().len());
+            ok_build(c).len()
+        })
+        .collect();
+    let expiry = WallTime::from_unix_secs(now.unix_secs() + 3600);
+    // The hour passes in 10-minute steps; the DVR slides on and drops what the clips
+    // hold, which they keep alive.
+    for step in 0..6 {
+        push_small(&h, s, 2 * 3600 + step * 300, 300);
+        let t = h.engine.now().min(expiry.add_micros(-1));
+        h.clock.set(t);
+        h.engine.tick();
+        for (c, len) in clips.iter().zip(&built) {
+            let alive = ok(h.engine.clip(c.id()));
+            assert_eq!(ok_build(&alive).len(), *len, "same MP4 at {t}");
+        }
+        assert_eq!(ok(h.engine.clips(s)).len(), 3);
+    }
+    let oldest = ok(h.engine.rendition_chunks(s, "v720"))[0].start_utc();
+    assert!(
+        clips[2].end_utc() < oldest,
+        "the DVR no longer holds the deepest"
+    );
+    h.clock.set(expiry);
+    for c in &clips {
+        assert_eq!(
+            h.engine.clip(c.id()).map(|c| c.id()),
+            Err(Error::UnknownClip)
+        );
+    }
+    assert_eq!(h.engine.tick().expired, 3);
+    drop(clips);
+    assert_eq!(h.engine.memory().clip_bytes, 0);
+}
+
+fn ok_build(c: &dvrclip_engine::Clip) -> dvrclip_fmp4::progressive::VirtualMp4 {
+    let v = c.view();
+    let r = v.reference().expect("a reference rendition");
+    match c.mp4(&v, r) {
+        Ok(f) => f,
+        Err(e) => panic!("building the MP4: {e}"),
+    }
+}
+
+/// ref/api.md "Clips": an explicit `expiration` must lie 1 min to 4 h after the later
+/// of the clip's end and now; outside is a 400 naming `expiration` and the range.
+#[test]
+fn explicit_expirations_are_bounded_from_the_later_of_end_and_now() {
+    let (h, s) = setup(3600);
+    push_small(&h, s, 0, 1800);
+    let now = h.engine.now();
+    let e = |start: WallTime, duration: u64, exp: i64| {
+        let mut r = req(duration, Some(start));
+        r.expiration_unix_secs = Some(exp);
+        h.engine.create_clip(s, r).map(|c| c.expiration_unix_secs())
+    };
+    // A clip 30 min in the past: the range runs from now.
+    let past = now.add_micros(-1800 * 1_000_000);
+    let from = now.unix_secs();
+    let refused = e(past, 10, from + 59);
+    assert_eq!(
+        refused,
+        Err(Error::BadExpiration {
+            expiration_unix_secs: from + 59,
+            min_unix_secs: from + 60,
+            max_unix_secs: from + 4 * 3600,
+        })
+    );
+    let err = refused.unwrap_err();
+    assert_eq!(err.field(), Some("expiration"));
+    let text = err.to_string();
+    assert!(
+        text.contains(&(from + 60).to_string()) && text.contains(&(from + 4 * 3600).to_string()),
+        "{text}"
+    );
+    assert!(matches!(
+        e(past, 10, from + 4 * 3600 + 1),
+        Err(Error::BadExpiration { .. })
+    ));
+    assert_eq!(e(past, 10, from + 60), Ok(from + 60));
+    assert_eq!(e(past, 10, from + 4 * 3600), Ok(from + 4 * 3600));
+    // A clip ending in the future (it records): the range runs from its end.
+    let end = from + 300;
+    let recording = now.add_micros(-10 * 1_000_000);
+    assert!(matches!(
+        e(recording, 310, end + 59),
+        Err(Error::BadExpiration { min_unix_secs, .. }) if min_unix_secs == end + 60
+    ));
+    assert_eq!(e(recording, 310, end + 4 * 3600), Ok(end + 4 * 3600));
+    let default = ok(h.engine.create_clip(s, req(310, Some(recording))));
+    assert_eq!(default.expiration_unix_secs(), end + 3600);
+}
+
+/// ref/api.md "Clips": `start` at most 1 h ahead; further is a 400 naming `start`.
+#[test]
+fn a_start_more_than_an_hour_ahead_is_refused() {
+    let (h, s) = setup(3600);
+    push_small(&h, s, 0, 10);
+    let now = h.engine.now();
+    let too_far = h
+        .engine
+        .create_clip(s, req(10, Some(now.add_micros(3601 * 1_000_000))));
+    assert!(matches!(
+        too_far,
+        Err(Error::StartTooFarAhead {
+            max_wait_secs: 3600,
+            ..
+        })
+    ));
+    assert_eq!(too_far.unwrap_err().field(), Some("start"));
+    let waits = ok(h
+        .engine
+        .create_clip(s, req(10, Some(now.add_micros(3600 * 1_000_000)))));
+    assert_eq!(waits.state(), ClipState::Recording);
+}
+
+/// ref/api.md "Clip object": a `precise` clip reports the bounds its MP4 plays. A 7 s
+/// precise clip inside 2 s chunks holds 8 s of whole chunks and answers 7.0, the
+/// MP4's duration (it answered 8.0, the chunks', before).
+#[test]
+fn a_precise_clip_reports_its_trimmed_bounds() {
+    let (h, s) = playable(600);
+    push_small(&h, s, 0, 30);
+    let base = ok(h.engine.rendition_chunks(s, "v720"))[0].start_utc();
+    let start = base.add_micros(11_000_000); // inside chunk 5 [10 s, 12 s)
+    let mut r = req(7, Some(start));
+    r.precise = true;
+    let precise = ok(h.engine.create_clip(s, r.clone()));
+    r.precise = false;
+    let whole = ok(h.engine.create_clip(s, r));
+    let v = precise.view();
+    assert_eq!(v.actual_duration_micros(), 8_000_000, "whole chunks held");
+    assert_eq!(precise.actual_start(), Some(start));
+    assert_eq!(precise.actual_duration_secs(), 7.0);
+    assert_eq!(
+        precise.played(&v),
+        Some((start, start.add_micros(7_000_000)))
+    );
+    let mp4 = ok_build(&precise);
+    assert_eq!(mp4.bounds().duration_micros, 7_000_000);
+    assert_eq!(mp4.bounds().lead_in_micros, 1_000_000);
+    // Not precise: the whole chunks, as the MP4 plays them.
+    assert_eq!(whole.actual_start(), Some(base.add_micros(10_000_000)));
+    assert_eq!(whole.actual_duration_secs(), 8.0);
+    assert_eq!(ok_build(&whole).bounds().duration_micros, 8_000_000);
+}
+
+/// A precise clip whose request starts before the DVR: it plays from its first chunk
+/// to the requested end, and says so.
+#[test]
+fn a_precise_clip_starting_before_the_dvr_reports_what_it_plays() {
+    let (h, s) = playable(600);
+    push_small(&h, s, 0, 10);
+    let base = ok(h.engine.rendition_chunks(s, "v720"))[0].start_utc();
+    let mut r = req(7, Some(base.add_micros(-3_000_000)));
+    r.precise = true;
+    let clip = ok(h.engine.create_clip(s, r));
+    assert_eq!(clip.actual_start(), Some(base));
+    assert_eq!(clip.actual_duration_secs(), 4.0);
+    assert_eq!(ok_build(&clip).bounds().duration_micros, 4_000_000);
 }

@@ -362,9 +362,9 @@ proptest! {
 }
 
 /// Hostile input: any timestamps, durations, timescales, `prft` values, playlist
-/// dates and requests. Nothing panics (release builds check overflow), the ring's
-/// invariants hold (checked under `debug_assertions` on every write), and memory
-/// accounting stays exact.
+/// dates and requests. Nothing panics (release builds check overflow), and after
+/// every step the ring, read through the public API, keeps its invariants
+/// ([`check_ring`]) and memory accounting is exact ([`check_memory_held`]).
 #[derive(Debug, Clone)]
 enum Hostile {
     Seg {
@@ -402,7 +402,9 @@ fn hostile() -> impl Strategy<Value = Hostile> {
             .prop_map(|(start_ticks, durations, keyframe, prft, name)| Hostile::Seg { start_ticks, durations, keyframe, prft, name }),
         1 => prop_oneof![Just(1u32), Just(u32::MAX), 1u32..200_000].prop_map(|timescale| Hostile::Init { timescale }),
         2 => (0u8..6, any::<i64>()).prop_map(|(name, utc_micros)| Hostile::Date { name, utc_micros }),
-        2 => (prop::option::of(any::<i64>()), any::<u64>(), prop::option::of(any::<i64>()))
+        // Any numbers, and (so that some clips hold chunks) starts near the clock.
+        2 => (prop::option::of(prop_oneof![any::<i64>(), T0_SECS - 7200..T0_SECS + 7200]),
+              prop_oneof![any::<u64>(), 1u64..600], prop::option::of(any::<i64>()))
             .prop_map(|(start_secs, duration_secs, expiration)| Hostile::Clip { start_secs, duration_secs, expiration }),
         1 => any::<i64>().prop_map(|micros| Hostile::Advance { micros: micros % 10_000_000_000 }),
     ]
@@ -459,18 +461,88 @@ proptest! {
                 }
             }
             let _ = h.engine.dvr(s);
-            let ring: u64 = h.engine.rendition_chunks(s, "v").unwrap_or_default().iter().map(|c| c.memory_bytes()).sum();
-            let m = h.engine.memory();
-            prop_assert!(m.total_bytes >= ring);
-            prop_assert!(m.clip_bytes <= m.total_bytes);
+            let ring = h.engine.rendition_chunks(s, "v").unwrap_or_default();
+            check_ring(&ring);
+            check_memory_held(&h, &ring, &clips);
         }
         drop(clips);
         h.clock.advance_secs(1 << 40);
         h.engine.tick();
-        let ring: u64 = h.engine.rendition_chunks(s, "v").unwrap_or_default().iter().map(|c| c.memory_bytes()).sum();
-        prop_assert_eq!(h.engine.memory().total_bytes, ring);
-        prop_assert_eq!(h.engine.memory().clip_bytes, 0);
+        let ring = h.engine.rendition_chunks(s, "v").unwrap_or_default();
+        check_ring(&ring);
+        check_memory_held(&h, &ring, &[]);
     }
+}
+
+/// The ring's invariants (`crates/engine/src/ring/mod.rs`), seen from outside: what
+/// any push, date or clock change, however hostile, must leave behind.
+fn check_ring(ring: &[Arc<Chunk>]) {
+    let (year_1970, year_10000) = (0, 253_402_300_800 * 1_000_000);
+    for c in ring {
+        // Admitted: a duration in (0, 1 h], a wall time in 1970..9999.
+        let d = c.duration_micros();
+        assert!(
+            d > 0 && d <= 3600 * 1_000_000,
+            "chunk {} lasts {d} µs",
+            c.seq()
+        );
+        let (start, end) = (c.start_utc().unix_micros(), c.end_utc().unix_micros());
+        assert!(
+            start >= year_1970 && end < year_10000,
+            "chunk {} at {start}..{end} µs",
+            c.seq()
+        );
+    }
+    for w in ring.windows(2) {
+        let (p, c) = (&w[0], &w[1]);
+        assert_eq!(p.seq() + 1, c.seq(), "seqs contiguous");
+        assert!(
+            p.start_utc() < c.start_utc(),
+            "start_utc strictly increasing at {}",
+            c.seq()
+        );
+        assert!(
+            p.discontinuity() <= c.discontinuity(),
+            "discontinuities non-decreasing at {}",
+            c.seq()
+        );
+        if p.discontinuity() == c.discontinuity() {
+            assert!(
+                p.start_ticks() < c.start_ticks(),
+                "media time rises at {}",
+                c.seq()
+            );
+            assert!(
+                Arc::ptr_eq(p.init(), c.init()),
+                "one init per discontinuity at {}",
+                c.seq()
+            );
+        } else {
+            assert!(
+                p.end_utc() <= c.start_utc(),
+                "discontinuities overlap at {}",
+                c.seq()
+            );
+        }
+    }
+}
+
+/// Memory equals the payloads held: every chunk alive is in the ring or in a clip's
+/// view, each counted once; clip memory is the chunks the clips' views hold.
+fn check_memory_held(h: &Harness, ring: &[Arc<Chunk>], clips: &[Clip]) {
+    let mut all: HashMap<u64, u64> = ring.iter().map(|c| (c.seq(), c.memory_bytes())).collect();
+    let mut pinned: HashMap<u64, u64> = HashMap::new();
+    for clip in clips {
+        for r in clip.view().renditions() {
+            for c in r.chunks() {
+                all.insert(c.seq(), c.memory_bytes());
+                pinned.insert(c.seq(), c.memory_bytes());
+            }
+        }
+    }
+    let m = h.engine.memory();
+    assert_eq!(m.total_bytes, all.values().sum::<u64>(), "total bytes");
+    assert_eq!(m.clip_bytes, pinned.values().sum::<u64>(), "clip bytes");
 }
 
 /// Found by `memory_accounting_is_exact_under_a_budget`: budget eviction from another

@@ -4,10 +4,12 @@
 //! Owns the bit layouts of the configuration records it reads: `avcC` (ISO/IEC
 //! 14496-15 §5.3.3), `hvcC` (§8.3.3 and Annex E), `av1C` (AV1-ISOBMFF §2.3 and its
 //! "Codecs Parameter String" section), `esds` (ISO/IEC 14496-1 §7.2.6 descriptors and
-//! 14496-3 §1.6.2.1 `AudioSpecificConfig`). Walking the sample entry itself is `init`'s.
+//! 14496-3 §1.6.2.1 `AudioSpecificConfig`). Walking the sample entry itself is `init`'s;
+//! walking an `avcC`'s or `hvcC`'s parameter sets is `params`'.
 
 use crate::error::ErrorKind;
 use crate::model::FourCC;
+use crate::params;
 use std::fmt::Write as _;
 
 /// What a configuration record told us: the codecs string, plus the audio rate and
@@ -43,8 +45,13 @@ pub(crate) fn config_box(format: FourCC) -> Option<&'static [u8; 4]> {
 }
 
 /// The codecs string for `format` given the body of its configuration box (`None` when
-/// the entry has none). `Err` carries the reason as a static string.
+/// the entry has none). `Err` carries the reason as a static string. An `avcC` or
+/// `hvcC` is first checked whole ([`params`]): a record that lies about its parameter
+/// sets is refused here, for an uploaded init and a fragmenter's alike.
 pub(crate) fn describe(format: FourCC, config: Option<&[u8]>) -> Result<CodecInfo, ErrorKind> {
+    if let Some(c) = config {
+        params::check_config(format, c)?;
+    }
     let need = || ErrorKind::Missing(FourCC(*config_box(format).unwrap_or(b"    ")));
     match &format.0 {
         b"avc1" | b"avc3" => avc(format, config.ok_or_else(need)?),
@@ -263,10 +270,44 @@ mod tests {
         describe(FourCC(*format), Some(config)).unwrap().codec
     }
 
+    /// `tests/fixtures/h264_aac`'s avcC with its level (record byte 3, SPS byte 3)
+    /// raised to 3.1: `describe` checks the parameter sets, so the records here are
+    /// whole ones.
+    fn avcc_64001f() -> Vec<u8> {
+        let mut c = vec![
+            0x01, 0x64, 0x00, 0x0d, 0xff, 0xe1, 0x00, 0x1a, 0x67, 0x64, 0x00, 0x0d, 0xac, 0xd9,
+            0x41, 0x41, 0x9f, 0x9f, 0x01, 0x10, 0x00, 0x00, 0x03, 0x00, 0x10, 0x00, 0x00, 0x03,
+            0x03, 0xc0, 0xf1, 0x42, 0x99, 0x60, 0x01, 0x00, 0x04, 0x68, 0xef, 0xbc, 0xb0, 0xfd,
+            0xf8, 0xf8, 0x00,
+        ];
+        c[3] = 0x1f;
+        c[11] = 0x1f;
+        c
+    }
+
+    /// `tests/fixtures/hevc`'s hvcC from byte 13 on (its VPS, SPS and PPS arrays)
+    /// behind the 13 profile bytes `head` that the codecs string reads.
+    fn hvcc_with(head: &[u8]) -> Vec<u8> {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/fixtures/hevc/init.mp4"
+        );
+        let init = std::fs::read(path).unwrap();
+        let at = init.windows(4).position(|w| w == b"hvcC").unwrap();
+        let size = u32::from_be_bytes(init[at - 4..at].try_into().unwrap()) as usize;
+        let mut c = head.to_vec();
+        c.extend_from_slice(&init[at + 4 + 13..at - 4 + size]);
+        c
+    }
+
     #[test]
     fn avc_string_is_profile_compat_level() {
-        assert_eq!(s(b"avc1", &[1, 0x64, 0x00, 0x1f, 0xff]), "avc1.64001f");
-        assert_eq!(s(b"avc3", &[1, 0x4d, 0x40, 0x1e]), "avc3.4d401e");
+        assert_eq!(s(b"avc1", &avcc_64001f()), "avc1.64001f");
+        // avc3 may carry its parameter sets in band: none in the record.
+        assert_eq!(
+            s(b"avc3", &[1, 0x4d, 0x40, 0x1e, 0xff, 0xe0, 0]),
+            "avc3.4d401e"
+        );
     }
 
     #[test]
@@ -274,12 +315,12 @@ mod tests {
         // Annex E.3's example: Main profile, compat flag 1 and 2, level 3.1, progressive
         // source and frame-only constraints set: "hvc1.1.6.L93.B0".
         let mut c = vec![1, 0x01, 0x60, 0, 0, 0, 0xb0, 0, 0, 0, 0, 0, 93];
-        assert_eq!(s(b"hvc1", &c), "hvc1.1.6.L93.B0");
+        assert_eq!(s(b"hvc1", &hvcc_with(&c)), "hvc1.1.6.L93.B0");
         // Main 10, high tier, profile space 1: "hev1.A2.4.H120.B0".
         c[1] = 0x40 | 0x20 | 2;
         c[2] = 0x20;
         c[12] = 120;
-        assert_eq!(s(b"hev1", &c), "hev1.A2.4.H120.B0");
+        assert_eq!(s(b"hev1", &hvcc_with(&c)), "hev1.A2.4.H120.B0");
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! Only what a fragmented stream needs is read; the sample tables of a fragmented
 //! `moov` are empty by definition (§8.8.1) and are not looked at. The `stsd` box is kept
 //! verbatim so a writer can carry it into a new `moov` unchanged. Codec strings are
-//! `codec`'s.
+//! `codec`'s, which checks H.264/H.265 parameter sets whole (`params`) first.
 
 use bytes::Bytes;
 

@@ -1,8 +1,14 @@
 //! ISO-BMFF for dvrclip: zero-copy parsing of CMAF init and media segments exactly
-//! as encoders write them, and (in `progressive`) writing a progressive MP4 of a clip.
+//! as encoders write them, (in `progressive`) writing a progressive MP4 of a clip, and
+//! (in [`fragment`]) cutting elementary-stream samples from RTMP/SRT/MPEG-TS doors into
+//! an init segment and `moof`+`mdat` fragments that the same parser reads back.
 //!
 //! No I/O lives here: every function takes bytes already in memory and returns plain
 //! data, so the crate is fuzzable and usable from any runtime.
+//!
+//! An init's H.264/H.265 parameter sets are checked whole ([`params`]: every SPS and
+//! PPS inside its `avcC`/`hvcC`, of its type, the SPS giving a picture size); the same
+//! functions serve a fragmenter that gathers parameter sets from RTMP or MPEG-TS.
 //!
 //! # Parsing: [`parse_init`] and [`parse_segment`]
 //!
@@ -28,12 +34,15 @@
 
 mod codec;
 mod error;
+pub mod fragment;
 mod init;
 mod model;
+pub mod params;
 pub mod progressive;
 mod reader;
 mod segment;
 pub mod synthetic;
+mod writer;
 
 pub use error::{Error, ErrorKind};
 pub use init::parse_init;

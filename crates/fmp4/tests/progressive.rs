@@ -2,8 +2,11 @@
 //! independent oracles: ffprobe/ffmpeg reading the written file, and the `mp4` crate
 //! reading every sample back through `stsz`/`stsc`/`stco`.
 //!
-//! The ffprobe/ffmpeg checks are skipped (with a note on stderr) when the tools are
-//! not installed; CI installs them (`.ci/run`).
+//! Without ffprobe/ffmpeg the checks that need them fail under CI (`.ci/run`
+//! installs them) and are skipped, saying so, elsewhere (`tests/common/require.rs`).
+
+#[path = "../../../tests/common/require.rs"]
+mod require;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -66,13 +69,9 @@ fn write_out(mp4: &VirtualMp4, name: &str) -> PathBuf {
     path
 }
 
+/// Whether the ffmpeg oracle runs ([`require::require`]).
 fn have_ffmpeg() -> bool {
-    let ok = |t: &str| Command::new(t).arg("-version").output().is_ok();
-    let have = ok("ffprobe") && ok("ffmpeg");
-    if !have {
-        eprintln!("ffprobe/ffmpeg not installed: skipping the ffmpeg oracle");
-    }
-    have
+    require::require_tool("ffprobe") && require::require_tool("ffmpeg")
 }
 
 fn ffprobe(path: &Path, ignore_editlist: bool) -> Value {

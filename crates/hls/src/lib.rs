@@ -9,6 +9,7 @@
 
 pub mod ingest;
 pub mod live;
+mod names;
 pub mod playlist;
 
 pub use live::{LiveFile, live_master_playlist, live_media_playlist};

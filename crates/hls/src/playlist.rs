@@ -19,6 +19,9 @@ use bytes::Bytes;
 use dvrclip_engine::{Chunk, ClipRendition, ClipView};
 use dvrclip_fmp4::{InitSegment, TrackKind, VideoInfo};
 
+use crate::names::LiveFile;
+pub use crate::names::MediaFile;
+
 /// Whether the clip may still grow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PlaylistKind {
@@ -44,26 +47,7 @@ pub fn media_dir(clip_id: &str, rendition: &str) -> String {
     format!("rec_{clip_id}_{rendition}")
 }
 
-/// What a media segment URI `seg_{i}.m4s` or init URI `init_{n}.mp4` points at.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MediaFile {
-    /// The n-th distinct init segment of the rendition within the clip.
-    Init(usize),
-    /// The i-th chunk of the rendition within the clip.
-    Segment(usize),
-}
-
 impl MediaFile {
-    /// Parses a file name of a media directory.
-    pub fn parse(file: &str) -> Option<MediaFile> {
-        let index = |s| decimal(s, 9).map(|n| n as usize);
-        if let Some(n) = init_number(file) {
-            return index(n).map(MediaFile::Init);
-        }
-        let i = file.strip_prefix("seg_")?.strip_suffix(".m4s")?;
-        index(i).map(MediaFile::Segment)
-    }
-
     /// The bytes this file serves from a rendition of a clip, if it exists.
     pub fn resolve(self, rendition: &ClipRendition) -> Option<Bytes> {
         match self {
@@ -73,17 +57,6 @@ impl MediaFile {
                 .map(|init| init.bytes.clone()),
         }
     }
-}
-
-/// The `n` of an `init_{n}.mp4` file name, unparsed.
-pub(crate) fn init_number(file: &str) -> Option<&str> {
-    file.strip_prefix("init_")?.strip_suffix(".mp4")
-}
-
-/// A number of 1 to `max_digits` ASCII digits, nothing else (no sign, no space).
-pub(crate) fn decimal(s: &str, max_digits: usize) -> Option<u64> {
-    let plain = !s.is_empty() && s.len() <= max_digits && s.bytes().all(|b| b.is_ascii_digit());
-    plain.then(|| s.parse().ok()).flatten()
 }
 
 /// The init segments of a rendition's chunks in clip order: a new entry whenever the
@@ -149,11 +122,7 @@ pub(crate) fn render_media(dir: &str, rendition: &ClipRendition, numbering: Numb
     }
     // A clip counts its inits and chunks from 0; a live window uses the ring's
     // discontinuity and chunk numbers.
-    let seg_prefix = match numbering {
-        Numbering::Clip(_) => "seg_",
-        Numbering::Live => "",
-    };
-    let mut init_index = 0u64;
+    let mut init_index = 0usize;
     for (i, c) in chunks.iter().enumerate() {
         let new_init = i > 0 && !Arc::ptr_eq(chunks[i - 1].init(), c.init());
         let restart = i > 0 && (new_init || rendition.discontinuity_before(i));
@@ -163,26 +132,26 @@ pub(crate) fn render_media(dir: &str, rendition: &ClipRendition, numbering: Numb
         if new_init {
             init_index += 1;
         }
-        let (init_no, seg_no) = match numbering {
-            Numbering::Clip(_) => (init_index, i as u64),
-            Numbering::Live => (c.discontinuity(), c.seq()),
+        // The names the parsers read back (`MediaFile`, `LiveFile`), written by them.
+        let (init, seg): (&dyn std::fmt::Display, &dyn std::fmt::Display) = match numbering {
+            Numbering::Clip(_) => (&MediaFile::Init(init_index), &MediaFile::Segment(i)),
+            Numbering::Live => (
+                &LiveFile::Init(c.discontinuity()),
+                &LiveFile::Segment(c.seq()),
+            ),
         };
         if i == 0 || restart {
             // Repeating the map after a discontinuity keeps players that reset their
             // decoder on the tag from losing it (§4.3.2.5); the date re-anchors the
             // timeline, since encoder clocks drift from media time (§4.3.2.6).
-            let _ = writeln!(out, "#EXT-X-MAP:URI=\"{dir}/init_{init_no}.mp4\"");
+            let _ = writeln!(out, "#EXT-X-MAP:URI=\"{dir}/{init}\"");
             let _ = writeln!(
                 out,
                 "#EXT-X-PROGRAM-DATE-TIME:{}",
                 c.start_utc().to_rfc3339_millis()
             );
         }
-        let _ = writeln!(
-            out,
-            "#EXTINF:{:.6},\n{dir}/{seg_prefix}{seg_no}.m4s",
-            c.duration_secs()
-        );
+        let _ = writeln!(out, "#EXTINF:{:.6},\n{dir}/{seg}", c.duration_secs());
     }
     if numbering == Numbering::Clip(PlaylistKind::Vod) {
         out.push_str("#EXT-X-ENDLIST\n");
@@ -337,24 +306,4 @@ pub(crate) fn render_master(renditions: &[ClipRendition], uri: impl Fn(&str) -> 
         let _ = writeln!(out, "\n{}", uri(r.name()));
     }
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn media_file_names() {
-        assert_eq!(MediaFile::parse("seg_12.m4s"), Some(MediaFile::Segment(12)));
-        assert_eq!(MediaFile::parse("init_0.mp4"), Some(MediaFile::Init(0)));
-        for bad in [
-            "seg_.m4s",
-            "seg_-1.m4s",
-            "seg_1.mp4",
-            "init_x.mp4",
-            "seg_9999999999.m4s",
-        ] {
-            assert_eq!(MediaFile::parse(bad), None, "{bad}");
-        }
-    }
 }

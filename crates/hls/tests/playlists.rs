@@ -7,6 +7,11 @@
 //!
 //! `UPDATE_GOLDEN=1 cargo test -p dvrclip-hls --test playlists` rewrites the goldens;
 //! without it any difference fails. `tests/golden/README.md` says what each proves.
+//! Without ffmpeg the decoding tests fail under CI and are skipped elsewhere
+//! (`tests/common/require.rs`).
+
+#[path = "../../../tests/common/require.rs"]
+mod require;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -716,21 +721,18 @@ fn serve_from_files(name: &str, view: &ClipView) -> PathBuf {
     root.join("master.m3u8")
 }
 
-/// `ffmpeg -v error -i {input} -map 0 -f null -`; `None` when ffmpeg is not installed.
+/// `ffmpeg -v error -i {input} -map 0 -f null -`; `None` when ffmpeg is not installed
+/// and the test may skip ([`require::require`]: under CI it fails instead).
 fn ffmpeg_null(input: &Path) -> Option<std::process::Output> {
+    if !require::require_tool("ffmpeg") {
+        return None;
+    }
     let out = Command::new("ffmpeg")
         .args(["-hide_banner", "-nostdin", "-v", "error", "-i"])
         .arg(input)
         .args(["-map", "0", "-f", "null", "-"])
         .output();
-    match out {
-        Ok(o) => Some(o),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            eprintln!("SKIPPED: ffmpeg not found on PATH; install ffmpeg to decode clips");
-            None
-        }
-        Err(e) => panic!("ffmpeg: {e}"),
-    }
+    Some(out.unwrap_or_else(|e| panic!("ffmpeg: {e}")))
 }
 
 /// ffmpeg decodes `input` to the end: exit 0 and not one error printed.

@@ -1,17 +1,15 @@
 //! The application's state, shared by every connection: configuration, the engine,
 //! the VOD, who may call the API, counters, the memory of bodies in flight, and the
-//! cache of built clip MP4s. Background work (expiry ticks, heap trims, the demo
-//! stream) is started here and stopped by [`App::shutdown`].
+//! cache of built clip MP4s ([`crate::mp4_cache`]). Background work (expiry ticks,
+//! heap trims, the demo stream) is started here and stopped by [`App::shutdown`].
 //!
 //! What a request means is not here: the service routes it to the rooms (`api`,
 //! `public`, `ingest`, `ops`), which read this state.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use dvrclip_engine::{ClipId, Engine, EngineConfig};
-use dvrclip_fmp4::progressive::VirtualMp4;
 use parking_lot::Mutex;
 use tokio::task::JoinHandle;
 
@@ -19,6 +17,7 @@ use crate::auth::{ApiKey, Authorize};
 use crate::config::Config;
 use crate::http::body::BodyMemory;
 use crate::metrics::Metrics;
+use crate::mp4_cache::Mp4Cache;
 use crate::vod::Vod;
 
 /// The share of the memory budget kept for request bodies still arriving
@@ -46,9 +45,6 @@ pub fn engine_memory_bytes(config: &Config, resident_bytes: u64) -> u64 {
     engine
 }
 
-/// A clip rendition's MP4, built by the first request that needs it.
-pub(crate) type Mp4Cell = Arc<tokio::sync::OnceCell<Arc<VirtualMp4>>>;
-
 /// The running server's state, shared by every connection.
 pub struct App {
     /// Resolved configuration.
@@ -59,9 +55,9 @@ pub struct App {
     pub metrics: Metrics,
     /// Who may call the JSON API.
     pub auth: Arc<dyn Authorize>,
-    /// Built MP4 headers of complete clips, by clip and rendition, each built once;
-    /// pruned when the clip expires.
-    pub(crate) mp4_cache: Mutex<HashMap<(ClipId, String), Mp4Cell>>,
+    /// Built MP4s of complete clips, by clip and rendition, each built once and
+    /// counted in the memory budget; pruned when the clip expires or is deleted.
+    pub(crate) mp4_cache: Mp4Cache,
     /// Videos persisted from `vod_required` clips.
     pub vod: Arc<Vod>,
     /// Request bodies still arriving: their share of the memory budget.
@@ -121,11 +117,23 @@ impl App {
         }
     }
 
-    /// Forgets the built MP4s of `clips` (deleted with their stream).
+    /// Forgets the built MP4s of `clips` (deleted, alone or with their stream).
     pub(crate) fn forget_mp4s(&self, clips: &[ClipId]) {
-        self.mp4_cache
-            .lock()
-            .retain(|(clip, _), _| !clips.contains(clip));
+        self.mp4_cache.forget(clips);
+    }
+
+    /// Runs the engine's deadlines that are due (expiry, recording waits) and forgets
+    /// the built MP4s of clips that are gone, releasing their memory. The background
+    /// loop calls it when a deadline falls due; a test on a `ManualClock` calls it
+    /// after moving the clock.
+    pub fn tick(&self) {
+        self.engine.tick();
+        self.mp4_cache.retain(|id| self.engine.clip(id).is_ok());
+    }
+
+    /// Bytes the built clip MP4s (headers and piece tables) count in the budget.
+    pub fn mp4_memory_bytes(&self) -> u64 {
+        self.mp4_cache.memory_bytes()
     }
 }
 
@@ -169,7 +177,7 @@ impl AppBuilder {
             vod,
             auth,
             metrics: Metrics::default(),
-            mp4_cache: Mutex::new(HashMap::new()),
+            mp4_cache: Mp4Cache::default(),
             tasks: Mutex::new(Vec::new()),
             config,
         });
@@ -201,10 +209,7 @@ async fn tick_loop(app: std::sync::Weak<App>) {
     loop {
         let wait = match app.upgrade() {
             Some(app) => {
-                app.engine.tick();
-                app.mp4_cache
-                    .lock()
-                    .retain(|(id, _), _| app.engine.clip(*id).is_ok());
+                app.tick();
                 let now = app.engine.now();
                 app.engine
                     .next_deadline()

@@ -1,6 +1,6 @@
 //! Who may call the JSON API: the [`Authorize`] trait an embedding server plugs its
 //! own check into, and the default, Gcore's `Authorization: APIKey <token>`
-//! ([`ApiKey`], `ref/api.md` "Authentication").
+//! ([`ApiKey`], `ref/api.md`, its opening paragraph).
 //!
 //! The scheme word is case-insensitive (RFC 9110 §11.1); the token is any run of
 //! visible ASCII (Gcore's look like `1234$abcdef`) and is compared in constant time
@@ -65,11 +65,16 @@ impl Authorize for ApiKey {
     }
 }
 
-/// Checks an `Authorization` header value against the configured key.
+/// Checks an `Authorization` header value against the configured key: `APIKey`
+/// (any case), one or more spaces, the token; spaces or tabs around the whole are
+/// optional whitespace (RFC 9110 §5.6.3, §11.6.2: `credentials = auth-scheme
+/// [ 1*SP ( token68 / #auth-param ) ]`). Nothing else passes.
 pub fn check(header: Option<&[u8]>, expected: &str) -> Result<(), AuthError> {
     let value = header.ok_or(AuthError::Missing)?;
     let text = std::str::from_utf8(value).map_err(|_| AuthError::Malformed)?;
-    let (scheme, token) = text.trim().split_once(' ').ok_or(AuthError::Malformed)?;
+    // OWS only: `str::trim` would also take Unicode spaces and line breaks.
+    let text = text.trim_matches([' ', '\t']);
+    let (scheme, token) = text.split_once(' ').ok_or(AuthError::Malformed)?;
     let token = token.trim_start_matches(' ');
     if !scheme.eq_ignore_ascii_case("apikey")
         || token.is_empty()
@@ -121,5 +126,28 @@ mod tests {
             check(Some(b"APIKey 1234$abcde"), KEY),
             Err(AuthError::Invalid)
         );
+    }
+
+    /// Optional whitespace is spaces and tabs (RFC 9110 §5.6.3), not whatever Unicode
+    /// calls a space (`str::trim` let `\u{3000}APIKey …` in; the independent oracle of
+    /// `fuzz/fuzz_targets/auth_header.rs` disagreed).
+    #[test]
+    fn only_spaces_and_tabs_surround_the_credentials() {
+        for h in ["\t APIKey 1234$abcdef \t", " APIKey 1234$abcdef"] {
+            assert_eq!(check(Some(h.as_bytes()), KEY), Ok(()), "{h:?}");
+        }
+        for h in [
+            "\u{3000}APIKey 1234$abcdef",
+            "APIKey 1234$abcdef\u{85}",
+            "\nAPIKey 1234$abcdef",
+            "APIKey 1234$abcdef\r",
+            "APIKey\t1234$abcdef",
+        ] {
+            assert_eq!(
+                check(Some(h.as_bytes()), KEY),
+                Err(AuthError::Malformed),
+                "{h:?}"
+            );
+        }
     }
 }

@@ -67,7 +67,8 @@ keys! {
     max_segment_mib: u64 = "DVRCLIP_MAX_SEGMENT_MIB",
     /// Open connections at most.
     max_connections: usize = "DVRCLIP_MAX_CONNECTIONS",
-    /// Seconds a client may take to send its request headers.
+    /// Seconds a client may take to send its request headers, and so how long a
+    /// kept-alive connection may stay idle.
     header_timeout_secs: u64 = "DVRCLIP_HEADER_TIMEOUT_SECS",
     /// Seconds an upload body may stay idle.
     body_idle_secs: u64 = "DVRCLIP_BODY_IDLE_SECS",

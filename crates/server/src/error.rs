@@ -13,6 +13,7 @@ use dvrclip_ingest::UploadError;
 
 use crate::auth::AuthError;
 use crate::http::body::BodyError;
+use crate::http::host::HostError;
 
 /// A failed request.
 #[derive(Debug, thiserror::Error)]
@@ -152,6 +153,13 @@ impl From<BodyError> for ApiError {
             BodyError::Aborted(_) | BodyError::BadLength => ApiError::bad(e.to_string()),
             BodyError::NoMemory { .. } => ApiError::Unavailable(e.to_string()),
         }
+    }
+}
+
+impl From<HostError> for ApiError {
+    fn from(e: HostError) -> Self {
+        // RFC 9112 §3.2: "MUST respond with a 400 (Bad Request)".
+        ApiError::bad_field("Host", e.to_string())
     }
 }
 

@@ -67,16 +67,30 @@ mod tests {
         }
     }
 
+    /// What `malloc_trim` is here for: heap pages freed in the middle of an arena
+    /// (neighbours still live, so `free` cannot shrink it) go back to the OS. 64 MiB
+    /// of 1000-byte allocations, one in a hundred kept: without the trim RSS stays up
+    /// (a no-op `trim` fails this); with it at least half of the freed bytes leave.
+    /// Other tests of this binary allocate in parallel, hence half, not all.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
     #[test]
-    fn trimming_after_a_burst_of_small_allocations_is_harmless() {
-        let burst: Vec<Vec<u8>> = (0..10_000).map(|i| vec![i as u8; 1000]).collect();
-        let kept: Vec<Vec<u8>> = burst.iter().step_by(100).cloned().collect();
-        drop(burst);
+    fn trimming_returns_freed_heap_pages_to_the_os() {
+        const SMALL: usize = 1000;
+        const COUNT: usize = 64 << 10;
+        let burst: Vec<Vec<u8>> = (0..COUNT).map(|i| vec![i as u8 | 1; SMALL]).collect();
+        // Every hundredth stays where it is, and the last: no free run reaches the top.
+        let kept: Vec<Vec<u8>> = (burst.into_iter().enumerate())
+            .filter(|(i, _)| i % 100 == 0 || *i == COUNT - 1)
+            .map(|(_, v)| v)
+            .collect();
+        let before = resident_bytes();
         release_free_memory();
+        let after = resident_bytes();
+        let freed = (COUNT - kept.len()) as u64 * SMALL as u64;
         assert!(
-            kept.iter()
-                .enumerate()
-                .all(|(i, v)| v[999] == (i * 100) as u8)
+            before.saturating_sub(after) >= freed / 2,
+            "RSS {before} -> {after} after freeing {freed} bytes"
         );
+        drop(kept);
     }
 }

@@ -7,7 +7,8 @@
 //! - [`api`] (the Gcore-compatible JSON API), [`public`] (clip, live and VOD links),
 //!   [`ingest`] (HTTP uploads), [`ops`] (health, metrics): the handlers;
 //! - [`app`]: the shared state and its background tasks; [`demo`]: the built-in
-//!   stream; [`vod`]: videos persisted from clips;
+//!   stream; [`vod`]: videos persisted from clips; [`mp4_cache`]: built clip MP4s,
+//!   counted in the memory budget;
 //! - [`http`]: plumbing that knows no route (accept loop, bodies, payload placement,
 //!   send timeout, byte-range serving); [`auth`] (who may call the API),
 //!   [`config`], [`error`], [`metrics`], [`heap`].
@@ -25,6 +26,7 @@ pub mod heap;
 pub mod http;
 pub mod ingest;
 pub mod metrics;
+pub mod mp4_cache;
 pub mod ops;
 pub mod public;
 pub mod route;

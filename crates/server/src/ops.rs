@@ -1,6 +1,7 @@
-//! Operations endpoints: `GET /healthz` and `GET /metrics` (Prometheus text
-//! exposition format 0.0.4). No auth, like nginx's stub_status behind a firewall:
-//! they say how much, never what.
+//! Operations endpoints: `GET /healthz`, `GET /metrics` (Prometheus text
+//! exposition format 0.0.4) and `GET /openapi.yaml` (the OpenAPI 3.1 document of
+//! every endpoint, `ref/openapi.yaml`, compiled in). No auth, like nginx's
+//! stub_status behind a firewall: they say how much, never what.
 //!
 //! Counters come from [`crate::metrics`]; gauges about streams, chunks, clips and
 //! memory are read from the engine at scrape time, so none can drift from the truth.
@@ -20,8 +21,14 @@ pub fn handle(app: &App, route: OpsRoute) -> HttpResponse {
             "text/plain; version=0.0.4",
             render_metrics(app),
         ),
+        // RFC 9512 registers `application/yaml`.
+        OpsRoute::OpenApi => full(StatusCode::OK, "application/yaml", OPENAPI),
     }
 }
+
+/// `ref/openapi.yaml`: every path, method, field and status of the server; a test
+/// beside the router (`route.rs`) keeps the two in step.
+pub const OPENAPI: &str = include_str!("../../../ref/openapi.yaml");
 
 fn render_metrics(app: &App) -> String {
     let engine = &app.engine;
@@ -40,6 +47,8 @@ fn render_metrics(app: &App) -> String {
         .map(|c| c.len() as u64)
         .sum();
     let bodies = app.bodies.held_bytes();
+    // Reservations are connections' and built MP4s'; the cache knows its own.
+    let mp4s = app.mp4_memory_bytes();
     app.metrics.render(&[
         ("dvrclip_streams", "Streams.", streams.len() as u64),
         (
@@ -50,7 +59,7 @@ fn render_metrics(app: &App) -> String {
         ("dvrclip_dvr_chunks", "Chunks held in DVR rings.", chunks),
         (
             "dvrclip_memory_bytes",
-            "Bytes the budget bounds: chunks (payload and parsed tables, DVR and clips), open connections and request bodies still arriving.",
+            "Bytes the budget bounds: chunks (payload and parsed tables, DVR and clips), open connections, built clip MP4 headers and request bodies still arriving.",
             mem.total_bytes + mem.reserved_bytes + bodies,
         ),
         (
@@ -61,7 +70,12 @@ fn render_metrics(app: &App) -> String {
         (
             "dvrclip_connection_memory_bytes",
             "Of those, bytes counted for open connections.",
-            mem.reserved_bytes,
+            mem.reserved_bytes.saturating_sub(mp4s),
+        ),
+        (
+            "dvrclip_mp4_memory_bytes",
+            "Of those, bytes of built clip MP4s (headers and piece tables; their media is the chunks').",
+            mp4s,
         ),
         (
             "dvrclip_body_memory_bytes",

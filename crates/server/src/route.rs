@@ -5,8 +5,10 @@
 //! parameters already typed (`StreamId`, `ClipId`, the file of a clip or live
 //! rendition). Every arm is matched exhaustively by the service, so a route without
 //! a handler does not compile. Nothing here touches state: every URL shape of
-//! `ref/api.md` is unit-tested without a socket. Path segments are matched raw (not
-//! percent-decoded): a `%` in a name is simply not a safe name.
+//! `ref/api.md` is unit-tested without a socket, and `ref/openapi.yaml` is checked
+//! against the table both ways (every documented operation routes to its shape;
+//! every shape and method the table accepts is documented). Path segments are
+//! matched raw (not percent-decoded): a `%` in a name is simply not a safe name.
 
 use dvrclip_engine::{ClipId, StreamId, is_safe_name};
 use dvrclip_hls::{LiveFile, MediaFile};
@@ -50,8 +52,18 @@ pub enum ApiRoute {
     CreateClip(StreamId),
     /// `GET /streaming/streams/{id}/clip_recording`
     ListClips(StreamId),
+    /// `GET /streaming/streams/{id}/clip_recording/{clip_id}`
+    GetClip(StreamId, ClipId),
+    /// `DELETE /streaming/streams/{id}/clip_recording/{clip_id}`
+    DeleteClip(StreamId, ClipId),
+    /// `GET /streaming/videos`
+    ListVideos,
     /// `GET /streaming/videos/{id}`
     GetVideo(u64),
+    /// `PATCH /streaming/videos/{id}`
+    PatchVideo(u64),
+    /// `DELETE /streaming/videos/{id}`
+    DeleteVideo(u64),
 }
 
 /// A public link: GET and HEAD, and the CORS preflight.
@@ -142,6 +154,8 @@ pub enum OpsRoute {
     Health,
     /// `GET /metrics`
     Metrics,
+    /// `GET /openapi.yaml`: the OpenAPI document of every endpoint (`ref/openapi.yaml`).
+    OpenApi,
 }
 
 fn id(s: &str) -> Option<u64> {
@@ -163,7 +177,8 @@ pub fn route(method: &Method, path: &str) -> Route {
     match segs.as_slice() {
         ["healthz"] if get => Route::Ops(OpsRoute::Health),
         ["metrics"] if get => Route::Ops(OpsRoute::Metrics),
-        ["healthz"] | ["metrics"] => Route::MethodNotAllowed("GET, HEAD"),
+        ["openapi.yaml"] if get => Route::Ops(OpsRoute::OpenApi),
+        ["healthz"] | ["metrics"] | ["openapi.yaml"] => Route::MethodNotAllowed("GET, HEAD"),
         ["streaming", rest @ ..] => api_route(m, rest),
         ["ingest", rest @ ..] => ingest_route(m, rest),
         ["rec", rest @ ..] => public_route(m, rest, clip_route),
@@ -196,12 +211,28 @@ fn api_route(m: &Method, segs: &[&str]) -> Route {
                 (["clip_recording"], &Method::PUT | &Method::POST) => ApiRoute::CreateClip(sid),
                 (["clip_recording"], &Method::GET) => ApiRoute::ListClips(sid),
                 (["clip_recording"], _) => return Route::MethodNotAllowed("GET, PUT, POST"),
+                (["clip_recording", clip], _) => {
+                    let Some(clip) = ClipId::parse(clip) else {
+                        return Route::NotFound;
+                    };
+                    match *m {
+                        Method::GET => ApiRoute::GetClip(sid, clip),
+                        Method::DELETE => ApiRoute::DeleteClip(sid, clip),
+                        _ => return Route::MethodNotAllowed("GET, DELETE"),
+                    }
+                }
                 _ => return Route::NotFound,
             }
         }
+        ["videos"] => match *m {
+            Method::GET => ApiRoute::ListVideos,
+            _ => return Route::MethodNotAllowed("GET"),
+        },
         ["videos", vid] => match (id(vid), m) {
             (Some(v), &Method::GET) => ApiRoute::GetVideo(v),
-            (Some(_), _) => return Route::MethodNotAllowed("GET"),
+            (Some(v), &Method::PATCH) => ApiRoute::PatchVideo(v),
+            (Some(v), &Method::DELETE) => ApiRoute::DeleteVideo(v),
+            (Some(_), _) => return Route::MethodNotAllowed("GET, PATCH, DELETE"),
             (None, _) => return Route::NotFound,
         },
         _ => return Route::NotFound,
@@ -375,6 +406,55 @@ mod tests {
             r(Method::GET, "/streaming/videos/99"),
             api(ApiRoute::GetVideo(99))
         );
+        assert_eq!(
+            r(
+                Method::GET,
+                &format!("/streaming/streams/7/clip_recording/{CLIP}")
+            ),
+            api(ApiRoute::GetClip(s(7), clip()))
+        );
+        assert_eq!(
+            r(
+                Method::DELETE,
+                &format!("/streaming/streams/7/clip_recording/{CLIP}")
+            ),
+            api(ApiRoute::DeleteClip(s(7), clip()))
+        );
+        assert_eq!(
+            r(
+                Method::PUT,
+                &format!("/streaming/streams/7/clip_recording/{CLIP}")
+            ),
+            Route::MethodNotAllowed("GET, DELETE")
+        );
+        for bad in [
+            "/streaming/streams/7/clip_recording/abc",
+            "/streaming/streams/7/clip_recording/0123456789ABCDEF0123456789abcdeg",
+            "/streaming/streams/7/clip_recording/",
+        ] {
+            assert_eq!(r(Method::GET, bad), Route::NotFound, "{bad}");
+        }
+        assert_eq!(
+            r(Method::GET, "/streaming/videos"),
+            api(ApiRoute::ListVideos)
+        );
+        assert_eq!(
+            r(Method::POST, "/streaming/videos"),
+            Route::MethodNotAllowed("GET")
+        );
+        assert_eq!(
+            r(Method::PATCH, "/streaming/videos/99"),
+            api(ApiRoute::PatchVideo(99))
+        );
+        assert_eq!(
+            r(Method::DELETE, "/streaming/videos/99"),
+            api(ApiRoute::DeleteVideo(99))
+        );
+        assert_eq!(
+            r(Method::PUT, "/streaming/videos/99"),
+            Route::MethodNotAllowed("GET, PATCH, DELETE")
+        );
+        assert_eq!(r(Method::DELETE, "/streaming/videos/x"), Route::NotFound);
         assert_eq!(r(Method::GET, "/streaming/streams/+1"), Route::NotFound);
         assert_eq!(r(Method::GET, "/streaming/streams/abc"), Route::NotFound);
         assert_eq!(
@@ -529,6 +609,203 @@ mod tests {
         ] {
             assert_eq!(r(Method::GET, bad), Route::NotFound, "{bad}");
         }
+    }
+
+    #[test]
+    fn ops_paths() {
+        assert_eq!(
+            r(Method::GET, "/openapi.yaml"),
+            Route::Ops(OpsRoute::OpenApi)
+        );
+        assert_eq!(
+            r(Method::HEAD, "/openapi.yaml"),
+            Route::Ops(OpsRoute::OpenApi)
+        );
+        assert_eq!(
+            r(Method::POST, "/openapi.yaml"),
+            Route::MethodNotAllowed("GET, HEAD")
+        );
+    }
+
+    /// The path template of `ref/openapi.yaml` that serves a route: one per shape
+    /// of the router, matched exhaustively so a new route does not compile until it
+    /// has one (and then must be in [`SHAPES`] and the document).
+    fn shape(route: &Route) -> Option<&'static str> {
+        use ApiRoute as A;
+        use PublicRoute as P;
+        Some(match route {
+            Route::Api(a) => match a {
+                A::ListStreams | A::CreateStream => "/streaming/streams",
+                A::GetStream(_) | A::PatchStream(_) | A::DeleteStream(_) => {
+                    "/streaming/streams/{stream_id}"
+                }
+                A::DvrCleanup(_) => "/streaming/streams/{stream_id}/dvr_cleanup",
+                A::DvrView(_) => "/streaming/streams/{stream_id}/dvr",
+                A::CreateClip(_) | A::ListClips(_) => {
+                    "/streaming/streams/{stream_id}/clip_recording"
+                }
+                A::GetClip(..) | A::DeleteClip(..) => {
+                    "/streaming/streams/{stream_id}/clip_recording/{clip_id}"
+                }
+                A::ListVideos => "/streaming/videos",
+                A::GetVideo(_) | A::PatchVideo(_) | A::DeleteVideo(_) => {
+                    "/streaming/videos/{video_id}"
+                }
+            },
+            Route::Public(p) => match p {
+                P::ClipLink {
+                    format: LinkFormat::Hls,
+                    ..
+                } => "/rec/{stream_id}/rec_{clip_id}_{name}.m3u8",
+                P::ClipLink {
+                    format: LinkFormat::Mp4,
+                    ..
+                } => "/rec/{stream_id}/rec_{clip_id}_{name}.mp4",
+                P::ClipMedia { .. } => "/rec/{stream_id}/rec_{clip_id}_{rendition}/{file}",
+                P::LivePlaylist {
+                    rendition: None, ..
+                } => "/live/{play_key}/master.m3u8",
+                P::LivePlaylist {
+                    rendition: Some(_), ..
+                } => "/live/{play_key}/{rendition}.m3u8",
+                P::LiveMedia { .. } => "/live/{play_key}/{rendition}/{file}",
+                P::Vod(_, VodFile::Mp4) => "/vod/{video_id}.mp4",
+                P::Vod(_, VodFile::Playlist) => "/vod/{video_id}.m3u8",
+                P::Vod(_, VodFile::HlsMedia) => "/vod/{video_id}.m4s",
+                // Any public path: the path says which.
+                P::Preflight => return None,
+            },
+            Route::Ingest(IngestRoute {
+                rendition: Some(_), ..
+            }) => "/ingest/{key}/{rendition}/{file}",
+            Route::Ingest(IngestRoute {
+                rendition: None, ..
+            }) => "/ingest/{key}/{file}",
+            Route::Ops(o) => match o {
+                OpsRoute::Health => "/healthz",
+                OpsRoute::Metrics => "/metrics",
+                OpsRoute::OpenApi => "/openapi.yaml",
+            },
+            Route::MethodNotAllowed(_) | Route::NotFound => return None,
+        })
+    }
+
+    /// Every template [`shape`] answers.
+    const SHAPES: [&str; 22] = [
+        "/streaming/streams",
+        "/streaming/streams/{stream_id}",
+        "/streaming/streams/{stream_id}/dvr_cleanup",
+        "/streaming/streams/{stream_id}/dvr",
+        "/streaming/streams/{stream_id}/clip_recording",
+        "/streaming/streams/{stream_id}/clip_recording/{clip_id}",
+        "/streaming/videos",
+        "/streaming/videos/{video_id}",
+        "/rec/{stream_id}/rec_{clip_id}_{name}.m3u8",
+        "/rec/{stream_id}/rec_{clip_id}_{name}.mp4",
+        "/rec/{stream_id}/rec_{clip_id}_{rendition}/{file}",
+        "/live/{play_key}/master.m3u8",
+        "/live/{play_key}/{rendition}.m3u8",
+        "/live/{play_key}/{rendition}/{file}",
+        "/vod/{video_id}.mp4",
+        "/vod/{video_id}.m3u8",
+        "/vod/{video_id}.m4s",
+        "/ingest/{key}/{rendition}/{file}",
+        "/ingest/{key}/{file}",
+        "/healthz",
+        "/metrics",
+        "/openapi.yaml",
+    ];
+
+    /// A request path for a template: every parameter given a value of its kind.
+    fn instantiate(template: &str) -> String {
+        let file = if template.starts_with("/live/") {
+            "17.m4s"
+        } else {
+            "seg_3.m4s"
+        };
+        template
+            .replace("{stream_id}", "7")
+            .replace("{video_id}", "12")
+            .replace("{clip_id}", CLIP)
+            .replace("{name}", "media_1_360")
+            .replace("{rendition}", "media_1_360")
+            .replace("{play_key}", "k3")
+            .replace("{key}", "k1")
+            .replace("{file}", file)
+    }
+
+    /// `ref/openapi.yaml`'s operations: (path template, method).
+    fn documented() -> Vec<(String, Method)> {
+        let doc: serde_json::Value = serde_norway::from_str(crate::ops::OPENAPI).unwrap();
+        assert_eq!(doc["openapi"], "3.1.0");
+        let mut ops = Vec::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            // OpenAPI 3.1 §4.8.9: the fixed fields of a Path Item that are operations.
+            let verbs = [
+                "get", "put", "post", "delete", "options", "head", "patch", "trace",
+            ];
+            for key in item.as_object().unwrap().keys() {
+                if verbs.contains(&key.as_str()) {
+                    ops.push((
+                        path.clone(),
+                        Method::from_bytes(key.to_uppercase().as_bytes()).unwrap(),
+                    ));
+                }
+            }
+        }
+        ops
+    }
+
+    /// `ref/openapi.yaml` cannot drift from the router: every path and method it
+    /// documents routes (neither 404 nor 405) to the route of that very template (an
+    /// `OPTIONS` to the CORS preflight).
+    #[test]
+    fn every_documented_operation_is_routed() {
+        let ops = documented();
+        assert!(ops.len() > 30, "{ops:?}");
+        for (template, m) in &ops {
+            let got = route(m, &instantiate(template));
+            if *m == Method::OPTIONS {
+                assert_eq!(got, Route::Public(PublicRoute::Preflight), "{m} {template}");
+            } else {
+                assert_eq!(
+                    shape(&got),
+                    Some(template.as_str()),
+                    "{m} {template}: {got:?}"
+                );
+            }
+        }
+    }
+
+    /// ... and every shape of the router, with every method it accepts, is in the
+    /// document (HEAD where GET is: one rule answers it for every GET).
+    #[test]
+    fn every_route_is_documented() {
+        let ops = documented();
+        let methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+        let mut shapes = std::collections::HashSet::new();
+        for template in SHAPES {
+            let path = instantiate(template);
+            for m in methods.map(|m| Method::from_bytes(m.as_bytes()).unwrap()) {
+                let got = route(&m, &path);
+                let preflight = got == Route::Public(PublicRoute::Preflight);
+                let Some(found) = shape(&got).or(preflight.then_some(template)) else {
+                    continue;
+                };
+                assert_eq!(found, template, "{m} {path}: {got:?}");
+                shapes.insert(found);
+                let listed = if m == Method::HEAD {
+                    Method::GET
+                } else {
+                    m.clone()
+                };
+                assert!(
+                    ops.contains(&(found.to_owned(), listed.clone())),
+                    "{m} {found} is routed but not in ref/openapi.yaml"
+                );
+            }
+        }
+        assert_eq!(shapes.len(), SHAPES.len(), "every shape routes to itself");
     }
 
     proptest::proptest! {

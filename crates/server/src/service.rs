@@ -5,11 +5,13 @@
 //! under its own router (it is a `tower::Service`; `examples/embed_axum.rs`) and the
 //! `dvrclip serve` binary runs the very same one ([`serve`]).
 //!
-//! A path is decoded once ([`crate::route`]) and each arm of the nested [`Route`]
-//! goes to its room: a route without a handler does not compile. Errors become
-//! responses in one place ([`ApiError::into_response`]); HEAD is answered in one
-//! place ([`answer_head`]); every request is counted, and on the binary's
-//! connections gets a tracing span with its peer.
+//! A request first passes the `Host` rule of RFC 9112 §3.2 ([`crate::http::host`]:
+//! an HTTP/1.1 request needs exactly one valid `Host`, so an embedder's in-process
+//! request must carry one too); then its path is decoded once ([`crate::route`]) and
+//! each arm of the nested [`Route`] goes to its room: a route without a handler does
+//! not compile. Errors become responses in one place ([`ApiError::into_response`]);
+//! HEAD is answered in one place ([`answer_head`]); every request is counted, and on
+//! the binary's connections gets a tracing span with its peer.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -22,6 +24,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use dvrclip_engine::MemoryReservation;
 use http::Request;
+use http::request::Parts;
 use http_body::Body;
 use http_body_util::BodyExt;
 use tokio::net::TcpListener;
@@ -58,19 +61,11 @@ impl Service {
     {
         let app = &*self.app;
         let (parts, body) = req.into_parts();
-        let (result, public) = match route(&parts.method, parts.uri.path()) {
-            Route::Api(r) => (crate::api::handle(app, r, &parts, body).await, false),
-            Route::Public(r) => (crate::public::handle(app, r, &parts).await, true),
-            Route::Ingest(r) => {
-                let result = crate::ingest::handle(app, r, &parts, body).await;
-                if result.is_err() {
-                    app.metrics.record_ingest_error();
-                }
-                (result, false)
-            }
-            Route::Ops(r) => (Ok(crate::ops::handle(app, r)), false),
-            Route::MethodNotAllowed(allow) => (Err(ApiError::MethodNotAllowed(allow)), false),
-            Route::NotFound => (Err(ApiError::NotFound("no such path".into())), false),
+        // RFC 9112 §3.2, before routing: no handler sees a request that a cache or
+        // proxy in front would key on another host.
+        let (result, public) = match crate::http::host::check(parts.version, &parts.headers) {
+            Ok(()) => Self::dispatch(app, &parts, body).await,
+            Err(e) => (Err(e.into()), false),
         };
         let mut resp = result.unwrap_or_else(|e| {
             if e.status().is_server_error() {
@@ -84,6 +79,33 @@ impl Service {
         answer_head(&parts.method, &mut resp);
         app.metrics.record_request(resp.status().as_u16());
         resp
+    }
+
+    /// Routes a request whose `Host` passed and runs its handler: the answer, and
+    /// whether it is a public link's (which gets CORS).
+    async fn dispatch<B>(
+        app: &App,
+        parts: &Parts,
+        body: B,
+    ) -> (Result<HttpResponse, ApiError>, bool)
+    where
+        B: Body<Data = Bytes> + Unpin,
+        B::Error: std::fmt::Display,
+    {
+        match route(&parts.method, parts.uri.path()) {
+            Route::Api(r) => (crate::api::handle(app, r, parts, body).await, false),
+            Route::Public(r) => (crate::public::handle(app, r, parts).await, true),
+            Route::Ingest(r) => {
+                let result = crate::ingest::handle(app, r, parts, body).await;
+                if result.is_err() {
+                    app.metrics.record_ingest_error();
+                }
+                (result, false)
+            }
+            Route::Ops(r) => (Ok(crate::ops::handle(app, r)), false),
+            Route::MethodNotAllowed(allow) => (Err(ApiError::MethodNotAllowed(allow)), false),
+            Route::NotFound => (Err(ApiError::NotFound("no such path".into())), false),
+        }
     }
 
     /// The service of one connection from `peer`: its requests are logged with the

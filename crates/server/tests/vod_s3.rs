@@ -1,6 +1,7 @@
 //! The VOD store against a real S3-compatible server (issue 8): `moto` from PyPI
 //! (`pip install 'moto[server]'`, done by `.ci/run`), started here on 127.0.0.1.
-//! Skipped, with a message saying so, only when moto cannot be started.
+//! When moto cannot be started the test fails under CI and is skipped, saying so,
+//! elsewhere (`tests/common/require.rs`).
 //!
 //! The same code path as production: `s3_builder` with an endpoint, path-style
 //! requests, plain HTTP allowed; only the credentials are given here rather than
@@ -106,10 +107,7 @@ async fn s3_round_trip_against_moto() {
     let moto = match start_moto().await {
         Ok(m) => m,
         Err(why) => {
-            eprintln!(
-                "SKIPPED s3_round_trip_against_moto: {why} \
-                 (install with: python3 -m pip install 'moto[server]')"
-            );
+            require("moto (python3 -m pip install 'moto[server]')", Err(why));
             return;
         }
     };

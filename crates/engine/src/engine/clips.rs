@@ -50,14 +50,16 @@ impl Engine {
         }
         let duration_micros = req.duration_secs as i64 * MICROS_PER_SEC;
         let end = start.add_micros(duration_micros);
-        // Whole seconds, as the API speaks: the end rounded up.
-        let end_secs = end.unix_secs() + i64::from(end.unix_micros() % MICROS_PER_SEC != 0);
+        // A lifetime runs from the later of the clip's end and now, so a clip cut deep
+        // in a 4 h DVR is not born expired. Whole seconds, as the API speaks: rounded up.
+        let from = end.max(now);
+        let from_secs = from.unix_secs() + i64::from(from.unix_micros() % MICROS_PER_SEC != 0);
         let expiration_secs = req
             .expiration_unix_secs
-            .unwrap_or(end_secs + EXPIRATION_DEFAULT_SECS);
+            .unwrap_or(from_secs + EXPIRATION_DEFAULT_SECS);
         let (min, max) = (
-            end_secs + EXPIRATION_MIN_SECS,
-            end_secs + EXPIRATION_MAX_SECS,
+            from_secs + EXPIRATION_MIN_SECS,
+            from_secs + EXPIRATION_MAX_SECS,
         );
         if !(min..=max).contains(&expiration_secs) {
             return Err(Error::BadExpiration {

@@ -93,7 +93,8 @@ pub struct TickReport {
     pub completed: usize,
 }
 
-/// Expiration bounds (ref/api.md "Clips"): between 1 min and 4 h after the clip's end.
+/// Expiration bounds (ref/api.md "Clips"), measured from the later of the clip's end
+/// and now: 1 h by default, 1 min at the least, 4 h at the most.
 const EXPIRATION_MIN_SECS: i64 = 60;
 const EXPIRATION_MAX_SECS: i64 = 4 * 3600;
 const EXPIRATION_DEFAULT_SECS: i64 = 3600;
@@ -335,6 +336,20 @@ impl Engine {
         let reservation = MemoryReservation::new(&self.account, bytes);
         self.enforce_budget(None);
         reservation
+    }
+
+    /// Like [`Engine::reserve_memory`] for memory the caller could do without (a
+    /// cache's entry): refused with [`Error::OverBudget`] when what eviction cannot
+    /// free (chunks held by clips, and reservations) leaves no room for `bytes`.
+    pub fn try_reserve_memory(&self, bytes: u64) -> Result<MemoryReservation> {
+        let pinned = self.account.pinned_bytes();
+        if pinned.saturating_add(bytes) > self.config.memory_budget_bytes {
+            return Err(Error::OverBudget {
+                needed_bytes: bytes,
+                available_bytes: self.config.memory_budget_bytes.saturating_sub(pinned),
+            });
+        }
+        Ok(self.reserve_memory(bytes))
     }
 }
 

@@ -9,10 +9,11 @@
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
-use super::track::{Chunk, Description, OutTrack, handler};
+use super::track::{Chunk, Description, OutTrack};
 use super::write::{self, Edit, TrackHeader};
 use super::{BuildError, ClipBounds, FORMAT_VERSION, Options, Piece, VirtualMp4};
 use crate::model::{EditEntry, FourCC, InitSegment, MediaSegment, Sample, TrackKind, TrackSamples};
+use crate::writer::handler;
 
 /// Builds a [`VirtualMp4`] from one rendition's segments, pushed in decode order.
 ///

@@ -512,6 +512,10 @@ fn muxed_tables_are_exact() {
     // fragment are contiguous, so they coalesce.
     assert_eq!(mp4.pieces.len(), 1 + segs.len());
     assert_eq!(mp4.sample_counts()[0], (FourCC::new(b"vide"), 180));
+    // Its own memory is the header plus a small table: the media is the segments'.
+    let own = mp4.memory_bytes();
+    assert!(own >= mp4.header_len(), "{own}");
+    assert!(own < mp4.header_len() + 1024, "{own}");
     assert_eq!(
         mp4.content_type(),
         "video/mp4; codecs=\"avc1.64001f,mp4a.40.2\""

@@ -11,7 +11,7 @@
 use bytes::Bytes;
 
 use super::BuildError;
-use crate::model::{FourCC, Sample, Track, TrackKind, VideoInfo};
+use crate::model::{Sample, Track, TrackKind, VideoInfo};
 
 /// One `stsd` carried from an init: its entries get `first_index..first_index+count`.
 #[derive(Debug)]
@@ -162,15 +162,6 @@ impl OutTrack {
         let last_pt =
             self.decode_end as i64 - i64::from(d) + i64::from(self.ctts.last().map_or(0, |c| c.1));
         self.max_pt_end = self.max_pt_end.max(last_pt + i64::from(d));
-    }
-}
-
-/// The `hdlr` handler type (§8.4.3) of a track kind.
-pub(super) fn handler(kind: TrackKind) -> FourCC {
-    match kind {
-        TrackKind::Video => FourCC::new(b"vide"),
-        TrackKind::Audio => FourCC::new(b"soun"),
-        TrackKind::Other(f) => f,
     }
 }
 

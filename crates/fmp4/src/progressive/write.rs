@@ -7,8 +7,8 @@
 //! header length is known.
 
 use super::BuildError;
-use super::track::{OutTrack, handler};
-use crate::model::TrackKind;
+use super::track::OutTrack;
+use crate::writer::{self, begin, begin_full, u16be, u32be, u64be};
 
 /// One `elst` entry, durations in the movie timescale; `media_time` -1 is empty.
 #[derive(Clone, Copy, Debug)]
@@ -33,38 +33,13 @@ pub(super) struct OffsetPatch {
     wide: bool,
 }
 
-const MATRIX: [u32; 9] = [0x0001_0000, 0, 0, 0, 0x0001_0000, 0, 0, 0, 0x4000_0000];
-
-fn begin(buf: &mut Vec<u8>, kind: &[u8; 4]) -> usize {
-    let pos = buf.len();
-    buf.extend_from_slice(&[0, 0, 0, 0]);
-    buf.extend_from_slice(kind);
-    pos
-}
-
-fn begin_full(buf: &mut Vec<u8>, kind: &[u8; 4], version: u8, flags: u32) -> usize {
-    let pos = begin(buf, kind);
-    buf.extend_from_slice(&((u32::from(version) << 24) | (flags & 0x00ff_ffff)).to_be_bytes());
-    pos
-}
-
+/// The shared box `end`, its overflow in this module's error.
 fn end(buf: &mut [u8], pos: usize) -> Result<(), BuildError> {
-    let size =
-        u32::try_from(buf.len() - pos).map_err(|_| BuildError::TooLarge("box over 4 GiB"))?;
-    buf[pos..pos + 4].copy_from_slice(&size.to_be_bytes());
-    Ok(())
+    writer::end(buf, pos).map_err(too_large)
 }
 
-fn u16be(buf: &mut Vec<u8>, v: u16) {
-    buf.extend_from_slice(&v.to_be_bytes());
-}
-
-fn u32be(buf: &mut Vec<u8>, v: u32) {
-    buf.extend_from_slice(&v.to_be_bytes());
-}
-
-fn u64be(buf: &mut Vec<u8>, v: u64) {
-    buf.extend_from_slice(&v.to_be_bytes());
+fn too_large(_: writer::TooLarge) -> BuildError {
+    BuildError::TooLarge("box over 4 GiB")
 }
 
 /// `ftyp` (§4.3): `isom` with the brands a faststart ffmpeg file declares.
@@ -113,7 +88,7 @@ pub(super) fn moov(
     buf.extend_from_slice(ftyp);
     let mut patches = Vec::with_capacity(tracks.len());
     let moov = begin(&mut buf, b"moov");
-    mvhd(&mut buf, movie_timescale, movie_duration, next_track_id)?;
+    writer::mvhd(&mut buf, movie_timescale, movie_duration, next_track_id).map_err(too_large)?;
     for h in tracks {
         trak(&mut buf, h, &mut patches, wide_offsets)?;
     }
@@ -143,32 +118,6 @@ pub(super) fn patch_offsets(moov: &mut [u8], patches: &[OffsetPatch], header_len
     }
 }
 
-/// `mvhd` (§8.2.2), version 1 only when the duration needs it.
-fn mvhd(buf: &mut Vec<u8>, timescale: u32, duration: u64, next_id: u32) -> Result<(), BuildError> {
-    let v1 = duration > u64::from(u32::MAX);
-    let pos = begin_full(buf, b"mvhd", u8::from(v1), 0);
-    if v1 {
-        u64be(buf, 0);
-        u64be(buf, 0);
-        u32be(buf, timescale);
-        u64be(buf, duration);
-    } else {
-        u32be(buf, 0);
-        u32be(buf, 0);
-        u32be(buf, timescale);
-        u32be(buf, duration as u32);
-    }
-    u32be(buf, 0x0001_0000); // rate 1.0
-    u16be(buf, 0x0100); // volume 1.0
-    buf.extend_from_slice(&[0; 10]);
-    for m in MATRIX {
-        u32be(buf, m);
-    }
-    buf.extend_from_slice(&[0; 24]); // pre_defined
-    u32be(buf, next_id);
-    end(buf, pos)
-}
-
 fn trak(
     buf: &mut Vec<u8>,
     h: &TrackHeader<'_>,
@@ -177,77 +126,19 @@ fn trak(
 ) -> Result<(), BuildError> {
     let t = h.track;
     let trak = begin(buf, b"trak");
-    tkhd(buf, h)?;
+    writer::tkhd(buf, h.track_id, h.duration, t.kind, t.video).map_err(too_large)?;
     let edts = begin(buf, b"edts");
     elst(buf, &h.edits)?;
     end(buf, edts)?;
     let mdia = begin(buf, b"mdia");
-    mdhd(buf, t)?;
-    hdlr(buf, t.kind)?;
+    writer::mdhd(buf, t.timescale, t.decode_end, t.language).map_err(too_large)?;
+    writer::hdlr(buf, t.kind).map_err(too_large)?;
     let minf = begin(buf, b"minf");
-    if t.kind == TrackKind::Video {
-        // vmhd flags must be 1 (§12.1.2).
-        let p = begin_full(buf, b"vmhd", 0, 1);
-        buf.extend_from_slice(&[0; 8]);
-        end(buf, p)?;
-    } else {
-        let p = begin_full(buf, b"smhd", 0, 0);
-        buf.extend_from_slice(&[0; 4]);
-        end(buf, p)?;
-    }
-    let dinf = begin(buf, b"dinf");
-    let dref = begin_full(buf, b"dref", 0, 0);
-    u32be(buf, 1);
-    // Flag 1: the media is in this file.
-    let url = begin_full(buf, b"url ", 0, 1);
-    end(buf, url)?;
-    end(buf, dref)?;
-    end(buf, dinf)?;
+    writer::media_header_and_dinf(buf, t.kind).map_err(too_large)?;
     stbl(buf, t, patches, wide)?;
     end(buf, minf)?;
     end(buf, mdia)?;
     end(buf, trak)
-}
-
-/// `tkhd` (§8.3.2): flags 3, enabled and in the movie, as ffmpeg writes.
-fn tkhd(buf: &mut Vec<u8>, h: &TrackHeader<'_>) -> Result<(), BuildError> {
-    let v1 = h.duration > u64::from(u32::MAX);
-    let pos = begin_full(buf, b"tkhd", u8::from(v1), 3);
-    if v1 {
-        u64be(buf, 0);
-        u64be(buf, 0);
-        u32be(buf, h.track_id);
-        u32be(buf, 0);
-        u64be(buf, h.duration);
-    } else {
-        u32be(buf, 0);
-        u32be(buf, 0);
-        u32be(buf, h.track_id);
-        u32be(buf, 0);
-        u32be(buf, h.duration as u32);
-    }
-    buf.extend_from_slice(&[0; 8]);
-    u16be(buf, 0); // layer
-    u16be(buf, 0); // alternate_group
-    u16be(
-        buf,
-        if h.track.kind == TrackKind::Audio {
-            0x0100
-        } else {
-            0
-        },
-    );
-    u16be(buf, 0);
-    for m in MATRIX {
-        u32be(buf, m);
-    }
-    let (w, ht) = h
-        .track
-        .video
-        .map_or((0, 0), |v| (u32::from(v.width), u32::from(v.height)));
-    u32be(buf, w << 16);
-    u32be(buf, ht << 16);
-    end(buf, pos)
 }
 
 /// `elst` (§8.6.6), version 1 when a value needs 64 bits.
@@ -268,39 +159,6 @@ fn elst(buf: &mut Vec<u8>, edits: &[Edit]) -> Result<(), BuildError> {
         u16be(buf, 1); // media_rate_integer
         u16be(buf, 0);
     }
-    end(buf, pos)
-}
-
-/// `mdhd` (§8.4.2): the media duration is the sum of `stts` durations.
-fn mdhd(buf: &mut Vec<u8>, t: &OutTrack) -> Result<(), BuildError> {
-    let v1 = t.decode_end > u64::from(u32::MAX);
-    let pos = begin_full(buf, b"mdhd", u8::from(v1), 0);
-    if v1 {
-        u64be(buf, 0);
-        u64be(buf, 0);
-        u32be(buf, t.timescale);
-        u64be(buf, t.decode_end);
-    } else {
-        u32be(buf, 0);
-        u32be(buf, 0);
-        u32be(buf, t.timescale);
-        u32be(buf, t.decode_end as u32);
-    }
-    u16be(buf, t.language & 0x7fff);
-    u16be(buf, 0);
-    end(buf, pos)
-}
-
-fn hdlr(buf: &mut Vec<u8>, kind: TrackKind) -> Result<(), BuildError> {
-    let pos = begin_full(buf, b"hdlr", 0, 0);
-    u32be(buf, 0);
-    buf.extend_from_slice(&handler(kind).0);
-    buf.extend_from_slice(&[0; 12]);
-    let name: &[u8] = match kind {
-        TrackKind::Video => b"VideoHandler\0",
-        _ => b"SoundHandler\0",
-    };
-    buf.extend_from_slice(name);
     end(buf, pos)
 }
 

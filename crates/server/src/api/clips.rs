@@ -1,9 +1,10 @@
-//! Clips: cut one (`PUT|POST .../clip_recording`), list a stream's. A
-//! `vod_required` clip also starts its VOD writer here.
+//! Clips: cut one (`PUT|POST .../clip_recording`), list a stream's, read one,
+//! delete one. A `vod_required` clip also starts its VOD writer here.
 
-use dvrclip_engine::{Clip, ClipRequest, StreamId};
+use dvrclip_engine::{Clip, ClipId, ClipRequest, StreamId};
 use serde_json::{Value, json};
 
+use super::page::Page;
 use super::unix_secs;
 use super::wire::CreateClip;
 use crate::app::App;
@@ -31,12 +32,40 @@ pub fn create(app: &App, id: StreamId, body: &[u8]) -> Result<Value, ApiError> {
     Ok(clip_json(app, &clip))
 }
 
-/// `GET /streaming/streams/{id}/clip_recording`.
-pub fn list(app: &App, id: StreamId) -> Result<Value, ApiError> {
-    let clips = app.engine.clips(id)?;
+/// `GET /streaming/streams/{id}/clip_recording`: one page, oldest first.
+pub fn list(app: &App, id: StreamId, page: Page) -> Result<Value, ApiError> {
+    let clips = page.of(app.engine.clips(id)?);
     Ok(Value::Array(
         clips.iter().map(|c| clip_json(app, c)).collect(),
     ))
+}
+
+/// `GET /streaming/streams/{id}/clip_recording/{clip_id}`.
+pub fn get(app: &App, stream: StreamId, id: ClipId) -> Result<Value, ApiError> {
+    Ok(clip_json(app, &find(app, stream, id)?))
+}
+
+/// `DELETE /streaming/streams/{id}/clip_recording/{clip_id}`: its links answer 404
+/// at once; its chunks and built MP4s are released (a download in flight keeps what
+/// it reads until it ends). A recording `vod_required` clip completes with what it
+/// holds, and its video is still written.
+pub fn delete(app: &App, stream: StreamId, id: ClipId) -> Result<(), ApiError> {
+    find(app, stream, id)?;
+    app.engine.delete_clip(id)?;
+    app.forget_mp4s(&[id]);
+    Ok(())
+}
+
+/// A live clip of `stream`; 404 for an unknown stream, or a clip unknown, expired
+/// or of another stream.
+fn find(app: &App, stream: StreamId, id: ClipId) -> Result<Clip, ApiError> {
+    app.engine.stream(stream)?;
+    match app.engine.clip(id) {
+        Ok(clip) if clip.stream_id() == stream => Ok(clip),
+        _ => Err(ApiError::NotFound(format!(
+            "stream {stream} has no clip {id} (never made, expired or deleted)"
+        ))),
+    }
 }
 
 /// The Clip object: exactly Gcore's names, then the extensions.
@@ -48,6 +77,8 @@ fn clip_json(app: &App, c: &Clip) -> Value {
         c.id()
     );
     let view = c.view();
+    // What a player gets: a precise clip's trimmed window, else whole chunks.
+    let played = c.played(&view);
     let mut v = json!({
         "id": c.id().to_string(),
         "duration": c.duration_secs(),
@@ -58,8 +89,8 @@ fn clip_json(app: &App, c: &Clip) -> Value {
         "renditions": c.renditions(),
         "hls_master": format!("{base}_master.m3u8"),
         "mp4_master": format!("{base}_master.mp4"),
-        "actual_start": unix_secs(view.actual_start()),
-        "actual_duration": view.actual_duration_micros() as f64 / 1e6,
+        "actual_start": unix_secs(played.map(|(start, _)| start)),
+        "actual_duration": played.map_or(0, |(start, end)| end.micros_since(start)) as f64 / 1e6,
         "state": if view.is_complete() { "complete" } else { "recording" },
         "precise": c.precise(),
     });

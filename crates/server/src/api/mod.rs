@@ -1,11 +1,13 @@
 //! The Gcore-compatible JSON API under `/streaming` (`ref/api.md`): streams
 //! ([`streams`]), clips ([`clips`]), videos ([`videos`]), the request bodies
-//! ([`wire`]). Who may call it is [`crate::auth`]'s business.
+//! ([`wire`]), the `page` of lists ([`page`]). Who may call it is
+//! [`crate::auth`]'s business.
 //!
 //! Answers use Gcore's field names; `actual_start`, `actual_duration`, `state` and
 //! `precise` on clips are additive extensions a Gcore client ignores.
 
 pub mod clips;
+pub mod page;
 pub mod streams;
 pub mod videos;
 pub mod wire;
@@ -22,6 +24,7 @@ use crate::error::ApiError;
 use crate::http::body::read_request;
 use crate::http::{HttpResponse, full};
 use crate::route::ApiRoute;
+use page::Page;
 
 /// Answers an API route, after the caller is authorized.
 pub async fn handle<B>(
@@ -36,26 +39,42 @@ where
 {
     app.auth.authorize(&parts.headers)?;
     let json = || read_json(app, parts, body);
+    let page = || Page::from_query(parts.uri.query());
     let (status, value) = match route {
-        ApiRoute::ListStreams => (StatusCode::OK, streams::list(app)),
+        ApiRoute::ListStreams => (StatusCode::OK, streams::list(app, page()?)),
         ApiRoute::CreateStream => (StatusCode::CREATED, streams::create(app, &json().await?)?),
         ApiRoute::GetStream(id) => (StatusCode::OK, streams::get(app, id)?),
         ApiRoute::PatchStream(id) => (StatusCode::OK, streams::patch(app, id, &json().await?)?),
         ApiRoute::DeleteStream(id) => {
             streams::delete(app, id)?;
-            return Ok(full(
-                StatusCode::NO_CONTENT,
-                "application/json",
-                Bytes::new(),
-            ));
+            return Ok(no_content());
         }
         ApiRoute::DvrCleanup(id) => (StatusCode::OK, streams::dvr_cleanup(app, id)?),
         ApiRoute::DvrView(id) => (StatusCode::OK, streams::dvr(app, id)?),
         ApiRoute::CreateClip(id) => (StatusCode::OK, clips::create(app, id, &json().await?)?),
-        ApiRoute::ListClips(id) => (StatusCode::OK, clips::list(app, id)?),
+        ApiRoute::ListClips(id) => (StatusCode::OK, clips::list(app, id, page()?)?),
+        ApiRoute::GetClip(id, clip) => (StatusCode::OK, clips::get(app, id, clip)?),
+        ApiRoute::DeleteClip(id, clip) => {
+            clips::delete(app, id, clip)?;
+            return Ok(no_content());
+        }
+        ApiRoute::ListVideos => (StatusCode::OK, videos::list(app, page()?)),
         ApiRoute::GetVideo(id) => (StatusCode::OK, videos::get(app, id)?),
+        ApiRoute::PatchVideo(id) => (
+            StatusCode::OK,
+            videos::patch(app, id, &json().await?).await?,
+        ),
+        ApiRoute::DeleteVideo(id) => {
+            videos::delete(app, id).await?;
+            return Ok(no_content());
+        }
     };
     Ok(full(status, "application/json", value.to_string()))
+}
+
+/// 204, as Gcore answers a DELETE.
+fn no_content() -> HttpResponse {
+    full(StatusCode::NO_CONTENT, "application/json", Bytes::new())
 }
 
 async fn read_json<B>(app: &App, parts: &Parts, body: B) -> Result<Bytes, ApiError>

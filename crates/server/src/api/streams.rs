@@ -4,20 +4,16 @@
 use dvrclip_engine::{DvrInfo, StreamId, StreamInfo, StreamPatch, StreamSettings, WallTime};
 use serde_json::{Value, json};
 
+use super::page::Page;
 use super::unix_secs;
 use super::wire::{CreateStream, PatchStream};
 use crate::app::App;
 use crate::error::ApiError;
 
-/// `GET /streaming/streams`.
-pub fn list(app: &App) -> Value {
-    Value::Array(
-        app.engine
-            .streams()
-            .iter()
-            .map(|s| stream_json(app, s))
-            .collect(),
-    )
+/// `GET /streaming/streams`: one page, by id.
+pub fn list(app: &App, page: Page) -> Value {
+    let streams = page.of(app.engine.streams());
+    Value::Array(streams.iter().map(|s| stream_json(app, s)).collect())
 }
 
 /// `POST /streaming/streams`.

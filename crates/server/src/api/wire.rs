@@ -41,12 +41,20 @@ pub struct CreateClip {
     pub duration: u64,
     /// Unix seconds; `None` = now.
     pub start: Option<i64>,
-    /// Unix seconds; `None` = end + 3600.
+    /// Unix seconds; `None` = `max(end, now) + 3600`.
     pub expiration: Option<i64>,
     /// Persist as VOD.
     pub vod_required: bool,
     /// Trim playback to the exact request with edit lists (extension).
     pub precise: bool,
+}
+
+/// `PATCH /streaming/videos/{id}`: what Gcore's `videos.update` sends, flat (a body
+/// wrapped in `"video"` is accepted too); only `name` is used.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PatchVideo {
+    /// Required, not blank.
+    pub name: String,
 }
 
 /// Gcore's bounds on `dvr_duration`, seconds.
@@ -180,6 +188,22 @@ impl CreateClip {
     }
 }
 
+impl PatchVideo {
+    /// Reads the body.
+    pub fn parse(body: &[u8]) -> Result<Self, ApiError> {
+        let outer = object(body)?;
+        let m = match outer.get("video") {
+            Some(Value::Object(inner)) => inner,
+            Some(_) => return Err(ApiError::bad_field("video", "video must be an object")),
+            None => &outer,
+        };
+        let name = string(m, "name")?
+            .filter(|n| !n.trim().is_empty())
+            .ok_or_else(|| ApiError::bad_field("name", "name is required"))?;
+        Ok(PatchVideo { name })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -255,6 +279,21 @@ mod tests {
             field_of(PatchStream::parse(br#"{"stream": 3}"#).unwrap_err()),
             Some("stream")
         );
+        // What gcore-python's videos.update sends: flat, `name` required.
+        assert_eq!(
+            PatchVideo::parse(br#"{"name": "goal", "priority": 0}"#).unwrap(),
+            PatchVideo {
+                name: "goal".into()
+            }
+        );
+        for (body, field) in [
+            (&br#"{"priority": 0}"#[..], "name"),
+            (br#"{"name": " "}"#, "name"),
+            (br#"{"name": 7}"#, "name"),
+            (br#"{"video": []}"#, "video"),
+        ] {
+            assert_eq!(field_of(PatchVideo::parse(body).unwrap_err()), Some(field));
+        }
         assert_eq!(field_of(CreateClip::parse(b"{").unwrap_err()), None);
         assert_eq!(field_of(CreateClip::parse(b"[1]").unwrap_err()), None);
     }

@@ -16,7 +16,7 @@
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::ops::Range;
+use std::ops::{Deref, Range};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -220,9 +220,11 @@ pub fn decide(method: &Method, req: &HeaderMap, len: u64, etag: &str) -> Decisio
 
 /// A response body yielding a byte range of a [`VirtualMp4`] piece by piece. Finding
 /// the first piece is a binary search; each frame is a `Bytes` slice of a segment.
+/// `D` is what keeps the file alive while the body is sent: an `Arc<VirtualMp4>`, or
+/// a handle that also holds the file's share of the memory budget.
 #[derive(Debug)]
-pub struct Mp4Body {
-    pieces: Option<Pieces<Arc<VirtualMp4>>>,
+pub struct Mp4Body<D = Arc<VirtualMp4>> {
+    pieces: Option<Pieces<D>>,
     /// The rest of the current piece, handed out in frames of at most [`MAX_FRAME`].
     current: Bytes,
 }
@@ -231,9 +233,9 @@ pub struct Mp4Body {
 /// frames let one runtime thread interleave many downloads more evenly.
 const MAX_FRAME: usize = 128 << 10;
 
-impl Mp4Body {
+impl<D: Deref<Target = VirtualMp4>> Mp4Body<D> {
     /// The bytes `range` of `file`; empty if the range does not lie inside it.
-    pub fn new(file: Arc<VirtualMp4>, range: Range<u64>) -> Self {
+    pub fn new(file: D, range: Range<u64>) -> Self {
         Mp4Body {
             pieces: VirtualMp4::pieces(file, range).ok(),
             current: Bytes::new(),
@@ -253,7 +255,7 @@ impl Mp4Body {
     }
 }
 
-impl Body for Mp4Body {
+impl<D: Deref<Target = VirtualMp4> + Unpin> Body for Mp4Body<D> {
     type Data = Bytes;
     type Error = Infallible;
 

@@ -1,13 +1,15 @@
 //! HTTP plumbing that knows no route: the accept loop and its limits ([`serve`]),
 //! request bodies under a memory pool ([`body`]) placed where they are kept
-//! ([`payload`]), the write timeout ([`send_timeout`]), and byte-range serving of
-//! immutable entities ([`entity`]).
+//! ([`payload`]), the write timeout ([`send_timeout`]), byte-range serving of
+//! immutable entities ([`entity`]), and the `Host` check every request passes
+//! ([`host`]).
 //!
 //! Nothing here imports the API, the public links or the application state; they
 //! import this room.
 
 pub mod body;
 pub mod entity;
+pub mod host;
 pub mod payload;
 pub mod send_timeout;
 pub mod serve;

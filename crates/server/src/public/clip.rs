@@ -1,10 +1,15 @@
 //! A clip's public links: its HLS playlists, rendered from the clip's current view
 //! on every request (a recording clip grows); its init and media segments, the
 //! chunks' own bytes; its MP4, a [`VirtualMp4`] built once when the clip is complete
-//! and cached until it expires, served as an
+//! and cached until it expires ([`crate::mp4_cache`]), served as an
 //! [`entity::Entity`].
-
-use std::sync::Arc;
+//!
+//! Caching (RFC 9111 §5.2.2.1 `max-age`): media (the MP4, inits, segments) never
+//! changes and lives until the clip expires, so a cache may keep it exactly that
+//! long and no longer: `public, max-age=<seconds until expiration>`. Playlists of a
+//! recording clip change with every chunk (`no-cache`); a complete clip's are fixed
+//! but short-lived (at most 60 s, never past the expiration). ref/api.md "Public clip
+//! links".
 
 use dvrclip_engine::{Clip, ClipId, ClipRendition, ClipView, StreamId};
 use dvrclip_fmp4::progressive::VirtualMp4;
@@ -12,12 +17,16 @@ use dvrclip_hls::{MediaFile, PlaylistKind, master_playlist, media_playlist};
 use http::StatusCode;
 use http::request::Parts;
 
-use super::{HLS_TYPE, cache};
+use super::{HLS_TYPE, cache, cache_for};
 use crate::app::App;
 use crate::error::ApiError;
 use crate::http::entity;
 use crate::http::{HttpResponse, full};
+use crate::mp4_cache::CachedMp4;
 use crate::route::LinkFormat;
+
+/// Longest a complete clip's playlist may be cached, seconds.
+const PLAYLIST_MAX_AGE_SECS: u64 = 60;
 
 /// `/rec/{stream}/rec_{clip}_{name}.m3u8|.mp4`.
 pub async fn link(
@@ -40,17 +49,20 @@ pub async fn link(
             };
             let mut resp = full(StatusCode::OK, HLS_TYPE, text);
             // A recording clip's playlists change with every chunk (RFC 8216 §6.2.1).
-            let policy = if view.is_complete() {
-                "public, max-age=60"
+            if view.is_complete() {
+                let secs = seconds_left(app, &clip).min(PLAYLIST_MAX_AGE_SECS);
+                cache_for(&mut resp, secs, false);
             } else {
-                "no-cache"
-            };
-            cache(&mut resp, policy);
+                cache(&mut resp, "no-cache");
+            }
             Ok(resp)
         }
         LinkFormat::Mp4 => {
             let file = mp4_of(app, &clip, name).await?;
-            let Ok(resp) = entity::respond(&parts.method, &parts.headers, &file).await;
+            let Ok(mut resp) = entity::respond(&parts.method, &parts.headers, &file).await;
+            // Every status of the entity carries it: RFC 9110 §15.4.5 wants a 304 to
+            // repeat the Cache-Control a 200 would have sent.
+            cache_for(&mut resp, seconds_left(app, &clip), false);
             Ok(resp)
         }
     }
@@ -74,9 +86,16 @@ pub fn media(
         MediaFile::Segment(_) => "video/iso.segment",
     };
     let mut resp = full(StatusCode::OK, content_type, bytes);
-    // A segment URI names one chunk of one clip forever.
-    cache(&mut resp, "public, max-age=14400, immutable");
+    // A segment URI names one chunk of one clip, unchanged until the clip expires.
+    cache_for(&mut resp, seconds_left(app, &clip), true);
     Ok(resp)
+}
+
+/// Whole seconds from now until `clip` expires (0 when due): the most a cache may
+/// keep anything of it.
+fn seconds_left(app: &App, clip: &Clip) -> u64 {
+    let micros = clip.expiration_utc().micros_since(app.engine.now());
+    u64::try_from(micros / 1_000_000).unwrap_or(0)
 }
 
 fn find_clip(app: &App, stream: StreamId, id: ClipId) -> Result<Clip, ApiError> {
@@ -100,7 +119,7 @@ fn rendition<'a>(view: &'a ClipView, name: &str) -> Result<&'a ClipRendition, Ap
 /// The clip's MP4 of `name` (`master` = the highest rendition), built on first use:
 /// concurrent first requests share one build, and the build (tens of milliseconds
 /// for a 4 h clip) runs off the runtime's worker threads.
-async fn mp4_of(app: &App, clip: &Clip, name: &str) -> Result<Arc<VirtualMp4>, ApiError> {
+async fn mp4_of(app: &App, clip: &Clip, name: &str) -> Result<CachedMp4, ApiError> {
     let view = clip.view();
     if !view.is_complete() {
         // Gcore: "the clip will be available after start + duration" (425 Too Early).
@@ -110,22 +129,20 @@ async fn mp4_of(app: &App, clip: &Clip, name: &str) -> Result<Arc<VirtualMp4>, A
         )));
     }
     let rendition_name = rendition(&view, name)?.name().to_owned();
-    let cell = app
-        .mp4_cache
-        .lock()
-        .entry((clip.id(), rendition_name.clone()))
-        .or_default()
-        .clone();
     let build = || {
         let clip = clip.clone();
+        let rendition_name = rendition_name.clone();
         async move {
-            tokio::task::spawn_blocking(move || {
+            tokio::task::spawn_blocking(move || -> Result<VirtualMp4, ApiError> {
                 let r = rendition(&view, &rendition_name)?;
-                Ok(Arc::new(clip.mp4(&view, r)?))
+                Ok(clip.mp4(&view, r)?)
             })
             .await
             .map_err(|e| ApiError::Internal(format!("building the MP4: {e}")))?
         }
     };
-    cell.get_or_try_init(build).await.cloned()
+    // Over the budget (clips and other headers hold all of it): 503, nothing cached.
+    app.mp4_cache
+        .get_or_build(&app.engine, clip.id(), &rendition_name, build)
+        .await
 }

@@ -88,3 +88,16 @@ fn cache(resp: &mut HttpResponse, policy: &'static str) {
     resp.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static(policy));
 }
+
+/// Sets `Cache-Control: public, max-age=<secs>` (RFC 9111 §5.2.2.1), with
+/// `immutable` (RFC 8246) for what a URI names unchanged for that whole time.
+fn cache_for(resp: &mut HttpResponse, secs: u64, immutable: bool) {
+    let policy = if immutable {
+        format!("public, max-age={secs}, immutable")
+    } else {
+        format!("public, max-age={secs}")
+    };
+    if let Ok(v) = HeaderValue::from_str(&policy) {
+        resp.headers_mut().insert(header::CACHE_CONTROL, v);
+    }
+}

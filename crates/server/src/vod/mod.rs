@@ -22,6 +22,13 @@
 //! At shutdown ([`Vod::shutdown`]) writes in progress get the grace period; videos
 //! whose clip is still recording stay `pending` and are marked `error` at the next
 //! start.
+//!
+//! A video is renamed ([`Vod::rename`]) and deleted ([`Vod::delete`]) through the
+//! API. Record writes go one at a time, each of the record as the index holds it
+//! then, so a rename racing the writer's `ready` loses neither. A delete cancels the
+//! video's writer and waits for it to stop (what it had written is removed), then
+//! removes the record, then the media: a crash between the two leaves media no
+//! record names, removed at the next start.
 
 pub mod hls;
 pub mod record;
@@ -38,7 +45,7 @@ use dvrclip_engine::{Clip, ClipView};
 use dvrclip_fmp4::progressive::VirtualMp4;
 use dvrclip_fmp4::progressive::{BuildError, RangeError};
 use parking_lot::Mutex;
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 
@@ -54,6 +61,11 @@ pub struct Vod {
     store: Arc<dyn VodStore>,
     public_url: String,
     videos: Mutex<BTreeMap<u64, VideoRecord>>,
+    /// The writers of videos not yet written, by id: how to cancel each, and how to
+    /// learn it stopped.
+    writing: Mutex<HashMap<u64, Writing>>,
+    /// Held across each record write: the store keeps the last change of a record.
+    records: tokio::sync::Mutex<()>,
     writers: Mutex<JoinSet<()>>,
     stop: watch::Sender<bool>,
     /// Lowest id [`Vod::next_video_id`] may answer.
@@ -77,6 +89,8 @@ impl Vod {
             store,
             public_url: public_url.into(),
             videos: Mutex::new(BTreeMap::new()),
+            writing: Mutex::new(HashMap::new()),
+            records: tokio::sync::Mutex::new(()),
             writers: Mutex::new(JoinSet::new()),
             stop: watch::channel(false).0,
             id_floor: AtomicU64::new(1),
@@ -238,42 +252,118 @@ impl Vod {
         self.video(id).map(|r| r.to_json(&self.public_url))
     }
 
+    /// The Video objects of one page, by id: `skip` videos passed over, at most `take`.
+    pub fn videos_json(&self, skip: usize, take: usize) -> Vec<serde_json::Value> {
+        let videos = self.videos.lock();
+        let page = videos.values().skip(skip).take(take);
+        page.map(|r| r.to_json(&self.public_url)).collect()
+    }
+
+    /// Renames a video (`PATCH /streaming/videos/{id}`); `Ok(None)` when there is
+    /// no such video. The record is stored before the index changes.
+    pub async fn rename(&self, id: u64, name: String) -> Result<Option<VideoRecord>, StoreError> {
+        let _records = self.records.lock().await;
+        let Some(mut rec) = self.video(id) else {
+            return Ok(None);
+        };
+        rec.name = name;
+        self.save(&rec).await?;
+        self.videos.lock().insert(id, rec.clone());
+        Ok(Some(rec))
+    }
+
+    /// Deletes a video, its record and its media (`DELETE /streaming/videos/{id}`);
+    /// `Ok(false)` when there is no such video. A write in progress is cancelled
+    /// first and removes what it wrote. When the record cannot be removed the video
+    /// stays (an interrupted write becomes `error`) and the store's error is returned.
+    pub async fn delete(&self, id: u64) -> Result<bool, StoreError> {
+        if self.video(id).is_none() {
+            return Ok(false);
+        }
+        let writing = self.writing.lock().remove(&id);
+        let cancelled = writing.is_some();
+        if let Some(w) = writing {
+            w.cancel.send_replace(true);
+            // Ends when the writer's task does, however it ends.
+            let _ = w.ended.await;
+        }
+        let records = self.records.lock().await;
+        let Some(rec) = self.video(id) else {
+            return Ok(false);
+        };
+        if let Err(e) = self.store.delete(&VideoRecord::key(id)).await {
+            if cancelled && rec.status == VideoStatus::Pending {
+                let mut failed = rec;
+                failed.fail(format!(
+                    "deleted while being written, but the delete failed: {e}"
+                ));
+                self.videos.lock().insert(id, failed);
+            }
+            return Err(e);
+        }
+        self.videos.lock().remove(&id);
+        drop(records);
+        let keys = [rec.media_key, rec.hls_media_key, rec.hls_key];
+        for key in keys.iter().flatten() {
+            self.forget_media(key).await;
+        }
+        info!(id, "video deleted");
+        Ok(true)
+    }
+
     /// Starts persisting `clip` if it has a `video_id`: the video is `pending` at
     /// once (so it answers before this returns), written when the clip completes.
     pub fn spawn_writer(self: &Arc<Self>, clip: Clip, stream_name: &str) {
-        let Some(rec) = self.begin(&clip, stream_name) else {
+        let Some(id) = self.begin(&clip, stream_name) else {
             return;
         };
+        let (mut cancel, ended) = self.register(id);
         let vod = Arc::clone(self);
         let mut stop = self.stop.subscribe();
         let mut writers = self.writers.lock();
         while writers.try_join_next().is_some() {}
         writers.spawn(async move {
-            if let Err(e) = vod.save(&rec).await {
-                warn!(id = rec.id, error = %e, "could not record the pending video");
-            }
+            // Dropped when the task ends, aborted at shutdown too: a delete waits on it.
+            let _ended = ended;
+            vod.save_current(id).await;
             let view = tokio::select! {
-                // A clip complete at shutdown is a write to finish, not to drop.
                 biased;
+                _ = cancelled(&mut cancel) => return,
+                // A clip complete at shutdown is a write to finish, not to drop.
                 v = clip.wait_complete() => v,
                 // Shutting down while the clip records: it stays `pending` in the
                 // store and becomes `error` at the next start.
                 _ = stop.wait_for(|s| *s) => return,
             };
-            vod.finish(rec, &clip, &view).await;
+            vod.finish(id, &clip, &view, &mut cancel).await;
+            vod.writing.lock().remove(&id);
         });
     }
 
     /// Persists `clip` inline: record `pending`, wait for completion, write the MP4,
     /// record `ready` (or `error`). Returns the final record; `None` if the clip
-    /// has no `video_id`.
+    /// has no `video_id` or the video was deleted meanwhile.
     pub async fn write_clip(&self, clip: &Clip, stream_name: &str) -> Option<VideoRecord> {
-        let rec = self.begin(clip, stream_name)?;
-        if let Err(e) = self.save(&rec).await {
-            warn!(id = rec.id, error = %e, "could not record the pending video");
-        }
-        let view = clip.wait_complete().await;
-        Some(self.finish(rec, clip, &view).await)
+        let id = self.begin(clip, stream_name)?;
+        let (mut cancel, _ended) = self.register(id);
+        self.save_current(id).await;
+        let view = tokio::select! {
+            biased;
+            _ = cancelled(&mut cancel) => return None,
+            v = clip.wait_complete() => v,
+        };
+        let rec = self.finish(id, clip, &view, &mut cancel).await;
+        self.writing.lock().remove(&id);
+        rec
+    }
+
+    /// Registers the writer of video `id`: the receiver says when a delete cancels
+    /// it; the writer drops the sender when it stops.
+    fn register(&self, id: u64) -> (watch::Receiver<bool>, oneshot::Sender<()>) {
+        let (cancel, cancelled) = watch::channel(false);
+        let (ended_tx, ended) = oneshot::channel();
+        self.writing.lock().insert(id, Writing { cancel, ended });
+        (cancelled, ended_tx)
     }
 
     /// Stops writers: those still waiting for their clip at once, those writing
@@ -294,7 +384,7 @@ impl Vod {
         }
     }
 
-    fn begin(&self, clip: &Clip, stream_name: &str) -> Option<VideoRecord> {
+    fn begin(&self, clip: &Clip, stream_name: &str) -> Option<u64> {
         let id = clip.video_id()?;
         let rec = VideoRecord::pending(
             id,
@@ -303,58 +393,100 @@ impl Vod {
             clip.id().to_string(),
             clip.created_at().to_rfc3339_millis(),
         );
-        self.videos.lock().insert(id, rec.clone());
-        Some(rec)
+        self.videos.lock().insert(id, rec);
+        Some(id)
     }
 
-    async fn finish(&self, mut rec: VideoRecord, clip: &Clip, view: &ClipView) -> VideoRecord {
-        match self.write_media(&mut rec, clip, view).await {
-            Ok(()) => info!(id = rec.id, key = ?rec.media_key, size = ?rec.size, "video ready"),
-            Err(reason) => {
-                warn!(id = rec.id, %reason, "video failed");
-                rec.fail(reason.to_string());
-                if let Err(e) = self.save(&rec).await {
-                    warn!(id = rec.id, error = %e, "could not record the video's error");
-                }
-            }
+    /// Stores the record of `id` as the index holds it (the `pending` one at first).
+    async fn save_current(&self, id: u64) {
+        let _records = self.records.lock().await;
+        let Some(rec) = self.video(id) else { return };
+        if let Err(e) = self.save(&rec).await {
+            warn!(id, error = %e, "could not record the pending video");
         }
-        self.videos.lock().insert(rec.id, rec.clone());
-        rec
     }
 
-    /// Media first under a fresh key, then the `ready` record naming it.
-    async fn write_media(
+    /// Writes the video of `clip` as of `view`; the final record, `None` when a
+    /// delete cancelled it.
+    async fn finish(
         &self,
-        rec: &mut VideoRecord,
+        id: u64,
         clip: &Clip,
         view: &ClipView,
-    ) -> Result<(), WriteError> {
+        cancel: &mut watch::Receiver<bool>,
+    ) -> Option<VideoRecord> {
+        match self.write_media(id, clip, view, cancel).await {
+            Ok(rec) => {
+                info!(id, key = ?rec.media_key, size = ?rec.size, "video ready");
+                Some(rec)
+            }
+            Err(WriteError::Cancelled) => {
+                info!(id, "video write cancelled by its delete");
+                None
+            }
+            Err(reason) => {
+                warn!(id, %reason, "video failed");
+                let _records = self.records.lock().await;
+                let mut rec = self.video(id)?;
+                rec.fail(reason.to_string());
+                self.videos.lock().insert(id, rec.clone());
+                if let Err(e) = self.save(&rec).await {
+                    warn!(id, error = %e, "could not record the video's error");
+                }
+                Some(rec)
+            }
+        }
+    }
+
+    /// Media first under fresh keys, then the `ready` record naming them. A cancel
+    /// stops the upload where it is and removes what was written.
+    async fn write_media(
+        &self,
+        id: u64,
+        clip: &Clip,
+        view: &ClipView,
+        cancel: &mut watch::Receiver<bool>,
+    ) -> Result<VideoRecord, WriteError> {
         let r = view.reference().ok_or(WriteError::NoMedia)?;
         let file = clip.mp4(view, r).map_err(WriteError::Build)?;
         // Media keys are never reused, so a retry or a later write cannot clobber
         // bytes a record names.
         let nonce = random_hex::<8>().map_err(|_| WriteError::Entropy)?;
-        let stem = format!("media/{}-{nonce}", rec.id);
+        let stem = format!("media/{id}-{nonce}");
         let keys = [
             format!("{stem}.mp4"),
             format!("{stem}.m4s"),
             format!("{stem}.m3u8"),
         ];
-        let hls = hls::single_file(r, &format!("{}.m4s", rec.id));
-        let written = self.write_all(&keys, &file, &hls).await;
-        if let Err(e) = written {
-            for key in &keys {
-                self.forget_media(key).await;
-            }
-            return Err(e);
-        }
-        let [mp4_key, hls_media_key, hls_key] = keys;
-        let duration_micros = if clip.precise() {
-            view.requested_duration_micros()
-        } else {
-            view.actual_duration_micros()
+        let hls = hls::single_file(r, &format!("{id}.m4s"));
+        let written = tokio::select! {
+            biased;
+            _ = cancelled(cancel) => Err(WriteError::Cancelled),
+            w = self.write_all(&keys, &file, &hls) => w,
         };
-        let mut ready = rec.clone();
+        // The record as the index holds it now (a rename since counts), unless a
+        // delete came first.
+        let (records, current) = match written {
+            Ok(()) => {
+                let records = self.records.lock().await;
+                let cancelled = *cancel.borrow();
+                (records, self.video(id).filter(|_| !cancelled))
+            }
+            Err(e) => {
+                self.forget_all(&keys).await;
+                return Err(e);
+            }
+        };
+        let Some(mut ready) = current else {
+            drop(records);
+            self.forget_all(&keys).await;
+            return Err(WriteError::Cancelled);
+        };
+        let [mp4_key, hls_media_key, hls_key] = keys;
+        // What the MP4 plays, as the clip's `actual_duration` says.
+        let duration_micros = clip
+            .played(view)
+            .map_or(0, |(start, end)| end.micros_since(start));
         ready.status = VideoStatus::Ready;
         ready.duration = (duration_micros.max(0) / 1000) as u64;
         ready.width = r.video().map(|v| v.width);
@@ -367,14 +499,15 @@ impl Vod {
         ready.hls_media_size = Some(hls.len);
         ready.hls_key = Some(hls_key);
         if let Err(e) = self.save(&ready).await {
+            drop(records);
             let keys = [&ready.media_key, &ready.hls_media_key, &ready.hls_key];
             for key in keys.into_iter().flatten() {
                 self.forget_media(key).await;
             }
             return Err(WriteError::Record(e));
         }
-        *rec = ready;
-        Ok(())
+        self.videos.lock().insert(id, ready.clone());
+        Ok(ready)
     }
 
     /// The MP4, the HLS file and its playlist, each checked by its stored size.
@@ -420,6 +553,12 @@ impl Vod {
         }
     }
 
+    async fn forget_all(&self, keys: &[String]) {
+        for key in keys {
+            self.forget_media(key).await;
+        }
+    }
+
     async fn forget_media(&self, key: &str) {
         if let Err(e) = self.store.delete(key).await {
             // Removed at the next start: no `ready` record names it.
@@ -433,9 +572,25 @@ impl Vod {
     }
 }
 
+/// A video's writer: how a delete cancels it and learns it stopped.
+struct Writing {
+    cancel: watch::Sender<bool>,
+    /// Closed when the writer's task ends (its sender dropped).
+    ended: oneshot::Receiver<()>,
+}
+
+/// Resolves once `cancel` turns true; never when its sender is gone without that.
+async fn cancelled(cancel: &mut watch::Receiver<bool>) {
+    if cancel.wait_for(|c| *c).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
 /// Why a video could not be written; its text becomes the video's `error`.
 #[derive(Debug, thiserror::Error)]
 enum WriteError {
+    #[error("cancelled: the video was deleted")]
+    Cancelled,
     #[error("the clip holds no media")]
     NoMedia,
     #[error("building the MP4: {0}")]

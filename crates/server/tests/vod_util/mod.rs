@@ -1,7 +1,14 @@
 //! Shared by the VOD tests: the ffmpeg ladder fixture pushed into an engine, temp
-//! directories, a minimal HTTP/1.1 client, and the MP4 a clip should be stored as.
+//! directories, a minimal HTTP/1.1 client, the MP4 a clip should be stored as, and
+//! what a test needs from outside (ffprobe, moto: `tests/common/require.rs`).
 
 #![allow(dead_code, unreachable_pub)]
+
+#[path = "../../../../tests/common/require.rs"]
+mod require;
+// Not every test binary that includes this module needs a tool.
+#[allow(unused_imports)]
+pub use require::{require, require_tool};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -131,9 +138,9 @@ pub fn whole(file: &VirtualMp4) -> Vec<u8> {
     out
 }
 
-/// `ffprobe` on a file: (codec names, format duration in seconds); `None` when
-/// ffprobe is not installed.
-pub fn ffprobe(path: impl AsRef<std::ffi::OsStr>) -> Option<(Vec<String>, f64)> {
+/// `ffprobe` on a file or URL: (codec names, format duration in seconds). Check
+/// `require_tool("ffprobe")` first, on the test's thread.
+pub fn ffprobe(path: impl AsRef<std::ffi::OsStr>) -> (Vec<String>, f64) {
     let out = std::process::Command::new("ffprobe")
         .args([
             "-v",
@@ -144,7 +151,7 @@ pub fn ffprobe(path: impl AsRef<std::ffi::OsStr>) -> Option<(Vec<String>, f64)> 
         .args(["-of", "json"])
         .arg(path)
         .output()
-        .ok()?;
+        .expect("running ffprobe");
     assert!(
         out.status.success(),
         "ffprobe failed: {}",
@@ -158,7 +165,7 @@ pub fn ffprobe(path: impl AsRef<std::ffi::OsStr>) -> Option<(Vec<String>, f64)> 
         .map(|s| s["codec_name"].as_str().unwrap().to_owned())
         .collect();
     let duration = v["format"]["duration"].as_str().unwrap().parse().unwrap();
-    Some((codecs, duration))
+    (codecs, duration)
 }
 
 /// A parsed HTTP/1.1 response.

@@ -59,15 +59,9 @@ pub(crate) fn handler(kind: TrackKind) -> FourCC {
     }
 }
 
-/// `mvhd` (§8.2.2), version 1 only when the duration needs it.
-pub(crate) fn mvhd(
-    buf: &mut Vec<u8>,
-    timescale: u32,
-    duration: u64,
-    next_track_id: u32,
-) -> Result<(), TooLarge> {
-    let v1 = duration > u64::from(u32::MAX);
-    let pos = begin_full(buf, b"mvhd", u8::from(v1), 0);
+/// The times of `mvhd` and `mdhd` (creation and modification 0, the timescale and
+/// the duration), 64-bit in version 1.
+fn times(buf: &mut Vec<u8>, v1: bool, timescale: u32, duration: u64) {
     if v1 {
         u64be(buf, 0);
         u64be(buf, 0);
@@ -79,6 +73,18 @@ pub(crate) fn mvhd(
         u32be(buf, timescale);
         u32be(buf, duration as u32);
     }
+}
+
+/// `mvhd` (§8.2.2), version 1 only when the duration needs it.
+pub(crate) fn mvhd(
+    buf: &mut Vec<u8>,
+    timescale: u32,
+    duration: u64,
+    next_track_id: u32,
+) -> Result<(), TooLarge> {
+    let v1 = duration > u64::from(u32::MAX);
+    let pos = begin_full(buf, b"mvhd", u8::from(v1), 0);
+    times(buf, v1, timescale, duration);
     u32be(buf, 0x0001_0000); // rate 1.0
     u16be(buf, 0x0100); // volume 1.0
     buf.extend_from_slice(&[0; 10]);
@@ -137,17 +143,7 @@ pub(crate) fn mdhd(
 ) -> Result<(), TooLarge> {
     let v1 = duration > u64::from(u32::MAX);
     let pos = begin_full(buf, b"mdhd", u8::from(v1), 0);
-    if v1 {
-        u64be(buf, 0);
-        u64be(buf, 0);
-        u32be(buf, timescale);
-        u64be(buf, duration);
-    } else {
-        u32be(buf, 0);
-        u32be(buf, 0);
-        u32be(buf, timescale);
-        u32be(buf, duration as u32);
-    }
+    times(buf, v1, timescale, duration);
     u16be(buf, language & 0x7fff);
     u16be(buf, 0);
     end(buf, pos)

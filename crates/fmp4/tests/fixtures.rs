@@ -6,19 +6,12 @@
 //! playlist, with `-ignore_editlist 1` so timestamps are the boxes' own media time.
 //! Per stream it lists `[pts, dts, duration, size, key, pos]` per packet.
 
-use std::path::{Path, PathBuf};
+#[path = "support/fixture.rs"]
+mod fixture;
 
-use bytes::Bytes;
+use std::path::{Path, PathBuf};
 use dvrclip_fmp4::{InitSegment, MediaSegment, TrackKind, parse_init, parse_segment};
 use serde_json::Value;
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
-}
-
-fn read(path: &Path) -> Bytes {
-    Bytes::from(std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
-}
 
 /// A fixture's init and segments, in playlist order.
 struct Fixture {
@@ -29,22 +22,11 @@ struct Fixture {
 }
 
 fn load(dir: &str) -> Fixture {
-    let dir = root().join(dir);
-    let playlist = std::fs::read_to_string(dir.join("index.m3u8")).unwrap();
-    let map = playlist
-        .lines()
-        .find_map(|l| l.strip_prefix("#EXT-X-MAP:URI=\""))
-        .and_then(|l| l.split('"').next())
-        .expect("EXT-X-MAP");
-    let init_bytes = read(&dir.join(map));
-    let mut at = init_bytes.len() as u64;
-    let init = parse_init(init_bytes).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    let files = fixture::files(dir);
+    let mut at = files.init.len() as u64;
+    let init = parse_init(files.init).unwrap_or_else(|e| panic!("{dir}: {e}"));
     let (mut segments, mut starts) = (Vec::new(), Vec::new());
-    for name in playlist
-        .lines()
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-    {
-        let bytes = read(&dir.join(name));
+    for (name, bytes) in files.segments {
         starts.push(at);
         at += bytes.len() as u64;
         let seg = parse_segment(bytes, &init).unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -61,7 +43,7 @@ fn load(dir: &str) -> Fixture {
 fn check_golden(dir: &str) -> Fixture {
     let f = load(dir);
     let golden: Value =
-        serde_json::from_slice(&std::fs::read(root().join(dir).join("golden.json")).unwrap())
+        serde_json::from_slice(&std::fs::read(fixture::root().join(dir).join("golden.json")).unwrap())
             .unwrap();
     let streams = golden["streams"].as_array().unwrap();
     // ffmpeg's mov demuxer numbers streams in `trak` order.
@@ -312,7 +294,7 @@ fn ac3_and_eac3() {
 /// ffmpeg's master playlist names each variant's codecs: an independent oracle for ours.
 #[test]
 fn ladder_codecs_match_ffmpeg_master_playlist() {
-    let master = std::fs::read_to_string(root().join("ladder/master.m3u8")).unwrap();
+    let master = std::fs::read_to_string(fixture::root().join("ladder/master.m3u8")).unwrap();
     let mut lines = master.lines();
     let mut seen = 0;
     while let Some(l) = lines.next() {
@@ -383,7 +365,7 @@ fn chunked_cmaf_several_moofs_per_segment() {
 #[test]
 fn segment_under_the_wrong_init_names_the_unknown_track() {
     let audio = load("audio_only").init;
-    let seg = read(&root().join("h264_aac/seg_000.m4s"));
+    let seg = fixture::read(&fixture::root().join("h264_aac/seg_000.m4s"));
     let err = parse_segment(seg, &audio).unwrap_err();
     assert_eq!(*err.kind(), dvrclip_fmp4::ErrorKind::UnknownTrack(2));
     assert_eq!(err.path, "moof/traf/tfhd");
@@ -393,7 +375,7 @@ fn segment_under_the_wrong_init_names_the_unknown_track() {
 /// `moov`/`moof` is missing, or samples point past the last `mdat`), never a panic.
 #[test]
 fn every_truncation_is_an_error() {
-    let init_bytes = read(&root().join("h264_aac/init.mp4"));
+    let init_bytes = fixture::read(&fixture::root().join("h264_aac/init.mp4"));
     for n in 0..init_bytes.len() {
         assert!(
             parse_init(init_bytes.slice(..n)).is_err(),
@@ -405,7 +387,7 @@ fn every_truncation_is_an_error() {
         "audio_only/seg_002.m4s",
         "chunked/audio/chunk-stream1-00003.m4s",
     ] {
-        let seg = read(&root().join(name));
+        let seg = fixture::read(&fixture::root().join(name));
         let init = if name.starts_with("audio_only") {
             load("audio_only").init
         } else {
@@ -419,7 +401,7 @@ fn every_truncation_is_an_error() {
         }
     }
     // And a large one, cut inside every box header of its first kilobytes.
-    let seg = read(&root().join("h264_aac/seg_000.m4s"));
+    let seg = fixture::read(&fixture::root().join("h264_aac/seg_000.m4s"));
     for n in 0..2000 {
         assert!(parse_segment(seg.slice(..n), &init).is_err(), "cut at {n}");
     }
@@ -440,11 +422,11 @@ fn every_fixture_with_a_golden_matches_ffprobe() {
         }
     }
     let mut dirs = Vec::new();
-    walk(&root(), &mut dirs);
+    walk(&fixture::root(), &mut dirs);
     dirs.sort();
     assert!(dirs.len() >= 17, "{dirs:?}");
     for d in dirs {
-        let rel = d.strip_prefix(root()).unwrap().to_str().unwrap().to_owned();
+        let rel = d.strip_prefix(fixture::root()).unwrap().to_str().unwrap().to_owned();
         check_golden(&rel);
     }
 }

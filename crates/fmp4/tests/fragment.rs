@@ -13,8 +13,10 @@
 
 #[path = "../../../tests/common/require.rs"]
 mod require;
+#[path = "support/fixture.rs"]
+mod fixture;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -26,17 +28,9 @@ use dvrclip_fmp4::{InitSegment, MediaSegment, TrackKind, parse_init, parse_segme
 use proptest::prelude::*;
 use serde_json::Value;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
-}
-
-fn read(path: &Path) -> Bytes {
-    Bytes::from(std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
-}
-
 /// ffmpeg's `avcC` of the h264_aac fixture.
 fn fixture_avcc() -> Bytes {
-    let init = parse_init(read(&root().join("h264_aac/init.mp4"))).unwrap();
+    let init = parse_init(fixture::read(&fixture::root().join("h264_aac/init.mp4"))).unwrap();
     init.video_track().unwrap().entry.config.clone()
 }
 
@@ -366,21 +360,13 @@ fn have_ffmpeg() -> bool {
 
 /// A fixture's init and segments, in playlist order.
 fn load(dir: &str) -> (InitSegment, Vec<MediaSegment>, Vec<u8>) {
-    let dir = root().join(dir);
-    let playlist = std::fs::read_to_string(dir.join("index.m3u8")).unwrap();
-    let map = playlist
-        .lines()
-        .find_map(|l| l.strip_prefix("#EXT-X-MAP:URI=\""))
-        .and_then(|l| l.split('"').next())
-        .expect("EXT-X-MAP");
-    let init_bytes = read(&dir.join(map));
-    let mut concat = init_bytes.to_vec();
-    let init = parse_init(init_bytes).unwrap();
-    let segments = playlist
-        .lines()
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(|name| {
-            let bytes = read(&dir.join(name));
+    let files = fixture::files(dir);
+    let mut concat = files.init.to_vec();
+    let init = parse_init(files.init).unwrap();
+    let segments = files
+        .segments
+        .into_iter()
+        .map(|(_, bytes)| {
             concat.extend_from_slice(&bytes);
             parse_segment(bytes, &init).unwrap()
         })

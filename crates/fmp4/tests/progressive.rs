@@ -7,6 +7,8 @@
 
 #[path = "../../../tests/common/require.rs"]
 mod require;
+#[path = "support/fixture.rs"]
+mod fixture;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -16,10 +18,6 @@ use dvrclip_fmp4::progressive::{Mp4Builder, Options, Trim, VirtualMp4};
 use dvrclip_fmp4::{InitSegment, MediaSegment, TrackKind, parse_init, parse_segment};
 use serde_json::Value;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures")
-}
-
 /// One run of a fixture: its init and its segments in playlist order.
 struct Run {
     init: InitSegment,
@@ -27,19 +25,12 @@ struct Run {
 }
 
 fn load(dir: &str) -> Run {
-    let dir = root().join(dir);
-    let playlist = std::fs::read_to_string(dir.join("index.m3u8")).unwrap();
-    let map = playlist
-        .lines()
-        .find_map(|l| l.strip_prefix("#EXT-X-MAP:URI=\""))
-        .and_then(|l| l.split('"').next())
-        .expect("EXT-X-MAP");
-    let read = |name: &str| Bytes::from(std::fs::read(dir.join(name)).unwrap());
-    let init = parse_init(read(map)).unwrap();
-    let segments = playlist
-        .lines()
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(|name| parse_segment(read(name), &init).unwrap())
+    let files = fixture::files(dir);
+    let init = parse_init(files.init).unwrap();
+    let segments = files
+        .segments
+        .into_iter()
+        .map(|(_, bytes)| parse_segment(bytes, &init).unwrap())
         .collect();
     Run { init, segments }
 }

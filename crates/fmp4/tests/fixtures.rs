@@ -9,9 +9,9 @@
 #[path = "support/fixture.rs"]
 mod fixture;
 
-use std::path::{Path, PathBuf};
 use dvrclip_fmp4::{InitSegment, MediaSegment, TrackKind, parse_init, parse_segment};
 use serde_json::Value;
+use std::path::{Path, PathBuf};
 
 /// A fixture's init and segments, in playlist order.
 struct Fixture {
@@ -42,9 +42,10 @@ fn load(dir: &str) -> Fixture {
 /// The parsed samples of every track equal ffprobe's packets, field by field.
 fn check_golden(dir: &str) -> Fixture {
     let f = load(dir);
-    let golden: Value =
-        serde_json::from_slice(&std::fs::read(fixture::root().join(dir).join("golden.json")).unwrap())
-            .unwrap();
+    let golden: Value = serde_json::from_slice(
+        &std::fs::read(fixture::root().join(dir).join("golden.json")).unwrap(),
+    )
+    .unwrap();
     let streams = golden["streams"].as_array().unwrap();
     // ffmpeg's mov demuxer numbers streams in `trak` order.
     assert_eq!(streams.len(), f.init.tracks.len(), "{dir}: stream count");
@@ -426,7 +427,12 @@ fn every_fixture_with_a_golden_matches_ffprobe() {
     dirs.sort();
     assert!(dirs.len() >= 17, "{dirs:?}");
     for d in dirs {
-        let rel = d.strip_prefix(fixture::root()).unwrap().to_str().unwrap().to_owned();
+        let rel = d
+            .strip_prefix(fixture::root())
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned();
         check_golden(&rel);
     }
 }

@@ -11,10 +11,10 @@
 //!    the ffmpeg part fails under CI and is skipped, saying so, elsewhere
 //!    (`tests/common/require.rs`). `DVRCLIP_KEEP_FRAGMENTS=1` keeps the written files.
 
-#[path = "../../../tests/common/require.rs"]
-mod require;
 #[path = "support/fixture.rs"]
 mod fixture;
+#[path = "../../../tests/common/require.rs"]
+mod require;
 
 use std::path::Path;
 use std::process::Command;

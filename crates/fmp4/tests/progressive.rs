@@ -5,10 +5,10 @@
 //! Without ffprobe/ffmpeg the checks that need them fail under CI (`.ci/run`
 //! installs them) and are skipped, saying so, elsewhere (`tests/common/require.rs`).
 
-#[path = "../../../tests/common/require.rs"]
-mod require;
 #[path = "support/fixture.rs"]
 mod fixture;
+#[path = "../../../tests/common/require.rs"]
+mod require;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -114,7 +114,7 @@ impl Ctx {
         )
         .json();
         let sid = stream["id"].as_u64().unwrap();
-        let ingest = path_of(stream["push_url"].as_str().unwrap()).to_owned();
+        let ingest = path_of(stream["push_url_http"].as_str().unwrap()).to_owned();
         let put = |file: &str, body: &[u8]| {
             let path = format!("{ingest}/{RENDITION}/{file}");
             expect(request(addr, "PUT", &path, &[], Some(body)), 201);
@@ -544,7 +544,7 @@ fn retries_and_out_of_order_segments() {
     )
     .json();
     let sid = stream["id"].as_u64().unwrap();
-    let ingest = path_of(stream["push_url"].as_str().unwrap()).to_owned();
+    let ingest = path_of(stream["push_url_http"].as_str().unwrap()).to_owned();
     let put = |file: &str, body: &[u8]| {
         request(
             addr,

@@ -254,7 +254,7 @@ fn live_ladder_through_the_real_binary() {
     assert_eq!(stream["name"], "e2e live");
     assert_eq!(stream["dvr_enabled"], true);
     assert_eq!(stream["dvr_duration"], 3600);
-    let push_url = stream["push_url"].as_str().unwrap().to_owned();
+    let push_url = stream["push_url_http"].as_str().unwrap().to_owned();
     assert!(
         push_url.starts_with(&format!("http://{addr}/ingest/")),
         "push_url {push_url} must name the bound address"
@@ -1153,7 +1153,7 @@ fn demo_stream_is_clippable() {
     let dir = live.strip_suffix("/master.m3u8").expect("…/master.m3u8");
     let key = dir.rsplit('/').next().unwrap_or_default();
     assert_eq!(dir, format!("http://{addr}/live/{key}"));
-    let push_url = demo["push_url"].as_str().unwrap_or_default();
+    let push_url = demo["push_url_http"].as_str().unwrap_or_default();
     assert!(key.len() == 32 && !push_url.contains(key), "{live}");
     let master = expect(get(addr, path_of(live)), 200);
     assert_eq!(master.header("cache-control"), Some("no-cache"));
@@ -1234,7 +1234,7 @@ fn stalled_clients_are_cut_off() {
         201,
     )
     .json();
-    let ingest = path_of(stream["push_url"].as_str().unwrap()).to_owned();
+    let ingest = path_of(stream["push_url_http"].as_str().unwrap()).to_owned();
 
     let started = std::time::Instant::now();
     let mut conn = std::net::TcpStream::connect(addr).unwrap();
@@ -1369,7 +1369,7 @@ fn refused_and_aborted_uploads_commit_nothing() {
     )
     .json();
     let sid = stream["id"].as_u64().unwrap();
-    let ingest = path_of(stream["push_url"].as_str().unwrap()).to_owned();
+    let ingest = path_of(stream["push_url_http"].as_str().unwrap()).to_owned();
     let dir = format!("{ingest}/media_3_240");
     expect(
         request(
@@ -1520,7 +1520,7 @@ impl InProcess {
             runtime: Some(runtime),
             data,
             sid: stream["id"].as_u64().unwrap(),
-            ingest: path_of(stream["push_url"].as_str().unwrap()).to_owned(),
+            ingest: path_of(stream["push_url_http"].as_str().unwrap()).to_owned(),
         }
     }
 

@@ -34,7 +34,9 @@ def main(base_url, api_key):
     step("streams.create / get / list / update")
     made = streams.create(name="sdk", dvr_enabled=True, dvr_duration=600)
     assert made.id and made.name == "sdk" and made.dvr_duration == 600, made
-    assert made.push_url and made.push_url.startswith(base_url), made.push_url
+    # --demo takes RTMP pushes: push_url is Gcore's RTMP URL, the HTTP base is beside it.
+    assert made.push_url and made.push_url.startswith("rtmp://"), made.push_url
+    assert made.model_extra.get("push_url_http", "").startswith(base_url), made
     got = streams.get(made.id)
     assert (got.id, got.name, got.dvr_enabled) == (made.id, "sdk", True), got
     listed = [s.id for s in streams.list()]
@@ -56,6 +58,20 @@ def main(base_url, api_key):
     streams.clear_dvr(made.id)
     streams.delete(made.id)
     expect_error(gcore.NotFoundError, lambda: streams.get(made.id))
+
+    step("streams.create with pull and uri (round-robin URLs), read back, switched off")
+    uri = "http://127.0.0.1:9/live/master.m3u8 https://origin.invalid/live/master.m3u8"
+    pulled = streams.create(name="sdk-pull", pull=True, uri=uri)
+    assert (pulled.pull, pulled.uri) == (True, uri), pulled
+    got = streams.get(pulled.id)
+    assert (got.pull, got.uri) == (True, uri), got
+    e = expect_error(gcore.BadRequestError, lambda: streams.create(name="x", pull=True))
+    assert e.body.get("field") == "uri", e.body
+    e = expect_error(gcore.BadRequestError, lambda: streams.create(name="x", uri="rtmp://a/live/k"))
+    assert e.body.get("field") == "uri", e.body
+    off = streams.update(pulled.id, stream={"pull": False})
+    assert (off.pull, off.uri) == (False, uri), off
+    streams.delete(pulled.id)
 
     step("streams.list pages of 25, an empty page past the end")
     extra = [streams.create(name=f"page-{i}").id for i in range(25)]

@@ -36,6 +36,12 @@ pub struct StreamSettings {
     pub dvr_duration_secs: u32,
     /// Whether ingest is accepted.
     pub active: bool,
+    /// Whether the server pulls the stream from [`StreamSettings::uri`] (Gcore's
+    /// `pull`) rather than waiting for a push. The engine only keeps it.
+    pub pull: bool,
+    /// Where to pull from: one or more URLs separated by spaces, tried round robin
+    /// (Gcore's `uri`). The engine keeps it as given; the host checks its syntax.
+    pub uri: Option<String>,
 }
 
 impl StreamSettings {
@@ -46,6 +52,8 @@ impl StreamSettings {
             dvr_enabled: true,
             dvr_duration_secs: 3600,
             active: true,
+            pull: false,
+            uri: None,
         }
     }
 }
@@ -61,6 +69,10 @@ pub struct StreamPatch {
     pub dvr_duration_secs: Option<u32>,
     /// New ingest switch.
     pub active: Option<bool>,
+    /// New pull switch.
+    pub pull: Option<bool>,
+    /// New pull URIs; `Some("")` clears them.
+    pub uri: Option<String>,
 }
 
 /// A stream as the API shows it (ref/api.md's Stream object, less the URLs the server
@@ -77,6 +89,10 @@ pub struct StreamInfo {
     pub dvr_enabled: bool,
     /// DVR window, seconds.
     pub dvr_duration_secs: u32,
+    /// Pulled from [`StreamInfo::uri`].
+    pub pull: bool,
+    /// Pull URIs, as given.
+    pub uri: Option<String>,
     /// Ingest seen within the engine's live timeout.
     pub live: bool,
     /// Creation time.
@@ -191,6 +207,8 @@ impl Stream {
             active: s.active,
             dvr_enabled: s.dvr_enabled,
             dvr_duration_secs: s.dvr_duration_secs,
+            pull: s.pull,
+            uri: s.uri,
             live: self
                 .last_ingest()
                 .is_some_and(|t| now.micros_since(t) <= live_timeout_micros),

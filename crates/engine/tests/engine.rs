@@ -1109,3 +1109,35 @@ fn a_precise_clip_starting_before_the_dvr_reports_what_it_plays() {
     assert_eq!(clip.actual_duration_secs(), 4.0);
     assert_eq!(ok_build(&clip).bounds().duration_micros, 4_000_000);
 }
+
+#[test]
+fn a_broken_discontinuity_opens_a_new_one_though_media_time_continues() {
+    // A pull switching origin: the same media timeline from another source.
+    let (h, s) = setup(600);
+    push_run(&h, s, "v720", 0, 2, 1);
+    ok(h.engine.break_discontinuity(s, "v720"));
+    // Unknown renditions are left alone; unknown streams are an error.
+    ok(h.engine.break_discontinuity(s, "nope"));
+    assert!(h.engine.break_discontinuity(StreamId(99), "v720").is_err());
+    h.clock.advance_secs(2);
+    let out = ok(h.engine.push_segment(
+        s,
+        "v720",
+        Some("seg_2.m4s"),
+        segment(2 * SEG_TICKS, SEG_FRAMES, true, 100),
+    ));
+    assert!(
+        matches!(
+            out,
+            PushOutcome::Stored {
+                new_discontinuity: true,
+                ..
+            }
+        ),
+        "{out:?}"
+    );
+    // Only the next chunk: the one after continues.
+    push_run(&h, s, "v720", 3, 1, 1);
+    let r = &ok(h.engine.dvr(s)).renditions[0];
+    assert_eq!(r.discontinuities.len(), 2);
+}

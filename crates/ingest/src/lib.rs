@@ -6,12 +6,21 @@
 //!   transport (bodies, limits, status codes) stays in the server; what a file
 //!   means and where it goes is here.
 //!
-//! Protocols that carry elementary streams rather than files (RTMP, SRT, pulling
-//! HLS) belong here too, beside `upload`, each feeding the engine through the CMAF
-//! fragmenter of `dvrclip_fmp4`. Nothing in this crate does HTTP.
+//! - [`pull`]: live fMP4 HLS pulled from an origin (Gcore's `pull` and `uri`): an
+//!   HTTP client following RFC 8216 §6.3, each segment stored as an upload is.
+//!
+//! - [`rtmp`]: RTMP push (`rtmp://host:port/live/{key}`), FLV tags ([`flv`]) through
+//!   the CMAF fragmenter.
+//!
+//! Protocols that carry elementary streams rather than files (RTMP, SRT) belong here
+//! too, each feeding the engine through the CMAF fragmenter of `dvrclip_fmp4`. No
+//! HTTP server lives in this crate (the puller is a client).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod flv;
+pub mod pull;
+pub mod rtmp;
 pub mod upload;
 
 pub use upload::{FileKind, Stored, Upload, UploadError};

@@ -18,6 +18,7 @@ use crate::config::Config;
 use crate::http::body::BodyMemory;
 use crate::metrics::Metrics;
 use crate::mp4_cache::Mp4Cache;
+use crate::pullers::Pullers;
 use crate::vod::Vod;
 
 /// The share of the memory budget kept for request bodies still arriving
@@ -62,6 +63,10 @@ pub struct App {
     pub vod: Arc<Vod>,
     /// Request bodies still arriving: their share of the memory budget.
     pub bodies: BodyMemory,
+    /// Streams pulled from an origin (`pull: true`).
+    pub pullers: Pullers,
+    /// The RTMP door, once the binary starts it (its counters go to `/metrics`).
+    pub rtmp: std::sync::OnceLock<Arc<dvrclip_ingest::rtmp::RtmpDoor>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -111,6 +116,7 @@ impl App {
 
     /// Stops background tasks; VOD writes in progress get the grace period.
     pub async fn shutdown(&self) {
+        self.pullers.stop_all();
         self.vod.shutdown(self.config.shutdown_grace).await;
         for t in self.tasks.lock().drain(..) {
             t.abort();
@@ -173,11 +179,13 @@ impl AppBuilder {
             .unwrap_or_else(|| Arc::new(ApiKey::new(config.api_key.clone())));
         let app = Arc::new(App {
             bodies: BodyMemory::new(body_memory_bytes(&config)),
+            pullers: Pullers::new(&config),
             engine: self.engine,
             vod,
             auth,
             metrics: Metrics::default(),
             mp4_cache: Mp4Cache::default(),
+            rtmp: std::sync::OnceLock::new(),
             tasks: Mutex::new(Vec::new()),
             config,
         });
@@ -188,6 +196,10 @@ impl AppBuilder {
             tasks.push(tokio::spawn(crate::demo::run(app.engine.clone())));
         }
         drop(tasks);
+        // Streams the engine already holds (an embedder's) that are pulled.
+        for info in app.engine.streams() {
+            app.pullers.sync(&app.engine, &info);
+        }
         app
     }
 }

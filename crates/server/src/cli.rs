@@ -64,9 +64,23 @@ async fn run(mut config: Config) -> Result<(), Box<dyn std::error::Error>> {
     if config.listen.port() == 0 && config.public_url == format!("http://{}", config.listen) {
         config.public_url = format!("http://{addr}");
     }
+    let rtmp = match config.rtmp_listen {
+        Some(at) => {
+            let l = tokio::net::TcpListener::bind(at).await?;
+            config.rtmp_listen = Some(l.local_addr()?);
+            Some(l)
+        }
+        None => None,
+    };
     let app = crate::app::App::start(config).await?;
     // Tests and scripts read this line to find the port when listening on :0.
     println!("dvrclip listening on http://{addr}");
+    let rtmp_task = rtmp.map(|listener| {
+        let door = dvrclip_ingest::rtmp::RtmpDoor::new(app.engine.clone(), Default::default());
+        let _ = app.rtmp.set(door.clone());
+        info!(addr = ?app.config.rtmp_listen, "rtmp listening");
+        tokio::spawn(door.serve(listener, std::future::pending()))
+    });
     info!(%addr, public_url = %app.config.public_url, "listening");
     if app.config.api_key_generated {
         println!(
@@ -74,7 +88,15 @@ async fn run(mut config: Config) -> Result<(), Box<dyn std::error::Error>> {
             app.config.api_key
         );
     }
+    // The browser clipping console (crates/server/src/console.rs).
+    println!("console: {}/console", app.config.public_url);
+    if let Some(at) = app.config.rtmp_listen {
+        println!("dvrclip rtmp listening on rtmp://{at}");
+    }
     crate::service::serve(app.clone(), listener, shutdown_signal()).await?;
+    if let Some(t) = rtmp_task {
+        t.abort();
+    }
     app.shutdown().await;
     Ok(())
 }

@@ -89,6 +89,10 @@ keys! {
     s3_endpoint: String = "DVRCLIP_S3_ENDPOINT",
     /// S3 region (else `AWS_REGION`, else `us-east-1`).
     s3_region: String = "DVRCLIP_S3_REGION",
+    /// Address to take RTMP pushes on (`rtmp://host:port/live/{ingest key}`). Off
+    /// unless set, except with `--demo`: the listen address's IP, port 1935 (port 0
+    /// when listening on port 0).
+    rtmp_listen: SocketAddr = "DVRCLIP_RTMP_LISTEN",
 }
 
 /// Size and time limits on what clients send (`ref/api.md` "Limits").
@@ -168,6 +172,9 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// Run the demo stream.
     pub demo: bool,
+    /// Where RTMP pushes are taken; `None`: no RTMP. The binary replaces a port 0
+    /// with the bound one, so `push_url` names it.
+    pub rtmp_listen: Option<SocketAddr>,
 }
 
 /// A configuration that cannot be used.
@@ -281,6 +288,12 @@ impl Config {
             limits,
             shutdown_grace: secs(a.shutdown_grace_secs, Duration::from_secs(10)),
             demo,
+            rtmp_listen: a.rtmp_listen.or_else(|| {
+                demo.then(|| {
+                    let port = if listen.port() == 0 { 0 } else { 1935 };
+                    SocketAddr::new(listen.ip(), port)
+                })
+            }),
         })
     }
 
@@ -344,6 +357,30 @@ mod tests {
             ..ServeArgs::default()
         };
         assert_eq!(Config::resolve(&demo).unwrap().api_key, "demo");
+    }
+
+    #[test]
+    fn rtmp_listens_with_demo_next_to_the_http_port() {
+        let c = Config::resolve(&ServeArgs::default()).unwrap();
+        assert_eq!(c.rtmp_listen, None);
+        let demo = |listen: &str| {
+            Config::resolve(&ServeArgs {
+                demo: Some(true),
+                listen: Some(listen.parse().unwrap()),
+                ..ServeArgs::default()
+            })
+            .unwrap()
+            .rtmp_listen
+        };
+        assert_eq!(demo("0.0.0.0:8080"), Some("0.0.0.0:1935".parse().unwrap()));
+        // Tests listen on port 0: RTMP too, so parallel servers never collide.
+        assert_eq!(demo("127.0.0.1:0"), Some("127.0.0.1:0".parse().unwrap()));
+        let set = Config::resolve(&ServeArgs {
+            rtmp_listen: Some("127.0.0.1:1936".parse().unwrap()),
+            ..ServeArgs::default()
+        })
+        .unwrap();
+        assert_eq!(set.rtmp_listen, Some("127.0.0.1:1936".parse().unwrap()));
     }
 
     #[test]

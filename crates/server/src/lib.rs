@@ -5,10 +5,11 @@
 //! - [`service`]: every request from its [`route`] to its response; the
 //!   `tower::Service` an embedding router mounts;
 //! - [`api`] (the Gcore-compatible JSON API), [`public`] (clip, live and VOD links),
-//!   [`ingest`] (HTTP uploads), [`ops`] (health, metrics): the handlers;
+//!   [`ingest`] (HTTP uploads), [`ops`] (health, metrics), [`console`] (the browser
+//!   clipping console's static files): the handlers;
 //! - [`app`]: the shared state and its background tasks; [`demo`]: the built-in
 //!   stream; [`vod`]: videos persisted from clips; [`mp4_cache`]: built clip MP4s,
-//!   counted in the memory budget;
+//!   counted in the memory budget; [`pullers`]: the streams pulled from an origin;
 //! - [`http`]: plumbing that knows no route (accept loop, bodies, payload placement,
 //!   send timeout, byte-range serving); [`auth`] (who may call the API),
 //!   [`config`], [`error`], [`metrics`], [`heap`].
@@ -20,6 +21,7 @@ pub mod app;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod demo;
 pub mod error;
 pub mod heap;
@@ -29,6 +31,7 @@ pub mod metrics;
 pub mod mp4_cache;
 pub mod ops;
 pub mod public;
+pub mod pullers;
 pub mod route;
 pub mod service;
 pub mod vod;

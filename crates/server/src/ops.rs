@@ -49,7 +49,7 @@ fn render_metrics(app: &App) -> String {
     let bodies = app.bodies.held_bytes();
     // Reservations are connections' and built MP4s'; the cache knows its own.
     let mp4s = app.mp4_memory_bytes();
-    app.metrics.render(&[
+    let mut text = app.metrics.render(&[
         ("dvrclip_streams", "Streams.", streams.len() as u64),
         (
             "dvrclip_renditions",
@@ -88,5 +88,10 @@ fn render_metrics(app: &App) -> String {
             app.config.memory_budget_bytes,
         ),
         ("dvrclip_clips", "Clips not yet expired.", clips),
-    ])
+    ]);
+    text.push_str(&app.pullers.render_metrics());
+    if let Some(door) = app.rtmp.get() {
+        text.push_str(&door.counters.render_metrics());
+    }
+    text
 }

@@ -1,7 +1,7 @@
 //! The routing table: one pure function from method and path to a [`Route`].
 //!
 //! A path is decoded once, into a nested type whose arms are the server's rooms
-//! ([`ApiRoute`], [`PublicRoute`], [`IngestRoute`], [`OpsRoute`]), each with its
+//! ([`ApiRoute`], [`PublicRoute`], [`IngestRoute`], [`OpsRoute`], [`ConsoleFile`]), each with its
 //! parameters already typed (`StreamId`, `ClipId`, the file of a clip or live
 //! rendition). Every arm is matched exhaustively by the service, so a route without
 //! a handler does not compile. Nothing here touches state: every URL shape of
@@ -25,6 +25,8 @@ pub enum Route {
     Ingest(IngestRoute),
     /// Health and metrics.
     Ops(OpsRoute),
+    /// `GET /console` and its assets: the browser clipping console.
+    Console(ConsoleFile),
     /// A known path with a method it does not accept; the methods it does.
     MethodNotAllowed(&'static str),
     /// Nothing here.
@@ -158,6 +160,35 @@ pub enum OpsRoute {
     OpenApi,
 }
 
+/// The files of the clipping console (`/console`): the page, and the assets it
+/// names relative to itself (`console/{asset}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsoleFile {
+    /// `GET /console`: the page.
+    Page,
+    /// `GET /console/app.js`
+    Script,
+    /// `GET /console/app.css`
+    Style,
+    /// `GET /console/hls.min.js`: the vendored player library.
+    HlsJs,
+    /// `GET /console/hls.js.LICENSE`: its licence.
+    HlsJsLicense,
+}
+
+impl ConsoleFile {
+    /// The asset named `name` under `/console/`.
+    pub fn asset(name: &str) -> Option<ConsoleFile> {
+        Some(match name {
+            "app.js" => ConsoleFile::Script,
+            "app.css" => ConsoleFile::Style,
+            "hls.min.js" => ConsoleFile::HlsJs,
+            "hls.js.LICENSE" => ConsoleFile::HlsJsLicense,
+            _ => return None,
+        })
+    }
+}
+
 fn id(s: &str) -> Option<u64> {
     // Leading `+` and zeros are not ids; `u64::from_str` would accept the former.
     if s.is_empty() || s.len() > 19 || !s.bytes().all(|b| b.is_ascii_digit()) {
@@ -179,6 +210,13 @@ pub fn route(method: &Method, path: &str) -> Route {
         ["metrics"] if get => Route::Ops(OpsRoute::Metrics),
         ["openapi.yaml"] if get => Route::Ops(OpsRoute::OpenApi),
         ["healthz"] | ["metrics"] | ["openapi.yaml"] => Route::MethodNotAllowed("GET, HEAD"),
+        ["console"] if get => Route::Console(ConsoleFile::Page),
+        ["console", asset] => match ConsoleFile::asset(asset) {
+            Some(f) if get => Route::Console(f),
+            Some(_) => Route::MethodNotAllowed("GET, HEAD"),
+            None => Route::NotFound,
+        },
+        ["console"] => Route::MethodNotAllowed("GET, HEAD"),
         ["streaming", rest @ ..] => api_route(m, rest),
         ["ingest", rest @ ..] => ingest_route(m, rest),
         ["rec", rest @ ..] => public_route(m, rest, clip_route),
@@ -627,6 +665,34 @@ mod tests {
         );
     }
 
+    #[test]
+    fn console_paths() {
+        assert_eq!(
+            r(Method::GET, "/console"),
+            Route::Console(ConsoleFile::Page)
+        );
+        assert_eq!(
+            r(Method::HEAD, "/console/app.js"),
+            Route::Console(ConsoleFile::Script)
+        );
+        assert_eq!(
+            r(Method::GET, "/console/hls.min.js"),
+            Route::Console(ConsoleFile::HlsJs)
+        );
+        assert_eq!(
+            r(Method::POST, "/console"),
+            Route::MethodNotAllowed("GET, HEAD")
+        );
+        for bad in [
+            "/console/",
+            "/console/x.js",
+            "/console/../app.js",
+            "/console/a/app.js",
+        ] {
+            assert_eq!(r(Method::GET, bad), Route::NotFound, "{bad}");
+        }
+    }
+
     /// The path template of `ref/openapi.yaml` that serves a route: one per shape
     /// of the router, matched exhaustively so a new route does not compile until it
     /// has one (and then must be in [`SHAPES`] and the document).
@@ -686,12 +752,14 @@ mod tests {
                 OpsRoute::Metrics => "/metrics",
                 OpsRoute::OpenApi => "/openapi.yaml",
             },
+            Route::Console(ConsoleFile::Page) => "/console",
+            Route::Console(_) => "/console/{asset}",
             Route::MethodNotAllowed(_) | Route::NotFound => return None,
         })
     }
 
     /// Every template [`shape`] answers.
-    const SHAPES: [&str; 22] = [
+    const SHAPES: [&str; 24] = [
         "/streaming/streams",
         "/streaming/streams/{stream_id}",
         "/streaming/streams/{stream_id}/dvr_cleanup",
@@ -714,6 +782,8 @@ mod tests {
         "/healthz",
         "/metrics",
         "/openapi.yaml",
+        "/console",
+        "/console/{asset}",
     ];
 
     /// A request path for a template: every parameter given a value of its kind.
@@ -732,6 +802,7 @@ mod tests {
             .replace("{play_key}", "k3")
             .replace("{key}", "k1")
             .replace("{file}", file)
+            .replace("{asset}", "app.js")
     }
 
     /// `ref/openapi.yaml`'s operations: (path template, method).

@@ -178,6 +178,16 @@ impl Engine {
         Ok(moved)
     }
 
+    /// Makes the rendition's next chunk open a new discontinuity, as a new init does:
+    /// its source changed (a pull moved to another origin) though its media time may
+    /// seem to continue. A rendition not yet created is left alone.
+    pub fn break_discontinuity(&self, id: StreamId, rendition: &str) -> Result<()> {
+        if let Some(ring) = self.stream_arc(id)?.ring(rendition) {
+            ring.break_discontinuity();
+        }
+        Ok(())
+    }
+
     /// Drops every chunk of the stream's DVR. Clips already cut keep theirs.
     pub fn drop_dvr(&self, id: StreamId) -> Result<()> {
         let stream = self.stream_arc(id)?;

@@ -190,6 +190,12 @@ impl Engine {
                 reason: "out of range",
             });
         }
+        if s.pull && s.uri.as_deref().is_none_or(|u| u.trim().is_empty()) {
+            return Err(Error::InvalidSetting {
+                field: "uri",
+                reason: "pull needs a uri",
+            });
+        }
         Ok(())
     }
 
@@ -223,6 +229,12 @@ impl Engine {
             }
             if let Some(v) = patch.active {
                 next.active = v;
+            }
+            if let Some(v) = patch.pull {
+                next.pull = v;
+            }
+            if let Some(u) = patch.uri {
+                next.uri = (!u.trim().is_empty()).then_some(u);
             }
             self.check_settings(&next)?;
             *cur = next;

@@ -168,6 +168,11 @@ impl Ring {
         Ok(PushOutcome::NewInit)
     }
 
+    /// Makes the next chunk open a new discontinuity, as a new init does.
+    pub(crate) fn break_discontinuity(&self) {
+        self.state.write().init_changed = true;
+    }
+
     pub(crate) fn current_init(&self) -> Option<Arc<InitSegment>> {
         self.state.read().init.clone()
     }

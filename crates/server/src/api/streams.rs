@@ -22,10 +22,14 @@ pub fn create(app: &App, body: &[u8]) -> Result<Value, ApiError> {
     let mut settings = StreamSettings::named(req.name);
     settings.active = req.active;
     settings.dvr_enabled = req.dvr_enabled;
+    settings.pull = req.pull;
+    settings.uri = req.uri;
     if let Some(d) = req.dvr_duration {
         settings.dvr_duration_secs = d as u32;
     }
-    Ok(stream_json(app, &app.engine.create_stream(settings)?))
+    let info = app.engine.create_stream(settings)?;
+    app.pullers.sync(&app.engine, &info);
+    Ok(stream_json(app, &info))
 }
 
 /// `GET /streaming/streams/{id}`.
@@ -41,14 +45,19 @@ pub fn patch(app: &App, id: StreamId, body: &[u8]) -> Result<Value, ApiError> {
         dvr_enabled: req.dvr_enabled,
         dvr_duration_secs: req.dvr_duration.map(|d| d as u32),
         active: req.active,
+        pull: req.pull,
+        uri: req.uri,
     };
-    Ok(stream_json(app, &app.engine.update_stream(id, patch)?))
+    let info = app.engine.update_stream(id, patch)?;
+    app.pullers.sync(&app.engine, &info);
+    Ok(stream_json(app, &info))
 }
 
 /// `DELETE /streaming/streams/{id}`: the stream, its DVR and its clips.
 pub fn delete(app: &App, id: StreamId) -> Result<(), ApiError> {
     let clips = app.engine.clips(id).unwrap_or_default();
     app.engine.delete_stream(id)?;
+    app.pullers.stop(id);
     let ids: Vec<_> = clips.iter().map(|c| c.id()).collect();
     app.forget_mp4s(&ids);
     Ok(())
@@ -75,13 +84,34 @@ fn stream_json(app: &App, s: &StreamInfo) -> Value {
         "dvr_enabled": s.dvr_enabled,
         "dvr_duration": s.dvr_duration_secs,
         "live": s.live,
-        "push_url": format!("{base}/ingest/{}", s.ingest_key),
+        "push_url": push_url(app, s),
+        "push_url_http": format!("{base}/ingest/{}", s.ingest_key),
         "hls_cmaf_url": format!("{base}/live/{}/master.m3u8", s.play_key),
         "created_at": s.created_at.to_rfc3339_millis(),
         "video_width": s.video_width,
         "video_height": s.video_height,
         "transcoded_qualities": s.renditions,
+        "pull": s.pull,
+        "uri": s.uri.as_deref().unwrap_or(""),
+        "uri_in_use": app.pullers.in_use(s.id),
     })
+}
+
+/// Gcore's `push_url`: RTMP when the door listens (the public URL's host, the RTMP
+/// port, app `live`, the ingest key), else the HTTP ingest base.
+fn push_url(app: &App, s: &StreamInfo) -> String {
+    let base = &app.config.public_url;
+    let Some(rtmp) = app.config.rtmp_listen else {
+        return format!("{base}/ingest/{}", s.ingest_key);
+    };
+    let authority = base.split_once("://").map_or(base.as_str(), |(_, r)| r);
+    let authority = authority.split('/').next().unwrap_or(authority);
+    // Strip the HTTP port (an IPv6 literal keeps its brackets).
+    let host = match authority.rsplit_once(':') {
+        Some((h, p)) if !p.contains(']') => h,
+        _ => authority,
+    };
+    format!("rtmp://{host}:{}/live/{}", rtmp.port(), s.ingest_key)
 }
 
 fn dvr_json(d: &DvrInfo) -> Value {

@@ -19,6 +19,10 @@ pub struct CreateStream {
     pub dvr_enabled: bool,
     /// Seconds, default 3600.
     pub dvr_duration: Option<u64>,
+    /// Pull from `uri` (Gcore's `pull`), default false.
+    pub pull: bool,
+    /// Where to pull from: http(s) URLs separated by spaces (checked by [`pull_uri`]).
+    pub uri: Option<String>,
 }
 
 /// `PATCH /streaming/streams/{id}` (`{"stream": {...}}`): only the fields given change.
@@ -32,6 +36,10 @@ pub struct PatchStream {
     pub dvr_enabled: Option<bool>,
     /// New DVR window, seconds.
     pub dvr_duration: Option<u64>,
+    /// Switch pulling on or off.
+    pub pull: Option<bool>,
+    /// New pull URIs; `""` clears them.
+    pub uri: Option<String>,
 }
 
 /// `PUT /streaming/streams/{id}/clip_recording`.
@@ -56,6 +64,11 @@ pub struct PatchVideo {
     /// Required, not blank.
     pub name: String,
 }
+
+/// At most this many pull URIs, and this many bytes for all of them.
+pub const MAX_PULL_URIS: usize = 8;
+/// See [`MAX_PULL_URIS`].
+pub const MAX_PULL_URI_BYTES: usize = 4096;
 
 /// Gcore's bounds on `dvr_duration`, seconds.
 pub const DVR_DURATION_RANGE: std::ops::RangeInclusive<u64> = 30..=14_400;
@@ -124,6 +137,49 @@ fn dvr_duration(m: &Map<String, Value>) -> Result<Option<u64>, ApiError> {
     }
 }
 
+/// `uri`: one or more `http://` or `https://` URLs separated by spaces (Gcore's
+/// round-robin list). Only fMP4 HLS is pulled for now: `rtmp://` and the rest are a
+/// 400 naming `uri`. `""` is kept as given (it clears the field on PATCH).
+fn pull_uri(m: &Map<String, Value>) -> Result<Option<String>, ApiError> {
+    let bad = |why: String| ApiError::bad_field("uri", why);
+    let uri = match get(m, "uri") {
+        None => return Ok(None),
+        Some(Value::String(s)) => s,
+        Some(_) => return Err(bad("uri must be a string".into())),
+    };
+    if uri.len() > MAX_PULL_URI_BYTES {
+        return Err(bad(format!(
+            "uri is longer than {MAX_PULL_URI_BYTES} bytes"
+        )));
+    }
+    let urls: Vec<&str> = uri.split_ascii_whitespace().collect();
+    if urls.len() > MAX_PULL_URIS {
+        return Err(bad(format!("uri holds more than {MAX_PULL_URIS} URLs")));
+    }
+    for u in urls {
+        let lower = u.to_ascii_lowercase();
+        if ["rtmp://", "rtmps://", "srt://"]
+            .iter()
+            .any(|p| lower.starts_with(p))
+        {
+            return Err(bad(format!(
+                "{u}: only http(s) URLs of fMP4 HLS are pulled for now"
+            )));
+        }
+        // The puller's own reading, so what is accepted here is what it can follow;
+        // stricter than WHATWG about an empty authority (`http:///x` is refused).
+        let empty_host = lower
+            .split_once("://")
+            .is_none_or(|(_, r)| r.starts_with('/'));
+        if empty_host || dvrclip_ingest::pull::parse_uris(u).is_err() {
+            return Err(bad(format!(
+                "{u}: uri must be http(s) URLs separated by spaces"
+            )));
+        }
+    }
+    Ok(Some(uri.trim().to_owned()))
+}
+
 impl CreateStream {
     /// Reads the body.
     pub fn parse(body: &[u8]) -> Result<Self, ApiError> {
@@ -131,11 +187,18 @@ impl CreateStream {
         let name = string(&m, "name")?
             .filter(|n| !n.trim().is_empty())
             .ok_or_else(|| ApiError::bad_field("name", "name is required"))?;
+        let pull = boolean(&m, "pull")?.unwrap_or(false);
+        let uri = pull_uri(&m)?.filter(|u| !u.is_empty());
+        if pull && uri.is_none() {
+            return Err(ApiError::bad_field("uri", "pull needs a uri"));
+        }
         Ok(CreateStream {
             name,
             active: boolean(&m, "active")?.unwrap_or(true),
             dvr_enabled: boolean(&m, "dvr_enabled")?.unwrap_or(true),
             dvr_duration: dvr_duration(&m)?,
+            pull,
+            uri,
         })
     }
 }
@@ -158,6 +221,8 @@ impl PatchStream {
             active: boolean(m, "active")?,
             dvr_enabled: boolean(m, "dvr_enabled")?,
             dvr_duration: dvr_duration(m)?,
+            pull: boolean(m, "pull")?,
+            uri: pull_uri(m)?,
         })
     }
 }
@@ -295,6 +360,42 @@ mod tests {
             assert_eq!(field_of(PatchVideo::parse(body).unwrap_err()), Some(field));
         }
         assert_eq!(field_of(CreateClip::parse(b"{").unwrap_err()), None);
+    }
+
+    #[test]
+    fn pull_and_uri() {
+        let s = CreateStream::parse(
+            br#"{"name":"p","pull":true,"uri":"http://a.example/x/master.m3u8  https://b.example/m.m3u8"}"#,
+        )
+        .unwrap();
+        assert!(s.pull);
+        assert_eq!(
+            s.uri.as_deref(),
+            Some("http://a.example/x/master.m3u8  https://b.example/m.m3u8")
+        );
+        for body in [
+            &br#"{"name":"p","pull":true}"#[..],
+            br#"{"name":"p","pull":true,"uri":""}"#,
+            br#"{"name":"p","uri":"rtmp://a.example/live/k"}"#,
+            br#"{"name":"p","uri":"ftp://a.example/x.m3u8"}"#,
+            br#"{"name":"p","uri":"http:///x.m3u8"}"#,
+            br#"{"name":"p","uri":"a.example/x.m3u8"}"#,
+            br#"{"name":"p","uri":7}"#,
+        ] {
+            assert_eq!(
+                field_of(CreateStream::parse(body).unwrap_err()),
+                Some("uri")
+            );
+        }
+        assert_eq!(
+            field_of(
+                CreateStream::parse(br#"{"name":"p","pull":"yes","uri":"http://a/b"}"#)
+                    .unwrap_err()
+            ),
+            Some("pull")
+        );
+        let p = PatchStream::parse(br#"{"stream": {"pull": false, "uri": ""}}"#).unwrap();
+        assert_eq!((p.pull, p.uri.as_deref()), (Some(false), Some("")));
         assert_eq!(field_of(CreateClip::parse(b"[1]").unwrap_err()), None);
     }
 }

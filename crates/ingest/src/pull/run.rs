@@ -1,0 +1,320 @@
+//! The pull task: the round robin over origins, and one loop per rendition that
+//! reloads its playlist ([`super::follow`]) and pushes what is new through the upload
+//! path ([`crate::Upload::store`]).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use dvrclip_engine::{Engine, MemoryReservation, StreamId, is_safe_name};
+use dvrclip_hls::ingest::{IngestSegment, Playlist, parse_playlist};
+use reqwest::Url;
+use tokio::time::Instant;
+
+use super::fetch::{Fetcher, What};
+use super::follow::{Follow, rendition_name};
+use super::{FetchError, PullConfig, PullStatus};
+use crate::{FileKind, Stored, Upload, UploadError};
+
+/// One stream's pull.
+pub(crate) struct Job {
+    pub(crate) engine: Arc<Engine>,
+    pub(crate) stream: StreamId,
+    pub(crate) urls: Vec<Url>,
+    pub(crate) fetcher: Fetcher,
+    pub(crate) config: Arc<PullConfig>,
+    pub(crate) status: Arc<PullStatus>,
+}
+
+/// A rendition's state, kept across origins so a switch neither refetches nor skips.
+struct Rendition {
+    name: String,
+    follow: Follow,
+    init_url: Option<Url>,
+}
+
+impl Job {
+    /// Follows the URIs round robin until stopped: the next one when one fails (after
+    /// its retries) or stops sending; a pause that doubles when all fail in a row.
+    pub(crate) async fn run(self) {
+        let epoch = Instant::now();
+        let mut renditions = Vec::new();
+        let mut index = 0;
+        let mut failed_in_a_row = 0;
+        let mut pause = self.config.retry_backoff.max(Duration::from_millis(100));
+        let mut switched = false;
+        loop {
+            self.status.in_use.store(index, Relaxed);
+            let url = &self.urls[index];
+            tracing::info!(stream = %self.stream, uri = %url, switched, "pull: following");
+            let before = self.status.segments.load(Relaxed);
+            let err = self
+                .follow_origin(url, epoch, &mut renditions, switched)
+                .await;
+            if matches!(err, FetchError::Stopped) {
+                tracing::info!(stream = %self.stream, "pull: stopped");
+                return;
+            }
+            self.status.errors.fetch_add(1, Relaxed);
+            if self.status.segments.load(Relaxed) > before {
+                failed_in_a_row = 0;
+                pause = self.config.retry_backoff.max(Duration::from_millis(100));
+            } else {
+                failed_in_a_row += 1;
+            }
+            let next = (index + 1) % self.urls.len();
+            tracing::warn!(
+                stream = %self.stream, uri = %url, error = %err,
+                next = %self.urls[next], "pull: origin failed or stopped sending"
+            );
+            if failed_in_a_row >= self.urls.len() {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(self.config.max_round_backoff);
+                failed_in_a_row = 0;
+            }
+            switched = next != index;
+            if switched {
+                self.status.switches.fetch_add(1, Relaxed);
+            }
+            index = next;
+        }
+    }
+
+    /// Follows one origin until it fails; returns why.
+    async fn follow_origin(
+        &self,
+        top: &Url,
+        epoch: Instant,
+        renditions: &mut Vec<Rendition>,
+        switched: bool,
+    ) -> FetchError {
+        let media = match self.variants(top).await {
+            Ok(m) => m,
+            Err(e) => return e,
+        };
+        for (name, _) in &media {
+            if !renditions.iter().any(|r| &r.name == name) {
+                renditions.push(Rendition {
+                    name: name.clone(),
+                    follow: Follow::default(),
+                    init_url: None,
+                });
+            }
+        }
+        let loops: Vec<_> = renditions
+            .iter_mut()
+            .filter_map(|r| {
+                let url = media.iter().find(|(n, _)| n == &r.name)?.1.clone();
+                Some(Box::pin(self.follow_rendition(r, url, epoch, switched)))
+            })
+            .collect();
+        // The first rendition to fail ends this origin; dropping the others cancels them.
+        futures_util::future::select_all(loops).await.0
+    }
+
+    /// The media playlists of an origin's URI, named: a master's variants, or the URI
+    /// itself when it is a media playlist.
+    async fn variants(&self, top: &Url) -> Result<Vec<(String, Url)>, FetchError> {
+        let body = self.fetch(top, What::Playlist).await?;
+        let playlist = parse_playlist(&body).map_err(|source| FetchError::Playlist {
+            url: top.to_string(),
+            source,
+        })?;
+        let uris = match playlist {
+            Playlist::Media(_) => {
+                return Ok(vec![(rendition_name(top.path(), 0, &[]), top.clone())]);
+            }
+            Playlist::Master(uris) => uris,
+        };
+        let mut named: Vec<(String, Url)> = Vec::new();
+        let mut taken = Vec::new();
+        for (i, uri) in uris.iter().enumerate() {
+            if named.len() >= self.engine.config().max_renditions {
+                tracing::warn!(stream = %self.stream, uri = %top, "pull: more variants than renditions allowed; the rest are ignored");
+                break;
+            }
+            let Ok(url) = top.join(uri) else { continue };
+            if !matches!(url.scheme(), "http" | "https") {
+                continue;
+            }
+            let name = rendition_name(url.path(), i, &taken);
+            taken.push(name.clone());
+            named.push((name, url));
+        }
+        if named.is_empty() {
+            return Err(FetchError::Unusable {
+                url: top.to_string(),
+                reason: "the master playlist lists no http(s) variant",
+            });
+        }
+        Ok(named)
+    }
+
+    async fn follow_rendition(
+        &self,
+        r: &mut Rendition,
+        url: Url,
+        epoch: Instant,
+        switched: bool,
+    ) -> FetchError {
+        if switched {
+            // Another origin: whatever its media time says, a new discontinuity.
+            let _ = self.engine.break_discontinuity(self.stream, &r.name);
+        }
+        // Each origin (or each retry of the only one) gets its own stall allowance.
+        r.follow.restart_stall_clock(epoch.elapsed());
+        loop {
+            let began = Instant::now();
+            let body = match self.fetch(&url, What::Playlist).await {
+                Ok(b) => b,
+                Err(e) => return e,
+            };
+            let media = match parse_playlist(&body) {
+                Ok(Playlist::Media(m)) => m,
+                Ok(Playlist::Master(_)) => {
+                    return FetchError::Unusable {
+                        url: url.to_string(),
+                        reason: "a master playlist where a media playlist was expected",
+                    };
+                }
+                Err(source) => {
+                    return FetchError::Playlist {
+                        url: url.to_string(),
+                        source,
+                    };
+                }
+            };
+            let plan = r.follow.on_playlist(&media, began - epoch);
+            if plan.reset {
+                tracing::warn!(stream = %self.stream, rendition = %r.name, %url,
+                    "pull: media sequence went backwards; new discontinuity");
+                self.status.resets.fetch_add(1, Relaxed);
+                let _ = self.engine.break_discontinuity(self.stream, &r.name);
+            }
+            if plan.skipped > 0 {
+                tracing::warn!(stream = %self.stream, rendition = %r.name, %url,
+                    skipped = plan.skipped, "pull: segments left the playlist before they were fetched");
+                self.status.resets.fetch_add(1, Relaxed);
+            }
+            for seg in &media.segments[plan.fetch.clone()] {
+                match self.take(r, &url, seg).await {
+                    Ok(()) => {}
+                    // One segment the origin lists but no longer has (or never had)
+                    // is lost, not a failed origin: the ones after it may be there.
+                    Err(
+                        e @ FetchError::Status {
+                            status: 404 | 410, ..
+                        },
+                    ) => {
+                        self.status.errors.fetch_add(1, Relaxed);
+                        tracing::warn!(stream = %self.stream, rendition = %r.name, error = %e, "pull: segment skipped");
+                    }
+                    Err(e) => return e,
+                }
+                r.follow.fetched(seg.media_sequence);
+            }
+            if r.follow
+                .stalled(epoch.elapsed(), self.config.stall_target_durations)
+            {
+                let target = super::follow::target_duration(&media);
+                return FetchError::Stalled {
+                    url: url.to_string(),
+                    secs: (target * self.config.stall_target_durations).as_secs(),
+                };
+            }
+            tokio::time::sleep_until(began + plan.reload_after).await;
+        }
+    }
+
+    /// Fetches one segment (and its init when it changed) and stores it as an upload
+    /// would be, then its date.
+    async fn take(
+        &self,
+        r: &mut Rendition,
+        base: &Url,
+        seg: &IngestSegment,
+    ) -> Result<(), FetchError> {
+        let unusable = |reason| FetchError::Unusable {
+            url: base.to_string(),
+            reason,
+        };
+        let map = seg.map_uri.as_deref().ok_or(unusable(
+            "no EXT-X-MAP: only fMP4 HLS is pulled for now, not MPEG-TS",
+        ))?;
+        let init_url = base.join(map).map_err(|_| unusable("bad EXT-X-MAP URI"))?;
+        if r.init_url.as_ref() != Some(&init_url) {
+            let (bytes, _held) = self.fetch_held(&init_url, What::Init).await?;
+            self.store(&r.name, "init.mp4", FileKind::Init, bytes)?;
+            r.init_url = Some(init_url);
+        }
+        if seg.discontinuity {
+            let _ = self.engine.break_discontinuity(self.stream, &r.name);
+        }
+        let seg_url = base
+            .join(&seg.uri)
+            .map_err(|_| unusable("bad segment URI"))?;
+        let (bytes, _held_until_stored) = self.fetch_held(&seg_url, What::Segment).await?;
+        let name = if is_safe_name(&seg.file_name)
+            && FileKind::of(&seg.file_name) == Some(FileKind::Segment)
+        {
+            seg.file_name.clone()
+        } else {
+            format!("seq_{}.m4s", seg.media_sequence)
+        };
+        if self.store(&r.name, &name, FileKind::Segment, bytes)? {
+            self.status.segments.fetch_add(1, Relaxed);
+            if let Some(utc) = seg.program_date_time {
+                let _ = self
+                    .engine
+                    .set_segment_date(self.stream, &r.name, &name, utc);
+            }
+        }
+        Ok(())
+    }
+
+    /// Fetches `url`; the bytes count in the budget until the reservation drops.
+    async fn fetch_held(
+        &self,
+        url: &Url,
+        what: What,
+    ) -> Result<(bytes::Bytes, MemoryReservation), FetchError> {
+        let (bytes, held) = self.fetcher.get(&self.engine, url, what).await?;
+        if what != What::Playlist {
+            self.status.bytes.fetch_add(bytes.len() as u64, Relaxed);
+        }
+        Ok((bytes, held))
+    }
+
+    async fn fetch(&self, url: &Url, what: What) -> Result<bytes::Bytes, FetchError> {
+        Ok(self.fetch_held(url, what).await?.0)
+    }
+
+    /// Stores through the upload path. A refusal by the engine is logged and counted
+    /// and the pull goes on (the next segment may be fine); a stream that is gone
+    /// stops it. Returns whether something was stored.
+    fn store(
+        &self,
+        rendition: &str,
+        file: &str,
+        kind: FileKind,
+        bytes: bytes::Bytes,
+    ) -> Result<bool, FetchError> {
+        let upload = Upload {
+            stream: self.stream,
+            rendition: Some(rendition),
+            file,
+            kind,
+        };
+        match upload.store(&self.engine, bytes) {
+            Ok(stored) => Ok(stored == Stored::Created),
+            Err(UploadError::Engine(dvrclip_engine::Error::UnknownStream(_))) => {
+                Err(FetchError::Stopped)
+            }
+            Err(e) => {
+                self.status.errors.fetch_add(1, Relaxed);
+                tracing::warn!(stream = %self.stream, rendition, file, error = %e, "pull: refused");
+                Ok(false)
+            }
+        }
+    }
+}

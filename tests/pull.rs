@@ -1,0 +1,296 @@
+//! Pulling a live fMP4 HLS ladder (ref/api.md "Streams": `pull`, `uri`) through the
+//! real binary: ffmpeg writes a 2-rendition ladder into a folder, two Python HTTP
+//! servers serve that folder as two origins, a stream is created with both URIs, and
+//! the DVR fills from the first. The first origin is then killed: the second takes
+//! over ("several URLs … round robin, the next one taken when one stops answering"),
+//! the switch is a discontinuity, and a clip across it plays (ffprobe, ffmpeg decode).
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+/// Kills a child process when dropped.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `python3 -m http.server` on `127.0.0.1:0` serving `dir`; returns it and its port.
+fn origin(dir: &Path) -> (Guard, u16) {
+    let mut child = Command::new("python3")
+        .args([
+            "-u",
+            "-m",
+            "http.server",
+            "0",
+            "--bind",
+            "127.0.0.1",
+            "--directory",
+        ])
+        .arg(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawning python3 -m http.server");
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    // "Serving HTTP on 127.0.0.1 port 40123 (http://127.0.0.1:40123/) ..."
+    let port = line
+        .split(" port ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {line:?}"));
+    (Guard(child), port)
+}
+
+/// ffmpeg writing a live 2-rendition fMP4 HLS ladder (`v0` 426x240, `v1` 256x144,
+/// H.264 + AAC, 2 s segments, dated) into `dir` for `secs` seconds of real time.
+fn write_ladder(dir: &Path, secs: u32) -> Guard {
+    let d = dir.display();
+    let child = Command::new("ffmpeg")
+        .args(["-hide_banner", "-nostdin", "-loglevel", "error", "-re"])
+        .args(["-f", "lavfi", "-i", "testsrc2=size=426x240:rate=30"])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+        .args(["-t", &secs.to_string()])
+        .args(["-filter_complex", "[0:v]split=2[a][b];[b]scale=256:144[b2]"])
+        .args(["-map", "[a]", "-map", "[b2]", "-map", "1:a", "-map", "1:a"])
+        .args(["-c:v", "libx264", "-preset", "ultrafast", "-g", "60"])
+        .args(["-keyint_min", "60", "-sc_threshold", "0"])
+        .args([
+            "-b:v:0", "300k", "-b:v:1", "150k", "-c:a", "aac", "-b:a", "64k",
+        ])
+        .args(["-f", "hls", "-hls_time", "2", "-hls_segment_type", "fmp4"])
+        .args(["-hls_list_size", "6"])
+        .args(["-hls_flags", "program_date_time+independent_segments"])
+        .args(["-master_pl_name", "master.m3u8"])
+        .args(["-var_stream_map", "v:0,a:0,name:v0 v:1,a:1,name:v1"])
+        .args(["-hls_fmp4_init_filename", "init.mp4"])
+        .args(["-hls_segment_filename", &format!("{d}/%v/seg_%05d.m4s")])
+        .arg(format!("{d}/%v/index.m3u8"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawning ffmpeg");
+    Guard(child)
+}
+
+fn stream(addr: SocketAddr, id: u64) -> Value {
+    expect(
+        api(addr, "GET", &format!("/streaming/streams/{id}"), None),
+        200,
+    )
+    .json()
+}
+
+/// (chunks, discontinuities, end of the last range) of `rendition` in the DVR.
+fn held(addr: SocketAddr, id: u64, rendition: &str) -> Option<(u64, usize, f64)> {
+    let d = expect(
+        api(addr, "GET", &format!("/streaming/streams/{id}/dvr"), None),
+        200,
+    )
+    .json();
+    let r = d["renditions"]
+        .as_array()?
+        .iter()
+        .find(|r| r["name"] == rendition)?;
+    let end = r["ranges"].as_array()?.last()?["end"].as_f64()?;
+    Some((
+        r["chunks"].as_u64()?,
+        r["discontinuities"].as_array()?.len(),
+        end,
+    ))
+}
+
+/// Cuts `[start, start + duration)` and waits (bounded) for its MP4; checks it plays.
+fn clip_plays(addr: SocketAddr, id: u64, start: i64, duration: u64) -> Value {
+    let body = format!(r#"{{"start": {start}, "duration": {duration}}}"#);
+    let clip = api(
+        addr,
+        "PUT",
+        &format!("/streaming/streams/{id}/clip_recording"),
+        Some(&body),
+    );
+    let clip = expect(clip, 200).json();
+    let url = clip["mp4_master"].as_str().expect("mp4_master").to_owned();
+    poll("the clip's MP4", Duration::from_secs(20), || {
+        (get(addr, path_of(&url)).status == 200).then_some(())
+    });
+    let probe = ffprobe(&url, &["-show_streams", "-show_format"]);
+    let streams = probe["streams"].as_array().expect("streams");
+    let video = streams
+        .iter()
+        .find(|s| s["codec_type"] == "video")
+        .expect("video");
+    assert_eq!(
+        (video["width"].as_u64(), video["height"].as_u64()),
+        (Some(426), Some(240))
+    );
+    assert!(
+        streams.iter().any(|s| s["codec_type"] == "audio"),
+        "{probe}"
+    );
+    let secs: f64 = probe["format"]["duration"]
+        .as_str()
+        .and_then(|d| d.parse().ok())
+        .unwrap();
+    assert!(
+        secs >= duration as f64 - 0.5,
+        "{secs} s for a {duration} s clip: {probe}"
+    );
+    let (ok, errors) = ffmpeg_decode(&url);
+    assert!(ok && errors.is_empty(), "{url}: decode errors:\n{errors}");
+    clip
+}
+
+#[test]
+fn a_live_ladder_is_pulled_and_the_second_origin_takes_over() {
+    if !have_ffmpeg() {
+        return;
+    }
+    let python = Command::new("python3").arg("--version").output();
+    if !require(
+        "python3",
+        python.map_err(|e| e.to_string()).and_then(|o| {
+            o.status
+                .success()
+                .then_some(())
+                .ok_or_else(|| "python3 --version failed".to_owned())
+        }),
+    ) {
+        return;
+    }
+    let started = Instant::now();
+    let dir = temp_dir("pull-origin");
+    let _ffmpeg = write_ladder(&dir, 40);
+    let (first, p1) = origin(&dir);
+    let (_second, p2) = origin(&dir);
+    let server = Server::start(&[]);
+    let addr = server.addr;
+    poll("ffmpeg's first playlists", Duration::from_secs(15), || {
+        ["master.m3u8", "v0/index.m3u8", "v1/index.m3u8"]
+            .iter()
+            .all(|f| dir.join(f).exists())
+            .then_some(())
+    });
+
+    // ref/api.md: `uri` is "several URLs separated by spaces"; pull needs one.
+    let (u1, u2) = (
+        format!("http://127.0.0.1:{p1}/master.m3u8"),
+        format!("http://127.0.0.1:{p2}/master.m3u8"),
+    );
+    let bad = api(
+        addr,
+        "POST",
+        "/streaming/streams",
+        Some(r#"{"name":"p","pull":true}"#),
+    );
+    assert_eq!(expect(bad, 400).json()["field"], "uri");
+    let bad = r#"{"name":"p","pull":true,"uri":"rtmp://127.0.0.1/live/k"}"#;
+    assert_eq!(
+        expect(api(addr, "POST", "/streaming/streams", Some(bad)), 400).json()["field"],
+        "uri"
+    );
+    let body = format!(r#"{{"name":"pulled","pull":true,"uri":"{u1} {u2}"}}"#);
+    let created = expect(api(addr, "POST", "/streaming/streams", Some(&body)), 201).json();
+    let id = created["id"].as_u64().unwrap();
+    assert_eq!(created["pull"], true);
+    assert_eq!(created["uri"], format!("{u1} {u2}"));
+
+    // The DVR fills from the first origin, under the variants' directory names.
+    let before = poll(
+        "media pulled into both renditions",
+        Duration::from_secs(20),
+        || {
+            let v1 = held(addr, id, "v1")?;
+            let v0 = held(addr, id, "v0")?;
+            (v0.0 >= 3 && v1.0 >= 2).then_some(v0)
+        },
+    );
+    let s = stream(addr, id);
+    assert_eq!(s["uri_in_use"], u1.as_str(), "{s}");
+    // Named from the variants' directories; ordered by whose init came first.
+    let mut names: Vec<&str> = s["transcoded_qualities"]
+        .as_array()
+        .expect("transcoded_qualities")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    names.sort_unstable();
+    assert_eq!(names, ["v0", "v1"], "{s}");
+    let metrics = get(addr, "/metrics").text();
+    assert!(
+        metrics.contains(&format!("dvrclip_pull_uri_index{{stream=\"{id}\"}} 0")),
+        "{metrics}"
+    );
+    let end = before.2.floor() as i64;
+    clip_plays(addr, id, end - 4, 4);
+
+    // The first origin dies: the second takes over, as a new discontinuity.
+    let killed_at = before.2;
+    drop(first);
+    let after = poll(
+        "the second origin in use, and new media",
+        Duration::from_secs(25),
+        || {
+            let s = stream(addr, id);
+            let v0 = held(addr, id, "v0")?;
+            (s["uri_in_use"] == u2.as_str() && v0.2 >= killed_at + 4.0).then_some(v0)
+        },
+    );
+    assert!(
+        after.1 > before.1,
+        "the switch opened no discontinuity: {before:?} → {after:?}"
+    );
+    let metrics = get(addr, "/metrics").text();
+    assert!(
+        metrics.contains(&format!("dvrclip_pull_uri_index{{stream=\"{id}\"}} 1")),
+        "{metrics}"
+    );
+
+    // A clip across the switch plays.
+    let across = killed_at.floor() as i64 - 3;
+    clip_plays(addr, id, across, 6);
+
+    // Turning pull off stops it; the stream stays.
+    let off = r#"{"stream": {"pull": false}}"#;
+    let s = expect(
+        api(
+            addr,
+            "PATCH",
+            &format!("/streaming/streams/{id}"),
+            Some(off),
+        ),
+        200,
+    )
+    .json();
+    assert_eq!(
+        (s["pull"].as_bool(), s["uri_in_use"].is_null()),
+        (Some(false), true),
+        "{s}"
+    );
+    expect(
+        api(addr, "DELETE", &format!("/streaming/streams/{id}"), None),
+        204,
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(90),
+        "{:?}",
+        started.elapsed()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

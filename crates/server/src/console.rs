@@ -6,22 +6,23 @@
 //!
 //! Not here: any API logic (the page calls `/streaming/...` with the key the editor
 //! typed, kept in `sessionStorage`), any state. Every answer is an immutable file
-//! served through [`decide`] (RFC 9110 §13 `If-None-Match` → 304, §14 ranges), with
+//! served as an [`Entity`] (RFC 9110 §13 `If-None-Match` → 304, §14 ranges), with
 //! the page's security policy: a strict `Content-Security-Policy` (W3C CSP Level 3:
 //! only this origin's scripts, styles and connections; `blob:` for the media and the
 //! worker that hls.js makes from Media Source Extensions), `Referrer-Policy:
 //! no-referrer` (the page's URL never leaves it) and `nosniff`.
 
+use std::convert::Infallible;
+use std::ops::Range;
 use std::sync::LazyLock;
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::request::Parts;
-use http::{Response, StatusCode};
-use http_body_util::{BodyExt, Empty, Full};
+use http_body_util::{BodyExt, Full};
 
-use crate::http::HttpResponse;
-use crate::http::entity::decide;
+use crate::http::entity::{self, Entity};
+use crate::http::{HttpBody, HttpResponse};
 use crate::route::ConsoleFile;
 
 /// The page's policy. hls.js needs `blob:` twice: the `<video>`'s source is a
@@ -82,35 +83,43 @@ static ETAGS: LazyLock<[String; 5]> = LazyLock::new(|| {
     })
 });
 
-/// Answers a GET or HEAD of a console file.
-pub fn handle(file: ConsoleFile, parts: &Parts) -> HttpResponse {
-    let i = index(file);
-    let asset = ASSETS[i];
-    let d = decide(
-        &parts.method,
-        &parts.headers,
-        asset.bytes.len() as u64,
-        &ETAGS[i],
-    );
-    let mut headers = d.headers;
-    if matches!(d.status, StatusCode::OK | StatusCode::PARTIAL_CONTENT) {
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(asset.content_type),
-        );
+/// One console file as an [`Entity`]: served like every other immutable file.
+struct ConsoleAsset {
+    asset: &'static Asset,
+    etag: &'static str,
+}
+
+impl Entity for ConsoleAsset {
+    type Error = Infallible;
+
+    fn len(&self) -> u64 {
+        self.asset.bytes.len() as u64
     }
-    policy(&mut headers);
-    let body = match d.body {
-        Some(r) if r.start < r.end => {
-            // `decide` keeps the range inside the length it was given.
-            let (start, end) = (r.start as usize, r.end as usize);
-            Full::new(Bytes::from_static(&asset.bytes[start..end])).boxed()
-        }
-        _ => Empty::new().boxed(),
+
+    fn etag(&self) -> &str {
+        self.etag
+    }
+
+    fn content_type(&self) -> &str {
+        self.asset.content_type
+    }
+
+    async fn body(&self, range: Range<u64>) -> Result<HttpBody, Infallible> {
+        // `respond` asks only for ranges inside `len`.
+        let bytes = Bytes::from_static(self.asset.bytes);
+        Ok(Full::new(bytes.slice(range.start as usize..range.end as usize)).boxed())
+    }
+}
+
+/// Answers a GET or HEAD of a console file.
+pub async fn handle(file: ConsoleFile, parts: &Parts) -> HttpResponse {
+    let i = index(file);
+    let file = ConsoleAsset {
+        asset: ASSETS[i],
+        etag: &ETAGS[i],
     };
-    let mut resp = Response::new(body);
-    *resp.status_mut() = d.status;
-    *resp.headers_mut() = headers;
+    let Ok(mut resp) = entity::respond(&parts.method, &parts.headers, &file).await;
+    policy(resp.headers_mut());
     resp
 }
 
@@ -135,7 +144,7 @@ fn policy(h: &mut HeaderMap) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::Request;
+    use http::{Request, StatusCode};
 
     fn get(file: ConsoleFile, headers: &[(&str, &str)]) -> HttpResponse {
         let mut req = Request::get("/console");
@@ -143,7 +152,10 @@ mod tests {
             req = req.header(*n, *v);
         }
         let (parts, ()) = req.body(()).unwrap().into_parts();
-        handle(file, &parts)
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(handle(file, &parts))
     }
 
     #[test]

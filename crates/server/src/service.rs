@@ -103,7 +103,7 @@ impl Service {
                 (result, false)
             }
             Route::Ops(r) => (Ok(crate::ops::handle(app, r)), false),
-            Route::Console(f) => (Ok(crate::console::handle(f, parts)), false),
+            Route::Console(f) => (Ok(crate::console::handle(f, parts).await), false),
             Route::MethodNotAllowed(allow) => (Err(ApiError::MethodNotAllowed(allow)), false),
             Route::NotFound => (Err(ApiError::NotFound("no such path".into())), false),
         }

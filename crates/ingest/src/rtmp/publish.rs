@@ -185,7 +185,7 @@ impl Publish {
                     is_sync: keyframe,
                     data,
                 };
-                self.push(engine, sample)
+                self.push(engine, ms, sample)
             }
             Tag::EndOfSequence | Tag::Ignored => Ok(()),
         }
@@ -255,7 +255,7 @@ impl Publish {
                     is_sync: true,
                     data,
                 };
-                self.push(engine, sample)
+                self.push(engine, ms, sample)
             }
             Tag::EndOfSequence | Tag::Ignored => Ok(()),
         }
@@ -289,67 +289,67 @@ impl Publish {
     }
 
     fn epoch(&mut self, engine: &Engine, ms: i64) -> Result<&mut Epoch, PublishError> {
-        if self.epoch.is_none() {
-            let mut tracks = Vec::new();
-            let mut video = None;
-            let mut audio = None;
-            if let Some((codec, config)) = &self.video {
-                video = Some(tracks.len());
-                let codec = match codec {
-                    Codec::Hevc => CodecConfig::Hevc {
-                        hvcc: config.clone(),
-                    },
-                    _ => CodecConfig::Avc {
-                        avcc: config.clone(),
-                    },
-                };
-                tracks.push(TrackConfig::new(1000, codec));
-            }
-            if let Some((codec, config)) = &self.audio {
-                let (cfg, rate, frame) = match codec {
-                    Codec::Opus => (CodecConfig::opus_from_id_header(config)?, 48_000, 960),
-                    _ => {
-                        let (rate, frame) =
-                            flv::aac_timing(config).ok_or(PublishError::BadAudioConfig)?;
-                        let cfg = CodecConfig::Aac {
-                            audio_specific_config: config.clone(),
-                        };
-                        (cfg, rate, frame)
-                    }
-                };
-                audio = Some((
-                    tracks.len(),
-                    AudioClock {
-                        rate,
-                        frame,
-                        last_ticks: None,
-                    },
-                ));
-                tracks.push(TrackConfig::new(rate, cfg));
-            }
-            let options = Options {
-                max_bytes: MAX_FRAGMENT_BYTES,
-                ..Options::default()
-            };
-            let fragmenter = Fragmenter::new(tracks, options)?;
-            engine.push_init_bytes(self.stream, RENDITION, fragmenter.init_segment().clone())?;
-            engine.break_discontinuity(self.stream, RENDITION)?;
-            self.stats.epochs += 1;
-            self.epoch = Some(Epoch {
-                fragmenter,
-                video,
-                audio,
-                base_ms: ms - EPOCH_LEAD_MS,
-                last_video_ms: None,
-                wait_keyframe: true,
-            });
+        let slot = &mut self.epoch;
+        if let Some(e) = slot {
+            return Ok(e);
         }
-        Ok(self.epoch.as_mut().expect("set above"))
+        let mut tracks = Vec::new();
+        let mut video = None;
+        let mut audio = None;
+        if let Some((codec, config)) = &self.video {
+            video = Some(tracks.len());
+            let codec = match codec {
+                Codec::Hevc => CodecConfig::Hevc {
+                    hvcc: config.clone(),
+                },
+                _ => CodecConfig::Avc {
+                    avcc: config.clone(),
+                },
+            };
+            tracks.push(TrackConfig::new(1000, codec));
+        }
+        if let Some((codec, config)) = &self.audio {
+            let (cfg, rate, frame) = match codec {
+                Codec::Opus => (CodecConfig::opus_from_id_header(config)?, 48_000, 960),
+                _ => {
+                    let (rate, frame) =
+                        flv::aac_timing(config).ok_or(PublishError::BadAudioConfig)?;
+                    let cfg = CodecConfig::Aac {
+                        audio_specific_config: config.clone(),
+                    };
+                    (cfg, rate, frame)
+                }
+            };
+            audio = Some((
+                tracks.len(),
+                AudioClock {
+                    rate,
+                    frame,
+                    last_ticks: None,
+                },
+            ));
+            tracks.push(TrackConfig::new(rate, cfg));
+        }
+        let options = Options {
+            max_bytes: MAX_FRAGMENT_BYTES,
+            ..Options::default()
+        };
+        let fragmenter = Fragmenter::new(tracks, options)?;
+        engine.push_init_bytes(self.stream, RENDITION, fragmenter.init_segment().clone())?;
+        engine.break_discontinuity(self.stream, RENDITION)?;
+        self.stats.epochs += 1;
+        Ok(slot.insert(Epoch {
+            fragmenter,
+            video,
+            audio,
+            base_ms: ms - EPOCH_LEAD_MS,
+            last_video_ms: None,
+            wait_keyframe: true,
+        }))
     }
 
-    fn push(&mut self, engine: &Engine, sample: InputSample) -> Result<(), PublishError> {
-        let e = self.epoch.as_mut().expect("pushed within an epoch");
-        let fragments = e.fragmenter.push(sample)?;
+    fn push(&mut self, engine: &Engine, ms: i64, sample: InputSample) -> Result<(), PublishError> {
+        let fragments = self.epoch(engine, ms)?.fragmenter.push(sample)?;
         self.store(engine, fragments)
     }
 

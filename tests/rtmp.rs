@@ -6,6 +6,9 @@
 //!   and started again for 5 s (a reconnect); a second publisher on the live key is
 //!   refused; a clip across the reconnect plays, both tracks, with one discontinuity.
 //! - `video_only_push`: `-an`; the clip has one video track.
+//! - `stalled_publisher_is_closed`: an encoder frozen (SIGSTOP) after publishing is
+//!   closed by the idle timeout (15 s), counted, and its key taken by a new publisher;
+//!   what it stored stays.
 //! - `hostile_connections_are_closed`: no ffmpeg needed: garbage handshakes, a wrong
 //!   app, an unknown key, a huge message; each closed, counted, the DVR untouched.
 //!
@@ -266,6 +269,51 @@ fn video_only_push() {
     );
     let (ok, errors) = ffmpeg_decode(&mp4);
     assert!(ok && errors.is_empty(), "{errors}");
+}
+
+#[test]
+fn stalled_publisher_is_closed() {
+    if !have_ffmpeg() {
+        return;
+    }
+    let server = start();
+    let addr = server.addr;
+    let stream = create_stream(addr, "stall");
+    let sid = stream["id"].as_u64().unwrap();
+    let url = stream["push_url"].as_str().unwrap().to_owned();
+    let mut frozen = publish(&url, 120, false);
+    let before = wait_rtmp_chunks(addr, sid, 2, Duration::from_secs(20));
+    let signal = |sig: &str, child: &Child| {
+        let ok = Command::new("kill")
+            .args([sig, &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill {sig}");
+    };
+    signal("-STOP", &frozen);
+    let timeouts = metric(addr, "dvrclip_rtmp_timeouts_total");
+    // The idle timeout is 15 s; the connection is closed within it plus a margin.
+    poll("idle close", Duration::from_secs(30), || {
+        (metric(addr, "dvrclip_rtmp_timeouts_total") > timeouts).then_some(())
+    });
+    let after_close = wait_rtmp_chunks(addr, sid, 0, Duration::from_secs(1));
+    assert!(
+        after_close["chunks"].as_u64() >= before["chunks"].as_u64(),
+        "what the frozen publisher stored stays: {before} then {after_close}"
+    );
+    // The key is free again: a new publisher is taken and its media stored.
+    let fresh = publish(&url, 5, false).wait_with_output().unwrap();
+    assert!(
+        fresh.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fresh.stderr)
+    );
+    let target = after_close["chunks"].as_u64().unwrap() + 2;
+    wait_rtmp_chunks(addr, sid, target, Duration::from_secs(10));
+    signal("-CONT", &frozen);
+    let _ = frozen.kill();
+    let _ = frozen.wait();
 }
 
 /// Sends `bytes` and reads until the server closes; true when it did within 5 s.

@@ -4,13 +4,15 @@
 //! - [`fmp4`]: parse CMAF init and media segments, write progressive MP4.
 //! - [`engine`]: streams, rings, cutter, clips.
 //! - [`hls`]: playlists for clips.
-//! - [`ingest`]: media into the engine (named-file uploads).
+//! - [`ingest`]: media into the engine (named-file uploads, RTMP push, HLS pull).
+//! - [`cluster`]: what the nodes of a cluster agree on, kept in etcd.
 //! - [`server`]: the HTTP side as a library: the Gcore API, HTTP ingest and the
 //!   public links as a `tower::Service` over an engine the host owns
 //!   ([`server::Service`], `examples/embed_axum.rs`), and the `dvrclip serve` binary.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub use dvrclip_cluster as cluster;
 pub use dvrclip_engine as engine;
 pub use dvrclip_fmp4 as fmp4;
 pub use dvrclip_hls as hls;

@@ -221,7 +221,7 @@ impl From<dvrclip_engine::Error> for ApiError {
             E::StreamInactive(_) => ApiError::Forbidden(message),
             E::NoInit { .. } | E::TrackMismatch { .. } => ApiError::PreconditionFailed(message),
             E::TooManyClips { .. } => ApiError::TooManyRequests(message),
-            E::OverBudget { .. } => ApiError::Unavailable(message),
+            E::OverBudget { .. } | E::Storage { .. } => ApiError::Unavailable(message),
             _ => ApiError::Internal(message),
         }
     }

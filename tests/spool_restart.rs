@@ -254,3 +254,117 @@ fn sigterm_on_a_disk_spool_keeps_everything() {
     drop(server);
     let _ = std::fs::remove_dir_all(root);
 }
+
+/// A tmpfs mounted for the test (as `tests/vod_restart.rs` does); unmounted lazily
+/// when dropped.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &std::path::Path, size: u64) -> Result<Tmpfs, String> {
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .output()
+            .map_err(|e| format!("mount: {e}"))?;
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).trim().to_owned());
+        }
+        Ok(Tmpfs(dir.to_owned()))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+fn put(addr: SocketAddr, path: &str, body: &[u8]) -> Resp {
+    request(addr, "PUT", path, &[], Some(body))
+}
+
+/// ref/api.md: 503 when "the spool's filesystem is full (an upload is refused with
+/// the reason, nothing stored changes); retry". A real 1 MiB tmpfs, filled but for
+/// 16 KiB: the journal's records fit, a segment does not.
+#[test]
+fn a_full_spool_refuses_uploads_with_a_reason_and_recovers() {
+    const TEST: &str = "a_full_spool_refuses_uploads_with_a_reason_and_recovers";
+    let root = temp_dir("spool-full");
+    let spool = root.join("spool");
+    std::fs::create_dir_all(&spool).unwrap();
+    let _tmpfs = match Tmpfs::mount(&spool, 1 << 20) {
+        Ok(t) => t,
+        Err(why) => {
+            eprintln!("SKIPPED {TEST}: cannot mount a tmpfs ({why})");
+            return;
+        }
+    };
+    let server = start(&spool, &root, 5);
+    let addr = server.addr;
+    let stream = expect(
+        api(
+            addr,
+            "POST",
+            "/streaming/streams",
+            Some(r#"{"name": "full"}"#),
+        ),
+        201,
+    )
+    .json();
+    let sid = stream["id"].as_u64().unwrap();
+    let base = path_of(stream["push_url_http"].as_str().unwrap()).to_owned();
+    let at = |f: &str| format!("{base}/v/{f}");
+    expect(
+        put(addr, &at("init.mp4"), &fixture("h264_aac/init.mp4")),
+        201,
+    );
+    let seg0 = fixture("h264_aac/seg_000.m4s");
+    let seg1 = fixture("h264_aac/seg_001.m4s");
+    expect(put(addr, &at("seg_000.m4s"), &seg0), 201);
+    let dvr_before = dvr(addr, sid);
+
+    let filler = spool.join("filler");
+    let free = {
+        // Fill all but 16 KiB: write until the tmpfs says no, then give some back.
+        let mut f = std::fs::File::create(&filler).unwrap();
+        let block = vec![0u8; 16 << 10];
+        while std::io::Write::write_all(&mut f, &block).is_ok() {}
+        drop(f);
+        let len = std::fs::metadata(&filler).unwrap().len();
+        std::fs::File::options()
+            .write(true)
+            .open(&filler)
+            .unwrap()
+            .set_len(len.saturating_sub(16 << 10))
+            .unwrap();
+        16 << 10
+    };
+    assert!(seg1.len() > free);
+    let refused = put(addr, &at("seg_001.m4s"), &seg1);
+    assert_eq!(refused.status, 503, "{}", refused.text());
+    assert!(
+        refused.text().contains("No space left"),
+        "the reason is given: {}",
+        refused.text()
+    );
+    assert_eq!(dvr(addr, sid), dvr_before, "nothing stored changed");
+
+    // Space returns: the retry is stored, and survives a kill.
+    std::fs::remove_file(&filler).unwrap();
+    expect(put(addr, &at("seg_001.m4s"), &seg1), 201);
+    let dvr_after = dvr(addr, sid);
+    assert_eq!(chunks_of(&dvr_after, "v"), 2);
+    drop(server); // SIGKILL
+    let server = start(&spool, &root, 6);
+    assert_eq!(
+        dvr(server.addr, sid),
+        dvr_after,
+        "nothing corrupt, nothing lost"
+    );
+    drop(server);
+    drop(_tmpfs);
+    let _ = std::fs::remove_dir_all(root);
+}

@@ -155,7 +155,8 @@ impl Spool {
         std::fs::create_dir_all(dir).map_err(io(dir))?;
         let lock_path = dir.join("lock");
         let lock = File::create(&lock_path).map_err(io(&lock_path))?;
-        if lock.try_lock().is_err() {
+        let flock = rustix::fs::FlockOperation::NonBlockingLockExclusive;
+        if rustix::fs::flock(&lock, flock).is_err() {
             return Err(SpoolError::Locked(dir.to_owned()));
         }
         let journal_path = dir.join("journal");

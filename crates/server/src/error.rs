@@ -151,7 +151,9 @@ impl From<BodyError> for ApiError {
             BodyError::TooLarge { .. } => ApiError::TooLarge(e.to_string()),
             BodyError::Timeout => ApiError::Timeout,
             BodyError::Aborted(_) | BodyError::BadLength => ApiError::bad(e.to_string()),
-            BodyError::NoMemory { .. } => ApiError::Unavailable(e.to_string()),
+            BodyError::NoMemory { .. } | BodyError::Storage(_) => {
+                ApiError::Unavailable(e.to_string())
+            }
         }
     }
 }

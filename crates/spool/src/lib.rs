@@ -42,6 +42,7 @@ use parking_lot::Mutex;
 
 use journal::Journal;
 use payload::Files;
+pub use payload::PayloadWriter;
 pub use recover::RecoveryReport;
 
 /// When what the spool writes reaches stable storage.
@@ -255,6 +256,12 @@ impl Spool {
     pub fn seal(&self) -> std::io::Result<()> {
         self.files.seal();
         self.sync()
+    }
+
+    /// A new payload file to write an arriving segment into; the engine's
+    /// `place_payload` keeps what it maps as it is.
+    pub fn payload_writer(&self) -> std::io::Result<PayloadWriter> {
+        PayloadWriter::new(&self.files)
     }
 
     /// Payload mappings alive now.

@@ -165,6 +165,85 @@ impl Files {
     }
 }
 
+/// A payload file being written as its bytes arrive (an upload's body read straight
+/// into the spool: one copy, from the socket's buffer into the file). Dropped
+/// unfinished (an aborted upload), the file is removed.
+#[derive(Debug)]
+pub struct PayloadWriter {
+    files: Arc<Files>,
+    file: u64,
+    f: Option<File>,
+    len: u64,
+    crc: crc_fast::Digest,
+}
+
+impl PayloadWriter {
+    pub(crate) fn new(files: &Arc<Files>) -> std::io::Result<PayloadWriter> {
+        let file = files.next.fetch_add(1, Ordering::Relaxed);
+        let f = File::create_new(Files::path(&files.dir, file))?;
+        Ok(PayloadWriter {
+            files: Arc::clone(files),
+            file,
+            f: Some(f),
+            len: 0,
+            crc: crc_fast::Digest::new(crc_fast::CrcAlgorithm::Crc32Iscsi),
+        })
+    }
+
+    /// Appends `data` (one `write`; `ENOSPC` when the filesystem is full).
+    pub fn write(&mut self, data: &[u8]) -> std::io::Result<()> {
+        let f = self
+            .f
+            .as_mut()
+            .ok_or_else(|| std::io::Error::other("finished"))?;
+        f.write_all(data)?;
+        self.crc.update(data);
+        self.len += data.len() as u64;
+        Ok(())
+    }
+
+    /// Bytes written.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether nothing was written.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The written payload, mapped: what the engine keeps. Empty: no file.
+    pub fn finish(mut self) -> std::io::Result<Bytes> {
+        let f = self
+            .f
+            .take()
+            .ok_or_else(|| std::io::Error::other("finished"))?;
+        if self.len == 0 {
+            let _ = std::fs::remove_file(Files::path(&self.files.dir, self.file));
+            return Ok(Bytes::new());
+        }
+        if self.files.sync_each {
+            f.sync_data()?;
+        }
+        let crc = self.crc.finalize() as u32;
+        let mapped = self.files.map(&f, self.file, self.len, crc);
+        if mapped.is_err() {
+            let _ = std::fs::remove_file(Files::path(&self.files.dir, self.file));
+        } else if !self.files.sync_each {
+            self.files.dirty.lock().push(f);
+        }
+        mapped
+    }
+}
+
+impl Drop for PayloadWriter {
+    fn drop(&mut self) {
+        if self.f.take().is_some() {
+            let _ = std::fs::remove_file(Files::path(&self.files.dir, self.file));
+        }
+    }
+}
+
 /// The owner of one payload mapping inside a `Bytes`.
 struct Payload {
     map: Mmap,

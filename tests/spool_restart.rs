@@ -248,6 +248,11 @@ fn sigterm_on_a_disk_spool_keeps_everything() {
     let server = start(&spool, &root, 4);
     let addr = server.addr;
     assert_eq!(dvr(addr, sid), before_dvr, "the same DVR");
+    let metrics = expect(api(addr, "GET", "/metrics", None), 200).text();
+    assert!(
+        metrics.contains("\ndvrclip_spool_recovery_dropped_chunks 0\n"),
+        "{metrics}"
+    );
     let after = mp4(addr, &clip);
     assert_eq!(after.0, before.0, "same ETag");
     assert!(after.1 == before.1, "same bytes");

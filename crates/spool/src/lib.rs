@@ -131,6 +131,8 @@ pub struct Spool {
     policy: SyncPolicy,
     /// Counters.
     pub stats: SpoolStats,
+    /// What recovery found when the spool was opened.
+    pub recovery: RecoveryReport,
     _lock: File,
 }
 
@@ -219,6 +221,7 @@ impl Spool {
             inits: Mutex::new(inits),
             policy,
             stats: SpoolStats::default(),
+            recovery: recovered.report,
             _lock: lock,
         });
         if policy == SyncPolicy::Batch {
@@ -272,6 +275,69 @@ impl Spool {
     /// Journal size, bytes.
     pub fn journal_bytes(&self) -> u64 {
         self.journal.len()
+    }
+
+    /// `/metrics` lines (Prometheus text) for the spool.
+    pub fn render_metrics(&self) -> String {
+        let r = &self.recovery;
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let lines: [(&str, &str, &str, u64); 8] = [
+            (
+                "dvrclip_spool_payload_files",
+                "gauge",
+                "Chunk payload files mapped now.",
+                self.live_payloads() as u64,
+            ),
+            (
+                "dvrclip_spool_journal_bytes",
+                "gauge",
+                "Bytes in the spool's journal.",
+                self.journal_bytes(),
+            ),
+            (
+                "dvrclip_spool_journal_errors_total",
+                "counter",
+                "Journal appends that failed (kept in memory only).",
+                load(&self.stats.journal_errors),
+            ),
+            (
+                "dvrclip_spool_refused_total",
+                "counter",
+                "Payloads the spool refused (no space).",
+                load(&self.stats.refused),
+            ),
+            (
+                "dvrclip_spool_sync_errors_total",
+                "counter",
+                "Background syncs that failed.",
+                load(&self.stats.sync_errors),
+            ),
+            (
+                "dvrclip_spool_recovered_chunks",
+                "gauge",
+                "Chunk payloads verified at start-up.",
+                r.chunks_verified as u64,
+            ),
+            (
+                "dvrclip_spool_recovery_dropped_chunks",
+                "gauge",
+                "Chunk payloads failing verification at start-up, dropped.",
+                r.chunks_failed as u64,
+            ),
+            (
+                "dvrclip_spool_recovery_torn_bytes",
+                "gauge",
+                "Bytes of a torn journal tail dropped at start-up.",
+                r.torn_bytes,
+            ),
+        ];
+        let mut out = String::new();
+        for (name, kind, help, v) in lines {
+            out.push_str(&format!(
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}\n"
+            ));
+        }
+        out
     }
 
     /// Where the journal is.

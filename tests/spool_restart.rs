@@ -1,6 +1,8 @@
 //! A restart loses nothing (issue 20), against the real binary and real ffmpeg:
 //! the spool keeps the DVR, every clip and the streams' keys across a SIGKILL in
-//! the middle of an upload (spool on tmpfs) and across a SIGTERM (spool on disk).
+//! the middle of an upload (spool on tmpfs) and across a SIGTERM (spool on disk, and
+//! on tmpfs with `--spool-sync on-ack`); a full spool refuses uploads with a reason
+//! and recovers (a real 1 MiB tmpfs, skipped where mounting is not allowed).
 //! After the restart every clip link answers as before (same ETag, same bytes, so
 //! the same SHA-256), the DVR holds at least what was acknowledged, and a clip that
 //! was recording completes once ffmpeg pushes again. ffmpeg decodes every MP4.
@@ -70,10 +72,21 @@ fn mp4(addr: SocketAddr, clip: &Value) -> (String, Vec<u8>) {
 }
 
 fn start(spool: &std::path::Path, root: &std::path::Path, n: u32) -> Server {
+    start_synced(spool, root, n, "batch")
+}
+
+fn start_synced(spool: &std::path::Path, root: &std::path::Path, n: u32, sync: &str) -> Server {
     Server::start_in(
         root.join("data"),
         temp_dir(&format!("spool-run{n}")),
-        &["--api-key", KEY, "--spool-dir", spool.to_str().unwrap()],
+        &[
+            "--api-key",
+            KEY,
+            "--spool-dir",
+            spool.to_str().unwrap(),
+            "--spool-sync",
+            sync,
+        ],
     )
 }
 
@@ -208,14 +221,22 @@ fn sigkill_mid_upload_keeps_the_dvr_and_every_clip() {
     let _ = std::fs::remove_dir_all(root);
 }
 
+/// SIGTERM, with the spool on disk (batch syncs) and on tmpfs (`--spool-sync on-ack`).
 #[test]
-fn sigterm_on_a_disk_spool_keeps_everything() {
+fn sigterm_keeps_everything_on_disk_and_on_tmpfs() {
     if !have_ffmpeg() {
         return;
     }
     let root = temp_dir("spool-term");
-    let spool = root.join("spool");
-    let server = start(&spool, &root, 3);
+    for (spool, sync) in [(root.join("spool"), "batch"), (shm_dir("term"), "on-ack")] {
+        sigterm_keeps_everything(&spool, &root, sync);
+        let _ = std::fs::remove_dir_all(&spool);
+    }
+    let _ = std::fs::remove_dir_all(root);
+}
+
+fn sigterm_keeps_everything(spool: &std::path::Path, root: &std::path::Path, sync: &str) {
+    let server = start_synced(spool, root, 3, sync);
     let addr = server.addr;
     let stream = expect(
         api(
@@ -245,19 +266,18 @@ fn sigterm_on_a_disk_spool_keeps_everything() {
     let before_dvr = dvr(addr, sid);
     assert!(server.terminate().success());
 
-    let server = start(&spool, &root, 4);
+    let server = start_synced(spool, root, 4, sync);
     let addr = server.addr;
-    assert_eq!(dvr(addr, sid), before_dvr, "the same DVR");
+    assert_eq!(dvr(addr, sid), before_dvr, "the same DVR ({sync})");
     let metrics = expect(api(addr, "GET", "/metrics", None), 200).text();
     assert!(
         metrics.contains("\ndvrclip_spool_recovery_dropped_chunks 0\n"),
         "{metrics}"
     );
     let after = mp4(addr, &clip);
-    assert_eq!(after.0, before.0, "same ETag");
-    assert!(after.1 == before.1, "same bytes");
+    assert_eq!(after.0, before.0, "same ETag ({sync})");
+    assert!(after.1 == before.1, "same bytes ({sync})");
     drop(server);
-    let _ = std::fs::remove_dir_all(root);
 }
 
 /// A tmpfs mounted for the test (as `tests/vod_restart.rs` does); unmounted lazily

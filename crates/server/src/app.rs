@@ -234,6 +234,7 @@ async fn open_spool(
     let now = engine.now();
     let dir = dir.to_owned();
     let opened = tokio::task::spawn_blocking(move || Spool::open(&dir, sync, now)).await??;
+    opened.spool.seal_on_panic();
     let engine = engine.with_persist(opened.spool.clone());
     let restored = engine.restore(opened.restore)?;
     let r = opened.report;

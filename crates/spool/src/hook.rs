@@ -13,7 +13,11 @@ use crate::Spool;
 use crate::record::{ChunkRec, ClipRec, ClipRenditionRec, Record, StreamRec};
 
 impl Spool {
+    /// Folds `record` into what is alive, then appends it: a compaction running
+    /// in between writes it already (an append waits for a compaction, and a record
+    /// twice in a journal folds as once).
     fn append(&self, record: &Record) {
+        self.live.lock().apply(record.clone());
         if let Err(e) = self.journal.append(record) {
             self.stats.journal_errors.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(error = %e, "spool: journal append failed; kept in memory only");

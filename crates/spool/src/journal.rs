@@ -115,6 +115,25 @@ impl Journal {
         Ok(())
     }
 
+    /// Replaces the journal by `records()` (made while no append can run), as
+    /// [`Journal::rewrite`] does; on failure the old journal stays in use.
+    pub(crate) fn compact(&self, records: impl FnOnce() -> Vec<Record>) -> std::io::Result<u64> {
+        let mut g = self.file.lock();
+        let fresh = Journal::rewrite(&self.path, &records(), self.sync_each).map_err(|e| match e {
+            JournalError::Io(e) => e,
+            e => std::io::Error::other(e.to_string()),
+        });
+        let fresh = match fresh {
+            Ok(j) => j,
+            Err(e) => {
+                let _ = std::fs::remove_file(self.path.with_extension("tmp"));
+                return Err(e);
+            }
+        };
+        *g = fresh.file.into_inner();
+        Ok(g.1)
+    }
+
     /// Puts what was appended on stable storage.
     pub(crate) fn sync(&self) -> std::io::Result<()> {
         self.file.lock().0.sync_data()

@@ -17,8 +17,10 @@
 //! One journal for everything rather than a file per stream and per clip: one
 //! append and (with `OnAck`) one sync per commit whatever its kind, one torn-tail
 //! rule, and the order of a clip after the chunks it names is kept by the file.
-//! The journal is compacted at every start; it grows by ~300 bytes per chunk while
-//! running (about 40 MB a day for a 3-rendition ladder of 2 s chunks).
+//! The journal grows by ~300 bytes per chunk; it is compacted at every start and,
+//! while running, by the background thread whenever it has doubled (past 32 MiB)
+//! since the last compaction: what is alive is folded in memory as records are
+//! appended, so a compaction writes it without reading the journal.
 //!
 //! Why crc32c (`crc-fast`): already in the build through `object_store`, and
 //! hardware-assisted (SSE4.2 / ARMv8 CRC), so verifying a 1 h DVR's gigabytes at
@@ -133,8 +135,16 @@ pub struct Spool {
     pub stats: SpoolStats,
     /// What recovery found when the spool was opened.
     pub recovery: RecoveryReport,
+    /// What is alive, folded from every record appended: what a compaction writes.
+    live: Mutex<recover::Fold>,
+    /// The journal is compacted when it grows past this, bytes.
+    compact_at: AtomicU64,
     _lock: File,
 }
+
+/// The journal is compacted while running when it passes twice its size after the
+/// last compaction, and at least this.
+const COMPACT_MIN_BYTES: u64 = 32 << 20;
 
 /// What [`Spool::open`] gives: the spool, what to restore, what recovery found.
 #[derive(Debug)]
@@ -207,6 +217,7 @@ impl Spool {
             },
             journal::JournalError::NotAJournal { path } => SpoolError::NotAJournal(path),
         })?;
+        let journal_len = journal.len();
         let mut inits = InitIds {
             next: recovered.next_init,
             ..InitIds::default()
@@ -222,14 +233,14 @@ impl Spool {
             policy,
             stats: SpoolStats::default(),
             recovery: recovered.report,
+            compact_at: AtomicU64::new(COMPACT_MIN_BYTES.max(2 * journal_len)),
+            live: Mutex::new(recover::Fold::of(recovered.snapshot)),
             _lock: lock,
         });
-        if policy == SyncPolicy::Batch {
-            let weak = Arc::downgrade(&spool);
-            let _ = std::thread::Builder::new()
-                .name("spool-sync".into())
-                .spawn(move || batch_sync(weak));
-        }
+        let weak = Arc::downgrade(&spool);
+        let _ = std::thread::Builder::new()
+            .name("spool-sync".into())
+            .spawn(move || background(weak));
         Ok(Opened {
             spool,
             restore: recovered.restore,
@@ -265,6 +276,21 @@ impl Spool {
     /// `place_payload` keeps what it maps as it is.
     pub fn payload_writer(&self) -> std::io::Result<PayloadWriter> {
         PayloadWriter::new(&self.files)
+    }
+
+    /// Seals the spool (no file removed, as [`Spool::seal`] without the sync) if the
+    /// process panics: a panic that unwinds through the engine's owner must not
+    /// empty the spool the next process restores. Installs a panic hook that then
+    /// calls the previous one.
+    pub fn seal_on_panic(self: &Arc<Self>) {
+        let files = Arc::downgrade(&self.files);
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if let Some(files) = files.upgrade() {
+                files.seal();
+            }
+            previous(info);
+        }));
     }
 
     /// Payload mappings alive now.
@@ -340,20 +366,45 @@ impl Spool {
         out
     }
 
+    /// Rewrites the journal with only what is alive now (streams, their inits and
+    /// counters, chunks whose payload files are still mapped, clips). Appends wait
+    /// for it; a failure keeps the old journal. The background thread runs it when
+    /// the journal has doubled since the last one (and is past 32 MiB).
+    pub fn compact(&self) -> std::io::Result<()> {
+        let live_files = self.files.live_files();
+        let len = self
+            .journal
+            .compact(|| self.live.lock().compact(&live_files))?;
+        self.compact_at
+            .store(COMPACT_MIN_BYTES.max(2 * len), Ordering::Relaxed);
+        Ok(())
+    }
+
     /// Where the journal is.
     pub fn journal_path(&self) -> &Path {
         self.journal.path()
     }
 }
 
-/// Syncs the spool once a second while it lives.
-fn batch_sync(spool: Weak<Spool>) {
+/// Once a second while the spool lives, off the engine's path: syncs (`Batch`),
+/// and compacts the journal once it has doubled.
+fn background(spool: Weak<Spool>) {
     loop {
         std::thread::sleep(Duration::from_secs(1));
         let Some(spool) = spool.upgrade() else { return };
-        if let Err(e) = spool.sync() {
+        if spool.policy == SyncPolicy::Batch
+            && let Err(e) = spool.sync()
+        {
             spool.stats.sync_errors.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(error = %e, "spool: sync failed");
+        }
+        if spool.journal.len() > spool.compact_at.load(Ordering::Relaxed)
+            && let Err(e) = spool.compact()
+        {
+            // Not again before the journal doubles once more.
+            let again = 2 * spool.journal.len();
+            spool.compact_at.store(again, Ordering::Relaxed);
+            tracing::warn!(error = %e, "spool: journal compaction failed; appending on");
         }
     }
 }

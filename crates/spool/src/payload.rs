@@ -159,6 +159,11 @@ impl Files {
         File::open(&self.dir)?.sync_all()
     }
 
+    /// The ids of the payload files mapped now.
+    pub(crate) fn live_files(&self) -> std::collections::HashSet<u64> {
+        self.live.lock().values().map(|i| i.file).collect()
+    }
+
     /// Payload mappings alive now.
     pub(crate) fn live_count(&self) -> usize {
         self.live.lock().len()

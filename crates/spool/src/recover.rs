@@ -64,7 +64,7 @@ impl Fold {
             .or_default()
     }
 
-    fn apply(&mut self, r: Record) {
+    pub(crate) fn apply(&mut self, r: Record) {
         match r {
             Record::Stream(s) => {
                 self.next_stream = self.next_stream.max(s.id.saturating_add(1));
@@ -135,6 +135,70 @@ impl Fold {
                 self.clips_gone.insert(id);
             }
         }
+    }
+}
+
+impl Fold {
+    /// The records of a compacted journal while running: chunk records only for
+    /// payload files still alive (`live`), and what they and the clips need. Drops
+    /// the chunk records of freed files from `self` too, so the fold stays the size
+    /// of what is alive.
+    pub(crate) fn compact(&mut self, live: &HashSet<u64>) -> Vec<Record> {
+        self.chunks.retain(|_, c| live.contains(&c.file));
+        let chunks = &self.chunks;
+        self.left.retain(|k| chunks.contains_key(k));
+        let mut out = vec![Record::Next {
+            stream: self.next_stream,
+        }];
+        out.extend(self.streams.values().cloned().map(Record::Stream));
+        for ((stream, rendition), c) in &self.renditions {
+            if self.streams.contains_key(stream) {
+                out.push(Record::Rendition {
+                    stream: *stream,
+                    rendition: rendition.clone(),
+                    next_seq: c.next_seq,
+                    next_disc: c.next_disc,
+                });
+            }
+        }
+        let mut inits: HashSet<u64> = self.chunks.values().map(|c| c.init).collect();
+        inits.extend(self.renditions.values().filter_map(|c| c.latest_init));
+        inits.extend(
+            self.clips
+                .values()
+                .flat_map(|c| c.renditions.iter().filter_map(|r| r.init)),
+        );
+        // Every init of a live stream keeps its rank (the renditions' order).
+        for (id, (stream, rendition, bytes)) in &self.inits {
+            let first = self
+                .renditions
+                .get(&(*stream, rendition.clone()))
+                .and_then(|c| c.first_init);
+            if self.streams.contains_key(stream) && (inits.contains(id) || first == Some(*id)) {
+                out.push(Record::Init {
+                    id: *id,
+                    stream: *stream,
+                    rendition: rendition.clone(),
+                    bytes: bytes.clone(),
+                });
+            }
+        }
+        for (key, c) in &self.chunks {
+            if self.streams.contains_key(&c.stream) {
+                out.push(Record::Chunk(ChunkRec {
+                    held_only: c.held_only || self.left.contains(key),
+                    ..c.clone()
+                }));
+            }
+        }
+        out.extend(
+            self.clips
+                .values()
+                .filter(|c| self.streams.contains_key(&c.stream))
+                .cloned()
+                .map(Record::Clip),
+        );
+        out
     }
 }
 

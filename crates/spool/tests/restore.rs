@@ -180,3 +180,60 @@ fn a_second_process_on_one_spool_is_refused() {
     crash(engine, spool);
     let _ = std::fs::remove_dir_all(d);
 }
+
+/// A compaction while running keeps only what is alive (the journal shrinks) and
+/// loses nothing of it: the DVR and a clip holding chunks that left the DVR.
+#[test]
+fn a_compaction_while_running_keeps_what_is_alive() {
+    let d = dir("compact");
+    let clock = Arc::new(ManualClock::new(WallTime::from_unix_secs(T0)));
+    let opened = Spool::open(&d, SyncPolicy::Batch, clock.now()).unwrap();
+    let spool = opened.spool;
+    let engine =
+        Engine::with_clock(EngineConfig::default(), clock.clone()).with_persist(spool.clone());
+    let mut settings = StreamSettings::named("short");
+    settings.dvr_duration_secs = 10;
+    let s = engine.create_stream(settings).unwrap().id;
+    engine.push_init_bytes(s, "v", fixture("init.mp4")).unwrap();
+    let push_pair = |engine: &Engine| {
+        engine.break_discontinuity(s, "v").unwrap();
+        for name in ["seg_000.m4s", "seg_001.m4s"] {
+            engine
+                .push_segment_bytes(s, "v", Some(name), fixture(name))
+                .unwrap();
+            clock.advance_micros(2_000_000);
+        }
+    };
+    push_pair(&engine);
+    let clip = engine
+        .create_clip(
+            s,
+            ClipRequest {
+                duration_secs: 3,
+                start_unix_secs: Some(T0),
+                ..ClipRequest::default()
+            },
+        )
+        .unwrap()
+        .id();
+    let before = mp4_of(&engine, clip).unwrap();
+    for _ in 0..20 {
+        push_pair(&engine);
+    }
+    let dvr = engine.dvr(s).unwrap();
+    let grown = spool.journal_bytes();
+    spool.compact().unwrap();
+    assert!(
+        spool.journal_bytes() < grown / 2,
+        "{} of {grown}",
+        spool.journal_bytes()
+    );
+    crash(engine, spool);
+
+    let (engine, spool, report) = open(&d, T0 + 90);
+    assert_eq!((report.clips, report.clips_lost), (1, 0));
+    assert_eq!(engine.dvr(s).unwrap(), dvr);
+    assert_eq!(mp4_of(&engine, clip).unwrap(), before);
+    crash(engine, spool);
+    let _ = std::fs::remove_dir_all(d);
+}

@@ -97,6 +97,7 @@ impl Files {
             f.write_all(bytes)?;
             if self.sync_each {
                 f.sync_data()?;
+                self.sync_dir()?;
             }
             Ok(f)
         });
@@ -164,6 +165,12 @@ impl Files {
         self.live.lock().values().map(|i| i.file).collect()
     }
 
+    /// Makes the directory's new entries durable (a synced file is not found after
+    /// a power cut unless its name is).
+    fn sync_dir(&self) -> std::io::Result<()> {
+        File::open(&self.dir)?.sync_all()
+    }
+
     /// Payload mappings alive now.
     pub(crate) fn live_count(&self) -> usize {
         self.live.lock().len()
@@ -229,6 +236,7 @@ impl PayloadWriter {
         }
         if self.files.sync_each {
             f.sync_data()?;
+            self.files.sync_dir()?;
         }
         let crc = self.crc.finalize() as u32;
         let mapped = self.files.map(&f, self.file, self.len, crc);

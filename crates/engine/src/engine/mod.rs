@@ -13,8 +13,10 @@
 //! eviction takes one ring lock at a time.
 //!
 //! This file holds the engine itself and its streams; the rest of its methods live
-//! by job in [`ingest`] (pushing media in), [`rings`] (reading what the rings hold)
-//! and [`clips`] (cutting, recording, expiry).
+//! by job in [`ingest`] (pushing media in), [`rings`] (reading what the rings hold),
+//! [`clips`] (cutting, recording, expiry) and [`restore`] (rebuilding from a store).
+//! With a [`Persist`] hook set, each commit is reported to it after it is made in
+//! memory, outside ring locks ([`crate::persist`]).
 
 mod clips;
 mod ingest;

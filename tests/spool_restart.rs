@@ -134,8 +134,17 @@ fn sigkill_mid_upload_keeps_the_dvr_and_every_clip() {
     assert_eq!(recording["state"], "recording", "{recording}");
     let before_complete = mp4(addr, &complete);
     let before_precise = mp4(addr, &precise);
-    // Uploads go on while the server dies: one is in flight at the kill.
+    // Uploads go on while the server dies, and one is surely in flight at the kill:
+    // half a segment's body sent, the rest never.
     std::thread::sleep(Duration::from_millis(2300));
+    let mut half = std::net::TcpStream::connect(addr).unwrap();
+    let head = format!(
+        "PUT {}/{top}/seg_99999.m4s HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 100000\r\n\r\n",
+        path_of(&push_url)
+    );
+    std::io::Write::write_all(&mut half, head.as_bytes()).unwrap();
+    std::io::Write::write_all(&mut half, &[0u8; 40_000]).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
     let acked = dvr(addr, sid);
     drop(server); // SIGKILL
     let _ = ffmpeg.kill();
@@ -154,6 +163,16 @@ fn sigkill_mid_upload_keeps_the_dvr_and_every_clip() {
         "the push URL's key survives"
     );
     let restored = dvr(addr, sid);
+    let metrics = expect(api(addr, "GET", "/metrics", None), 200).text();
+    let orphans = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("dvrclip_spool_recovery_orphans_removed "))
+        .and_then(|v| v.parse::<u64>().ok());
+    assert!(
+        orphans >= Some(1),
+        "the half upload's file is swept: {metrics}"
+    );
+    drop(half);
     for (name, ..) in LADDER {
         assert!(
             chunks_of(&restored, name) >= chunks_of(&acked, name),

@@ -307,7 +307,7 @@ impl Spool {
     pub fn render_metrics(&self) -> String {
         let r = &self.recovery;
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let lines: [(&str, &str, &str, u64); 8] = [
+        let lines: [(&str, &str, &str, u64); 9] = [
             (
                 "dvrclip_spool_payload_files",
                 "gauge",
@@ -355,6 +355,12 @@ impl Spool {
                 "gauge",
                 "Bytes of a torn journal tail dropped at start-up.",
                 r.torn_bytes,
+            ),
+            (
+                "dvrclip_spool_recovery_orphans_removed",
+                "gauge",
+                "Payload files no record named at start-up (uploads cut by a crash), removed.",
+                r.orphans_removed as u64,
             ),
         ];
         let mut out = String::new();

@@ -116,6 +116,10 @@ impl Engine {
     /// Rebuilds one clip from the chunks it held; `None` when one is missing.
     fn restore_clip(&self, rc: RestoredClip, held: &HashMap<ChunkKey, Arc<Chunk>>) -> Option<()> {
         let stream = self.stream_arc(rc.stream).ok()?;
+        // A record naming no rendition of its own as reference is not a clip we made.
+        if rc.reference >= rc.renditions.len() {
+            return None;
+        }
         let complete = rc.complete;
         let mut names = Vec::with_capacity(rc.renditions.len());
         let mut heads = Vec::with_capacity(rc.renditions.len());

@@ -9,6 +9,8 @@ one `dvrclip serve`, first over RTMP to `push_url`, then as fMP4 HLS by HTTP PUT
 `push_url_http`. The server's CPU time (utime + stime from /proc) over each push,
 divided by the seconds of media, is the cost per stream as a share of one core; the
 DVR's bytes check that the media arrived. Not part of CI: it runs in real time.
+INGEST_SERVER_ARGS adds flags to the server (e.g. `--spool-dir /dev/shm/cost`: the
+server listens on port 0, so it keeps no spool unless told).
 """
 import json
 import os
@@ -53,7 +55,8 @@ def main():
         "-bufsize", "10M", "-c:a", "aac", "-b:a", "128k", src], check=True)
     srv = subprocess.Popen([BIN, "serve", "--listen", "127.0.0.1:0", "--rtmp-listen",
                             "127.0.0.1:0", "--api-key", KEY, "--data-dir",
-                            os.path.join(work, "data")],
+                            os.path.join(work, "data")]
+                           + os.environ.get("INGEST_SERVER_ARGS", "").split(),
                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         base, rtmp = None, False

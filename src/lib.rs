@@ -5,6 +5,7 @@
 //! - [`engine`]: streams, rings, cutter, clips.
 //! - [`hls`]: playlists for clips.
 //! - [`ingest`]: media into the engine (named-file uploads, RTMP push, HLS pull).
+//! - [`spool`]: what a restart must not lose (chunk payloads as files, a journal).
 //! - [`cluster`]: what the nodes of a cluster agree on, kept in etcd.
 //! - [`server`]: the HTTP side as a library: the Gcore API, HTTP ingest and the
 //!   public links as a `tower::Service` over an engine the host owns
@@ -18,3 +19,4 @@ pub use dvrclip_fmp4 as fmp4;
 pub use dvrclip_hls as hls;
 pub use dvrclip_ingest as ingest;
 pub use dvrclip_server as server;
+pub use dvrclip_spool as spool;

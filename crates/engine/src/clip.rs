@@ -159,6 +159,17 @@ impl ClipRendition {
         self.head.bandwidth_bps
     }
 
+    /// The init the clip announced for this rendition when it was cut (what
+    /// [`ClipRendition::video`] reads); a store persists it with the clip.
+    pub fn announced_init(&self) -> Option<&Arc<InitSegment>> {
+        self.head.init.as_ref()
+    }
+
+    /// The target duration announced when the clip was cut, seconds (0: none).
+    pub fn announced_target_secs(&self) -> u64 {
+        self.head.target_secs
+    }
+
     /// Chunks in play order. Each carries its init, discontinuity, UTC start, bytes,
     /// duration and keyframe flag.
     pub fn chunks(&self) -> &[Arc<Chunk>] {

@@ -113,6 +113,15 @@ pub(crate) fn cut_follower(
 }
 
 impl Track {
+    /// A track rebuilt from persisted chunks: it goes on from its last chunk.
+    pub(crate) fn restored(chunks: Vec<Arc<Chunk>>, closed: bool) -> Track {
+        Track {
+            seen: chunks.last().map(|c| c.seq()),
+            chunks,
+            closed,
+        }
+    }
+
     /// Brings the track up to date with `ring`. `bound` is where chunks stop being
     /// taken (a chunk starting before it is taken); `initial` computes the first cut
     /// while the track is still empty. `bound_final` says `bound` will not move.

@@ -81,6 +81,14 @@ pub enum Error {
         available_bytes: u64,
     },
 
+    /// The persistent store refused the payload (a full disk): nothing changed
+    /// (HTTP 503, with the reason).
+    #[error("storage refused the upload: {reason}")]
+    Storage {
+        /// Why, as the store put it.
+        reason: String,
+    },
+
     /// A stream setting is out of range (HTTP 400); `field` names it.
     #[error("invalid {field}: {reason}")]
     InvalidSetting {

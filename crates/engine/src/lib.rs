@@ -20,7 +20,8 @@
 //! Module map: [`time`](WallTime) (wall time, clocks), `ring` (one rendition's chunks:
 //! the one-writer/many-readers structure and its costs), `cut` (the cutter's rules),
 //! `clip` (clips, views, waiting), `engine` (streams, budget, deadlines), `dvr` (what
-//! the DVR holds), `memory` (exact accounting of payload bytes), `mp4` (a clip
+//! the DVR holds), [`persist`] (the hook a store hears commits through, and what
+//! it hands back to [`Engine::restore`]), `memory` (exact accounting of payload bytes), `mp4` (a clip
 //! rendition as a progressive MP4), [`secret`] (random keys, constant-time comparison,
 //! safe names).
 #![forbid(unsafe_code)]
@@ -34,6 +35,7 @@ mod engine;
 mod error;
 mod memory;
 mod mp4;
+pub mod persist;
 mod ring;
 pub mod secret;
 mod stream;

@@ -20,6 +20,7 @@ use crate::metrics::Metrics;
 use crate::mp4_cache::Mp4Cache;
 use crate::pullers::Pullers;
 use crate::vod::Vod;
+use dvrclip_spool::{Spool, SyncPolicy};
 
 /// The share of the memory budget kept for request bodies still arriving
 /// ([`crate::http::body`]): a sixteenth.
@@ -67,6 +68,8 @@ pub struct App {
     pub pullers: Pullers,
     /// The RTMP door, once the binary starts it (its counters go to `/metrics`).
     pub rtmp: std::sync::OnceLock<Arc<dvrclip_ingest::rtmp::RtmpDoor>>,
+    /// The spool the engine persists into, if any ([`Config::spool_dir`]).
+    pub spool: Option<Arc<Spool>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -84,12 +87,21 @@ impl App {
     /// videos), builds the engine under the memory budget, starts background tasks.
     pub async fn start(config: Config) -> Result<Arc<App>, Box<dyn std::error::Error>> {
         let vod = crate::vod::open(&config.vod_store, &config.public_url).await;
-        let engine = Arc::new(Engine::new(EngineConfig {
+        let engine = Engine::new(EngineConfig {
             memory_budget_bytes: engine_memory_bytes(&config, crate::heap::resident_bytes()),
             first_video_id: vod.next_video_id(),
             ..EngineConfig::default()
-        }));
-        Ok(App::builder(config, engine).vod(vod).build())
+        });
+        let (engine, spool) = match &config.spool_dir {
+            Some(dir) => {
+                let (engine, spool) = open_spool(engine, dir, config.spool_sync).await?;
+                (engine, Some(spool))
+            }
+            None => (engine, None),
+        };
+        let mut builder = App::builder(config, Arc::new(engine)).vod(vod);
+        builder.spool = spool;
+        Ok(builder.build())
     }
 
     /// Starts building the state around an engine the caller owns (an embedding
@@ -100,6 +112,7 @@ impl App {
             engine,
             vod: None,
             auth: None,
+            spool: None,
         }
     }
 
@@ -118,6 +131,11 @@ impl App {
     pub async fn shutdown(&self) {
         self.pullers.stop_all();
         self.vod.shutdown(self.config.shutdown_grace).await;
+        if let Some(spool) = &self.spool
+            && let Err(e) = spool.seal()
+        {
+            tracing::warn!(error = %e, "spool: final sync failed");
+        }
         for t in self.tasks.lock().drain(..) {
             t.abort();
         }
@@ -149,6 +167,7 @@ pub struct AppBuilder {
     engine: Arc<Engine>,
     vod: Option<Arc<Vod>>,
     auth: Option<Arc<dyn Authorize>>,
+    spool: Option<Arc<Spool>>,
 }
 
 impl AppBuilder {
@@ -186,6 +205,7 @@ impl AppBuilder {
             metrics: Metrics::default(),
             mp4_cache: Mp4Cache::default(),
             rtmp: std::sync::OnceLock::new(),
+            spool: self.spool,
             tasks: Mutex::new(Vec::new()),
             config,
         });
@@ -202,6 +222,35 @@ impl AppBuilder {
         }
         app
     }
+}
+
+/// Opens the spool at `dir` (off the runtime's threads: it maps and verifies every
+/// payload), restores what it holds into `engine`, and makes it the engine's store.
+async fn open_spool(
+    engine: Engine,
+    dir: &std::path::Path,
+    sync: SyncPolicy,
+) -> Result<(Engine, Arc<Spool>), Box<dyn std::error::Error>> {
+    let now = engine.now();
+    let dir = dir.to_owned();
+    let opened = tokio::task::spawn_blocking(move || Spool::open(&dir, sync, now)).await??;
+    opened.spool.seal_on_panic();
+    let engine = engine.with_persist(opened.spool.clone());
+    let restored = engine.restore(opened.restore)?;
+    let r = opened.report;
+    tracing::info!(
+        dir = %opened.spool.dir().display(),
+        streams = restored.streams,
+        ring_chunks = restored.ring_chunks,
+        clips = restored.clips,
+        clips_lost = restored.clips_lost,
+        clips_expired = restored.clips_expired,
+        chunks_dropped = restored.chunks_dropped + r.chunks_failed,
+        torn_bytes = r.torn_bytes,
+        orphans_removed = r.orphans_removed,
+        "spool restored"
+    );
+    Ok((engine, opened.spool))
 }
 
 /// Returns free heap pages to the OS every [`crate::heap::TRIM_EVERY`], off the

@@ -93,11 +93,13 @@ async fn run(mut config: Config) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(at) = app.config.rtmp_listen {
         println!("dvrclip rtmp listening on rtmp://{at}");
     }
-    crate::service::serve(app.clone(), listener, shutdown_signal()).await?;
+    let served = crate::service::serve(app.clone(), listener, shutdown_signal()).await;
     if let Some(t) = rtmp_task {
         t.abort();
     }
+    // Whatever ended serving: the spool is sealed before the engine can drop.
     app.shutdown().await;
+    served?;
     Ok(())
 }
 

@@ -93,6 +93,14 @@ keys! {
     /// unless set, except with `--demo`: the listen address's IP, port 1935 (port 0
     /// when listening on port 0).
     rtmp_listen: SocketAddr = "DVRCLIP_RTMP_LISTEN",
+    /// Directory of the spool that keeps the DVR, clips and streams across restarts
+    /// (`off`: memory only). Default: `/dev/shm/dvrclip-{port}` (survives a process
+    /// restart), else `{data-dir}/spool`; memory only when listening on port 0. On a
+    /// disk it survives a reboot too.
+    spool_dir: String = "DVRCLIP_SPOOL_DIR",
+    /// When spooled uploads reach stable storage: `batch` (default: once a second; a
+    /// power cut may lose the last second) or `on-ack` (before the upload's 201).
+    spool_sync: String = "DVRCLIP_SPOOL_SYNC",
 }
 
 /// Size and time limits on what clients send (`ref/api.md` "Limits").
@@ -175,6 +183,10 @@ pub struct Config {
     /// Where RTMP pushes are taken; `None`: no RTMP. The binary replaces a port 0
     /// with the bound one, so `push_url` names it.
     pub rtmp_listen: Option<SocketAddr>,
+    /// The spool directory; `None`: memory only (a restart loses the DVR and clips).
+    pub spool_dir: Option<PathBuf>,
+    /// When spooled writes are synced.
+    pub spool_sync: dvrclip_spool::SyncPolicy,
 }
 
 /// A configuration that cannot be used.
@@ -277,7 +289,21 @@ impl Config {
             }
             None => StoreConfig::Local(data_dir.join("vod")),
         };
+        let spool_dir = match a.spool_dir.as_deref() {
+            Some("off") => None,
+            Some("") => return Err(ConfigError::Invalid("the spool directory is empty".into())),
+            Some(dir) => Some(PathBuf::from(dir)),
+            None => default_spool_dir(listen, &data_dir),
+        };
+        let spool_sync = a
+            .spool_sync
+            .as_deref()
+            .unwrap_or("batch")
+            .parse()
+            .map_err(ConfigError::Invalid)?;
         Ok(Config {
+            spool_dir,
+            spool_sync,
             listen,
             public_url,
             api_key,
@@ -304,6 +330,7 @@ impl Config {
         Config::resolve(&ServeArgs {
             public_url: Some(public_url.to_owned()),
             api_key: Some(api_key.to_owned()),
+            spool_dir: Some("off".to_owned()),
             ..ServeArgs::default()
         })
     }
@@ -318,6 +345,22 @@ impl Config {
             grace: self.shutdown_grace,
         }
     }
+}
+
+/// Where the spool lives unless configured: tmpfs (`/dev/shm`, a process restart
+/// loses nothing, no disk I/O) named by the port so two servers on one host never
+/// share one, else next to the VOD. A server on port 0 (tests, scripts) gets a new
+/// port each start, so a spool named by it could never be found again: memory only.
+fn default_spool_dir(listen: SocketAddr, data_dir: &std::path::Path) -> Option<PathBuf> {
+    if listen.port() == 0 {
+        return None;
+    }
+    let shm = std::path::Path::new("/dev/shm");
+    Some(if shm.is_dir() {
+        shm.join(format!("dvrclip-{}", listen.port()))
+    } else {
+        data_dir.join("spool")
+    })
 }
 
 #[cfg(test)]

@@ -98,9 +98,12 @@ fn loop_shifts(r: &DemoRendition) -> Result<HashMap<u32, u64>, dvrclip_fmp4::Err
         .collect())
 }
 
-/// Creates the stream `demo` and feeds it until the task is dropped.
+/// Creates the stream `demo` (or takes the one a spool restored) and feeds it until
+/// the task is dropped.
 pub async fn run(engine: Arc<Engine>) {
-    let key = match engine.create_stream(StreamSettings::named("demo")) {
+    let restored = engine.streams().into_iter().find(|s| s.name == "demo");
+    let created = restored.map_or_else(|| engine.create_stream(StreamSettings::named("demo")), Ok);
+    let key = match created {
         Ok(info) => info.ingest_key,
         Err(e) => {
             warn!("demo stream not created: {e}");

@@ -151,7 +151,9 @@ impl From<BodyError> for ApiError {
             BodyError::TooLarge { .. } => ApiError::TooLarge(e.to_string()),
             BodyError::Timeout => ApiError::Timeout,
             BodyError::Aborted(_) | BodyError::BadLength => ApiError::bad(e.to_string()),
-            BodyError::NoMemory { .. } => ApiError::Unavailable(e.to_string()),
+            BodyError::NoMemory { .. } | BodyError::Storage(_) => {
+                ApiError::Unavailable(e.to_string())
+            }
         }
     }
 }
@@ -221,7 +223,7 @@ impl From<dvrclip_engine::Error> for ApiError {
             E::StreamInactive(_) => ApiError::Forbidden(message),
             E::NoInit { .. } | E::TrackMismatch { .. } => ApiError::PreconditionFailed(message),
             E::TooManyClips { .. } => ApiError::TooManyRequests(message),
-            E::OverBudget { .. } => ApiError::Unavailable(message),
+            E::OverBudget { .. } | E::Storage { .. } => ApiError::Unavailable(message),
             _ => ApiError::Internal(message),
         }
     }

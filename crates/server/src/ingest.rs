@@ -46,7 +46,14 @@ where
         FileKind::Segment => limits.segment_bytes,
         FileKind::Init | FileKind::Playlist => limits.small_file_bytes,
     };
-    let bytes = read_request(&parts.headers, body, limits.body(max_bytes), &app.bodies).await?;
+    // A segment is read straight into its spool file; an init or playlist is small
+    // and not kept as a file.
+    let spool = match upload.kind {
+        FileKind::Segment => app.spool.as_deref(),
+        FileKind::Init | FileKind::Playlist => None,
+    };
+    let limits = limits.body(max_bytes);
+    let bytes = read_request(&parts.headers, body, limits, &app.bodies, spool).await?;
     let len = bytes.len();
     let status = status_of(upload.store(&app.engine, bytes)?);
     app.metrics.record_ingest(len);

@@ -171,6 +171,9 @@ impl Engine {
             complete_clip(&clip);
             return Err(Error::UnknownStream(id));
         }
+        if let Some(p) = self.persist() {
+            p.clip_saved(&clip);
+        }
         Ok(clip)
     }
 
@@ -209,6 +212,9 @@ impl Engine {
             .write()
             .remove(&clip_id)
             .ok_or(Error::UnknownClip)?;
+        if let Some(p) = self.persist() {
+            p.clip_removed(clip_id);
+        }
         self.forget(std::slice::from_ref(&clip));
         self.compact_deadlines();
         Ok(())
@@ -248,7 +254,7 @@ impl Engine {
     }
 
     /// When a recording clip may give up waiting for its end.
-    fn recording_deadline(&self, stream: &Stream, end: WallTime) -> WallTime {
+    pub(super) fn recording_deadline(&self, stream: &Stream, end: WallTime) -> WallTime {
         let stall = i64::from(self.config.recording_stall_secs) * MICROS_PER_SEC;
         let cap = end.add_micros(i64::from(self.config.recording_max_wait_secs) * MICROS_PER_SEC);
         let last = stream.last_ingest().unwrap_or(WallTime::EPOCH);
@@ -272,6 +278,9 @@ impl Engine {
             let done = build.tracks.iter().all(|t| t.closed);
             if changed || done {
                 clip.publish(&mut build, done);
+                if let Some(p) = self.persist() {
+                    p.clip_saved(clip);
+                }
             }
             !done
         });
@@ -293,6 +302,11 @@ impl Engine {
             let mut clips = self.clips.write();
             due.iter().filter_map(|id| clips.remove(id)).collect()
         };
+        if let Some(p) = self.persist() {
+            for clip in &expired {
+                p.clip_removed(clip.id());
+            }
+        }
         self.forget(&expired);
         report.expired = expired.len();
         loop {
@@ -324,6 +338,9 @@ impl Engine {
             }
             stream.recording.lock().retain(|c| c.id() != id);
             complete_clip(&clip);
+            if let Some(p) = self.persist() {
+                p.clip_saved(&clip);
+            }
             report.completed += 1;
         }
         report
@@ -357,7 +374,7 @@ pub(super) fn complete_clip(clip: &Clip) {
 
 /// Runs the cutter over every rendition: the reference first, then the followers
 /// against the reference's bounds. Returns whether any track took a chunk.
-fn advance_tracks(
+pub(super) fn advance_tracks(
     rings: &[Arc<Ring>],
     reference: usize,
     tracks: &mut [Track],

@@ -14,6 +14,7 @@ use bytes::Bytes;
 use dvrclip_fmp4::{InitSegment, MediaSegment};
 
 use super::Engine;
+use crate::chunk::Chunk;
 use crate::ring::{PushInput, PushOutcome, Ring};
 use crate::stream::{StreamId, check_component};
 use crate::{Error, Result, WallTime};
@@ -56,6 +57,11 @@ impl Engine {
             }
         };
         let out = ring.push_init(init)?;
+        if let (PushOutcome::NewInit, Some(p), Some(init)) =
+            (&out, self.persist(), ring.current_init())
+        {
+            p.init_admitted(id, rendition, &init);
+        }
         stream
             .last_ingest
             .store(self.now().unix_micros(), Ordering::SeqCst);
@@ -106,7 +112,7 @@ impl Engine {
         id: StreamId,
         rendition: &str,
         segment_name: Option<&str>,
-        segment: MediaSegment,
+        mut segment: MediaSegment,
     ) -> Result<PushOutcome> {
         if let Some(n) = segment_name {
             check_component(n)?;
@@ -131,6 +137,12 @@ impl Engine {
                 available_bytes: self.config.memory_budget_bytes.saturating_sub(pinned),
             });
         }
+        if let Some(p) = self.persist() {
+            // Sample offsets index the payload, so the same bytes elsewhere serve.
+            segment.bytes = p
+                .place_payload(segment.bytes)
+                .map_err(|reason| Error::Storage { reason })?;
+        }
         let now = self.now();
         let pushed = {
             let mut shared = stream.shared_anchor.lock();
@@ -145,8 +157,14 @@ impl Engine {
             ring.push(inp, &mut shared)?
         };
         drop(pushed.evicted);
-        if !matches!(pushed.outcome, PushOutcome::Stored { .. }) {
+        let PushOutcome::Stored { seq, .. } = pushed.outcome else {
             return Ok(pushed.outcome);
+        };
+        if let Some(p) = self.persist()
+            && let Some(chunk) =
+                ring.read(|st| st.index_of_seq(seq).map(|i| Arc::clone(&st.chunks[i])))
+        {
+            p.chunk_admitted(id, rendition, &chunk);
         }
         stream
             .last_ingest
@@ -169,6 +187,12 @@ impl Engine {
     ) -> Result<bool> {
         let ring = self.ring(id, rendition)?;
         let moved = ring.set_segment_date(segment_name, utc);
+        if let Some(p) = self.persist() {
+            for c in &moved {
+                p.chunk_moved(id, rendition, c.seq(), c.start_utc());
+            }
+        }
+        let moved = !moved.is_empty();
         if moved {
             // A later date can leave older chunks outside the window: drop them now,
             // as a push would, not at some later push.
@@ -192,7 +216,8 @@ impl Engine {
     pub fn drop_dvr(&self, id: StreamId) -> Result<()> {
         let stream = self.stream_arc(id)?;
         for r in stream.rings() {
-            drop(r.clear());
+            let gone = r.clear();
+            self.report_left(id, &r, &gone);
         }
         Ok(())
     }
@@ -204,22 +229,33 @@ impl Engine {
             return;
         }
         let _one_evictor = self.evict.lock();
-        let rings: Vec<Arc<Ring>> = self
+        let rings: Vec<(StreamId, Arc<Ring>)> = self
             .streams
             .read()
             .values()
-            .flat_map(|s| s.rings())
+            .flat_map(|s| s.rings().into_iter().map(|r| (s.id, r)))
             .collect();
         while self.account.held_bytes() > self.config.memory_budget_bytes {
             let oldest = rings
                 .iter()
-                .filter(|r| {
+                .filter(|(_, r)| {
                     keep.is_none_or(|k| !Arc::ptr_eq(r, k)) || r.read(|st| st.chunks.len() > 1)
                 })
-                .filter_map(|r| r.oldest_start().map(|t| (t, r)))
-                .min_by_key(|(t, _)| *t);
-            let Some((_, ring)) = oldest else { break };
-            drop(ring.pop_oldest());
+                .filter_map(|(id, r)| r.oldest_start().map(|t| (t, id, r)))
+                .min_by_key(|(t, _, _)| *t);
+            let Some((_, id, ring)) = oldest else { break };
+            let gone: Vec<Arc<Chunk>> = ring.pop_oldest().into_iter().collect();
+            self.report_left(*id, ring, &gone);
+        }
+    }
+
+    /// Tells the persistence hook that `gone` left `ring` of stream `id`.
+    fn report_left(&self, id: StreamId, ring: &Ring, gone: &[Arc<Chunk>]) {
+        if let Some(p) = self.persist()
+            && !gone.is_empty()
+        {
+            let seqs: Vec<u64> = gone.iter().map(|c| c.seq()).collect();
+            p.chunks_left_ring(id, &ring.name, &seqs);
         }
     }
 }

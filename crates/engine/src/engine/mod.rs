@@ -13,11 +13,14 @@
 //! eviction takes one ring lock at a time.
 //!
 //! This file holds the engine itself and its streams; the rest of its methods live
-//! by job in [`ingest`] (pushing media in), [`rings`] (reading what the rings hold)
-//! and [`clips`] (cutting, recording, expiry).
+//! by job in [`ingest`] (pushing media in), [`rings`] (reading what the rings hold),
+//! [`clips`] (cutting, recording, expiry) and [`restore`] (rebuilding from a store).
+//! With a [`Persist`] hook set, each commit is reported to it after it is made in
+//! memory, outside ring locks ([`crate::persist`]).
 
 mod clips;
 mod ingest;
+mod restore;
 mod rings;
 
 use std::cmp::Reverse;
@@ -30,6 +33,7 @@ use parking_lot::{Mutex, RwLock};
 use crate::chunk::Chunk;
 use crate::clip::{Build, Clip, ClipId};
 use crate::memory::Account;
+use crate::persist::Persist;
 use crate::ring::Ring;
 use crate::secret::{constant_time_eq, random_hex};
 use crate::stream::{Stream, StreamId, StreamInfo, StreamPatch, StreamSettings, check_name};
@@ -113,6 +117,7 @@ pub struct Engine {
     expiry: Mutex<Deadlines>,
     recording_deadlines: Mutex<Deadlines>,
     evict: Mutex<()>,
+    persist: Option<Arc<dyn Persist>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -150,7 +155,20 @@ impl Engine {
             expiry: Mutex::new(BinaryHeap::new()),
             recording_deadlines: Mutex::new(BinaryHeap::new()),
             evict: Mutex::new(()),
+            persist: None,
         }
+    }
+
+    /// Reports every commit to `persist` from now on (before the engine is shared;
+    /// [`crate::persist`] says when each hook runs). Without one, memory only.
+    pub fn with_persist(mut self, persist: Arc<dyn Persist>) -> Self {
+        self.persist = Some(persist);
+        self
+    }
+
+    /// The persistence hook, if any.
+    pub(crate) fn persist(&self) -> Option<&dyn Persist> {
+        self.persist.as_deref()
     }
 
     /// The configuration.
@@ -208,6 +226,9 @@ impl Engine {
         let stream = Arc::new(Stream::new(id, settings, now, ingest_key, play_key));
         let info = stream.info(now, self.live_timeout_micros());
         self.streams.write().insert(id, stream);
+        if let Some(p) = self.persist() {
+            p.stream_saved(&info);
+        }
         Ok(info)
     }
 
@@ -246,7 +267,11 @@ impl Engine {
             .flat_map(|r| r.prune(window))
             .collect();
         drop(evicted);
-        Ok(stream.info(self.now(), self.live_timeout_micros()))
+        let info = stream.info(self.now(), self.live_timeout_micros());
+        if let Some(p) = self.persist() {
+            p.stream_saved(&info);
+        }
+        Ok(info)
     }
 
     /// Deletes a stream and its DVR; its clips die with it (a reader holding a
@@ -267,6 +292,9 @@ impl Engine {
         let recording = std::mem::take(&mut *stream.recording.lock());
         for clip in recording {
             complete_clip(&clip);
+        }
+        if let Some(p) = self.persist() {
+            p.stream_deleted(id);
         }
         for r in stream.rings() {
             drop(r.clear());

@@ -50,6 +50,7 @@
 
 mod place;
 mod push;
+mod restore;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -64,6 +65,7 @@ use crate::{Error, Result, StreamId, WallTime};
 use place::Anchor;
 pub use place::AnchorSource;
 pub(crate) use place::SharedAnchor;
+pub(crate) use restore::{ChunkParts, rebuild_chunk};
 
 /// A `prft` or playlist date further than this from the chunk's arrival is ignored.
 const TRUST_WINDOW_MICROS: i64 = 24 * 3600 * MICROS_PER_SEC;
@@ -204,15 +206,15 @@ impl Ring {
 
     /// Re-anchors the newest chunk named `segment_name`, and the chunks after it in its
     /// discontinuity up to the next one with its own date, so it starts at `utc`.
-    /// Returns whether anything moved. A chunk with its own `prft` keeps it.
-    pub(crate) fn set_segment_date(&self, segment_name: &str, utc: WallTime) -> bool {
+    /// Returns the chunks moved, in their new place. A chunk with its own `prft` keeps it.
+    pub(crate) fn set_segment_date(&self, segment_name: &str, utc: WallTime) -> Vec<Arc<Chunk>> {
         let mut st = self.state.write();
         let Some(idx) = st
             .chunks
             .iter()
             .rposition(|c| c.name() == Some(segment_name))
         else {
-            return false;
+            return Vec::new();
         };
         let trusted = utc
             .micros_since(st.chunks[idx].arrival_utc())
@@ -225,7 +227,7 @@ impl Ring {
             AnchorSource::ProducerTime | AnchorSource::PlaylistDate
         ) || !trusted
         {
-            return false;
+            return Vec::new();
         }
         let chunk = Arc::clone(&st.chunks[idx]);
         let disc = chunk.discontinuity;
@@ -255,15 +257,17 @@ impl Ring {
         let delta = utc.micros_since(old).max(lo).min(hi);
         if delta == 0 || lo > hi {
             st.sources[idx] = AnchorSource::PlaylistDate;
-            return false;
+            return Vec::new();
         }
+        let mut moved = Vec::with_capacity(end - idx);
         for i in idx..end {
             let c = &st.chunks[i];
-            let moved = Chunk {
+            let chunk = Arc::new(Chunk {
                 start_utc: c.start_utc.add_micros(delta),
                 ..Chunk::clone(c)
-            };
-            st.chunks[i] = Arc::new(moved);
+            });
+            st.chunks[i] = Arc::clone(&chunk);
+            moved.push(chunk);
         }
         st.sources[idx] = AnchorSource::PlaylistDate;
         let new_start = old.add_micros(delta);
@@ -274,7 +278,7 @@ impl Ring {
             };
         }
         st.check_invariants();
-        true
+        moved
     }
 
     /// Removes every chunk (the DVR cleanup). The discontinuity state stays, so the

@@ -83,7 +83,7 @@ where
     B::Error: std::fmt::Display,
 {
     let limits = app.config.limits.body(app.config.limits.json_bytes);
-    Ok(read_request(&parts.headers, body, limits, &app.bodies).await?)
+    Ok(read_request(&parts.headers, body, limits, &app.bodies, None).await?)
 }
 
 /// A wall time as Unix seconds with milliseconds, `null` when absent.

@@ -50,6 +50,9 @@ pub enum BodyError {
         /// The pool's size.
         limit: u64,
     },
+    /// The spool could not keep the body (a full filesystem) (503).
+    #[error("storage refused the upload: {0}")]
+    Storage(String),
 }
 
 /// The bytes every body still arriving may hold together.
@@ -144,6 +147,7 @@ pub async fn read_limited<B>(
     declared_len: Option<u64>,
     limits: BodyLimits,
     memory: &BodyMemory,
+    spool: Option<&dvrclip_spool::Spool>,
 ) -> Result<Bytes, BodyError>
 where
     B: Body<Data = Bytes> + Unpin,
@@ -155,9 +159,10 @@ where
     }
     let (idle, deadline) = (limits.idle, Instant::now() + limits.deadline);
     let mut share = memory.share();
-    let mut buf = match declared_len {
-        Some(n) => PayloadBuf::for_declared(n),
-        None => PayloadBuf::growable(),
+    let mut buf = match (spool.and_then(PayloadBuf::spooled), declared_len) {
+        (Some(spooled), _) => spooled,
+        (None, Some(n)) => PayloadBuf::for_declared(n),
+        (None, None) => PayloadBuf::growable(),
     };
     loop {
         let next = Instant::now() + idle;
@@ -183,22 +188,23 @@ where
         }
         buf.extend_from_slice(&data);
     }
-    Ok(buf.finish())
+    buf.finish().map_err(|e| BodyError::Storage(e.to_string()))
 }
 
 /// Reads a request's body as [`read_limited`] does, with the length its headers
-/// declare (a malformed `Content-Length` is refused).
+/// declare (a malformed `Content-Length` is refused), into `spool` when given.
 pub async fn read_request<B>(
     headers: &http::HeaderMap,
     body: B,
     limits: BodyLimits,
     memory: &BodyMemory,
+    spool: Option<&dvrclip_spool::Spool>,
 ) -> Result<Bytes, BodyError>
 where
     B: Body<Data = Bytes> + Unpin,
     B::Error: std::fmt::Display,
 {
-    read_limited(body, content_length(headers)?, limits, memory).await
+    read_limited(body, content_length(headers)?, limits, memory, spool).await
 }
 
 /// The declared `Content-Length`, if any; `Err` for a malformed one.
@@ -239,7 +245,7 @@ mod tests {
             .enable_time()
             .build()
             .unwrap()
-            .block_on(read_limited(body, declared, limits, pool))
+            .block_on(read_limited(body, declared, limits, pool, None))
     }
 
     #[test]

@@ -18,6 +18,10 @@
 //! peaked at 158 MiB and was still rising, mimalloc at 208 MiB. The cost is one copy
 //! of the segment, one `mmap` and one `munmap`, and up to a page of rounding each.
 //!
+//! With a spool ([`PayloadBuf::spooled`]) a segment's body is written into its spool
+//! file as it arrives, declared length or not, and the file is mapped once complete:
+//! one copy, and the spool keeps it as it is (`dvrclip_spool`).
+//!
 //! Mappings are bounded: each is one kernel VMA and a process has 65,530 by default
 //! (`vm.max_map_count`), shared with thread stacks and the allocator. Past
 //! [`MAX_MAPPED`] live mappings, or if the kernel refuses one, the bytes stay on the
@@ -69,6 +73,11 @@ enum Inner {
         filled: usize,
         slot: Slot,
     },
+    /// A spool file, written as bytes arrive; the first write error is kept.
+    Spooled {
+        writer: Box<dvrclip_spool::PayloadWriter>,
+        failed: Option<std::io::Error>,
+    },
 }
 
 impl PayloadBuf {
@@ -97,11 +106,22 @@ impl PayloadBuf {
         PayloadBuf(Inner::Heap(Vec::new()))
     }
 
+    /// A buffer that is a new file of `spool`, written as bytes arrive; `None` when
+    /// the file cannot be made (the caller reads into memory instead).
+    pub fn spooled(spool: &dvrclip_spool::Spool) -> Option<Self> {
+        let writer = spool.payload_writer().ok()?;
+        Some(PayloadBuf(Inner::Spooled {
+            writer: Box::new(writer),
+            failed: None,
+        }))
+    }
+
     /// Bytes written.
     pub fn len(&self) -> usize {
         match &self.0 {
             Inner::Heap(v) => v.len(),
             Inner::Mapped { filled, .. } => *filled,
+            Inner::Spooled { writer, .. } => writer.len() as usize,
         }
     }
 
@@ -115,6 +135,7 @@ impl PayloadBuf {
         match &self.0 {
             Inner::Heap(v) => v.capacity(),
             Inner::Mapped { map, .. } => map.len(),
+            Inner::Spooled { writer, .. } => writer.len() as usize,
         }
     }
 
@@ -129,6 +150,14 @@ impl PayloadBuf {
     /// moves the whole body to the heap (hyper never delivers more than a
     /// `Content-Length`, so this is a guard, not a path).
     pub fn extend_from_slice(&mut self, data: &[u8]) {
+        if let Inner::Spooled { writer, failed } = &mut self.0 {
+            if failed.is_none()
+                && let Err(e) = writer.write(data)
+            {
+                *failed = Some(e);
+            }
+            return;
+        }
         if let Inner::Mapped { map, filled, .. } = &mut self.0 {
             if let Some(dst) = map.get_mut(*filled..*filled + data.len()) {
                 dst.copy_from_slice(data);
@@ -145,16 +174,21 @@ impl PayloadBuf {
     }
 
     /// The complete body, placed for keeping: a full mapping is sealed read-only and
-    /// shared as it is; anything else goes through [`keep`].
-    pub fn finish(self) -> Bytes {
-        match self.0 {
+    /// shared as it is; a spool file is mapped; anything else goes through [`keep`].
+    /// Errors: the spool file could not be written (a full filesystem).
+    pub fn finish(self) -> Result<Bytes, std::io::Error> {
+        Ok(match self.0 {
+            Inner::Spooled {
+                failed: Some(e), ..
+            } => return Err(e),
+            Inner::Spooled { writer, .. } => writer.finish()?,
             Inner::Heap(v) => keep(v),
             Inner::Mapped { map, filled, slot } if filled == map.len() => {
                 Bytes::from_owner(Mapped { map, _slot: slot })
             }
             // Shorter than declared: hyper reports that as an error first.
             Inner::Mapped { map, filled, .. } => keep(map[..filled].to_vec()),
-        }
+        })
     }
 }
 
@@ -225,7 +259,7 @@ mod tests {
         for part in body.chunks(16_384) {
             buf.extend_from_slice(part);
         }
-        let kept = buf.finish();
+        let kept = buf.finish().unwrap();
         assert_eq!(kept, body);
         assert!(mapped_count() > before);
         drop(kept);
@@ -238,7 +272,7 @@ mod tests {
         let mut buf = PayloadBuf::for_declared(40_000);
         buf.extend_from_slice(&[1; 30_000]);
         buf.extend_from_slice(&[2; 30_000]);
-        let kept = buf.finish();
+        let kept = buf.finish().unwrap();
         assert_eq!(kept.len(), 60_000);
         assert_eq!((kept[29_999], kept[30_000]), (1, 2));
     }

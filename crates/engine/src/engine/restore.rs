@@ -1,0 +1,187 @@
+//! [`Engine::restore`]: streams, rings and clips rebuilt from what a store recovered
+//! ([`crate::persist::Restore`]), as of now: each ring gets its chunks back (re-parsed
+//! and re-measured, `dvr_duration` applied), each clip the very chunks it held, so a
+//! complete clip's MP4 is byte for byte what it was; a clip missing any chunk is
+//! dropped and counted, never served short; an expired clip is dropped. Recording
+//! clips go on recording from their last chunk. Hooks are not called: the store
+//! already holds all of it.
+
+use std::cmp::Reverse;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use super::Engine;
+use super::clips::advance_tracks;
+use crate::chunk::Chunk;
+use crate::clip::{Clip, NewClip, RenditionHead};
+use crate::cut::Track;
+use crate::persist::{Restore, RestoreReport, RestoredClip};
+use crate::ring::{ChunkParts, Ring, rebuild_chunk};
+use crate::stream::{Stream, StreamId};
+use crate::{ClipState, Error, Result};
+
+type ChunkKey = (StreamId, Arc<str>, u64);
+
+impl Engine {
+    /// Rebuilds what a store recovered. Call once, on a fresh engine, before it
+    /// takes requests; a stream id already present is an error.
+    pub fn restore(&self, restore: Restore) -> Result<RestoreReport> {
+        let mut report = RestoreReport::default();
+        let mut held: HashMap<ChunkKey, Arc<Chunk>> = HashMap::new();
+        let now = self.now();
+        for rs in restore.streams {
+            if self.streams.read().contains_key(&rs.id) {
+                return Err(Error::Internal {
+                    context: format!("restore: stream {} already exists", rs.id),
+                });
+            }
+            let stream = Stream::new(
+                rs.id,
+                rs.settings,
+                rs.created_at,
+                rs.ingest_key,
+                rs.play_key,
+            );
+            let window = self.window_micros(&stream.settings.read());
+            let mut last_arrival = None;
+            for rr in rs.renditions {
+                let name: Arc<str> = Arc::from(rr.name.as_str());
+                let mut ring_chunks = Vec::new();
+                for rc in rr.chunks {
+                    let in_ring = rc.in_ring;
+                    let parts = ChunkParts {
+                        seq: rc.seq,
+                        name: rc.name,
+                        init: rc.init,
+                        bytes: rc.bytes,
+                        start_utc: rc.start_utc,
+                        discontinuity: rc.discontinuity,
+                        arrival: rc.arrival,
+                    };
+                    match rebuild_chunk(parts, rs.id, &name, &self.account) {
+                        Ok(c) => {
+                            last_arrival = last_arrival.max(Some(c.arrival_utc()));
+                            held.insert((rs.id, Arc::clone(&name), c.seq()), Arc::clone(&c));
+                            if in_ring {
+                                ring_chunks.push(c);
+                            }
+                        }
+                        Err(_) => report.chunks_dropped += 1,
+                    }
+                }
+                let offered = ring_chunks.len();
+                let (ring, out) = Ring::restored(
+                    Arc::clone(&name),
+                    rr.init,
+                    rr.next_seq,
+                    rr.next_discontinuity,
+                    ring_chunks,
+                    window,
+                );
+                report.ring_chunks += offered - out;
+                stream.renditions.write().push(Arc::new(ring));
+            }
+            if let Some(t) = last_arrival {
+                stream.last_ingest.store(t.unix_micros(), Ordering::SeqCst);
+            }
+            self.streams.write().insert(rs.id, Arc::new(stream));
+            report.streams += 1;
+        }
+        self.next_stream_id
+            .fetch_max(restore.next_stream_id, Ordering::SeqCst);
+        for rc in restore.clips {
+            if let Some(v) = rc.video_id {
+                self.next_video_id
+                    .fetch_max(v.saturating_add(1), Ordering::SeqCst);
+            }
+            if rc.expiration <= now {
+                report.clips_expired += 1;
+                continue;
+            }
+            match self.restore_clip(rc, &held) {
+                Some(()) => report.clips += 1,
+                None => report.clips_lost += 1,
+            }
+        }
+        drop(held);
+        let streams: Vec<Arc<Stream>> = self.streams.read().values().cloned().collect();
+        for s in &streams {
+            self.feed_recording(s);
+        }
+        self.enforce_budget(None);
+        Ok(report)
+    }
+
+    /// Rebuilds one clip from the chunks it held; `None` when one is missing.
+    fn restore_clip(&self, rc: RestoredClip, held: &HashMap<ChunkKey, Arc<Chunk>>) -> Option<()> {
+        let stream = self.stream_arc(rc.stream).ok()?;
+        // A record naming no rendition of its own as reference is not a clip we made.
+        if rc.reference >= rc.renditions.len() {
+            return None;
+        }
+        let complete = rc.complete;
+        let mut names = Vec::with_capacity(rc.renditions.len());
+        let mut heads = Vec::with_capacity(rc.renditions.len());
+        let mut tracks = Vec::with_capacity(rc.renditions.len());
+        for r in rc.renditions {
+            let name: Arc<str> = Arc::from(r.name.as_str());
+            let chunks = r
+                .seqs
+                .iter()
+                .map(|seq| held.get(&(rc.stream, Arc::clone(&name), *seq)).cloned())
+                .collect::<Option<Vec<_>>>()?;
+            tracks.push(Track::restored(chunks, complete));
+            heads.push(RenditionHead {
+                init: r.init,
+                bandwidth_bps: r.bandwidth_bps,
+                target_secs: r.target_secs,
+            });
+            names.push(name);
+        }
+        // The clip's renditions are a prefix of the stream's, as when it was cut.
+        let rings = stream.rings();
+        let prefix = rings.iter().zip(&names).all(|(r, n)| r.name == *n);
+        if !prefix || names.len() > rings.len() {
+            return None;
+        }
+        if !complete {
+            // Chunks that arrived after its last save and survived are taken now.
+            advance_tracks(
+                &rings[..names.len()],
+                rc.reference,
+                &mut tracks,
+                rc.start,
+                rc.end,
+            );
+        }
+        let clip = Clip::new(NewClip {
+            id: rc.id,
+            stream: rc.stream,
+            request: rc.request,
+            start: rc.start,
+            end: rc.end,
+            expiration: rc.expiration,
+            created_at: rc.created_at,
+            video_id: rc.video_id,
+            names,
+            heads,
+            reference: rc.reference,
+            complete,
+            tracks,
+        });
+        self.clips.write().insert(clip.id(), clip.clone());
+        stream.clips.lock().push(clip.id());
+        self.expiry
+            .lock()
+            .push(Reverse((clip.expiration_utc(), clip.id())));
+        if clip.state() == ClipState::Recording {
+            let deadline = self.recording_deadline(&stream, clip.end_utc());
+            stream.recording.lock().push(clip.clone());
+            self.recording_deadlines
+                .lock()
+                .push(Reverse((deadline, clip.id())));
+        }
+        Some(())
+    }
+}

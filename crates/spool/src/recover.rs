@@ -1,0 +1,474 @@
+//! Start-up: the journal's records folded into what is alive (pure), then each live
+//! chunk's payload file mapped and verified (length and crc32c), into the engine's
+//! [`Restore`] and the records of a compacted journal.
+//!
+//! Folding goes by key, never by order of arrival (the engine's hooks of one
+//! rendition may race): a chunk is `(stream, rendition, seq)`; a deletion (stream or
+//! clip) wins over any later save of the same key. A chunk whose file is gone was
+//! freed on purpose (no ring or clip held it) and is silently skipped; one whose
+//! file is shorter, longer or fails its checksum is dropped and counted.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs::File;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use dvrclip_engine::persist::{
+    Restore, RestoredChunk, RestoredClip, RestoredClipRendition, RestoredRendition, RestoredStream,
+};
+use dvrclip_engine::{ClipId, ClipRequest, InitSegment, StreamId, StreamSettings, WallTime};
+
+use crate::payload::Files;
+use crate::record::{ChunkRec, ClipRec, Record, StreamRec};
+
+/// A clip holds at most this many chunks per rendition (4 h of 0.5 s chunks).
+const MAX_CLIP_CHUNKS: usize = 28_800;
+
+type RenditionKey = (u64, String);
+type ChunkKey = (u64, String, u64);
+
+/// What is alive according to the journal.
+#[derive(Debug, Default)]
+pub(crate) struct Fold {
+    streams: BTreeMap<u64, StreamRec>,
+    streams_gone: HashSet<u64>,
+    next_stream: u64,
+    inits: BTreeMap<u64, (u64, String, Vec<u8>)>,
+    renditions: HashMap<RenditionKey, Counters>,
+    chunks: BTreeMap<ChunkKey, ChunkRec>,
+    left: HashSet<ChunkKey>,
+    clips: BTreeMap<String, ClipRec>,
+    clips_gone: HashSet<String>,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Counters {
+    next_seq: u64,
+    next_disc: u64,
+    first_init: Option<u64>,
+    latest_init: Option<u64>,
+}
+
+impl Fold {
+    pub(crate) fn of(records: Vec<Record>) -> Fold {
+        let mut f = Fold::default();
+        for r in records {
+            f.apply(r);
+        }
+        f
+    }
+
+    fn counters(&mut self, stream: u64, rendition: &str) -> &mut Counters {
+        self.renditions
+            .entry((stream, rendition.to_owned()))
+            .or_default()
+    }
+
+    pub(crate) fn apply(&mut self, r: Record) {
+        match r {
+            Record::Stream(s) => {
+                self.next_stream = self.next_stream.max(s.id.saturating_add(1));
+                if !self.streams_gone.contains(&s.id) {
+                    self.streams.insert(s.id, s);
+                }
+            }
+            Record::StreamGone { id } => {
+                self.next_stream = self.next_stream.max(id.saturating_add(1));
+                self.streams.remove(&id);
+                self.streams_gone.insert(id);
+            }
+            Record::Next { stream } => self.next_stream = self.next_stream.max(stream),
+            Record::Rendition {
+                stream,
+                rendition,
+                next_seq,
+                next_disc,
+            } => {
+                let c = self.counters(stream, &rendition);
+                c.next_seq = c.next_seq.max(next_seq);
+                c.next_disc = c.next_disc.max(next_disc);
+            }
+            Record::Init {
+                id,
+                stream,
+                rendition,
+                bytes,
+            } => {
+                let c = self.counters(stream, &rendition);
+                c.first_init = Some(c.first_init.map_or(id, |f| f.min(id)));
+                c.latest_init = Some(c.latest_init.map_or(id, |l| l.max(id)));
+                self.inits.insert(id, (stream, rendition, bytes));
+            }
+            Record::Chunk(c) => {
+                let n = self.counters(c.stream, &c.rendition);
+                n.next_seq = n.next_seq.max(c.seq.saturating_add(1));
+                n.next_disc = n.next_disc.max(c.disc.saturating_add(1));
+                self.chunks
+                    .insert((c.stream, c.rendition.clone(), c.seq), c);
+            }
+            Record::Moved {
+                stream,
+                rendition,
+                seq,
+                start_us,
+            } => {
+                if let Some(c) = self.chunks.get_mut(&(stream, rendition, seq)) {
+                    c.start_us = start_us;
+                }
+            }
+            Record::Left {
+                stream,
+                rendition,
+                seqs,
+            } => {
+                for seq in seqs {
+                    self.left.insert((stream, rendition.clone(), seq));
+                }
+            }
+            Record::Clip(c) => {
+                if !self.clips_gone.contains(&c.id) {
+                    self.clips.insert(c.id.clone(), c);
+                }
+            }
+            Record::ClipGone { id } => {
+                self.clips.remove(&id);
+                self.clips_gone.insert(id);
+            }
+        }
+    }
+}
+
+impl Fold {
+    /// The records of a compacted journal while running: chunk records only for
+    /// payload files still alive (`live`), and what they and the clips need. Drops
+    /// the chunk records of freed files from `self` too, so the fold stays the size
+    /// of what is alive.
+    pub(crate) fn compact(&mut self, live: &HashSet<u64>) -> Vec<Record> {
+        self.chunks.retain(|_, c| live.contains(&c.file));
+        let chunks = &self.chunks;
+        self.left.retain(|k| chunks.contains_key(k));
+        let mut out = vec![Record::Next {
+            stream: self.next_stream,
+        }];
+        out.extend(self.streams.values().cloned().map(Record::Stream));
+        for ((stream, rendition), c) in &self.renditions {
+            if self.streams.contains_key(stream) {
+                out.push(Record::Rendition {
+                    stream: *stream,
+                    rendition: rendition.clone(),
+                    next_seq: c.next_seq,
+                    next_disc: c.next_disc,
+                });
+            }
+        }
+        let mut inits: HashSet<u64> = self.chunks.values().map(|c| c.init).collect();
+        inits.extend(self.renditions.values().filter_map(|c| c.latest_init));
+        inits.extend(
+            self.clips
+                .values()
+                .flat_map(|c| c.renditions.iter().filter_map(|r| r.init)),
+        );
+        // Every init of a live stream keeps its rank (the renditions' order).
+        for (id, (stream, rendition, bytes)) in &self.inits {
+            let first = self
+                .renditions
+                .get(&(*stream, rendition.clone()))
+                .and_then(|c| c.first_init);
+            if self.streams.contains_key(stream) && (inits.contains(id) || first == Some(*id)) {
+                out.push(Record::Init {
+                    id: *id,
+                    stream: *stream,
+                    rendition: rendition.clone(),
+                    bytes: bytes.clone(),
+                });
+            }
+        }
+        for (key, c) in &self.chunks {
+            if self.streams.contains_key(&c.stream) {
+                out.push(Record::Chunk(ChunkRec {
+                    held_only: c.held_only || self.left.contains(key),
+                    ..c.clone()
+                }));
+            }
+        }
+        out.extend(
+            self.clips
+                .values()
+                .filter(|c| self.streams.contains_key(&c.stream))
+                .cloned()
+                .map(Record::Clip),
+        );
+        out
+    }
+}
+
+/// What recovery found, for logs and `/metrics`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// Records read from the journal.
+    pub records: usize,
+    /// Bytes of a torn or corrupt journal tail, dropped.
+    pub torn_bytes: u64,
+    /// Chunk payloads mapped and verified.
+    pub chunks_verified: usize,
+    /// Chunk payloads whose length or checksum did not match, dropped.
+    pub chunks_failed: usize,
+    /// Payload files no record names (an upload cut by the crash), removed.
+    pub orphans_removed: usize,
+    /// Init segments that did not parse, dropped with their chunks.
+    pub inits_failed: usize,
+}
+
+/// The result of recovery: what the engine restores, the compacted journal, and the
+/// init segments by id (the spool's registry).
+pub(crate) struct Recovered {
+    pub(crate) restore: Restore,
+    pub(crate) snapshot: Vec<Record>,
+    pub(crate) inits: Vec<(u64, Arc<InitSegment>)>,
+    pub(crate) next_init: u64,
+    pub(crate) report: RecoveryReport,
+}
+
+/// Maps and verifies the payloads `fold` names under `files`, as of `now`.
+pub(crate) fn build(
+    fold: Fold,
+    files: &Arc<Files>,
+    now: WallTime,
+    report: &mut RecoveryReport,
+) -> Recovered {
+    let next_init = fold.inits.keys().next_back().map_or(1, |l| l + 1);
+    let mut parsed: HashMap<u64, Option<Arc<InitSegment>>> = HashMap::new();
+    let mut init_of = |id: u64, report: &mut RecoveryReport| -> Option<Arc<InitSegment>> {
+        parsed
+            .entry(id)
+            .or_insert_with(|| {
+                let (_, _, bytes) = fold.inits.get(&id)?;
+                match dvrclip_fmp4::parse_init(Bytes::from(bytes.clone())) {
+                    Ok(i) => Some(Arc::new(i)),
+                    Err(e) => {
+                        tracing::warn!(init = id, error = %e, "spool: init does not parse; dropped");
+                        report.inits_failed += 1;
+                        None
+                    }
+                }
+            })
+            .clone()
+    };
+    let mut snapshot = vec![Record::Next {
+        stream: fold.next_stream,
+    }];
+    let mut kept_inits: BTreeMap<u64, ()> = BTreeMap::new();
+    let mut kept_chunks: Vec<ChunkRec> = Vec::new();
+    let mut kept_files: HashSet<u64> = HashSet::new();
+    let mut streams = Vec::new();
+    for (id, s) in &fold.streams {
+        snapshot.push(Record::Stream(s.clone()));
+        let mut names: Vec<(&RenditionKey, &Counters)> = fold
+            .renditions
+            .iter()
+            .filter(|((sid, _), _)| sid == id)
+            .collect();
+        names.sort_by_key(|(_, c)| c.first_init.unwrap_or(u64::MAX));
+        let mut renditions = Vec::new();
+        for ((_, rendition), counters) in names {
+            let Some(latest) = counters.latest_init else {
+                continue;
+            };
+            snapshot.push(Record::Rendition {
+                stream: *id,
+                rendition: rendition.clone(),
+                next_seq: counters.next_seq,
+                next_disc: counters.next_disc,
+            });
+            let init = init_of(latest, report);
+            if init.is_some() {
+                kept_inits.insert(latest, ());
+            }
+            let lo = (*id, rendition.clone(), 0);
+            let hi = (*id, rendition.clone(), u64::MAX);
+            let mut chunks = Vec::new();
+            for (key, c) in fold.chunks.range(lo..=hi) {
+                let Some(chunk_init) = init_of(c.init, report) else {
+                    continue;
+                };
+                let Some(bytes) = verify(files, c, report) else {
+                    continue;
+                };
+                let in_ring = !c.held_only && !fold.left.contains(key);
+                kept_inits.insert(c.init, ());
+                kept_files.insert(c.file);
+                kept_chunks.push(ChunkRec {
+                    held_only: !in_ring,
+                    ..c.clone()
+                });
+                chunks.push(RestoredChunk {
+                    seq: c.seq,
+                    name: c.name.clone(),
+                    init: chunk_init,
+                    bytes,
+                    start_utc: WallTime::from_unix_micros(c.start_us),
+                    discontinuity: c.disc,
+                    arrival: WallTime::from_unix_micros(c.arrival_us),
+                    in_ring,
+                });
+            }
+            renditions.push(RestoredRendition {
+                name: rendition.clone(),
+                init,
+                next_seq: counters.next_seq,
+                next_discontinuity: counters.next_disc,
+                chunks,
+            });
+        }
+        streams.push(RestoredStream {
+            id: StreamId(*id),
+            settings: StreamSettings {
+                name: s.name.clone(),
+                dvr_enabled: s.dvr_enabled,
+                dvr_duration_secs: s.dvr_duration_secs,
+                active: s.active,
+                pull: s.pull,
+                uri: s.uri.clone(),
+            },
+            created_at: WallTime::from_unix_micros(s.created_us),
+            ingest_key: s.ingest_key.clone(),
+            play_key: s.play_key.clone(),
+            renditions,
+        });
+    }
+    let mut clips = Vec::new();
+    let mut kept_clips = Vec::new();
+    for c in fold.clips.values() {
+        let live = fold.streams.contains_key(&c.stream) && c.expiration_us > now.unix_micros();
+        if !live {
+            continue;
+        }
+        let Some(clip) = restored_clip(c, &mut |id| {
+            let init = init_of(id, report);
+            if init.is_some() {
+                kept_inits.insert(id, ());
+            }
+            init
+        }) else {
+            continue;
+        };
+        clips.push(clip);
+        kept_clips.push(c.clone());
+    }
+    for id in kept_inits.keys() {
+        if let Some((stream, rendition, bytes)) = fold.inits.get(id) {
+            snapshot.push(Record::Init {
+                id: *id,
+                stream: *stream,
+                rendition: rendition.clone(),
+                bytes: bytes.clone(),
+            });
+        }
+    }
+    snapshot.extend(kept_chunks.into_iter().map(Record::Chunk));
+    snapshot.extend(kept_clips.into_iter().map(Record::Clip));
+    report.orphans_removed = remove_orphans(files, &kept_files);
+    let inits = parsed
+        .into_iter()
+        .filter_map(|(id, i)| i.map(|i| (id, i)))
+        .collect();
+    Recovered {
+        restore: Restore {
+            streams,
+            clips,
+            next_stream_id: fold.next_stream.max(1),
+        },
+        snapshot,
+        inits,
+        next_init,
+        report: *report,
+    }
+}
+
+/// Maps the chunk's file if its length and checksum match its record.
+fn verify(files: &Arc<Files>, c: &ChunkRec, report: &mut RecoveryReport) -> Option<Bytes> {
+    let path = Files::path(files.dir(), c.file);
+    let f = File::open(&path).ok()?;
+    let len = f.metadata().ok()?.len();
+    let bytes = (len == c.len && len > 0)
+        .then(|| files.map(&f, c.file, len, c.crc).ok())
+        .flatten();
+    match bytes {
+        Some(b) if crate::record::crc32c(&b) == c.crc => {
+            report.chunks_verified += 1;
+            Some(b)
+        }
+        _ => {
+            tracing::warn!(
+                stream = c.stream, rendition = %c.rendition, seq = c.seq, file = %path.display(),
+                "spool: chunk payload fails verification (length or checksum); dropped"
+            );
+            report.chunks_failed += 1;
+            None
+        }
+    }
+}
+
+fn restored_clip(
+    c: &ClipRec,
+    init_of: &mut dyn FnMut(u64) -> Option<Arc<InitSegment>>,
+) -> Option<RestoredClip> {
+    let id = ClipId::parse(&c.id)?;
+    let mut renditions = Vec::with_capacity(c.renditions.len());
+    for r in &c.renditions {
+        renditions.push(RestoredClipRendition {
+            name: r.name.clone(),
+            init: r.init.and_then(&mut *init_of),
+            bandwidth_bps: r.bandwidth_bps,
+            target_secs: r.target_secs,
+            seqs: r.seqs(MAX_CLIP_CHUNKS)?,
+        });
+    }
+    Some(RestoredClip {
+        id,
+        stream: StreamId(c.stream),
+        request: ClipRequest {
+            duration_secs: c.duration_secs,
+            start_unix_secs: c.start_unix_secs,
+            expiration_unix_secs: c.expiration_unix_secs,
+            vod_required: c.vod_required,
+            precise: c.precise,
+        },
+        start: WallTime::from_unix_micros(c.start_us),
+        end: WallTime::from_unix_micros(c.end_us),
+        expiration: WallTime::from_unix_micros(c.expiration_us),
+        created_at: WallTime::from_unix_micros(c.created_us),
+        video_id: c.video_id,
+        reference: c.reference,
+        renditions,
+        complete: c.complete,
+    })
+}
+
+/// Removes payload files no kept record names; returns how many.
+fn remove_orphans(files: &Files, kept: &HashSet<u64>) -> usize {
+    let Ok(dir) = std::fs::read_dir(files.dir()) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in dir.flatten() {
+        let name = entry.file_name();
+        let id = name.to_str().and_then(Files::id_of);
+        if id.is_none_or(|id| !kept.contains(&id)) && std::fs::remove_file(entry.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
+/// The largest payload file id in the directory, so new files never reuse one.
+pub(crate) fn max_file_id(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir.join("chunks"))
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.file_name().to_str().and_then(Files::id_of))
+                .max()
+                .unwrap_or(0)
+        })
+        .unwrap_or(0)
+}

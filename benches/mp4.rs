@@ -151,6 +151,13 @@ fn build(init: &InitSegment, segs: &[MediaSegment]) -> VirtualMp4 {
         identity: b"bench".to_vec(),
         trim: None,
     });
+    // As `Clip::mp4` does.
+    b.reserve_samples(
+        segs.iter()
+            .flat_map(|s| &s.tracks)
+            .map(|t| t.samples.len())
+            .sum(),
+    );
     for s in segs {
         b.push(init, s).expect("synthetic segment");
     }

@@ -32,6 +32,12 @@ impl Clip {
             identity: format!("{}/{}", self.id(), r.name()).into_bytes(),
             trim,
         });
+        // Every track's rows fit in the clip's sample count: the tables never regrow.
+        let samples = r
+            .segments()
+            .map(|(_, s)| s.tracks.iter().map(|t| t.samples.len()).sum::<usize>())
+            .sum();
+        builder.reserve_samples(samples);
         for (init, segment) in r.segments() {
             builder.push(init, segment)?;
         }

@@ -46,6 +46,8 @@ pub struct Mp4Builder {
     body: Vec<Bytes>,
     body_len: u64,
     hasher: Sha256,
+    /// Table rows to make room for in each track when it is created.
+    sample_hint: usize,
 }
 
 /// Maps the current run's source timeline onto the output: a source presentation
@@ -92,7 +94,16 @@ impl Mp4Builder {
             body: Vec::new(),
             body_len: 0,
             hasher,
+            sample_hint: 0,
         }
+    }
+
+    /// Makes room for `samples` rows in each track's tables before the first push, so
+    /// they fill without reallocating and copying (a 4 h clip has over a million
+    /// samples). A hint, e.g. the samples of every segment about to be pushed: rows
+    /// past it still fit. Call it before the first [`Mp4Builder::push`].
+    pub fn reserve_samples(&mut self, samples: usize) {
+        self.sample_hint = samples;
     }
 
     /// Appends one media segment described by `init`. A different `init` than the
@@ -232,7 +243,10 @@ impl Mp4Builder {
             }
             let ordinal = seen.iter().filter(|&&k| k == t.kind).count();
             seen.push(t.kind);
-            self.tracks.push(OutTrack::new(t, ordinal));
+            let mut out = OutTrack::new(t, ordinal);
+            out.sizes.reserve(self.sample_hint);
+            out.ctts.reserve(self.sample_hint);
+            self.tracks.push(out);
         }
         if self.tracks.is_empty() {
             return Err(BuildError::NoTracks);

@@ -59,6 +59,10 @@ fn stream_crud() {
     assert_ne!(a.ingest_key, b.ingest_key);
     assert_eq!(h.engine.stream_by_ingest_key(&b.ingest_key), Some(b.id));
     assert_eq!(h.engine.stream_by_ingest_key("nope"), None);
+    // Each key opens its own door only.
+    assert_eq!(h.engine.stream_by_play_key(&b.play_key), Some(b.id));
+    assert_eq!(h.engine.stream_by_play_key(&b.ingest_key), None);
+    assert_eq!(h.engine.stream_by_ingest_key(&b.play_key), None);
     assert_eq!(h.engine.streams().len(), 2);
     assert!(!a.live);
     assert_eq!(a.created_at, t0());
@@ -105,6 +109,8 @@ fn stream_crud() {
 
     ok(h.engine.delete_stream(a.id));
     assert_eq!(h.engine.stream(a.id), Err(Error::UnknownStream(a.id)));
+    assert_eq!(h.engine.stream_by_ingest_key(&a.ingest_key), None);
+    assert_eq!(h.engine.stream_by_play_key(&a.play_key), None);
     assert_eq!(
         h.engine.delete_stream(a.id),
         Err(Error::UnknownStream(a.id))

@@ -6,7 +6,8 @@
 //! `Content-Length` body (the server never answers these requests chunked). A head is
 //! at most [`MAX_HEAD`] bytes; a body is kept only when asked for and at most
 //! [`MAX_KEPT_BODY`], else counted and dropped through a fixed buffer. After any
-//! error the connection is dropped and the next request opens a new one.
+//! error the connection is dropped and the next request opens a new one; a request
+//! that finds its idle connection closed by the server is sent once more on a new one.
 
 use std::net::SocketAddr;
 
@@ -52,6 +53,9 @@ pub(crate) struct Client {
     /// Bytes read past the last answer's head (a body's first bytes).
     inbuf: Vec<u8>,
     outbuf: Vec<u8>,
+    /// Request bodies go as one chunk of `Transfer-Encoding: chunked`, as ffmpeg's
+    /// HTTP protocol sends an upload of unknown size.
+    chunked: bool,
 }
 
 impl Client {
@@ -63,7 +67,14 @@ impl Client {
             conn: None,
             inbuf: Vec::with_capacity(1024),
             outbuf: Vec::new(),
+            chunked: false,
         }
+    }
+
+    /// Sends request bodies chunked from now on.
+    pub(crate) fn chunked(mut self, chunked: bool) -> Client {
+        self.chunked = chunked;
+        self
     }
 
     /// Sends one request and reads its answer. `headers` are extra lines, each ending
@@ -76,9 +87,18 @@ impl Client {
         body: &[u8],
         keep_body: bool,
     ) -> Result<Response, HttpError> {
-        let outcome = self.exchange(method, path, headers, body, keep_body).await;
+        let reused = self.conn.is_some();
+        let mut outcome = self.exchange(method, path, headers, body, keep_body).await;
         if outcome.is_err() {
             self.conn = None;
+            // A kept-alive connection the server closed while idle (its header
+            // timeout) fails the next request at once: one retry on a new connection.
+            if reused && matches!(outcome, Err(HttpError::Closed | HttpError::Io(_))) {
+                outcome = self.exchange(method, path, headers, body, keep_body).await;
+                if outcome.is_err() {
+                    self.conn = None;
+                }
+            }
         }
         outcome
     }
@@ -101,15 +121,23 @@ impl Client {
             }
         };
         self.outbuf.clear();
-        self.outbuf.extend_from_slice(
+        let host = &self.host;
+        let head = if self.chunked && !body.is_empty() {
             format!(
-                "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\n{headers}\r\n",
-                self.host,
+                "{method} {path} HTTP/1.1\r\nHost: {host}\r\nTransfer-Encoding: chunked\r\n{headers}\r\n{:x}\r\n",
                 body.len()
             )
-            .as_bytes(),
-        );
+        } else {
+            format!(
+                "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {}\r\n{headers}\r\n",
+                body.len()
+            )
+        };
+        self.outbuf.extend_from_slice(head.as_bytes());
         self.outbuf.extend_from_slice(body);
+        if self.chunked && !body.is_empty() {
+            self.outbuf.extend_from_slice(b"\r\n0\r\n\r\n");
+        }
         conn.write_all(&self.outbuf).await?;
         read_response(conn, &mut self.inbuf, keep_body).await
     }

@@ -73,6 +73,9 @@ struct Args {
     /// Clips cut (and their MP4 downloaded) per second, across all streams.
     #[arg(long, default_value_t = 2.0)]
     clips_per_sec: f64,
+    /// Upload bodies with `Transfer-Encoding: chunked`, as ffmpeg does.
+    #[arg(long)]
+    chunked: bool,
     /// Stop after the first step that misses a target.
     #[arg(long)]
     stop_on_miss: bool,
@@ -121,7 +124,12 @@ async fn run(args: Args) -> Result<(), Error> {
                 pusher::create_stream(&shared, &mut api, &format!("load-{n}"), args.dvr_secs)
                     .await?;
             let phase = period.mul_f64((i as f64 + 0.5) / adding.max(1) as f64);
-            tokio::spawn(pusher::push(Arc::clone(&shared), created, phase));
+            tokio::spawn(pusher::push(
+                Arc::clone(&shared),
+                created,
+                phase,
+                args.chunked,
+            ));
         }
         pushed = pushed.max(target);
         tokio::time::sleep(Duration::from_secs(args.warmup_secs)).await;

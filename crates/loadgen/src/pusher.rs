@@ -3,6 +3,7 @@
 //! rendition's init and the master playlist are uploaded once, and every segment
 //! duration each rendition's next segment followed by its media playlist (a sliding
 //! window of the last [`WINDOW`] segments, each with `EXT-X-PROGRAM-DATE-TIME`).
+//! Bodies go with a `Content-Length`, or chunked as ffmpeg sends them (`--chunked`).
 //!
 //! Segment `k` is due when its media has "happened": the stream's start plus the
 //! media time up to its end. A pusher that wakes later than one segment past that
@@ -69,9 +70,9 @@ pub(crate) async fn create_stream(
 }
 
 /// Pushes `stream` from `phase` from now until the run stops.
-pub(crate) async fn push(shared: Arc<Shared>, stream: Created, phase: Duration) {
+pub(crate) async fn push(shared: Arc<Shared>, stream: Created, phase: Duration, chunked: bool) {
     let mut stop = shared.stop.subscribe();
-    let mut client = Client::new(shared.server);
+    let mut client = Client::new(shared.server).chunked(chunked);
     let start = Instant::now() + phase;
     tokio::time::sleep_until(start.into()).await;
     let wall_start = WallTime::from_unix_micros(unix_micros_now());

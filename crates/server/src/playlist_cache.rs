@@ -20,16 +20,19 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::ops::Range;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use dvrclip_engine::{ClipId, Engine, MemoryReservation, StreamId};
-use http_body_util::{BodyExt, Full};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt;
 use parking_lot::Mutex;
 use sha2::{Digest, Sha256};
 
 use crate::http::HttpBody;
-use crate::http::entity::Entity;
+use crate::http::entity::{Entity, MAX_FRAME};
 
 /// Which playlist an entry is.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -73,8 +76,41 @@ impl Entity for Arc<Rendered> {
 
     async fn body(&self, range: Range<u64>) -> Result<HttpBody, Infallible> {
         // `respond` asks only for ranges inside `len`; a slice shares the buffer.
-        let part = self.text.slice(range.start as usize..range.end as usize);
-        Ok(Full::new(part).boxed())
+        let rest = self.text.slice(range.start as usize..range.end as usize);
+        Ok(TextBody { rest }.boxed())
+    }
+}
+
+/// A kept text sent in frames of at most [`MAX_FRAME`], as an MP4 is: a 4 h clip's
+/// playlist is over 500 KB, and one frame that size lets one connection hold a
+/// runtime thread while others wait.
+struct TextBody {
+    rest: Bytes,
+}
+
+impl Body for TextBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let this = self.get_mut();
+        if this.rest.is_empty() {
+            return Poll::Ready(None);
+        }
+        // A split shares the buffer: nothing is copied.
+        let n = this.rest.len().min(MAX_FRAME);
+        Poll::Ready(Some(Ok(Frame::data(this.rest.split_to(n)))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.rest.is_empty()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.rest.len() as u64)
     }
 }
 

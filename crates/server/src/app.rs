@@ -141,7 +141,8 @@ impl App {
         self.engine.tick();
         self.mp4_cache.retain(|id| self.engine.clip(id).is_ok());
         self.playlists.retain(|key| match key {
-            Key::Live(stream, _) => self.engine.stream(*stream).is_ok(),
+            Key::Live(stream, None) => self.engine.stream(*stream).is_ok(),
+            Key::Live(stream, Some(name)) => self.engine.live_generation(*stream, name).is_ok(),
             Key::Clip(clip, _) => self.engine.clip(*clip).is_ok(),
         });
     }

@@ -348,9 +348,10 @@ async fn a_live_playlist_poll_between_chunks_is_a_304() {
 /// `If-None-Match` with 304 and the Cache-Control a 200 would carry (§15.4.5).
 #[tokio::test]
 async fn a_clip_playlist_revalidates_with_its_etag() {
-    let (engine, _, stream) = setup(1 << 30);
+    let (engine, clock, stream) = setup(1 << 30);
     let clip = clip(&engine, stream, 1800);
-    let service = Service::new(app(engine.clone()));
+    let app = app(engine.clone());
+    let service = Service::new(app.clone());
     let (_, master, media) = links(&clip, stream);
     for path in [master, format!("{media}.m3u8")] {
         let first = get(&service, &path, &[]).await;
@@ -363,4 +364,9 @@ async fn a_clip_playlist_revalidates_with_its_etag() {
         assert_eq!(resp.status(), StatusCode::OK);
         assert_eq!(body(resp).await, body(first).await);
     }
+    // The kept texts count in the budget until the clip is gone.
+    assert!(engine.memory().reserved_bytes > 0);
+    clock.advance_secs(1801);
+    app.tick();
+    assert_eq!(engine.memory().reserved_bytes, 0);
 }

@@ -13,7 +13,7 @@ use std::hint::black_box;
 
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use dvrclip::fmp4::progressive::{Mp4Builder, Options, VirtualMp4};
+use dvrclip::fmp4::progressive::{Mp4Builder, Options, SegmentTables, VirtualMp4};
 use dvrclip::fmp4::{
     AudioInfo, FourCC, InitSegment, MediaSegment, Sample, SampleEntry, Track, TrackDefaults,
     TrackKind, TrackSamples, VideoInfo,
@@ -164,6 +164,24 @@ fn build(init: &InitSegment, segs: &[MediaSegment]) -> VirtualMp4 {
     b.build().expect("synthetic clip")
 }
 
+/// As the engine builds a clip's MP4: the segments' tables were summarised at ingest.
+fn build_prepared(init: &InitSegment, segs: &[(MediaSegment, SegmentTables)]) -> VirtualMp4 {
+    let mut b = Mp4Builder::new(Options {
+        identity: b"bench".to_vec(),
+        trim: None,
+    });
+    b.reserve_samples(
+        segs.iter()
+            .flat_map(|(s, _)| &s.tracks)
+            .map(|t| t.samples.len())
+            .sum(),
+    );
+    for (s, t) in segs {
+        b.push_prepared(init, s, t).expect("synthetic segment");
+    }
+    b.build().expect("synthetic clip")
+}
+
 fn header(c: &mut Criterion) {
     let init = init();
     for (name, n, samples) in [("60s", 30, 100), ("4h", 7200, 10)] {
@@ -183,6 +201,13 @@ fn header(c: &mut Criterion) {
             })
         });
         g.bench_function("build", |b| b.iter(|| build(&init, black_box(&segs))));
+        let prepared: Vec<(MediaSegment, SegmentTables)> = segs
+            .iter()
+            .map(|s| (s.clone(), SegmentTables::new(s)))
+            .collect();
+        g.bench_function("build_prepared", |b| {
+            b.iter(|| build_prepared(&init, black_box(&prepared)))
+        });
         g.finish();
     }
 }

@@ -55,6 +55,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use dvrclip_fmp4::progressive::SegmentTables;
 use dvrclip_fmp4::{InitSegment, MediaSegment};
 use parking_lot::{RwLock, RwLockWriteGuard};
 
@@ -138,6 +139,8 @@ pub(crate) struct PushInput<'a> {
     pub(crate) stream: StreamId,
     pub(crate) name: Option<&'a str>,
     pub(crate) segment: MediaSegment,
+    /// The segment's progressive-MP4 table rows, summarised before the write lock.
+    pub(crate) tables: SegmentTables,
     pub(crate) arrival: WallTime,
     pub(crate) window_micros: i64,
     pub(crate) account: &'a Arc<Account>,

@@ -1,7 +1,9 @@
 //! Rendering a clip's HLS playlists: the master and the top rendition's media playlist
 //! of a 60 s clip and of a 4 h clip (7,200 segments per rendition), each beside a
 //! memcpy of the same number of bytes, all as `Throughput::Bytes`, so the result also
-//! reads as a ratio; and a live poll of a 4 h DVR window (ring snapshot + render). Target: ≤ 1 ms for the 60 s clip (a recording clip's playlist is
+//! reads as a ratio; and a live poll of a 4 h DVR window: rendered (ring snapshot +
+//! render, what every poll cost before issue 19) and cached (the server's poll now:
+//! the ring's generation, then the kept text's shared bytes). Target: ≤ 1 ms for the 60 s clip (a recording clip's playlist is
 //! rendered on every poll).
 //!
 //! The stream is `tests/fixtures/ladder` (3 renditions, H.264 + AAC muxed, 2 s
@@ -25,6 +27,7 @@ use dvrclip::engine::{
 };
 use dvrclip::fmp4::{InitSegment, MediaSegment, parse_init, parse_segment};
 use dvrclip::hls::{PlaylistKind, live_media_playlist, master_playlist, media_playlist};
+use dvrclip::server::playlist_cache::{Key, Playlists};
 
 const LADDER: [(&str, &str); 3] = [
     ("media_3_240", "init_0.mp4"),
@@ -189,6 +192,19 @@ fn bench_live(c: &mut Criterion, label: &str, engine: &Engine, stream: StreamId)
         })
     });
     g.bench_function("media", |b| b.iter(|| black_box(poll())));
+    // What the server does per poll since issue 19: read the ring's generation, find
+    // the text rendered for it, share its bytes (`dvrclip_server::playlist_cache`).
+    let cache = Playlists::default();
+    let key = Key::Live(stream, Some(LADDER[0].0.to_owned()));
+    let cached_poll = || {
+        let generation = engine
+            .live_generation(stream, LADDER[0].0)
+            .expect("rendition");
+        cache.get_or_render(engine, key.clone(), vec![generation], || {
+            Ok::<_, std::convert::Infallible>(poll())
+        })
+    };
+    g.bench_function("media_cached", |b| b.iter(|| black_box(cached_poll())));
     g.finish();
 }
 

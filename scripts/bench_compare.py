@@ -14,7 +14,9 @@ beside a baseline measured in the same run, as a ratio.
      checked;
   3. the same MP4 bytes served by nginx (sendfile on and off) and by dvrclip under
      wrk -t2 -c16, whole file and 1 MiB ranges: GB/s, p99, bytes per server CPU-second;
-  4. dvrclip's RSS against the media bytes it holds.
+  4. dvrclip's RSS against the media bytes it holds;
+  5. a 4 h window (scripts/bench_playlists.py): its live and clip playlists against
+     nginx serving the same bytes, and the first byte of a 14,360 s clip's MP4.
 
 Writes target/bench-compare/results.json, BENCHMARKS-run.md (the tables) and two PNG
 plots next to it. DVRCLIP_BIN runs another binary (an A/B of two builds);
@@ -277,7 +279,9 @@ def wrk(url, lua=None):
     p99 = re.search(r"99%\s+([\d.]+)(\w+)", out)
     p99_ms = float(p99.group(1)) * {"us": 1e-3, "ms": 1, "s": 1e3}[p99.group(2)]
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
     return {"bytes_per_s": float(rate.group(1)) * scale, "p99_ms": p99_ms,
+            "requests_per_s": float(rps.group(1)) if rps else 0.0,
             "non_2xx": int(errors.group(1)) if errors else 0}
 
 
@@ -399,6 +403,9 @@ def report(results):
     lines += ["", f"memcpy of the same MP4 in Python: {results['memcpy_bytes_per_s'] / 1e9:.2f} GB/s (one core).",
               "", f"RSS {m['rss_bytes'] / 2**20:.0f} MiB for {m['media_bytes'] / 2**20:.0f} MiB of media held: "
               f"{m['rss_bytes'] / max(m['media_bytes'], 1):.3f}x (target <= 1.05x + 64 MiB = {(1.05 * m['media_bytes'] + (64 << 20)) / 2**20:.0f} MiB)."]
+    if "playlists_4h" in results:
+        import bench_playlists
+        lines += ["", *bench_playlists.report_lines(results["playlists_4h"])]
     text = "\n".join(lines) + "\n"
     open(os.path.join(OUT, "BENCHMARKS-run.md"), "w").write(text)
     print(text)
@@ -425,6 +432,9 @@ def main():
         results = {"push": push, "clips": clips, "serving": serve, "memory": memory,
                    "memcpy_bytes_per_s": memcpy_baseline(last["mp4"]),
                    "machine": {"nproc": os.cpu_count(), "uname": " ".join(os.uname())}}
+        # A 4 h window's playlists against nginx, and a 4 h clip's first MP4 byte.
+        import bench_playlists
+        results["playlists_4h"] = bench_playlists.run(srv)
         json.dump(results, open(os.path.join(OUT, "results.json"), "w"), indent=1, default=str)
         report(results)
         plot(results)

@@ -6,12 +6,14 @@
 //!
 //! Besides never panicking, a parsed segment must keep its promises: every track is
 //! in the init, every sample lies inside one `mdat`, every `mdat` inside the input.
+//! `decode_time_fields` walks the same bytes: its spans lie inside the input and read
+//! back as the value it reports, and a segment that parses has one per `tfdt` track.
 #![no_main]
 
 use std::sync::LazyLock;
 
 use bytes::Bytes;
-use dvrclip_fmp4::{InitSegment, parse_init, parse_segment};
+use dvrclip_fmp4::{InitSegment, decode_time_fields, parse_init, parse_segment};
 use libfuzzer_sys::fuzz_target;
 
 static INITS: LazyLock<Vec<InitSegment>> = LazyLock::new(|| {
@@ -37,6 +39,13 @@ fuzz_target!(|data: &[u8]| {
         owned = init;
         (&owned, &rest[n..])
     };
+    if let Ok(fields) = decode_time_fields(seg) {
+        for f in &fields {
+            let bytes = &seg[f.span.clone()];
+            let read = bytes.iter().fold(0u64, |acc, &b| acc << 8 | u64::from(b));
+            assert!(matches!(bytes.len(), 4 | 8) && read == f.ticks);
+        }
+    }
     let Ok(parsed) = parse_segment(Bytes::copy_from_slice(seg), init) else { return };
     for m in &parsed.mdat_ranges {
         assert!(m.start <= m.end && m.end as usize <= seg.len());

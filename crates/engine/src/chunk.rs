@@ -13,6 +13,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use dvrclip_fmp4::progressive::SegmentTables;
 use dvrclip_fmp4::{InitSegment, MediaSegment};
 
 use crate::WallTime;
@@ -26,6 +27,9 @@ pub(crate) struct ChunkMedia {
     pub(crate) name: Option<Arc<str>>,
     pub(crate) init: Arc<InitSegment>,
     pub(crate) segment: MediaSegment,
+    /// Its rows of a progressive MP4's sample tables, summarised at ingest so a clip's
+    /// header is built per segment, not per sample (`crate::mp4`).
+    pub(crate) tables: SegmentTables,
     pub(crate) start_ticks: u64,
     pub(crate) duration_ticks: u64,
     pub(crate) timescale: u32,
@@ -62,6 +66,11 @@ impl Chunk {
     /// The parsed segment: sample tables and `mdat` ranges.
     pub fn segment(&self) -> &MediaSegment {
         &self.media.segment
+    }
+
+    /// The segment's rows of a progressive MP4's sample tables, summarised at ingest.
+    pub fn tables(&self) -> &SegmentTables {
+        &self.media.tables
     }
 
     /// The segment's bytes verbatim (what an HLS segment URL serves).
@@ -144,12 +153,14 @@ impl Chunk {
 }
 
 /// What a chunk of `segment` will cost ([`Chunk::memory_bytes`]): the payload, its
-/// parsed tables and the chunk's own record. Computed once, when its ticket is made.
-pub(crate) fn memory_cost(segment: &MediaSegment) -> u64 {
+/// parsed tables, their MP4 summary and the chunk's own record. Computed once, when
+/// its ticket is made.
+pub(crate) fn memory_cost(segment: &MediaSegment, tables: &SegmentTables) -> u64 {
     (segment.bytes.len()
         + segment.table_bytes()
         + std::mem::size_of::<ChunkMedia>()
         + std::mem::size_of::<Chunk>()) as u64
+        + tables.memory_bytes()
 }
 
 /// Rough bitrate of a run of chunks, bytes per second; used to estimate what a

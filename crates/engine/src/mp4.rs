@@ -3,8 +3,9 @@
 //! [`Clip::mp4`], so a stored video is byte for byte what the link served.
 //!
 //! The cutter stays container-neutral; this module only hands its plan (the chunks,
-//! and for a precise clip the lead-in and requested duration) to
-//! `dvrclip_fmp4::progressive`, which owns every box.
+//! with the table rows each was summarised into at ingest, and for a precise clip the
+//! lead-in and requested duration) to `dvrclip_fmp4::progressive`, which owns every
+//! box.
 
 use dvrclip_fmp4::progressive::{BuildError, Mp4Builder, Options, Trim, VirtualMp4};
 
@@ -32,8 +33,15 @@ impl Clip {
             identity: format!("{}/{}", self.id(), r.name()).into_bytes(),
             trim,
         });
-        for (init, segment) in r.segments() {
-            builder.push(init, segment)?;
+        // Every track's rows fit in the clip's sample count: the tables never regrow.
+        let samples = r
+            .segments()
+            .map(|(_, s)| s.tracks.iter().map(|t| t.samples.len()).sum::<usize>())
+            .sum();
+        builder.reserve_samples(samples);
+        // Each chunk's rows were summarised at ingest: per segment, not per sample.
+        for c in r.chunks() {
+            builder.push_prepared(c.init(), c.segment(), c.tables())?;
         }
         builder.build()
     }

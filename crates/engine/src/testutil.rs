@@ -31,6 +31,7 @@ pub(crate) fn input(
     PushInput {
         stream: StreamId(1),
         name: None,
+        tables: dvrclip_fmp4::progressive::SegmentTables::new(&segment),
         segment,
         arrival,
         window_micros: i64::MAX / 4,

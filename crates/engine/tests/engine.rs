@@ -59,6 +59,10 @@ fn stream_crud() {
     assert_ne!(a.ingest_key, b.ingest_key);
     assert_eq!(h.engine.stream_by_ingest_key(&b.ingest_key), Some(b.id));
     assert_eq!(h.engine.stream_by_ingest_key("nope"), None);
+    // Each key opens its own door only.
+    assert_eq!(h.engine.stream_by_play_key(&b.play_key), Some(b.id));
+    assert_eq!(h.engine.stream_by_play_key(&b.ingest_key), None);
+    assert_eq!(h.engine.stream_by_ingest_key(&b.play_key), None);
     assert_eq!(h.engine.streams().len(), 2);
     assert!(!a.live);
     assert_eq!(a.created_at, t0());
@@ -105,6 +109,8 @@ fn stream_crud() {
 
     ok(h.engine.delete_stream(a.id));
     assert_eq!(h.engine.stream(a.id), Err(Error::UnknownStream(a.id)));
+    assert_eq!(h.engine.stream_by_ingest_key(&a.ingest_key), None);
+    assert_eq!(h.engine.stream_by_play_key(&a.play_key), None);
     assert_eq!(
         h.engine.delete_stream(a.id),
         Err(Error::UnknownStream(a.id))
@@ -1140,4 +1146,26 @@ fn a_broken_discontinuity_opens_a_new_one_though_media_time_continues() {
     push_run(&h, s, "v720", 3, 1, 1);
     let r = &ok(h.engine.dvr(s)).renditions[0];
     assert_eq!(r.discontinuities.len(), 2);
+}
+
+/// A ring's generation is the same between writes and changes with every write (a
+/// chunk, an init, a window prune): what the live playlist cache keys on.
+#[test]
+fn live_generation_changes_with_every_ring_write_only() {
+    let (h, s) = setup(10);
+    let g0 = ok(h.engine.live_generation(s, "v720"));
+    assert_eq!(ok(h.engine.live_generation(s, "v720")), g0);
+    let _ = ok(h.engine.live_rendition(s, "v720"));
+    assert_eq!(ok(h.engine.live_generation(s, "v720")), g0);
+    push_run(&h, s, "v720", 0, 1, 1);
+    let g1 = ok(h.engine.live_generation(s, "v720"));
+    assert_ne!(g1, g0);
+    assert_eq!(ok(h.engine.live_generations(s)), vec![g1]);
+    // A window of 10 s: the seventh chunk pushes the first out.
+    push_run(&h, s, "v720", 1, 6, 1);
+    let g2 = ok(h.engine.live_generation(s, "v720"));
+    assert!(g2 != g1 && g2 != g0);
+    ok(h.engine.push_init(s, "v720", init(480, 2)));
+    assert_ne!(ok(h.engine.live_generation(s, "v720")), g2);
+    assert!(h.engine.live_generation(s, "nope").is_err());
 }

@@ -33,6 +33,7 @@
 #![deny(missing_docs)]
 
 mod codec;
+mod decode_time;
 mod error;
 pub mod fragment;
 mod init;
@@ -44,6 +45,7 @@ mod segment;
 pub mod synthetic;
 mod writer;
 
+pub use decode_time::{DecodeTimeField, decode_time_fields, write_decode_time};
 pub use error::{Error, ErrorKind};
 pub use init::parse_init;
 pub use model::*;

@@ -12,5 +12,8 @@ pub mod live;
 mod names;
 pub mod playlist;
 
+/// `Content-Type` of an HLS playlist (RFC 8216 §4).
+pub const CONTENT_TYPE: &str = "application/vnd.apple.mpegurl";
+
 pub use live::{LiveFile, live_master_playlist, live_media_playlist};
 pub use playlist::{MediaFile, PlaylistKind, master_playlist, media_dir, media_playlist};

@@ -2,8 +2,9 @@
 //! renders a stream's live window with the same writers.
 //!
 //! A small writer of our own instead of m3u8-rs's: it formats straight into one
-//! `String` with no intermediate structs (a 4 h clip has 7,200 segments per rendition
-//! and is rendered on every poll of a recording clip), and it needs no chrono for
+//! `String` with no intermediate structs (a 4 h clip has 7,200 segments per rendition,
+//! rendered again for every new view of a recording clip; the server keeps each text
+//! and shares it between polls), and it needs no chrono for
 //! `EXT-X-PROGRAM-DATE-TIME`. m3u8-rs stays as the independent parser our tests read
 //! every rendered playlist back with.
 //!

@@ -1,6 +1,7 @@
 //! The application's state, shared by every connection: configuration, the engine,
-//! the VOD, who may call the API, counters, the memory of bodies in flight, and the
-//! cache of built clip MP4s ([`crate::mp4_cache`]). Background work (expiry ticks,
+//! the VOD, who may call the API, counters, the memory of bodies in flight, the
+//! cache of built clip MP4s ([`crate::mp4_cache`]) and of rendered playlists
+//! ([`crate::playlist_cache`]). Background work (expiry ticks,
 //! heap trims, the demo stream) is started here and stopped by [`App::shutdown`].
 //!
 //! What a request means is not here: the service routes it to the rooms (`api`,
@@ -18,6 +19,7 @@ use crate::config::Config;
 use crate::http::body::BodyMemory;
 use crate::metrics::Metrics;
 use crate::mp4_cache::Mp4Cache;
+use crate::playlist_cache::{Key, Playlists};
 use crate::pullers::Pullers;
 use crate::vod::Vod;
 use dvrclip_spool::{Spool, SyncPolicy};
@@ -60,6 +62,9 @@ pub struct App {
     /// Built MP4s of complete clips, by clip and rendition, each built once and
     /// counted in the memory budget; pruned when the clip expires or is deleted.
     pub(crate) mp4_cache: Mp4Cache,
+    /// Rendered live and clip playlists, each kept until what it lists changes;
+    /// pruned when its stream or clip is gone.
+    pub(crate) playlists: Playlists,
     /// Videos persisted from `vod_required` clips.
     pub vod: Arc<Vod>,
     /// Request bodies still arriving: their share of the memory budget.
@@ -153,6 +158,11 @@ impl App {
     pub fn tick(&self) {
         self.engine.tick();
         self.mp4_cache.retain(|id| self.engine.clip(id).is_ok());
+        self.playlists.retain(|key| match key {
+            Key::Live(stream, None) => self.engine.stream(*stream).is_ok(),
+            Key::Live(stream, Some(name)) => self.engine.live_generation(*stream, name).is_ok(),
+            Key::Clip(clip, _) => self.engine.clip(*clip).is_ok(),
+        });
     }
 
     /// Bytes the built clip MP4s (headers and piece tables) count in the budget.
@@ -204,6 +214,7 @@ impl AppBuilder {
             auth,
             metrics: Metrics::default(),
             mp4_cache: Mp4Cache::default(),
+            playlists: Playlists::default(),
             rtmp: std::sync::OnceLock::new(),
             spool: self.spool,
             tasks: Mutex::new(Vec::new()),

@@ -9,7 +9,8 @@
 //!   clipping console's static files): the handlers;
 //! - [`app`]: the shared state and its background tasks; [`demo`]: the built-in
 //!   stream; [`vod`]: videos persisted from clips; [`mp4_cache`]: built clip MP4s,
-//!   counted in the memory budget; [`pullers`]: the streams pulled from an origin;
+//!   counted in the memory budget; [`playlist_cache`]: rendered playlists, shared
+//!   between polls; [`pullers`]: the streams pulled from an origin;
 //! - [`http`]: plumbing that knows no route (accept loop, bodies, payload placement,
 //!   send timeout, byte-range serving); [`auth`] (who may call the API),
 //!   [`config`], [`error`], [`metrics`], [`heap`].
@@ -30,6 +31,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod mp4_cache;
 pub mod ops;
+pub mod playlist_cache;
 pub mod public;
 pub mod pullers;
 pub mod route;

@@ -281,3 +281,92 @@ async fn a_recording_clips_playlists_are_not_cached() {
         StatusCode::TOO_EARLY
     );
 }
+
+/// A live playlist is rendered once per ring change and answered with a strong ETag:
+/// RFC 9110 §13.1.2 "If-None-Match ... the origin server MUST NOT perform the
+/// requested method" when a tag matches (304), and a new chunk changes the text and
+/// its tag (RFC 8216 §6.2.1: the server appends to a live playlist).
+#[tokio::test]
+async fn a_live_playlist_poll_between_chunks_is_a_304() {
+    let (engine, clock, stream) = setup(1 << 30);
+    let key = engine.stream(stream).unwrap().play_key;
+    let service = Service::new(app(engine.clone()));
+    for path in [
+        format!("/live/{key}/v.m3u8"),
+        format!("/live/{key}/master.m3u8"),
+    ] {
+        let first = get(&service, &path, &[]).await;
+        assert_eq!(first.status(), StatusCode::OK);
+        assert_eq!(header(&first, "cache-control"), "no-cache");
+        assert_eq!(
+            header(&first, "content-type"),
+            "application/vnd.apple.mpegurl"
+        );
+        let etag = header(&first, "etag").to_owned();
+        let text = body(first).await;
+        assert!(text.starts_with(b"#EXTM3U\n"));
+
+        let again = get(&service, &path, &[]).await;
+        assert_eq!(header(&again, "etag"), etag);
+        assert_eq!(body(again).await, text);
+        let not_modified = get(&service, &path, &[("If-None-Match", &etag)]).await;
+        assert_eq!(not_modified.status(), StatusCode::NOT_MODIFIED);
+        assert_eq!(header(&not_modified, "cache-control"), "no-cache");
+        assert!(body(not_modified).await.is_empty());
+    }
+
+    let path = format!("/live/{key}/v.m3u8");
+    let before = get(&service, &path, &[]).await;
+    let etag = header(&before, "etag").to_owned();
+    let before = body(before).await;
+    // The fixture's first segment again, two segments later in media time: a new
+    // chunk in the window.
+    let init = dvrclip_fmp4::parse_init(fixture("init.mp4")).unwrap();
+    let mut shifted = dvrclip_fmp4::parse_segment(fixture("seg_000.m4s"), &init).unwrap();
+    for t in &mut shifted.tracks {
+        let scale = init.track(t.track_id).map_or(1, |tr| tr.timescale);
+        let shift = 4 * u64::from(scale);
+        t.base_decode_ticks += shift;
+        for s in &mut t.samples {
+            s.decode_ticks += shift;
+        }
+    }
+    clock.advance_secs(2);
+    engine.push_segment(stream, "v", None, shifted).unwrap();
+    let after = get(&service, &path, &[("If-None-Match", &etag)]).await;
+    assert_eq!(after.status(), StatusCode::OK);
+    assert_ne!(header(&after, "etag"), etag);
+    let after = body(after).await;
+    assert!(after.len() > before.len());
+    assert_eq!(
+        String::from_utf8_lossy(&after).matches("#EXTINF").count(),
+        3
+    );
+}
+
+/// A clip's playlists carry a strong ETag too; the same view answers a matching
+/// `If-None-Match` with 304 and the Cache-Control a 200 would carry (§15.4.5).
+#[tokio::test]
+async fn a_clip_playlist_revalidates_with_its_etag() {
+    let (engine, clock, stream) = setup(1 << 30);
+    let clip = clip(&engine, stream, 1800);
+    let app = app(engine.clone());
+    let service = Service::new(app.clone());
+    let (_, master, media) = links(&clip, stream);
+    for path in [master, format!("{media}.m3u8")] {
+        let first = get(&service, &path, &[]).await;
+        assert_eq!(first.status(), StatusCode::OK);
+        let etag = header(&first, "etag").to_owned();
+        let resp = get(&service, &path, &[("If-None-Match", &etag)]).await;
+        assert_eq!(resp.status(), StatusCode::NOT_MODIFIED);
+        assert_eq!(header(&resp, "cache-control"), "public, max-age=60");
+        let resp = get(&service, &path, &[("If-None-Match", "\"other\"")]).await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(body(resp).await, body(first).await);
+    }
+    // The kept texts count in the budget until the clip is gone.
+    assert!(engine.memory().reserved_bytes > 0);
+    clock.advance_secs(1801);
+    app.tick();
+    assert_eq!(engine.memory().reserved_bytes, 0);
+}

@@ -5,7 +5,9 @@
 //! host that parses itself, and raw bytes ([`Engine::push_init_bytes`],
 //! [`Engine::push_segment_bytes`]) parsed here against the rendition's own current
 //! init, so a caller never fetches an init to hand it back. A segment that does not
-//! parse leaves the ring exactly as it was.
+//! parse leaves the ring exactly as it was. Each segment's rows of a clip MP4's sample
+//! tables are summarised here, O(samples of the segment) before any lock, so that a
+//! clip's header is later built per segment rather than per sample.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -149,6 +151,7 @@ impl Engine {
             let inp = PushInput {
                 stream: id,
                 name: segment_name,
+                tables: dvrclip_fmp4::progressive::SegmentTables::new(&segment),
                 segment,
                 arrival: now,
                 window_micros: window,

@@ -10,7 +10,14 @@
 //!
 //! Locks, always taken in this order and never across I/O: the streams map, a
 //! stream's `shared_anchor`, one ring; the clip map; a clip's `build`. Budget
-//! eviction takes one ring lock at a time.
+//! eviction takes one ring lock at a time. The key index is taken alone.
+//!
+//! A key (ingest or play) finds its stream through the key index: a map from the
+//! key's SHA-256 to the stream, then one constant-time comparison with that
+//! stream's key. Every upload resolves its key, so a scan of all streams made the
+//! ingest cost per upload grow with the stream count (40% of the server's CPU at
+//! 1,000 streams, `benches/results/flame-ingest-*.svg`); hashing first keeps the
+//! map's own comparisons on digests, which say nothing about the key.
 //!
 //! This file holds the engine itself and its streams; the rest of its methods live
 //! by job in [`ingest`] (pushing media in), [`rings`] (reading what the rings hold),
@@ -29,6 +36,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::{Mutex, RwLock};
+use sha2::{Digest, Sha256};
 
 use crate::chunk::Chunk;
 use crate::clip::{Build, Clip, ClipId};
@@ -105,12 +113,36 @@ const EXPIRATION_DEFAULT_SECS: i64 = 3600;
 
 type Deadlines = BinaryHeap<Reverse<(WallTime, ClipId)>>;
 
+/// SHA-256 of a key and what it opens: the key index's map key.
+type KeyDigest = [u8; 32];
+
+/// Which of a stream's keys a digest is of: an ingest key never opens playlists.
+#[derive(Clone, Copy)]
+enum KeyKind {
+    Ingest,
+    Play,
+}
+
+fn key_digest(kind: KeyKind, key: &str) -> KeyDigest {
+    let tag: &[u8] = match kind {
+        KeyKind::Ingest => b"ingest\0",
+        KeyKind::Play => b"play\0",
+    };
+    Sha256::new()
+        .chain_update(tag)
+        .chain_update(key.as_bytes())
+        .finalize()
+        .into()
+}
+
 /// The dvrclip engine. `Send + Sync`: share it in an `Arc`.
 pub struct Engine {
     config: EngineConfig,
     clock: Arc<dyn Clock>,
     account: Arc<Account>,
     streams: RwLock<BTreeMap<StreamId, Arc<Stream>>>,
+    /// SHA-256 of each stream's ingest and play key (tagged apart) → the stream.
+    keys: RwLock<HashMap<KeyDigest, StreamId>>,
     next_stream_id: AtomicU64,
     next_video_id: AtomicU64,
     clips: RwLock<HashMap<ClipId, Clip>>,
@@ -149,6 +181,7 @@ impl Engine {
             clock,
             account: Arc::new(Account::default()),
             streams: RwLock::new(BTreeMap::new()),
+            keys: RwLock::new(HashMap::new()),
             next_stream_id: AtomicU64::new(1),
             next_video_id: AtomicU64::new(first_video_id),
             clips: RwLock::new(HashMap::new()),
@@ -225,11 +258,23 @@ impl Engine {
         let now = self.now();
         let stream = Arc::new(Stream::new(id, settings, now, ingest_key, play_key));
         let info = stream.info(now, self.live_timeout_micros());
-        self.streams.write().insert(id, stream);
+        self.insert_stream(stream);
         if let Some(p) = self.persist() {
             p.stream_saved(&info);
         }
         Ok(info)
+    }
+
+    /// Adds `stream` to the streams map and its keys to the key index: the one way a
+    /// stream enters the engine (created or restored).
+    fn insert_stream(&self, stream: Arc<Stream>) {
+        let digests = [
+            key_digest(KeyKind::Ingest, &stream.ingest_key),
+            key_digest(KeyKind::Play, &stream.play_key),
+        ];
+        let id = stream.id;
+        self.streams.write().insert(id, stream);
+        self.keys.write().extend(digests.map(|d| (d, id)));
     }
 
     /// Changes settings. A shorter (or disabled) DVR drops older chunks at once;
@@ -282,6 +327,11 @@ impl Engine {
             .write()
             .remove(&id)
             .ok_or(Error::UnknownStream(id))?;
+        {
+            let mut keys = self.keys.write();
+            keys.remove(&key_digest(KeyKind::Ingest, &stream.ingest_key));
+            keys.remove(&key_digest(KeyKind::Play, &stream.play_key));
+        }
         let ids = std::mem::take(&mut *stream.clips.lock());
         {
             let mut clips = self.clips.write();
@@ -319,25 +369,26 @@ impl Engine {
             .collect()
     }
 
-    /// The stream whose ingest key this is. Compares every key in constant time so
-    /// the answer's timing says nothing about how close a guess was.
+    /// The stream whose ingest key this is: O(1), and the answer's timing says
+    /// nothing about how close a guess was (see the module doc).
     pub fn stream_by_ingest_key(&self, key: &str) -> Option<StreamId> {
-        self.stream_by_key(key, |s| &s.ingest_key)
+        self.stream_by_key(KeyKind::Ingest, key, |s| &s.ingest_key)
     }
 
-    /// The stream whose live playlists' key is `key`, compared in constant time.
+    /// The stream whose live playlists' key is `key`, found as an ingest key is.
     pub fn stream_by_play_key(&self, key: &str) -> Option<StreamId> {
-        self.stream_by_key(key, |s| &s.play_key)
+        self.stream_by_key(KeyKind::Play, key, |s| &s.play_key)
     }
 
-    fn stream_by_key(&self, key: &str, key_of: impl Fn(&Stream) -> &str) -> Option<StreamId> {
-        let mut found = None;
-        for s in self.streams.read().values() {
-            if constant_time_eq(key_of(s).as_bytes(), key.as_bytes()) {
-                found = Some(s.id);
-            }
-        }
-        found
+    fn stream_by_key(
+        &self,
+        kind: KeyKind,
+        key: &str,
+        key_of: impl Fn(&Stream) -> &str,
+    ) -> Option<StreamId> {
+        let id = *self.keys.read().get(&key_digest(kind, key))?;
+        let stream = self.stream_arc(id).ok()?;
+        constant_time_eq(key_of(&stream).as_bytes(), key.as_bytes()).then_some(id)
     }
 
     fn ring(&self, id: StreamId, rendition: &str) -> Result<Arc<Ring>> {

@@ -85,7 +85,7 @@ impl Engine {
             if let Some(t) = last_arrival {
                 stream.last_ingest.store(t.unix_micros(), Ordering::SeqCst);
             }
-            self.streams.write().insert(rs.id, Arc::new(stream));
+            self.insert_stream(Arc::new(stream));
             report.streams += 1;
         }
         self.next_stream_id

@@ -59,6 +59,26 @@ impl Engine {
         Ok(live_rendition(&*self.ring(id, rendition)?))
     }
 
+    /// A number that changes with every write to a rendition's ring (a chunk in or
+    /// out, a new init, a re-anchor) and is never handed out twice in this process:
+    /// equal numbers mean the same window, so a live playlist rendered from
+    /// [`Engine::live_rendition`] can be reused while it holds. Read it before the
+    /// snapshot, so a write between the two makes the next read differ. O(1).
+    pub fn live_generation(&self, id: StreamId, rendition: &str) -> Result<u64> {
+        Ok(self.ring(id, rendition)?.read(|st| st.generation))
+    }
+
+    /// Every rendition's [`Engine::live_generation`], in the stream's order: what the
+    /// live master playlist ([`Engine::live_renditions`]) depends on.
+    pub fn live_generations(&self, id: StreamId) -> Result<Vec<u64>> {
+        Ok(self
+            .stream_arc(id)?
+            .rings()
+            .iter()
+            .map(|r| r.read(|st| st.generation))
+            .collect())
+    }
+
     /// The init segment of a rendition's discontinuity `disc`, while the ring holds a
     /// chunk of it (what a live playlist's `init_{disc}.mp4` names). O(log n).
     pub fn discontinuity_init(

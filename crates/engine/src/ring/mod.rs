@@ -54,9 +54,11 @@ mod restore;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
+use dvrclip_fmp4::progressive::SegmentTables;
 use dvrclip_fmp4::{InitSegment, MediaSegment};
-use parking_lot::RwLock;
+use parking_lot::{RwLock, RwLockWriteGuard};
 
 use crate::chunk::Chunk;
 use crate::memory::Account;
@@ -119,7 +121,14 @@ pub(crate) struct RingState {
     /// next chunk's wall time when eviction has emptied the ring (budget eviction can
     /// drop a ring's newest chunk while a clip still holds it).
     newest: Option<(WallTime, WallTime)>,
+    /// Taken from [`NEXT_GENERATION`] at every write: equal values mean the same
+    /// state, so what is rendered from the window (a live playlist) can be reused.
+    pub(crate) generation: u64,
 }
+
+/// Generations of every ring of the process: a value is never handed out twice, so
+/// two rings (or one ring before and after a write) never share one.
+static NEXT_GENERATION: AtomicU64 = AtomicU64::new(1);
 
 /// One rendition's ring. See the module doc.
 #[derive(Debug)]
@@ -132,6 +141,8 @@ pub(crate) struct PushInput<'a> {
     pub(crate) stream: StreamId,
     pub(crate) name: Option<&'a str>,
     pub(crate) segment: MediaSegment,
+    /// The segment's progressive-MP4 table rows, summarised before the write lock.
+    pub(crate) tables: SegmentTables,
     pub(crate) arrival: WallTime,
     pub(crate) window_micros: i64,
     pub(crate) account: &'a Arc<Account>,
@@ -148,8 +159,18 @@ impl Ring {
     pub(crate) fn new(name: Arc<str>) -> Self {
         Ring {
             name,
-            state: RwLock::new(RingState::default()),
+            state: RwLock::new(RingState {
+                generation: NEXT_GENERATION.fetch_add(1, Ordering::Relaxed),
+                ..RingState::default()
+            }),
         }
+    }
+
+    /// The write lock, the state's generation renewed: every write goes through here.
+    fn write(&self) -> RwLockWriteGuard<'_, RingState> {
+        let mut st = self.state.write();
+        st.generation = NEXT_GENERATION.fetch_add(1, Ordering::Relaxed);
+        st
     }
 
     /// Runs `f` under the read lock. Keep `f` short: search and clone `Arc`s only.
@@ -161,7 +182,7 @@ impl Ring {
         if init.tracks.is_empty() {
             return Err(Error::EmptyInit);
         }
-        let mut st = self.state.write();
+        let mut st = self.write();
         if st.init.as_ref().is_some_and(|cur| cur.bytes == init.bytes) {
             return Ok(PushOutcome::SameInit);
         }
@@ -172,7 +193,7 @@ impl Ring {
 
     /// Makes the next chunk open a new discontinuity, as a new init does.
     pub(crate) fn break_discontinuity(&self) {
-        self.state.write().init_changed = true;
+        self.write().init_changed = true;
     }
 
     pub(crate) fn current_init(&self) -> Option<Arc<InitSegment>> {
@@ -186,7 +207,7 @@ impl Ring {
         inp: PushInput<'_>,
         shared: &mut Option<SharedAnchor>,
     ) -> Result<Pushed> {
-        let mut st = self.state.write();
+        let mut st = self.write();
         let c = push::check(&st, &inp.segment, inp.arrival, inp.stream, &self.name)?;
         if st.is_retry(c.start_ticks, &inp.segment.bytes) {
             return Ok(Pushed {
@@ -208,7 +229,7 @@ impl Ring {
     /// discontinuity up to the next one with its own date, so it starts at `utc`.
     /// Returns the chunks moved, in their new place. A chunk with its own `prft` keeps it.
     pub(crate) fn set_segment_date(&self, segment_name: &str, utc: WallTime) -> Vec<Arc<Chunk>> {
-        let mut st = self.state.write();
+        let mut st = self.write();
         let Some(idx) = st
             .chunks
             .iter()
@@ -284,7 +305,7 @@ impl Ring {
     /// Removes every chunk (the DVR cleanup). The discontinuity state stays, so the
     /// next push continues the same clock mapping.
     pub(crate) fn clear(&self) -> Vec<Arc<Chunk>> {
-        let mut st = self.state.write();
+        let mut st = self.write();
         st.bytes = 0;
         st.sources.clear();
         let out = st.chunks.drain(..).collect();
@@ -294,7 +315,7 @@ impl Ring {
 
     /// Drops what is older than the window (after a settings change).
     pub(crate) fn prune(&self, window_micros: i64) -> Vec<Arc<Chunk>> {
-        let mut st = self.state.write();
+        let mut st = self.write();
         let out = st.prune_window(window_micros);
         st.check_invariants();
         out
@@ -307,7 +328,7 @@ impl Ring {
 
     /// Pops the oldest chunk (global budget eviction).
     pub(crate) fn pop_oldest(&self) -> Option<Arc<Chunk>> {
-        let mut st = self.state.write();
+        let mut st = self.write();
         let c = st.pop_front();
         st.check_invariants();
         c

@@ -214,12 +214,13 @@ impl RingState {
         let seq = self.next_seq;
         self.next_seq += 1;
         let bytes = inp.segment.bytes.len() as u64;
-        let cost = memory_cost(&inp.segment);
+        let cost = memory_cost(&inp.segment, &inp.tables);
         let media = ChunkMedia {
             seq,
             name: inp.name.map(Arc::from),
             init: Arc::clone(&cur.init),
             segment: inp.segment,
+            tables: inp.tables,
             start_ticks: c.start_ticks,
             duration_ticks: c.end_ticks.saturating_sub(c.start_ticks),
             timescale: c.timescale,

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use dvrclip_fmp4::InitSegment;
+use dvrclip_fmp4::progressive::SegmentTables;
 use parking_lot::RwLock;
 
 use super::place::Anchor;
@@ -50,12 +51,14 @@ pub(crate) fn rebuild_chunk(
         ..RingState::default()
     };
     let c = check(&st, &segment, p.arrival, stream, rendition)?;
-    let cost = memory_cost(&segment);
+    let tables = SegmentTables::new(&segment);
+    let cost = memory_cost(&segment, &tables);
     let media = ChunkMedia {
         seq: p.seq,
         name: p.name.map(Arc::from),
         init: p.init,
         segment,
+        tables,
         start_ticks: c.start_ticks,
         duration_ticks: c.end_ticks.saturating_sub(c.start_ticks),
         timescale: c.timescale,

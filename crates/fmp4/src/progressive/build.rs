@@ -9,6 +9,7 @@
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
+use super::prepared::{SegmentTables, TrackTables};
 use super::track::{Chunk, Description, OutTrack};
 use super::write::{self, Edit, TrackHeader};
 use super::{BuildError, ClipBounds, FORMAT_VERSION, Options, Piece, VirtualMp4};
@@ -46,6 +47,8 @@ pub struct Mp4Builder {
     body: Vec<Bytes>,
     body_len: u64,
     hasher: Sha256,
+    /// Table rows to make room for in each track when it is created.
+    sample_hint: usize,
 }
 
 /// Maps the current run's source timeline onto the output: a source presentation
@@ -92,13 +95,44 @@ impl Mp4Builder {
             body: Vec::new(),
             body_len: 0,
             hasher,
+            sample_hint: 0,
         }
+    }
+
+    /// Makes room for `samples` rows in each track's tables before the first push, so
+    /// they fill without reallocating and copying (a 4 h clip has over a million
+    /// samples). A hint, e.g. the samples of every segment about to be pushed: rows
+    /// past it still fit. Call it before the first [`Mp4Builder::push`].
+    pub fn reserve_samples(&mut self, samples: usize) {
+        self.sample_hint = samples;
     }
 
     /// Appends one media segment described by `init`. A different `init` than the
     /// previous call's starts a discontinuity. The first segment must start with a
     /// sync sample of the reference track (the first video track, else the first).
     pub fn push(&mut self, init: &InitSegment, segment: &MediaSegment) -> Result<(), BuildError> {
+        self.push_with(init, segment, None)
+    }
+
+    /// [`Mp4Builder::push`] with the segment's [`SegmentTables`] made earlier (at
+    /// ingest): where a track continues its run (same init, no gap to absorb, no
+    /// timescale to convert) its rows are appended from the summary, O(runs) plus a
+    /// copy of its sizes, instead of sample by sample. The result is the same bytes.
+    pub fn push_prepared(
+        &mut self,
+        init: &InitSegment,
+        segment: &MediaSegment,
+        tables: &SegmentTables,
+    ) -> Result<(), BuildError> {
+        self.push_with(init, segment, Some(tables))
+    }
+
+    fn push_with(
+        &mut self,
+        init: &InitSegment,
+        segment: &MediaSegment,
+        tables: Option<&SegmentTables>,
+    ) -> Result<(), BuildError> {
         let seg_index = self.segments;
         if self.tracks.is_empty() {
             self.adopt_first_init(init)?;
@@ -166,7 +200,11 @@ impl Mp4Builder {
                 is_reference: i == r,
                 track_index: i,
             };
-            track.append(ts, &ctx, &mut seg_chunks)?;
+            // A summary of other samples than these (a caller's mix-up) is not used.
+            let prepared = tables
+                .and_then(|t| t.track(ts.track_id))
+                .filter(|t| t.sizes.len() == ts.samples.len());
+            track.append(ts, prepared, &ctx, &mut seg_chunks)?;
         }
         self.lay_out(segment, seg_index, seg_chunks)?;
         self.segments += 1;
@@ -232,7 +270,10 @@ impl Mp4Builder {
             }
             let ordinal = seen.iter().filter(|&&k| k == t.kind).count();
             seen.push(t.kind);
-            self.tracks.push(OutTrack::new(t, ordinal));
+            let mut out = OutTrack::new(t, ordinal);
+            out.sizes.reserve(self.sample_hint);
+            out.ctts.reserve(self.sample_hint);
+            self.tracks.push(out);
         }
         if self.tracks.is_empty() {
             return Err(BuildError::NoTracks);
@@ -463,6 +504,7 @@ impl OutTrack {
     fn append(
         &mut self,
         ts: &TrackSamples,
+        prepared: Option<&TrackTables>,
         ctx: &AppendCtx<'_>,
         seg_chunks: &mut Vec<SegChunk>,
     ) -> Result<(), BuildError> {
@@ -544,6 +586,21 @@ impl OutTrack {
                 let d = (i128::from(self.last_duration) + gap).clamp(1, i128::from(u32::MAX));
                 self.set_last_duration(d as u32);
             }
+        }
+
+        if let Some(tt) = prepared
+            .filter(|_| skip == 0 && prefix.is_none() && self.src_timescale == self.timescale)
+        {
+            self.append_rows(tt)?;
+            for &c in &tt.chunks {
+                self.close_chunk(c, description, ctx, ts, None, seg_chunks)?;
+            }
+            self.last_description = description;
+            self.expected_src_decode = ts
+                .samples
+                .last()
+                .map(|s| s.decode_ticks + u64::from(s.duration));
+            return Ok(());
         }
 
         let mut chunk: Option<(u32, u32, u32)> = None;

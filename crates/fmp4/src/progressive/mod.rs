@@ -31,14 +31,19 @@
 //!
 //! Files, each depending only on those after it: `build` ([`Mp4Builder`]: timeline,
 //! edit lists, layout, ETag), `write` (box bytes), `track` (the tables of one written
-//! track, shared by both); `slices` answers ranges of the finished file.
+//! track, shared by both), `prepared` ([`SegmentTables`]: one segment's rows,
+//! summarised once at ingest, which `track` appends whole where a run continues);
+//! `slices` answers ranges of the finished file.
 //!
-//! Proof: unit tests walk the written `moov` box by box (`tests.rs`); the ffmpeg
+//! Proof: unit tests walk the written `moov` box by box (`tests.rs`), and a
+//! differential proptest holds [`Mp4Builder::push_prepared`] to the very bytes
+//! [`Mp4Builder::push`] writes sample by sample (seams, trims, hostile tables); the ffmpeg
 //! fixtures are checked by ffprobe, `ffmpeg -f null` and the `mp4` crate
 //! (`tests/progressive.rs`; `DVRCLIP_KEEP_MP4=1` keeps the files); costs are in
 //! `benches/mp4.rs` (`cargo bench --bench mp4`).
 
 mod build;
+mod prepared;
 mod slices;
 #[cfg(test)]
 mod tests;
@@ -50,6 +55,7 @@ use std::ops::Range;
 use bytes::Bytes;
 
 pub use build::Mp4Builder;
+pub use prepared::SegmentTables;
 pub use slices::Pieces;
 
 use crate::model::FourCC;

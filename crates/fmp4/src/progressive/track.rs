@@ -11,6 +11,7 @@
 use bytes::Bytes;
 
 use super::BuildError;
+use super::prepared::TrackTables;
 use crate::model::{Sample, Track, TrackKind, VideoInfo};
 
 /// One `stsd` carried from an init: its entries get `first_index..first_index+count`.
@@ -143,6 +144,29 @@ impl OutTrack {
         Ok(())
     }
 
+    /// Appends a segment's summarised rows: the state [`OutTrack::push_sample`] would
+    /// reach pushing its samples one by one.
+    pub(super) fn append_rows(&mut self, t: &TrackTables) -> Result<(), BuildError> {
+        let before = self.sample_count;
+        self.sample_count = u32::try_from(t.sizes.len())
+            .ok()
+            .and_then(|n| before.checked_add(n))
+            .ok_or(BuildError::TooLarge("more than 2^32 samples in a track"))?;
+        self.sizes.extend_from_slice(&t.sizes);
+        extend_runs(&mut self.stts, &t.stts);
+        extend_runs(&mut self.ctts, &t.ctts);
+        self.sync.extend(t.sync.iter().map(|&s| before + s));
+        let decode = self.decode_end as i64;
+        if before == 0 {
+            self.first_pt = decode + i64::from(t.first_cto);
+            self.max_pt_end = self.first_pt;
+        }
+        self.max_pt_end = self.max_pt_end.max(decode + t.max_pt_end);
+        self.decode_end += t.duration_sum;
+        self.last_duration = t.last_duration;
+        Ok(())
+    }
+
     /// Changes the duration of the sample last pushed (the seam before a new run).
     pub(super) fn set_last_duration(&mut self, d: u32) {
         let Some((n, old)) = self.stts.last_mut() else {
@@ -163,6 +187,19 @@ impl OutTrack {
             self.decode_end as i64 - i64::from(d) + i64::from(self.ctts.last().map_or(0, |c| c.1));
         self.max_pt_end = self.max_pt_end.max(last_pt + i64::from(d));
     }
+}
+
+/// Appends `more` to run-length `runs`, its first run joining the last one when they
+/// hold the same value, as sample-by-sample pushes would.
+fn extend_runs<T: Copy + PartialEq>(runs: &mut Vec<(u32, T)>, more: &[(u32, T)]) {
+    let mut rest = more;
+    if let (Some(last), Some((&(n, v), tail))) = (runs.last_mut(), more.split_first())
+        && last.1 == v
+    {
+        last.0 += n;
+        rest = tail;
+    }
+    runs.extend_from_slice(rest);
 }
 
 #[cfg(test)]

@@ -231,7 +231,7 @@ pub struct Mp4Body<D = Arc<VirtualMp4>> {
 
 /// Largest body frame. A piece is a whole fragment's media (hundreds of KB); smaller
 /// frames let one runtime thread interleave many downloads more evenly.
-const MAX_FRAME: usize = 128 << 10;
+pub(crate) const MAX_FRAME: usize = 128 << 10;
 
 impl<D: Deref<Target = VirtualMp4>> Mp4Body<D> {
     /// The bytes `range` of `file`; empty if the range does not lie inside it.

@@ -1,5 +1,6 @@
 //! A clip's public links: its HLS playlists, rendered from the clip's current view
-//! on every request (a recording clip grows); its init and media segments, the
+//! once per view (a recording clip grows; [`crate::playlist_cache`]) and served with
+//! a strong ETag, so `If-None-Match` gets a 304; its init and media segments, the
 //! chunks' own bytes; its MP4, a [`VirtualMp4`] built once when the clip is complete
 //! and cached until it expires ([`crate::mp4_cache`]), served as an
 //! [`entity::Entity`].
@@ -17,12 +18,13 @@ use dvrclip_hls::{MediaFile, PlaylistKind, master_playlist, media_playlist};
 use http::StatusCode;
 use http::request::Parts;
 
-use super::{HLS_TYPE, cache, cache_for};
+use super::{cache, cache_for};
 use crate::app::App;
 use crate::error::ApiError;
 use crate::http::entity;
 use crate::http::{HttpResponse, full};
 use crate::mp4_cache::CachedMp4;
+use crate::playlist_cache::Key;
 use crate::route::LinkFormat;
 
 /// Longest a complete clip's playlist may be cached, seconds.
@@ -42,12 +44,20 @@ pub async fn link(
         LinkFormat::Hls => {
             let view = clip.view();
             let id = clip.id().to_string();
-            let text = if name == "master" {
-                master_playlist(&id, &view)
-            } else {
-                media_playlist(&id, rendition(&view, name)?, PlaylistKind::of(&view))
-            };
-            let mut resp = full(StatusCode::OK, HLS_TYPE, text);
+            // A view never changes: its version names the text.
+            let text = app.playlists.get_or_render(
+                &app.engine,
+                Key::Clip(clip.id(), name.to_owned()),
+                vec![view.version()],
+                || {
+                    Ok::<_, ApiError>(if name == "master" {
+                        master_playlist(&id, &view)
+                    } else {
+                        media_playlist(&id, rendition(&view, name)?, PlaylistKind::of(&view))
+                    })
+                },
+            )?;
+            let Ok(mut resp) = entity::respond(&parts.method, &parts.headers, &text).await;
             // A recording clip's playlists change with every chunk (RFC 8216 §6.2.1).
             if view.is_complete() {
                 let secs = seconds_left(app, &clip).min(PLAYLIST_MAX_AGE_SECS);

@@ -1,6 +1,8 @@
 //! Public links, no auth (`ref/api.md` "Public links"): a clip's playlists, segments
 //! and MP4 ([`clip`], behind the clip's unguessable id), a stream's live DVR
 //! playlists ([`live`], behind its play key), a stored video's files ([`vod`]).
+//! Playlists are rendered once per change and shared between polls
+//! ([`crate::playlist_cache`]).
 //! Every answer here carries CORS headers so a browser player on another origin
 //! works.
 
@@ -18,7 +20,7 @@ use crate::http::{HttpResponse, full};
 use crate::route::PublicRoute;
 
 /// `Content-Type` of an HLS playlist (RFC 8216 §4).
-pub const HLS_TYPE: &str = "application/vnd.apple.mpegurl";
+pub const HLS_TYPE: &str = dvrclip_hls::CONTENT_TYPE;
 
 /// Answers a public route.
 pub async fn handle(
@@ -40,7 +42,7 @@ pub async fn handle(
             file,
         } => clip::media(app, stream, clip, &rendition, file),
         PublicRoute::LivePlaylist { key, rendition } => {
-            live::playlist(app, &key, rendition.as_deref())
+            live::playlist(app, &key, rendition.as_deref(), parts).await
         }
         PublicRoute::LiveMedia {
             key,

@@ -12,6 +12,9 @@
 //! - [`rtmp`]: RTMP push (`rtmp://host:port/live/{key}`), FLV tags ([`flv`]) through
 //!   the CMAF fragmenter.
 //!
+//! - [`ts`]: MPEG-TS (SRT pushes, pulled MPEG-TS HLS) demuxed into elementary
+//!   streams through the CMAF fragmenter ([`ts::TsPublish`]).
+//!
 //! Protocols that carry elementary streams rather than files (RTMP, SRT) belong here
 //! too, each feeding the engine through the CMAF fragmenter of `dvrclip_fmp4`. No
 //! HTTP server lives in this crate (the puller is a client).
@@ -21,6 +24,7 @@
 pub mod flv;
 pub mod pull;
 pub mod rtmp;
+pub mod ts;
 pub mod upload;
 
 pub use upload::{FileKind, Stored, Upload, UploadError};

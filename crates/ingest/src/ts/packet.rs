@@ -1,0 +1,242 @@
+//! Transport packets (ISO/IEC 13818-1 §2.4.3.2 header, §2.4.3.4 adaptation field)
+//! and finding them in a byte stream sliced anyhow: [`Packets`] carries at most one
+//! partial packet (187 bytes) between calls and resynchronises on garbage.
+//!
+//! Sync (§2.4.3.3: `sync_byte` "is 0x47"): a 0x47 is taken as a packet start when
+//! the byte 188 further is 0x47 too, or is not here yet (the end of this slice).
+//! So a 0x47 inside garbage is not mistaken for a packet unless garbage ends the
+//! slice, and a packet whose successor lost its sync byte is dropped with it.
+//! Skipped bytes are counted. Nothing here allocates after construction.
+
+/// Bytes of a transport packet (§2.4.3.2).
+pub(crate) const PACKET_SIZE: usize = 188;
+const SYNC_BYTE: u8 = 0x47;
+
+/// Why a packet is skipped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PacketError {
+    /// `transport_error_indicator` set: the link says the packet is damaged.
+    TransportError,
+    /// `transport_scrambling_control` not 0: we hold no keys.
+    Scrambled,
+    /// `adaptation_field_control` 00, reserved (§2.4.3.3).
+    ReservedControl,
+    /// An `adaptation_field_length` the packet cannot hold (§2.4.3.5: 0..=182 with a
+    /// payload, 183 without).
+    AdaptationLength,
+}
+
+/// One transport packet, borrowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Packet<'a> {
+    pub(crate) pid: u16,
+    /// `payload_unit_start_indicator`: a PES or a section starts here.
+    pub(crate) unit_start: bool,
+    pub(crate) continuity_counter: u8,
+    pub(crate) has_payload: bool,
+    /// The adaptation field's `discontinuity_indicator` (§2.4.3.5).
+    pub(crate) discontinuity: bool,
+    /// `program_clock_reference_base`, 33 bits at 90 kHz.
+    pub(crate) pcr_base: Option<u64>,
+    pub(crate) payload: &'a [u8],
+}
+
+/// Reads one 188-byte packet.
+pub(crate) fn parse(p: &[u8; PACKET_SIZE]) -> Result<Packet<'_>, PacketError> {
+    if p[1] & 0x80 != 0 {
+        return Err(PacketError::TransportError);
+    }
+    if p[3] & 0xc0 != 0 {
+        return Err(PacketError::Scrambled);
+    }
+    let control = (p[3] >> 4) & 3;
+    let mut packet = Packet {
+        pid: u16::from(p[1] & 0x1f) << 8 | u16::from(p[2]),
+        unit_start: p[1] & 0x40 != 0,
+        continuity_counter: p[3] & 0x0f,
+        has_payload: control & 1 != 0,
+        discontinuity: false,
+        pcr_base: None,
+        payload: &[],
+    };
+    let mut start = 4;
+    match control {
+        0 => return Err(PacketError::ReservedControl),
+        1 => {}
+        _ => {
+            let len = usize::from(p[4]);
+            let fits = if packet.has_payload {
+                len <= 182
+            } else {
+                len == 183
+            };
+            if !fits {
+                return Err(PacketError::AdaptationLength);
+            }
+            if len > 0 {
+                let flags = p[5];
+                packet.discontinuity = flags & 0x80 != 0;
+                if flags & 0x10 != 0 && len >= 7 {
+                    // PCR_flag: 33-bit base, 6 reserved bits, 9-bit extension.
+                    let b = &p[6..11];
+                    packet.pcr_base = Some(
+                        u64::from(b[0]) << 25
+                            | u64::from(b[1]) << 17
+                            | u64::from(b[2]) << 9
+                            | u64::from(b[3]) << 1
+                            | u64::from(b[4]) >> 7,
+                    );
+                }
+            }
+            start = 5 + len;
+        }
+    }
+    if packet.has_payload {
+        packet.payload = &p[start..];
+    }
+    Ok(packet)
+}
+
+/// Cuts a byte stream into aligned packets across calls.
+#[derive(Debug)]
+pub(crate) struct Packets {
+    carry: Vec<u8>,
+    skipped: u64,
+}
+
+impl Packets {
+    pub(crate) fn new() -> Self {
+        Packets {
+            carry: Vec::with_capacity(PACKET_SIZE),
+            skipped: 0,
+        }
+    }
+
+    /// Bytes skipped looking for a sync byte so far.
+    pub(crate) fn skipped(&self) -> u64 {
+        self.skipped
+    }
+
+    /// Bytes held between calls (a partial packet).
+    pub(crate) fn held_bytes(&self) -> usize {
+        self.carry.capacity()
+    }
+
+    /// Forgets the partial packet (a new connection).
+    pub(crate) fn reset(&mut self) {
+        self.carry.clear();
+    }
+
+    /// Calls `each` with every whole packet `data` completes, in order; stops at the
+    /// first error `each` returns.
+    pub(crate) fn feed<E>(
+        &mut self,
+        mut data: &[u8],
+        each: &mut impl FnMut(&[u8; PACKET_SIZE]) -> Result<(), E>,
+    ) -> Result<(), E> {
+        if !self.carry.is_empty() {
+            let need = PACKET_SIZE - self.carry.len();
+            let (head, rest) = data.split_at(need.min(data.len()));
+            self.carry.extend_from_slice(head);
+            data = rest;
+            let Ok(packet) = <&[u8; PACKET_SIZE]>::try_from(self.carry.as_slice()) else {
+                return Ok(()); // still partial
+            };
+            let packet = *packet;
+            self.carry.clear();
+            each(&packet)?;
+        }
+        let mut at = 0;
+        while at < data.len() {
+            let Some(offset) = data[at..].iter().position(|&b| b == SYNC_BYTE) else {
+                self.lose_sync((data.len() - at) as u64);
+                break;
+            };
+            if offset > 0 {
+                self.lose_sync(offset as u64);
+                at += offset;
+            }
+            let rest = &data[at..];
+            let Some((packet, after)) = rest.split_first_chunk::<PACKET_SIZE>() else {
+                self.carry.extend_from_slice(rest);
+                break;
+            };
+            if after.first().is_some_and(|&b| b != SYNC_BYTE) {
+                // A 0x47 inside garbage or payload: not a packet start.
+                self.lose_sync(1);
+                at += 1;
+                continue;
+            }
+            at += PACKET_SIZE;
+            each(packet)?;
+        }
+        Ok(())
+    }
+
+    fn lose_sync(&mut self, bytes: u64) {
+        self.skipped += bytes;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn packet(pid: u16, cc: u8) -> [u8; PACKET_SIZE] {
+        let mut p = [0xff; PACKET_SIZE];
+        p[..4].copy_from_slice(&[0x47, (pid >> 8) as u8, pid as u8, 0x10 | cc]);
+        p
+    }
+
+    fn collect(packets: &mut Packets, data: &[u8]) -> Vec<u16> {
+        let mut pids = Vec::new();
+        packets
+            .feed::<()>(data, &mut |p| {
+                pids.push(parse(p).unwrap().pid);
+                Ok(())
+            })
+            .unwrap();
+        pids
+    }
+
+    #[test]
+    fn any_slicing_gives_the_same_packets() {
+        let mut stream = Vec::new();
+        for i in 0..20 {
+            stream.extend_from_slice(&packet(i, (i % 16) as u8));
+        }
+        for step in [1, 7, 187, 188, 189, 1316, 5000] {
+            let mut p = Packets::new();
+            let mut pids = Vec::new();
+            for piece in stream.chunks(step) {
+                pids.extend(collect(&mut p, piece));
+            }
+            assert_eq!(pids, (0..20).collect::<Vec<_>>(), "step {step}");
+            assert!(p.held_bytes() <= PACKET_SIZE);
+        }
+    }
+
+    #[test]
+    fn garbage_between_packets_is_skipped_and_counted() {
+        let mut stream = packet(1, 0).to_vec();
+        stream.extend_from_slice(&[0x47, 0x00, 0x47, 1, 2, 3]);
+        stream.extend_from_slice(&packet(2, 0));
+        stream.extend_from_slice(&packet(3, 0));
+        let mut p = Packets::new();
+        assert_eq!(collect(&mut p, &stream), vec![1, 2, 3]);
+        assert_eq!(p.skipped(), 6);
+    }
+
+    #[test]
+    fn impossible_adaptation_lengths_are_refused() {
+        let mut p = packet(1, 0);
+        p[3] = 0x30; // adaptation field and payload
+        p[4] = 183;
+        assert_eq!(parse(&p), Err(PacketError::AdaptationLength));
+        p[3] = 0x20; // adaptation field only
+        p[4] = 100;
+        assert_eq!(parse(&p), Err(PacketError::AdaptationLength));
+        p[4] = 183;
+        assert!(parse(&p).unwrap().payload.is_empty());
+    }
+}

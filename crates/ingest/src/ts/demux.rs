@@ -181,11 +181,13 @@ impl Demuxer {
         self.packets.feed(data, &mut |p| state.packet(p, each))
     }
 
-    /// The PES in progress, as if the stream ended here.
+    /// The packet held and the PES in progress, as if the stream ended here.
     pub(crate) fn flush<E>(
         &mut self,
         each: &mut impl FnMut(Event) -> Result<(), E>,
     ) -> Result<(), E> {
+        let state = &mut self.state;
+        self.packets.flush(&mut |p| state.packet(p, each))?;
         for video in [true, false] {
             if let Some(event) = self.state.finish_pes(video) {
                 each(event)?;

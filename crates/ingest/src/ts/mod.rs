@@ -16,7 +16,7 @@
 //!
 //! # Why our own packet layer, not `mpeg2ts-reader`
 //! `mpeg2ts-reader` (and `h264-reader` beside it) were the candidates. Its
-//! `Demultiplex::push` (0.18, `src/demultiplex.rs`) cuts its input with
+//! `Demultiplex::push` (its current `src/demultiplex.rs`) cuts its input with
 //! `chunks_exact(188)` and returns at the first chunk that does not start with 0x47:
 //! it never resynchronises, drops the rest of the slice after one bad byte, and drops
 //! a trailing partial packet, so an SRT message boundary or garbage between packets

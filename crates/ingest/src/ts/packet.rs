@@ -1,12 +1,13 @@
 //! Transport packets (ISO/IEC 13818-1 §2.4.3.2 header, §2.4.3.4 adaptation field)
-//! and finding them in a byte stream sliced anyhow: [`Packets`] carries at most one
-//! partial packet (187 bytes) between calls and resynchronises on garbage.
+//! and finding them in a byte stream sliced anyhow: [`Packets`] carries what it
+//! cannot settle yet between calls and resynchronises on garbage.
 //!
 //! Sync (§2.4.3.3: `sync_byte` "is 0x47"): a 0x47 is taken as a packet start when
-//! the byte 188 further is 0x47 too, or is not here yet (the end of this slice).
-//! So a 0x47 inside garbage is not mistaken for a packet unless garbage ends the
-//! slice, and a packet whose successor lost its sync byte is dropped with it.
-//! Skipped bytes are counted. Nothing here allocates after construction.
+//! the byte 188 further is 0x47 too, so a packet is handed on once the first byte
+//! after it has arrived, and the last one at [`Packets::flush`]. A 0x47 inside
+//! garbage is not mistaken for a packet; a packet whose successor lost its sync
+//! byte is dropped with it. Skipped bytes are counted; at most 376 bytes are
+//! carried between calls. Nothing here allocates after construction.
 
 /// Bytes of a transport packet (§2.4.3.2).
 pub(crate) const PACKET_SIZE: usize = 188;
@@ -107,7 +108,7 @@ pub(crate) struct Packets {
 impl Packets {
     pub(crate) fn new() -> Self {
         Packets {
-            carry: Vec::with_capacity(PACKET_SIZE),
+            carry: Vec::with_capacity(2 * PACKET_SIZE),
             skipped: 0,
         }
     }
@@ -117,7 +118,7 @@ impl Packets {
         self.skipped
     }
 
-    /// Bytes held between calls (a partial packet).
+    /// Bytes held between calls.
     pub(crate) fn held_bytes(&self) -> usize {
         self.carry.capacity()
     }
@@ -127,50 +128,89 @@ impl Packets {
         self.carry.clear();
     }
 
-    /// Calls `each` with every whole packet `data` completes, in order; stops at the
-    /// first error `each` returns.
+    /// Calls `each` with every packet `data` completes, in order; stops at the
+    /// first error `each` returns (the partial packet is then dropped). A packet is
+    /// handed on once the byte after it has arrived, or at [`Packets::flush`].
     pub(crate) fn feed<E>(
         &mut self,
-        mut data: &[u8],
+        data: &[u8],
         each: &mut impl FnMut(&[u8; PACKET_SIZE]) -> Result<(), E>,
     ) -> Result<(), E> {
+        let mut rest = data;
         if !self.carry.is_empty() {
-            let need = PACKET_SIZE - self.carry.len();
-            let (head, rest) = data.split_at(need.min(data.len()));
-            self.carry.extend_from_slice(head);
-            data = rest;
-            let Ok(packet) = <&[u8; PACKET_SIZE]>::try_from(self.carry.as_slice()) else {
-                return Ok(()); // still partial
-            };
-            let packet = *packet;
-            self.carry.clear();
-            each(&packet)?;
+            // Two packets' worth settles every start in the carry (at most 188
+            // bytes), so the scan stops past the carried bytes when data suffices.
+            let old = self.carry.len();
+            let take = (2 * PACKET_SIZE - old).min(data.len());
+            self.carry.extend_from_slice(&data[..take]);
+            let mut carry = std::mem::take(&mut self.carry);
+            let stop = self.scan(&carry, each)?;
+            if stop < old {
+                carry.drain(..stop);
+                self.carry = carry;
+                return Ok(());
+            }
+            carry.clear();
+            self.carry = carry;
+            rest = &data[stop - old..];
         }
+        let stop = self.scan(rest, each)?;
+        self.carry.extend_from_slice(&rest[stop..]);
+        Ok(())
+    }
+
+    /// The packet held at the end of the stream, if whole.
+    pub(crate) fn flush<E>(
+        &mut self,
+        each: &mut impl FnMut(&[u8; PACKET_SIZE]) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let carry = std::mem::take(&mut self.carry);
+        let result = match carry.first_chunk::<PACKET_SIZE>() {
+            Some(p) if p[0] == SYNC_BYTE => each(p),
+            _ => Ok(()),
+        };
+        self.skipped += carry.len().saturating_sub(PACKET_SIZE) as u64;
+        self.carry = carry;
+        self.carry.clear();
+        result
+    }
+
+    /// Hands on every packet of `buf` whose next byte is in `buf` too; returns where
+    /// it stopped (what is left is less than a packet and one byte, or a packet
+    /// start to settle with the next bytes).
+    fn scan<E>(
+        &mut self,
+        buf: &[u8],
+        each: &mut impl FnMut(&[u8; PACKET_SIZE]) -> Result<(), E>,
+    ) -> Result<usize, E> {
         let mut at = 0;
-        while at < data.len() {
-            let Some(offset) = data[at..].iter().position(|&b| b == SYNC_BYTE) else {
-                self.lose_sync((data.len() - at) as u64);
-                break;
+        while let Some(rest) = buf.get(at..).filter(|r| !r.is_empty()) {
+            let Some(offset) = rest.iter().position(|&b| b == SYNC_BYTE) else {
+                self.lose_sync(rest.len() as u64);
+                return Ok(buf.len());
             };
             if offset > 0 {
                 self.lose_sync(offset as u64);
                 at += offset;
-            }
-            let rest = &data[at..];
-            let Some((packet, after)) = rest.split_first_chunk::<PACKET_SIZE>() else {
-                self.carry.extend_from_slice(rest);
-                break;
-            };
-            if after.first().is_some_and(|&b| b != SYNC_BYTE) {
-                // A 0x47 inside garbage or payload: not a packet start.
-                self.lose_sync(1);
-                at += 1;
                 continue;
             }
-            at += PACKET_SIZE;
-            each(packet)?;
+            let Some((packet, after)) = rest.split_first_chunk::<PACKET_SIZE>() else {
+                return Ok(at);
+            };
+            match after.first() {
+                None => return Ok(at),
+                Some(&SYNC_BYTE) => {
+                    at += PACKET_SIZE;
+                    each(packet)?;
+                }
+                Some(_) => {
+                    // A 0x47 inside garbage or payload: not a packet start.
+                    self.lose_sync(1);
+                    at += 1;
+                }
+            }
         }
-        Ok(())
+        Ok(at)
     }
 
     fn lose_sync(&mut self, bytes: u64) {
@@ -190,12 +230,11 @@ mod tests {
 
     fn collect(packets: &mut Packets, data: &[u8]) -> Vec<u16> {
         let mut pids = Vec::new();
-        packets
-            .feed::<()>(data, &mut |p| {
-                pids.push(parse(p).unwrap().pid);
-                Ok(())
-            })
-            .unwrap();
+        let mut each = |p: &[u8; PACKET_SIZE]| {
+            pids.push(parse(p).unwrap().pid);
+            Ok::<(), ()>(())
+        };
+        packets.feed(data, &mut each).unwrap();
         pids
     }
 
@@ -210,9 +249,14 @@ mod tests {
             let mut pids = Vec::new();
             for piece in stream.chunks(step) {
                 pids.extend(collect(&mut p, piece));
+                assert!(p.held_bytes() <= 2 * PACKET_SIZE);
             }
+            p.flush(&mut |pk| {
+                pids.push(parse(pk).unwrap().pid);
+                Ok::<(), ()>(())
+            })
+            .unwrap();
             assert_eq!(pids, (0..20).collect::<Vec<_>>(), "step {step}");
-            assert!(p.held_bytes() <= PACKET_SIZE);
         }
     }
 
@@ -223,8 +267,15 @@ mod tests {
         stream.extend_from_slice(&packet(2, 0));
         stream.extend_from_slice(&packet(3, 0));
         let mut p = Packets::new();
-        assert_eq!(collect(&mut p, &stream), vec![1, 2, 3]);
+        assert_eq!(collect(&mut p, &stream), vec![1, 2]);
         assert_eq!(p.skipped(), 6);
+        let mut last = Vec::new();
+        p.flush(&mut |pk| {
+            last.push(parse(pk).unwrap().pid);
+            Ok::<(), ()>(())
+        })
+        .unwrap();
+        assert_eq!(last, vec![3]);
     }
 
     #[test]

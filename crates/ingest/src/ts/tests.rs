@@ -206,3 +206,249 @@ fn h264_with_b_frames_and_mono_aac() {
 fn hevc_with_b_frames() {
     check_fixture("hevc_stereo.ts", "hevc", 2);
 }
+
+/// Chunks of the rendition, for "the DVR is intact" checks.
+fn chunk_count(engine: &Engine, id: StreamId) -> usize {
+    engine
+        .live_rendition(id, RENDITION)
+        .map_or(0, |r| r.segments().len())
+}
+
+/// The fixture's packets, with `edit` applied to each (index, packet).
+fn edited(name: &str, mut edit: impl FnMut(usize, &mut [u8])) -> Vec<u8> {
+    let mut ts = fixture(name);
+    for (i, p) in ts.chunks_mut(188).enumerate() {
+        edit(i, p);
+    }
+    ts
+}
+
+#[test]
+fn garbage_between_packets_loses_nothing() {
+    let (engine, id) = setup();
+    let ts = fixture("h264_stereo.ts");
+    let mut noisy = Vec::new();
+    for (i, p) in ts.chunks(188).enumerate() {
+        noisy.extend_from_slice(p);
+        if i % 7 == 0 {
+            noisy.extend_from_slice(&[0x47, 0x00, 0x13, 0x47, 0xff][..1 + i % 5]);
+        }
+    }
+    let stats = publish(&engine, id, &noisy, 1000);
+    assert!(stats.skipped_bytes > 0);
+    assert_eq!((stats.epochs, stats.continuity_errors), (1, 0), "{stats:?}");
+    let (clean_engine, clean) = setup();
+    publish(&clean_engine, clean, &ts, 1316);
+    assert_eq!(
+        stats.fragments,
+        clean_engine.dvr(clean).unwrap().renditions[0].chunks as u64
+    );
+}
+
+#[test]
+fn random_bytes_store_nothing_and_hold_little() {
+    let (engine, id) = setup();
+    let mut p = TsPublish::new(id, RENDITION);
+    // A deterministic xorshift: sync bytes and PIDs at random.
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let bytes: Vec<u8> = (0..4 << 20)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            if x % 50 == 0 { 0x47 } else { x as u8 }
+        })
+        .collect();
+    for piece in bytes.chunks(1316) {
+        p.feed(&engine, piece).unwrap();
+        assert!(p.held_bytes() < 64 << 10, "{}", p.held_bytes());
+    }
+    p.finish(&engine).unwrap();
+    assert_eq!(p.stats().epochs, 0);
+    assert_eq!(chunk_count(&engine, id), 0);
+}
+
+#[test]
+fn impossible_adaptation_fields_and_pes_lengths_are_skipped() {
+    let (engine, id) = setup();
+    // Every 40th packet claims an adaptation field longer than the packet.
+    let ts = edited("h264_stereo.ts", |i, p| {
+        if i % 40 == 5 {
+            p[3] |= 0x30;
+            p[4] = 190;
+        }
+    });
+    let stats = publish(&engine, id, &ts, 1316);
+    assert!(stats.bad_packets > 0, "{stats:?}");
+    // A skipped packet is a lost one: its PES is dropped, the timeline breaks, and
+    // what is stored still parses (every chunk went through parse_segment).
+    assert!(stats.continuity_errors > 0);
+    assert!(chunk_count(&engine, id) > 0);
+
+    // Every audio PES claims a length past what it carries.
+    let (engine, id) = setup();
+    let ts = edited("h264_stereo.ts", |_, p| {
+        let pid = u16::from(p[1] & 0x1f) << 8 | u16::from(p[2]);
+        if pid == 0x101 && p[1] & 0x40 != 0 {
+            let at = if p[3] & 0x20 != 0 {
+                5 + usize::from(p[4])
+            } else {
+                4
+            };
+            if p.get(at..at + 3) == Some(&[0, 0, 1]) {
+                p[at + 4] = 0xff;
+                p[at + 5] = 0xff;
+            }
+        }
+    });
+    let stats = publish(&engine, id, &ts, 1316);
+    assert!(stats.pes_dropped > 0, "{stats:?}");
+    // The audio the PMT promised never came whole: video goes on alone.
+    assert!(chunk_count(&engine, id) > 0);
+}
+
+#[test]
+fn a_broken_sps_drops_its_pictures_and_keeps_the_dvr() {
+    let (engine, id) = setup();
+    let ts = fixture("h264_stereo.ts");
+    publish(&engine, id, &ts, 1316);
+    let before = engine
+        .live_rendition(id, RENDITION)
+        .unwrap()
+        .segments()
+        .len();
+    // Corrupt every SPS: the byte after its header becomes an impossible profile
+    // and the rest ones (exp-Golomb codes that never end).
+    let broken = edited("h264_stereo.ts", |_, p| {
+        for i in 4..p.len().saturating_sub(8) {
+            if p[i..i + 4] == [0, 0, 1, 0x67] {
+                p[i + 5..i + 8].fill(0);
+                p[i + 8..].iter_mut().take(12).for_each(|b| *b = 0);
+            }
+        }
+    });
+    let mut again = TsPublish::new(id, RENDITION);
+    again.feed(&engine, &broken).unwrap();
+    again.finish(&engine).unwrap();
+    let stats = again.stats();
+    assert_eq!(stats.epochs, 0, "{stats:?}");
+    assert!(stats.samples_dropped > 0);
+    assert_eq!(chunk_count(&engine, id), before, "the DVR is as it was");
+}
+
+#[test]
+fn pmt_churn_is_bounded() {
+    // Every PMT is followed by a forged one that moves the video to another PID, so
+    // the program changes twice per PMT interval.
+    let (engine, id) = setup();
+    let ts = fixture("h264_stereo.ts");
+    let mut churned = Vec::new();
+    let mut pmts = 0;
+    for p in ts.chunks(188) {
+        churned.extend_from_slice(p);
+        let pid = u16::from(p[1] & 0x1f) << 8 | u16::from(p[2]);
+        if pid == 0x1000 {
+            pmts += 1;
+            let mut forged = p.to_vec();
+            // The first stream's elementary_PID (0x100 → 0x1ff), CRC recomputed.
+            let section_len = usize::from(forged[6] & 0x0f) << 8 | usize::from(forged[7]);
+            let end = 5 + 3 + section_len;
+            forged[5 + 13..5 + 15].copy_from_slice(&[0xe1, 0xff]);
+            let crc = psi::crc32_mpeg2(&forged[5..end - 4]);
+            forged[end - 4..end].copy_from_slice(&crc.to_be_bytes());
+            churned.extend_from_slice(&forged);
+        }
+    }
+    assert!(pmts > 2);
+    let mut p = TsPublish::new(id, RENDITION);
+    for piece in churned.chunks(1316) {
+        p.feed(&engine, piece).unwrap();
+        assert!(p.held_bytes() < 4 << 20);
+    }
+    p.finish(&engine).unwrap();
+    let stats = p.stats();
+    assert!(stats.program_changes >= 2 * (pmts - 1), "{stats:?}");
+    // The forged program names a PID with no packets: nothing is stored from it,
+    // and the real one restarts only at keyframes.
+    assert!(stats.epochs <= stats.program_changes);
+}
+
+#[test]
+fn a_reconnect_is_a_discontinuity() {
+    let (engine, id) = setup();
+    let ts = fixture("h264_stereo.ts");
+    let mut p = TsPublish::new(id, RENDITION);
+    p.feed(&engine, &ts[..ts.len() / 2]).unwrap();
+    p.discontinuity(&engine);
+    p.feed(&engine, &ts).unwrap();
+    p.finish(&engine).unwrap();
+    assert_eq!(p.stats().epochs, 2);
+    let r = &engine.dvr(id).unwrap().renditions[0];
+    assert_eq!(r.ranges.len(), 2, "two discontinuities");
+}
+
+#[test]
+fn timestamps_wrap_at_33_bits() {
+    // The fixture's times moved to 4 s before the 33-bit wrap: PTS, DTS and PCR.
+    let shift = (1u64 << 33) - 4 * 90_000;
+    let ts = edited("h264_bframes_mono.ts", |_, p| {
+        let mut at = 4;
+        if p[3] & 0x20 != 0 {
+            let len = usize::from(p[4]);
+            if len >= 7 && p[5] & 0x10 != 0 {
+                let b = &mut p[6..11];
+                let base = (u64::from(b[0]) << 25
+                    | u64::from(b[1]) << 17
+                    | u64::from(b[2]) << 9
+                    | u64::from(b[3]) << 1
+                    | u64::from(b[4]) >> 7)
+                    .wrapping_add(shift)
+                    & ((1 << 33) - 1);
+                b[0] = (base >> 25) as u8;
+                b[1] = (base >> 17) as u8;
+                b[2] = (base >> 9) as u8;
+                b[3] = (base >> 1) as u8;
+                b[4] = (b[4] & 0x7f) | ((base & 1) << 7) as u8;
+            }
+            at = 5 + len;
+        }
+        if p[1] & 0x40 == 0 || p.get(at..at + 3) != Some(&[0, 0, 1]) {
+            return;
+        }
+        let flags = p[at + 7] >> 6;
+        for (k, present) in [(0, flags & 2 != 0), (5, flags == 3)] {
+            if present {
+                let b = &mut p[at + 9 + k..at + 14 + k];
+                let t = (u64::from(b[0] >> 1 & 7) << 30
+                    | u64::from(b[1]) << 22
+                    | u64::from(b[2] >> 1) << 15
+                    | u64::from(b[3]) << 7
+                    | u64::from(b[4] >> 1))
+                .wrapping_add(shift)
+                    & ((1 << 33) - 1);
+                b[0] = (b[0] & 0xf1) | ((t >> 29) & 0x0e) as u8;
+                b[1] = (t >> 22) as u8;
+                b[2] = ((t >> 14) & 0xfe) as u8 | 1;
+                b[3] = (t >> 7) as u8;
+                b[4] = ((t << 1) & 0xfe) as u8 | 1;
+            }
+        }
+    });
+    let (engine, id) = setup();
+    let stats = publish(&engine, id, &ts, 1316);
+    assert_eq!(
+        (stats.epochs, stats.pcr_discontinuities),
+        (1, 0),
+        "{stats:?}"
+    );
+    let r = engine.live_rendition(id, RENDITION).unwrap();
+    let samples: usize = r
+        .segments()
+        .map(|(init, s)| {
+            let v = init.video_track().unwrap().track_id;
+            let t = s.tracks.iter().filter(|t| t.track_id == v);
+            t.map(|t| t.samples.len()).sum::<usize>()
+        })
+        .sum();
+    assert_eq!(samples, 100, "no picture lost at the wrap");
+}

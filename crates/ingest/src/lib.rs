@@ -12,6 +12,9 @@
 //! - [`rtmp`]: RTMP push (`rtmp://host:port/live/{key}`), FLV tags ([`flv`]) through
 //!   the CMAF fragmenter.
 //!
+//! - [`srt`]: SRT push (`srt://host:port?streamid={key}`), MPEG-TS through [`ts`].
+//!   [`publishers`] keeps one publisher per stream across both push doors.
+//!
 //! - [`ts`]: MPEG-TS (SRT pushes, pulled MPEG-TS HLS) demuxed into elementary
 //!   streams through the CMAF fragmenter ([`ts::TsPublish`]).
 //!
@@ -22,8 +25,10 @@
 #![deny(missing_docs)]
 
 pub mod flv;
+pub mod publishers;
 pub mod pull;
 pub mod rtmp;
+pub mod srt;
 pub mod ts;
 pub mod upload;
 

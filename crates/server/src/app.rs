@@ -67,6 +67,8 @@ pub struct App {
     pub pullers: Pullers,
     /// The RTMP door, once the binary starts it (its counters go to `/metrics`).
     pub rtmp: std::sync::OnceLock<Arc<dvrclip_ingest::rtmp::RtmpDoor>>,
+    /// The SRT door, once the binary starts it (its counters go to `/metrics`).
+    pub srt: std::sync::OnceLock<Arc<dvrclip_ingest::srt::SrtDoor>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -186,6 +188,7 @@ impl AppBuilder {
             metrics: Metrics::default(),
             mp4_cache: Mp4Cache::default(),
             rtmp: std::sync::OnceLock::new(),
+            srt: std::sync::OnceLock::new(),
             tasks: Mutex::new(Vec::new()),
             config,
         });

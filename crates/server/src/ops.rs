@@ -93,5 +93,8 @@ fn render_metrics(app: &App) -> String {
     if let Some(door) = app.rtmp.get() {
         text.push_str(&door.counters.render_metrics());
     }
+    if let Some(door) = app.srt.get() {
+        text.push_str(&door.counters.render_metrics());
+    }
     text
 }

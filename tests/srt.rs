@@ -126,6 +126,12 @@ fn push_restart_and_clip() {
 
     let mut first = publish(&url, 30);
     wait_srt_chunks(addr, sid, 2, Duration::from_secs(20));
+    let live = expect(
+        api(addr, "GET", &format!("/streaming/streams/{sid}"), None),
+        200,
+    )
+    .json();
+    assert_eq!(live["live"], true, "{live}");
     // One caller per key: a second is refused in the handshake.
     let (ok, _) = publish_ok(&url, 2);
     assert!(!ok, "a second caller was accepted");

@@ -6,8 +6,9 @@
 //!   transport (bodies, limits, status codes) stays in the server; what a file
 //!   means and where it goes is here.
 //!
-//! - [`pull`]: live fMP4 HLS pulled from an origin (Gcore's `pull` and `uri`): an
-//!   HTTP client following RFC 8216 §6.3, each segment stored as an upload is.
+//! - [`pull`]: live HLS pulled from an origin (Gcore's `pull` and `uri`): an HTTP
+//!   client following RFC 8216 §6.3, each fMP4 segment stored as an upload is, each
+//!   MPEG-TS segment fed through [`ts`].
 //!
 //! - [`rtmp`]: RTMP push (`rtmp://host:port/live/{key}`), FLV tags ([`flv`]) through
 //!   the CMAF fragmenter.

@@ -278,6 +278,48 @@ mod tests {
         assert_eq!(last, vec![3]);
     }
 
+    proptest::proptest! {
+        /// Invariant: how the stream is sliced changes nothing — the packets handed
+        /// on, the bytes skipped — and what is carried stays under two packets.
+        #[test]
+        fn slicing_never_changes_the_packets(
+            garbage in proptest::collection::vec(
+                proptest::collection::vec(proptest::prelude::any::<u8>(), 0..40), 12),
+            cuts in proptest::collection::vec(1usize..600, 1..40),
+        ) {
+            let mut stream = Vec::new();
+            for (i, g) in garbage.iter().enumerate() {
+                stream.extend_from_slice(&packet(i as u16, 0));
+                // Garbage never holds a 0x47 followed 188 bytes later by another.
+                stream.extend(g.iter().map(|&b| if b == 0x47 { 0x46 } else { b }));
+            }
+            let whole = {
+                let mut p = Packets::new();
+                let mut pids = collect(&mut p, &stream);
+                p.flush(&mut |pk| { pids.push(parse(pk).unwrap().pid); Ok::<(), ()>(()) }).unwrap();
+                (pids, p.skipped())
+            };
+            let mut p = Packets::new();
+            let mut pids = Vec::new();
+            let mut rest = &stream[..];
+            for &n in cuts.iter().cycle() {
+                if rest.is_empty() {
+                    break;
+                }
+                let (piece, tail) = rest.split_at(n.min(rest.len()));
+                rest = tail;
+                pids.extend(collect(&mut p, piece));
+                proptest::prop_assert!(p.carry.len() <= 2 * PACKET_SIZE);
+            }
+            p.flush(&mut |pk| { pids.push(parse(pk).unwrap().pid); Ok::<(), ()>(()) }).unwrap();
+            proptest::prop_assert_eq!(&pids, &whole.0);
+            proptest::prop_assert_eq!(p.skipped(), whole.1);
+            // A packet right before garbage has no sync byte after it: dropped.
+            let clean_before = garbage.iter().filter(|g| g.is_empty()).count();
+            proptest::prop_assert!(pids.len() >= clean_before && pids.len() <= garbage.len());
+        }
+    }
+
     #[test]
     fn impossible_adaptation_lengths_are_refused() {
         let mut p = packet(1, 0);

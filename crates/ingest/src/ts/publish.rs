@@ -16,8 +16,10 @@
 //! The fragmenter's tracks are fixed, so it is built at the first keyframe once the
 //! program's tracks are known: the video's parameter sets (an `avcC`/`hvcC` built
 //! from the SPS/PPS/VPS in band) and, when the PMT lists audio, the first ADTS
-//! header's AudioSpecificConfig. Video before that, or audio before the epoch, is
-//! dropped. An epoch ends (its samples flushed as the last fragments) and the next
+//! header's AudioSpecificConfig. Access units from the first keyframe on are held
+//! until then (ffmpeg writes the first audio PES after the first pictures), at most
+//! 2 s or 8 MiB, after which the epoch starts without the audio; audio before the
+//! epoch is dropped. An epoch ends (its samples flushed as the last fragments) and the next
 //! one starts at the next keyframe with a new init and
 //! [`Engine::break_discontinuity`] when: the PMT changes what it carries; the
 //! parameter sets or the ADTS configuration change (at the next keyframe); the

@@ -4,8 +4,8 @@
 //! what comes out.
 //!
 //! - `push_restart_and_clip`: H.264 + AAC, the sender killed mid-stream and started
-//!   again (a restart); a second caller on the live key is refused; a clip across the
-//!   restart plays, both tracks, with one discontinuity.
+//!   again (a restart); a second caller on the live key is refused, through SRT or
+//!   RTMP; a clip across the restart plays, both tracks, with one discontinuity.
 //! - `refusals_store_nothing`: a wrong key, SRT's access-control form with another
 //!   mode, encryption asked of a door without a passphrase, a flood of handshakes
 //!   from many ports and garbage datagrams: refused or ignored, counted, the DVR
@@ -112,7 +112,12 @@ fn push_restart_and_clip() {
     if !have_ffmpeg() {
         return;
     }
-    let server = Server::start(&["--srt-listen", "127.0.0.1:0"]);
+    let server = Server::start(&[
+        "--srt-listen",
+        "127.0.0.1:0",
+        "--rtmp-listen",
+        "127.0.0.1:0",
+    ]);
     let addr = server.addr;
     let stream = create_stream(addr, "srt");
     let sid = stream["id"].as_u64().unwrap();
@@ -135,6 +140,23 @@ fn push_restart_and_clip() {
     // One caller per key: a second is refused in the handshake.
     let (ok, _) = publish_ok(&url, 2);
     assert!(!ok, "a second caller was accepted");
+    // ... and through the other push door too (Gcore: one protocol at a time).
+    let rtmp = Command::new("ffmpeg")
+        .args(["-hide_banner", "-nostdin", "-loglevel", "error"])
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x180:rate=30",
+            "-t",
+            "1",
+        ])
+        .args(["-c:v", "libx264", "-f", "flv"])
+        .arg(stream["push_url"].as_str().unwrap())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!rtmp.status.success(), "an RTMP publisher was accepted");
     // The sender dies mid-stream (no SRT shutdown), then starts again once SRT's
     // peer idle timeout (5 s) has freed the key.
     std::thread::sleep(Duration::from_secs(1));

@@ -23,7 +23,11 @@ fn crc(s: &[u8]) -> u32 {
     s.iter().fold(0xffff_ffffu32, |mut crc, &b| {
         crc ^= u32::from(b) << 24;
         for _ in 0..8 {
-            crc = if crc & 0x8000_0000 != 0 { (crc << 1) ^ 0x04c1_1db7 } else { crc << 1 };
+            crc = if crc & 0x8000_0000 != 0 {
+                (crc << 1) ^ 0x04c1_1db7
+            } else {
+                crc << 1
+            };
         }
         crc
     })
@@ -31,7 +35,16 @@ fn crc(s: &[u8]) -> u32 {
 
 fn section(table_id: u8, body: &[u8]) -> Vec<u8> {
     let len = 5 + body.len() + 4;
-    let mut s = vec![table_id, 0xb0 | (len >> 8) as u8, len as u8, 0, 1, 0xc1, 0, 0];
+    let mut s = vec![
+        table_id,
+        0xb0 | (len >> 8) as u8,
+        len as u8,
+        0,
+        1,
+        0xc1,
+        0,
+        0,
+    ];
     s.extend_from_slice(body);
     let c = crc(&s);
     s.extend_from_slice(&c.to_be_bytes());
@@ -100,12 +113,22 @@ fuzz_target!(|data: &[u8]| {
         .take(64)
         .collect();
     if hevc {
-        let of = |t: u8| nals.iter().copied().filter(|n| (n[0] >> 1) & 0x3f == t).collect::<Vec<_>>();
+        let of = |t: u8| {
+            nals.iter()
+                .copied()
+                .filter(|n| (n[0] >> 1) & 0x3f == t)
+                .collect::<Vec<_>>()
+        };
         if let Ok(r) = params::build_hevc_config(&of(32), &of(33), &of(34)) {
             params::parse_hevc_config(&r).unwrap();
         }
     } else {
-        let of = |t: u8| nals.iter().copied().filter(|n| n[0] & 0x1f == t).collect::<Vec<_>>();
+        let of = |t: u8| {
+            nals.iter()
+                .copied()
+                .filter(|n| n[0] & 0x1f == t)
+                .collect::<Vec<_>>()
+        };
         if let Ok(r) = params::build_avc_config(&of(7), &of(8)) {
             params::parse_avc_config(&r).unwrap();
         }
@@ -115,8 +138,16 @@ fuzz_target!(|data: &[u8]| {
     let stream_type = if hevc { 0x24 } else { 0x1b };
     let mut ts = Vec::new();
     let mut cc = [0u8; 3];
-    packets(&mut ts, 0, &[&[0u8][..], &section(0, &[0, 1, 0xf0, 0x00])].concat(), &mut cc[0]);
-    let pmt = section(2, &[0xe1, 0x00, 0xf0, 0x00, stream_type, 0xe1, 0x00, 0xf0, 0x00]);
+    packets(
+        &mut ts,
+        0,
+        &[&[0u8][..], &section(0, &[0, 1, 0xf0, 0x00])].concat(),
+        &mut cc[0],
+    );
+    let pmt = section(
+        2,
+        &[0xe1, 0x00, 0xf0, 0x00, stream_type, 0xe1, 0x00, 0xf0, 0x00],
+    );
     packets(&mut ts, 0x1000, &[&[0u8][..], &pmt].concat(), &mut cc[1]);
     for (i, unit) in units.iter().enumerate() {
         let t = 900_000 + i as u64 * 3600;

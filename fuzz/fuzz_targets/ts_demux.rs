@@ -33,12 +33,25 @@ fn psi_prefix() -> Vec<u8> {
     }
     fn section(table_id: u8, body: &[u8]) -> Vec<u8> {
         let len = 5 + body.len() + 4;
-        let mut s = vec![table_id, 0xb0 | (len >> 8) as u8, len as u8, 0, 1, 0xc1, 0, 0];
+        let mut s = vec![
+            table_id,
+            0xb0 | (len >> 8) as u8,
+            len as u8,
+            0,
+            1,
+            0xc1,
+            0,
+            0,
+        ];
         s.extend_from_slice(body);
         let crc = s.iter().fold(0xffff_ffffu32, |mut crc, &b| {
             crc ^= u32::from(b) << 24;
             for _ in 0..8 {
-                crc = if crc & 0x8000_0000 != 0 { (crc << 1) ^ 0x04c1_1db7 } else { crc << 1 };
+                crc = if crc & 0x8000_0000 != 0 {
+                    (crc << 1) ^ 0x04c1_1db7
+                } else {
+                    crc << 1
+                };
             }
             crc
         });
@@ -48,7 +61,9 @@ fn psi_prefix() -> Vec<u8> {
     let pat = section(0, &[0, 1, 0xf0, 0x00]);
     let pmt = section(
         2,
-        &[0xe1, 0x00, 0xf0, 0x00, 0x1b, 0xe1, 0x00, 0xf0, 0x00, 0x0f, 0xe1, 0x01, 0xf0, 0x00],
+        &[
+            0xe1, 0x00, 0xf0, 0x00, 0x1b, 0xe1, 0x00, 0xf0, 0x00, 0x0f, 0xe1, 0x01, 0xf0, 0x00,
+        ],
     );
     let mut out = packet(0, &pat).to_vec();
     out.extend_from_slice(&packet(0x1000, &pmt));
@@ -61,7 +76,12 @@ fuzz_target!(|data: &[u8]| {
     };
     let engine = Arc::new(Engine::default());
     let stream = engine.create_stream(StreamSettings::named("f")).unwrap().id;
-    let chunks = || engine.renditions(stream).ok().map_or(0, |r| r.iter().map(|r| r.chunks).sum::<usize>());
+    let chunks = || {
+        engine
+            .renditions(stream)
+            .ok()
+            .map_or(0, |r| r.iter().map(|r| r.chunks).sum::<usize>())
+    };
     let mut p = TsPublish::new(stream, "ts");
     if seed % 2 == 0 {
         p.feed(&engine, &psi_prefix()).unwrap();

@@ -319,7 +319,24 @@ impl Job {
         if seg.discontinuity {
             ts.discontinuity(&self.engine);
         }
+        let before = ts.stats();
         let fed = ts.feed(&self.engine, &bytes);
+        let after = ts.stats();
+        let damaged = |s: &crate::ts::TsStats| {
+            s.skipped_bytes
+                + s.bad_packets
+                + s.continuity_errors
+                + s.pes_dropped
+                + s.sections_dropped
+        };
+        if damaged(&after) > damaged(&before) {
+            tracing::warn!(stream = %self.stream, rendition = %r.name, url = %seg_url,
+                skipped_bytes = after.skipped_bytes - before.skipped_bytes,
+                bad_packets = after.bad_packets - before.bad_packets,
+                continuity_errors = after.continuity_errors - before.continuity_errors,
+                pes_dropped = after.pes_dropped - before.pes_dropped,
+                "pull: damaged MPEG-TS segment; what could be read was kept");
+        }
         let need = (ts.held_bytes() as u64)
             .div_ceil(TS_RESERVATION_STEP)
             .max(1)

@@ -238,7 +238,8 @@ impl SrtDoor {
     }
 
     /// Takes callers on `socket` until `shutdown` resolves; then every connection is
-    /// closed (what a publish held is flushed first).
+    /// closed. What a publish held is flushed into the engine when its caller closes,
+    /// goes silent or is refused, not at shutdown (its task is dropped), as RTMP's.
     pub async fn serve(
         self: Arc<Self>,
         socket: UdpSocket,

@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
-"""What ingesting one live stream costs the server, RTMP beside HTTP PUT.
+"""What ingesting one live stream costs the server, RTMP and SRT beside HTTP PUT.
 
   python3 scripts/ingest_cost.py [BIN]      # default target/release/dvrclip
 
 ffmpeg encodes SECONDS (INGEST_SECONDS, default 30) of 1280x720 H.264 at 5 Mb/s with
 AAC into an FLV once; the same bytes are then pushed in real time (`-re -c copy`) into
-one `dvrclip serve`, first over RTMP to `push_url`, then as fMP4 HLS by HTTP PUT to
-`push_url_http`. The server's CPU time (utime + stime from /proc) over each push,
+one `dvrclip serve`, first over RTMP to `push_url`, then as MPEG-TS over SRT to
+`push_url_srt`, then as fMP4 HLS by HTTP PUT to `push_url_http`. The server's CPU time (utime + stime from /proc) over each push,
 divided by the seconds of media, is the cost per stream as a share of one core; the
 DVR's bytes check that the media arrived. Not part of CI: it runs in real time.
 INGEST_SERVER_ARGS adds flags to the server (e.g. `--spool-dir /dev/shm/cost`: the
@@ -17,6 +17,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -54,8 +55,8 @@ def main():
         "-c:v", "libx264", "-preset", "veryfast", "-g", "60", "-b:v", "5M", "-maxrate", "5M",
         "-bufsize", "10M", "-c:a", "aac", "-b:a", "128k", src], check=True)
     srv = subprocess.Popen([BIN, "serve", "--listen", "127.0.0.1:0", "--rtmp-listen",
-                            "127.0.0.1:0", "--api-key", KEY, "--data-dir",
-                            os.path.join(work, "data")]
+                            "127.0.0.1:0", "--srt-listen", "127.0.0.1:0", "--api-key", KEY,
+                            "--data-dir", os.path.join(work, "data")]
                            + os.environ.get("INGEST_SERVER_ARGS", "").split(),
                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
@@ -67,19 +68,27 @@ def main():
                 base = line.split()[-1]
             rtmp = rtmp or line.startswith("dvrclip rtmp listening on ")
         rows = []
-        for door in ("rtmp", "http"):
+        for door in ("rtmp", "srt", "http"):
             stream = api(base, "POST", "/streaming/streams", {"name": door})
             if door == "rtmp":
                 cmd = ["ffmpeg", "-v", "error", "-re", "-i", src, "-c", "copy", "-f", "flv",
                        stream["push_url"]]
+            elif door == "srt":
+                cmd = ["ffmpeg", "-v", "error", "-re", "-i", src, "-c", "copy", "-f", "mpegts",
+                       stream["push_url_srt"]]
             else:
                 cmd = ["ffmpeg", "-v", "error", "-re", "-i", src, "-c", "copy", "-f", "hls",
                        "-hls_time", "2", "-hls_segment_type", "fmp4", "-method", "PUT",
                        "-http_persistent", "1", "-hls_flags", "program_date_time",
                        stream["push_url_http"] + "/v/index.m3u8"]
             cpu = push(srv.pid, cmd)
-            held = api(base, "GET", f"/streaming/streams/{stream['id']}/dvr")
-            media = sum(r["bytes"] for r in held["renditions"])
+            # The last fragment is stored when the server sees the sender close: over
+            # SRT that is after its latency and shutdown, a moment after ffmpeg exits.
+            media, last = 0, -1
+            while media != last:
+                time.sleep(1)
+                held = api(base, "GET", f"/streaming/streams/{stream['id']}/dvr")
+                media, last = sum(r["bytes"] for r in held["renditions"]), media
             rows.append((door, cpu, media))
         print(f"| door | server CPU for {SECONDS} s of 5 Mb/s | share of one core | bytes held |")
         print("|---|---|---|---|")

@@ -37,6 +37,10 @@ def main(base_url, api_key):
     # --demo takes RTMP pushes: push_url is Gcore's RTMP URL, the HTTP base is beside it.
     assert made.push_url and made.push_url.startswith("rtmp://"), made.push_url
     assert made.model_extra.get("push_url_http", "").startswith(base_url), made
+    # --demo takes SRT pushes too: the SDK's own push_url_srt field.
+    assert made.push_url_srt and made.push_url_srt.startswith("srt://"), made.push_url_srt
+    key = made.model_extra["push_url_http"].rsplit("/", 1)[-1]
+    assert made.push_url_srt.endswith("?streamid=" + key), made.push_url_srt
     got = streams.get(made.id)
     assert (got.id, got.name, got.dvr_enabled) == (made.id, "sdk", True), got
     listed = [s.id for s in streams.list()]

@@ -9,7 +9,9 @@
 //! fragment after it would fail to decode. The same functions take parameter sets a
 //! fragmenter gathers itself (an RTMP AVC sequence header is an `avcC` record; an
 //! MPEG-TS stream gives SPS and PPS NAL units one by one): [`parse_avc_config`],
-//! [`parse_avc_sps`], [`parse_avc_pps`], [`parse_hevc_config`], [`parse_hevc_sps`].
+//! [`parse_avc_sps`], [`parse_avc_pps`], [`parse_hevc_config`], [`parse_hevc_sps`];
+//! and [`build_avc_config`] / [`build_hevc_config`] (in `build`) write the record
+//! from such NAL units, checked by the same parsers before they are returned.
 //!
 //! The SPS reader is our own exp-Golomb reader (about 150 lines with H.265's) rather
 //! than `h264-reader`: we need the fields up to the cropping window and nothing after,
@@ -21,6 +23,10 @@
 
 use crate::error::ErrorKind;
 use crate::model::FourCC;
+
+mod build;
+
+pub use build::{build_avc_config, build_hevc_config};
 
 /// What an `avcC` (AVCDecoderConfigurationRecord) holds, borrowed from it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -344,6 +350,19 @@ pub fn parse_hevc_config(record: &[u8]) -> Result<HevcConfig<'_>, ErrorKind> {
 /// Parses an H.265 SPS NAL unit (2-byte header included) up to its conformance
 /// window (H.265 §7.3.2.2.1) and computes the cropped picture size (§7.4.3.2.1).
 pub fn parse_hevc_sps(nal: &[u8]) -> Result<HevcSps, ErrorKind> {
+    read_hevc_sps(nal).map(|(sps, _)| sps)
+}
+
+/// What an `hvcC` needs of an H.265 SPS beyond [`HevcSps`]: `chroma_format_idc`,
+/// `bit_depth_luma_minus8`, `bit_depth_chroma_minus8` (§7.3.2.2.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct HevcSampleFormat {
+    chroma_format_idc: u8,
+    bit_depth_luma_minus8: u8,
+    bit_depth_chroma_minus8: u8,
+}
+
+fn read_hevc_sps(nal: &[u8]) -> Result<(HevcSps, HevcSampleFormat), ErrorKind> {
     if hevc_nal_type(nal)? != HEVC_SPS {
         return Err(ErrorKind::Invalid("an SPS NAL unit is not of type 33"));
     }
@@ -384,11 +403,17 @@ pub fn parse_hevc_sps(nal: &[u8]) -> Result<HevcSps, ErrorKind> {
         (false, 2) => (2, 1),
         _ => (1, 1),
     };
-    Ok(HevcSps {
+    let sps = HevcSps {
         id,
         width: picture_size(width, sub_w * (window[0] + window[1]))?,
         height: picture_size(height, sub_h * (window[2] + window[3]))?,
-    })
+    };
+    let format = HevcSampleFormat {
+        chroma_format_idc: chroma_format_idc as u8,
+        bit_depth_luma_minus8: b.ue_max(8, "SPS: bit_depth_luma_minus8 over 8")? as u8,
+        bit_depth_chroma_minus8: b.ue_max(8, "SPS: bit_depth_chroma_minus8 over 8")? as u8,
+    };
+    Ok((sps, format))
 }
 
 /// The record's 2-bit `lengthSizeMinusOne` as a size: "one of 0, 1, or 3

@@ -6,11 +6,18 @@
 //!   transport (bodies, limits, status codes) stays in the server; what a file
 //!   means and where it goes is here.
 //!
-//! - [`pull`]: live fMP4 HLS pulled from an origin (Gcore's `pull` and `uri`): an
-//!   HTTP client following RFC 8216 §6.3, each segment stored as an upload is.
+//! - [`pull`]: live HLS pulled from an origin (Gcore's `pull` and `uri`): an HTTP
+//!   client following RFC 8216 §6.3, each fMP4 segment stored as an upload is, each
+//!   MPEG-TS segment fed through [`ts`].
 //!
 //! - [`rtmp`]: RTMP push (`rtmp://host:port/live/{key}`), FLV tags ([`flv`]) through
 //!   the CMAF fragmenter.
+//!
+//! - [`srt`]: SRT push (`srt://host:port?streamid={key}`), MPEG-TS through [`ts`].
+//!   [`publishers`] keeps one publisher per stream across both push doors.
+//!
+//! - [`ts`]: MPEG-TS (SRT pushes, pulled MPEG-TS HLS) demuxed into elementary
+//!   streams through the CMAF fragmenter ([`ts::TsPublish`]).
 //!
 //! Protocols that carry elementary streams rather than files (RTMP, SRT) belong here
 //! too, each feeding the engine through the CMAF fragmenter of `dvrclip_fmp4`. No
@@ -19,8 +26,11 @@
 #![deny(missing_docs)]
 
 pub mod flv;
+pub mod publishers;
 pub mod pull;
 pub mod rtmp;
+pub mod srt;
+pub mod ts;
 pub mod upload;
 
 pub use upload::{FileKind, Stored, Upload, UploadError};

@@ -75,6 +75,8 @@ pub struct App {
     pub rtmp: std::sync::OnceLock<Arc<dvrclip_ingest::rtmp::RtmpDoor>>,
     /// The spool the engine persists into, if any ([`Config::spool_dir`]).
     pub spool: Option<Arc<Spool>>,
+    /// The SRT door, once the binary starts it (its counters go to `/metrics`).
+    pub srt: std::sync::OnceLock<Arc<dvrclip_ingest::srt::SrtDoor>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -217,6 +219,7 @@ impl AppBuilder {
             playlists: Playlists::default(),
             rtmp: std::sync::OnceLock::new(),
             spool: self.spool,
+            srt: std::sync::OnceLock::new(),
             tasks: Mutex::new(Vec::new()),
             config,
         });

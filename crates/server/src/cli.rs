@@ -2,7 +2,11 @@
 
 use std::process::ExitCode;
 
+use std::sync::Arc;
+
 use clap::{Parser, Subcommand};
+use dvrclip_ingest::publishers::Publishers;
+use dvrclip_ingest::srt::{SrtDoor, SrtLimits};
 use tracing::{error, info};
 
 use crate::config::{Config, ServeArgs};
@@ -23,10 +27,17 @@ enum Command {
 /// Runs the command line; the process exit code says whether it worked.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    let mut filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    // `srt-protocol` warns once per datagram it cannot parse: a flood of garbage would
+    // be a flood of lines. Its errors only, unless RUST_LOG names it.
+    if !std::env::var("RUST_LOG").is_ok_and(|v| v.contains("srt_")) {
+        if let Ok(d) = "srt_protocol=error".parse() {
+            filter = filter.add_directive(d);
+        }
+    }
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
     let Command::Serve(args) = cli.command;
@@ -72,15 +83,44 @@ async fn run(mut config: Config) -> Result<(), Box<dyn std::error::Error>> {
         }
         None => None,
     };
+    let srt_limits = SrtLimits::default();
+    let srt = match config.srt_listen {
+        Some(at) => {
+            let s = SrtDoor::bind(at, &srt_limits).await?;
+            config.srt_listen = Some(s.local_addr()?);
+            Some(s)
+        }
+        None => None,
+    };
     let app = crate::app::App::start(config).await?;
     // Tests and scripts read this line to find the port when listening on :0.
     println!("dvrclip listening on http://{addr}");
+    // One publisher per stream, whichever push door it comes through.
+    let publishers = Arc::new(Publishers::default());
     let rtmp_task = rtmp.map(|listener| {
-        let door = dvrclip_ingest::rtmp::RtmpDoor::new(app.engine.clone(), Default::default());
+        let door = dvrclip_ingest::rtmp::RtmpDoor::sharing(
+            app.engine.clone(),
+            Default::default(),
+            publishers.clone(),
+        );
         let _ = app.rtmp.set(door.clone());
         info!(addr = ?app.config.rtmp_listen, "rtmp listening");
         tokio::spawn(door.serve(listener, std::future::pending()))
     });
+    let srt_task = match srt {
+        Some(socket) => {
+            let door = SrtDoor::new(
+                app.engine.clone(),
+                srt_limits,
+                app.config.srt_passphrase.as_deref(),
+                publishers,
+            )?;
+            let _ = app.srt.set(door.clone());
+            info!(addr = ?app.config.srt_listen, "srt listening");
+            Some(tokio::spawn(door.serve(socket, std::future::pending())))
+        }
+        None => None,
+    };
     info!(%addr, public_url = %app.config.public_url, "listening");
     if app.config.api_key_generated {
         println!(
@@ -93,8 +133,14 @@ async fn run(mut config: Config) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(at) = app.config.rtmp_listen {
         println!("dvrclip rtmp listening on rtmp://{at}");
     }
+    if let Some(at) = app.config.srt_listen {
+        println!("dvrclip srt listening on srt://{at}");
+    }
     let served = crate::service::serve(app.clone(), listener, shutdown_signal()).await;
     if let Some(t) = rtmp_task {
+        t.abort();
+    }
+    if let Some(t) = srt_task {
         t.abort();
     }
     // Whatever ended serving: the spool is sealed before the engine can drop.

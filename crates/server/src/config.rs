@@ -101,6 +101,13 @@ keys! {
     /// When spooled uploads reach stable storage: `batch` (default: once a second; a
     /// power cut may lose the last second) or `on-ack` (before the upload's 201).
     spool_sync: String = "DVRCLIP_SPOOL_SYNC",
+    /// UDP address to take SRT pushes on (`srt://host:port?streamid={ingest key}`).
+    /// Off unless set, except with `--demo`: the listen address's IP, port 8890 (port
+    /// 0 when listening on port 0).
+    srt_listen: SocketAddr = "DVRCLIP_SRT_LISTEN",
+    /// Passphrase SRT callers must encrypt with (10 to 79 bytes); none by default,
+    /// and then callers that encrypt are refused.
+    srt_passphrase: String = "DVRCLIP_SRT_PASSPHRASE",
 }
 
 /// Size and time limits on what clients send (`ref/api.md` "Limits").
@@ -187,6 +194,11 @@ pub struct Config {
     pub spool_dir: Option<PathBuf>,
     /// When spooled writes are synced.
     pub spool_sync: dvrclip_spool::SyncPolicy,
+    /// Where SRT pushes are taken (UDP); `None`: no SRT. A port 0 is replaced by the
+    /// bound one, as for RTMP.
+    pub srt_listen: Option<SocketAddr>,
+    /// The SRT passphrase, if any (checked to be 10 to 79 bytes).
+    pub srt_passphrase: Option<String>,
 }
 
 /// A configuration that cannot be used.
@@ -301,6 +313,16 @@ impl Config {
             .unwrap_or("batch")
             .parse()
             .map_err(ConfigError::Invalid)?;
+        if let Some(len) = a.srt_passphrase.as_ref().map(String::len) {
+            if !(10..=79).contains(&len) {
+                return Err(ConfigError::Invalid(format!(
+                    "the SRT passphrase must be 10 to 79 bytes long, not {len}"
+                )));
+            }
+        }
+        let next_to_listen = |port: u16| {
+            demo.then(|| SocketAddr::new(listen.ip(), if listen.port() == 0 { 0 } else { port }))
+        };
         Ok(Config {
             spool_dir,
             spool_sync,
@@ -314,12 +336,9 @@ impl Config {
             limits,
             shutdown_grace: secs(a.shutdown_grace_secs, Duration::from_secs(10)),
             demo,
-            rtmp_listen: a.rtmp_listen.or_else(|| {
-                demo.then(|| {
-                    let port = if listen.port() == 0 { 0 } else { 1935 };
-                    SocketAddr::new(listen.ip(), port)
-                })
-            }),
+            rtmp_listen: a.rtmp_listen.or_else(|| next_to_listen(1935)),
+            srt_listen: a.srt_listen.or_else(|| next_to_listen(8890)),
+            srt_passphrase: a.srt_passphrase,
         })
     }
 
@@ -424,6 +443,28 @@ mod tests {
         })
         .unwrap();
         assert_eq!(set.rtmp_listen, Some("127.0.0.1:1936".parse().unwrap()));
+    }
+
+    #[test]
+    fn srt_listens_with_demo_next_to_the_http_port() {
+        let c = Config::resolve(&ServeArgs::default()).unwrap();
+        assert_eq!(c.srt_listen, None);
+        let demo = |listen: &str| {
+            Config::resolve(&ServeArgs {
+                demo: Some(true),
+                listen: Some(listen.parse().unwrap()),
+                ..ServeArgs::default()
+            })
+            .unwrap()
+            .srt_listen
+        };
+        assert_eq!(demo("0.0.0.0:8080"), Some("0.0.0.0:8890".parse().unwrap()));
+        assert_eq!(demo("127.0.0.1:0"), Some("127.0.0.1:0".parse().unwrap()));
+        let short = Config::resolve(&ServeArgs {
+            srt_passphrase: Some("short".into()),
+            ..ServeArgs::default()
+        });
+        assert!(matches!(short, Err(ConfigError::Invalid(_))));
     }
 
     #[test]

@@ -96,5 +96,8 @@ fn render_metrics(app: &App) -> String {
     if let Some(spool) = &app.spool {
         text.push_str(&spool.render_metrics());
     }
+    if let Some(door) = app.srt.get() {
+        text.push_str(&door.counters.render_metrics());
+    }
     text
 }

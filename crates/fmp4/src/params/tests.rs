@@ -396,3 +396,46 @@ impl BitWriter {
             .collect()
     }
 }
+
+/// ISO/IEC 14496-15 §5.3.3.1: rebuilt from ffmpeg's parameter sets, the `avcC` is
+/// ffmpeg's up to the High-profile extension, which `build_avc_config` leaves out.
+#[test]
+fn avcc_is_rebuilt_from_its_parameter_sets() {
+    let c = avcc();
+    let r = parse_avc_config(&c).unwrap();
+    let built = build_avc_config(&r.sps, &r.pps).unwrap();
+    assert_eq!(built[..], c[..PPS_NAL + r.pps[0].len()]);
+    assert_eq!(
+        invalid(build_avc_config(&r.sps, &[])),
+        "avcC: no PPS to build from"
+    );
+    assert_eq!(
+        invalid(build_avc_config(&r.pps, &r.sps)),
+        "an SPS NAL unit is not of type 7"
+    );
+}
+
+/// §8.3.3.1: rebuilt from ffmpeg's VPS, SPS and PPS, the `hvcC` has ffmpeg's
+/// profile, tier, level, chroma format, bit depths, temporal layers and length
+/// size, and the same three arrays (ffmpeg's fourth, x265's SEI, is not carried).
+#[test]
+fn hvcc_is_rebuilt_from_its_parameter_sets() {
+    let c = hvcc();
+    let r = parse_hevc_config(&c).unwrap();
+    let of = |t: u8| r.arrays.iter().find(|(k, _)| *k == t).unwrap().1.clone();
+    let built = build_hevc_config(&of(32), &of(33), &of(34)).unwrap();
+    // Bytes 1..13 profile/tier/level, 16..19 chroma and bit depths, 21 layers and
+    // length size; min_spatial_segmentation and parallelism (13..16) are written
+    // as unknown, avgFrameRate (19..21) as unspecified.
+    assert_eq!(built[1..13], c[1..13]);
+    assert_eq!(built[16..19], c[16..19]);
+    assert_eq!(built[21], c[21]);
+    let rebuilt = parse_hevc_config(&built).unwrap();
+    assert_eq!(rebuilt.first_sps, r.first_sps);
+    let kinds: Vec<u8> = rebuilt.arrays.iter().map(|(k, _)| *k).collect();
+    assert_eq!(kinds, [32, 33, 34]);
+    assert_eq!(
+        invalid(build_hevc_config(&[], &of(33), &of(34))),
+        "hvcC: a VPS, an SPS and a PPS are needed"
+    );
+}

@@ -1,4 +1,5 @@
-//! Pulling a live fMP4 HLS stream from an origin (Gcore's `pull: true` with `uri`):
+//! Pulling a live HLS stream, fMP4 or MPEG-TS, from an origin (Gcore's `pull: true`
+//! with `uri`):
 //! an HTTP client, not a server. Each URL of `uri` is a master or media playlist of
 //! the same stream; one is followed at a time and the next taken, round robin, when
 //! it fails or stops sending ([`PullStatus`] says which one is in use).
@@ -12,8 +13,14 @@
 //!   ([`crate::Upload::store`]); each segment's `EXT-X-PROGRAM-DATE-TIME` anchors it;
 //! - a media sequence going backwards, an `EXT-X-DISCONTINUITY`, and a switch of
 //!   origin each open a new discontinuity (logged);
+//! - MPEG-TS segments (no `EXT-X-MAP`, RFC 8216 §3.2) go through one
+//!   [`crate::ts::TsPublish`] per rendition, its state carried from segment to
+//!   segment (a PES may straddle two), its held bytes counted in the budget; the
+//!   discontinuities above call its `discontinuity`. Their
+//!   `EXT-X-PROGRAM-DATE-TIME` is not applied (chunks are cut at keyframes, not at
+//!   segment boundaries): wall time is anchored on arrival;
 //! - limits in [`PullConfig`], enforced by [`fetch`]; LL-HLS parts are ignored;
-//!   MPEG-TS segments (no `EXT-X-MAP`) are refused for now, as `rtmp://` is by the API.
+//!   `rtmp://` and `srt://` URIs are refused by the API.
 //!
 //! Cancellation: dropping the [`PullHandle`] (or [`PullHandle::stop`]) aborts the
 //! task at its next `.await`; a segment half fetched is dropped, nothing half pushed.
@@ -87,7 +94,7 @@ impl Default for PullConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum PullError {
     /// Not an `http://` or `https://` URL.
-    #[error("{uri:?}: only http(s) URLs of fMP4 HLS are pulled")]
+    #[error("{uri:?}: only http(s) URLs of HLS are pulled")]
     BadUri {
         /// The offending URL.
         uri: String,

@@ -1,6 +1,7 @@
 //! The pull task: the round robin over origins, and one loop per rendition that
-//! reloads its playlist ([`super::follow`]) and pushes what is new through the upload
-//! path ([`crate::Upload::store`]).
+//! reloads its playlist ([`super::follow`]) and pushes what is new: fMP4 segments
+//! through the upload path ([`crate::Upload::store`]), MPEG-TS segments through the
+//! rendition's [`TsPublish`], which keeps its state from one segment to the next.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -14,7 +15,11 @@ use tokio::time::Instant;
 use super::fetch::{Fetcher, What};
 use super::follow::{Follow, rendition_name};
 use super::{FetchError, PullConfig, PullStatus};
+use crate::ts::{TsError, TsPublish};
 use crate::{FileKind, Stored, Upload, UploadError};
+
+/// The budget follows what a rendition's [`TsPublish`] holds in steps of this.
+const TS_RESERVATION_STEP: u64 = 256 << 10;
 
 /// One stream's pull.
 pub(crate) struct Job {
@@ -31,6 +36,22 @@ struct Rendition {
     name: String,
     follow: Follow,
     init_url: Option<Url>,
+    /// MPEG-TS segments (no `EXT-X-MAP`): the demuxer and fragmenter they go
+    /// through, and the budget its held bytes take.
+    ts: Option<(TsPublish, MemoryReservation, u64)>,
+}
+
+impl Rendition {
+    /// A new discontinuity: a TS rendition flushes and starts a new epoch (which
+    /// breaks the engine's timeline itself); an fMP4 one tells the engine.
+    fn discontinuity(&mut self, engine: &Engine, stream: StreamId) {
+        match &mut self.ts {
+            Some((ts, ..)) => ts.discontinuity(engine),
+            None => {
+                let _ = engine.break_discontinuity(stream, &self.name);
+            }
+        }
+    }
 }
 
 impl Job {
@@ -98,6 +119,7 @@ impl Job {
                     name: name.clone(),
                     follow: Follow::default(),
                     init_url: None,
+                    ts: None,
                 });
             }
         }
@@ -159,7 +181,7 @@ impl Job {
     ) -> FetchError {
         if switched {
             // Another origin: whatever its media time says, a new discontinuity.
-            let _ = self.engine.break_discontinuity(self.stream, &r.name);
+            r.discontinuity(&self.engine, self.stream);
         }
         // Each origin (or each retry of the only one) gets its own stall allowance.
         r.follow.restart_stall_clock(epoch.elapsed());
@@ -189,7 +211,7 @@ impl Job {
                 tracing::warn!(stream = %self.stream, rendition = %r.name, %url,
                     "pull: media sequence went backwards; new discontinuity");
                 self.status.resets.fetch_add(1, Relaxed);
-                let _ = self.engine.break_discontinuity(self.stream, &r.name);
+                r.discontinuity(&self.engine, self.stream);
             }
             if plan.skipped > 0 {
                 tracing::warn!(stream = %self.stream, rendition = %r.name, %url,
@@ -238,9 +260,9 @@ impl Job {
             url: base.to_string(),
             reason,
         };
-        let map = seg.map_uri.as_deref().ok_or(unusable(
-            "no EXT-X-MAP: only fMP4 HLS is pulled for now, not MPEG-TS",
-        ))?;
+        let Some(map) = seg.map_uri.as_deref() else {
+            return self.take_ts(r, base, seg).await;
+        };
         let init_url = base.join(map).map_err(|_| unusable("bad EXT-X-MAP URI"))?;
         if r.init_url.as_ref() != Some(&init_url) {
             let (bytes, _held) = self.fetch_held(&init_url, What::Init).await?;
@@ -270,6 +292,76 @@ impl Job {
             }
         }
         Ok(())
+    }
+
+    /// Fetches one MPEG-TS segment (RFC 8216 §3.2: a segment without `EXT-X-MAP`)
+    /// and feeds it to the rendition's demuxer. `EXT-X-PROGRAM-DATE-TIME` is not
+    /// applied: fragments are cut at keyframes, not at segment boundaries, so no
+    /// chunk is the segment it dates; wall time is anchored on arrival.
+    async fn take_ts(
+        &self,
+        r: &mut Rendition,
+        base: &Url,
+        seg: &IngestSegment,
+    ) -> Result<(), FetchError> {
+        let seg_url = base.join(&seg.uri).map_err(|_| FetchError::Unusable {
+            url: base.to_string(),
+            reason: "bad segment URI",
+        })?;
+        let (bytes, _held_until_fed) = self.fetch_held(&seg_url, What::Segment).await?;
+        let (ts, reservation, reserved) = r.ts.get_or_insert_with(|| {
+            (
+                TsPublish::new(self.stream, &r.name),
+                self.engine.reserve_memory(TS_RESERVATION_STEP),
+                TS_RESERVATION_STEP,
+            )
+        });
+        if seg.discontinuity {
+            ts.discontinuity(&self.engine);
+        }
+        let before = ts.stats();
+        let fed = ts.feed(&self.engine, &bytes);
+        let after = ts.stats();
+        let damaged = |s: &crate::ts::TsStats| {
+            s.skipped_bytes
+                + s.bad_packets
+                + s.continuity_errors
+                + s.pes_dropped
+                + s.sections_dropped
+        };
+        if damaged(&after) > damaged(&before) {
+            tracing::warn!(stream = %self.stream, rendition = %r.name, url = %seg_url,
+                skipped_bytes = after.skipped_bytes - before.skipped_bytes,
+                bad_packets = after.bad_packets - before.bad_packets,
+                continuity_errors = after.continuity_errors - before.continuity_errors,
+                pes_dropped = after.pes_dropped - before.pes_dropped,
+                "pull: damaged MPEG-TS segment; what could be read was kept");
+        }
+        let need = (ts.held_bytes() as u64)
+            .div_ceil(TS_RESERVATION_STEP)
+            .max(1)
+            * TS_RESERVATION_STEP;
+        if need != *reserved {
+            *reservation = self.engine.reserve_memory(need);
+            *reserved = need;
+        }
+        match fed {
+            Ok(()) => {
+                self.status.segments.fetch_add(1, Relaxed);
+                Ok(())
+            }
+            Err(TsError::Engine(dvrclip_engine::Error::UnknownStream(_))) => {
+                Err(FetchError::Stopped)
+            }
+            Err(e) => {
+                // What was stored before stays; the next segment goes on from the
+                // demuxer's state, in a new epoch.
+                self.status.errors.fetch_add(1, Relaxed);
+                tracing::warn!(stream = %self.stream, rendition = %r.name, url = %seg_url, error = %e, "pull: MPEG-TS segment refused");
+                ts.discontinuity(&self.engine);
+                Ok(())
+            }
+        }
     }
 
     /// Fetches `url`; the bytes count in the budget until the reservation drops.

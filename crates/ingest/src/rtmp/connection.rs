@@ -3,19 +3,19 @@
 //! policy (which app, which key, one publisher per key, the caps of `super`'s
 //! module doc) is here, and so is the hand-off of media to [`Publish`].
 
-use std::collections::HashSet;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
 use bytes::Bytes;
 use dvrclip_engine::{Engine, StreamId, is_safe_name};
-use parking_lot::Mutex;
 use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
 use rml_rtmp::sessions::{
     ServerSession, ServerSessionConfig, ServerSessionEvent, ServerSessionResult,
 };
 
 use super::publish::{Publish, PublishError, PublishStats};
+use crate::publishers::Lease;
+pub use crate::publishers::Publishers;
 
 /// The only RTMP application: `rtmp://host:port/live/{ingest key}`.
 pub const APP: &str = "live";
@@ -81,37 +81,6 @@ pub enum RtmpError {
     Publish(#[from] PublishError),
 }
 
-/// The streams being published, one connection each (as Gcore: one at a time).
-#[derive(Debug, Default)]
-pub struct Publishers(Mutex<HashSet<StreamId>>);
-
-impl Publishers {
-    pub(super) fn claim(self: &Arc<Self>, id: StreamId) -> Option<Lease> {
-        self.0.lock().insert(id).then(|| Lease {
-            publishers: Arc::clone(self),
-            stream: id,
-        })
-    }
-
-    /// Whether `id` has a publisher now.
-    pub fn is_publishing(&self, id: StreamId) -> bool {
-        self.0.lock().contains(&id)
-    }
-}
-
-/// A stream's publisher slot, freed when dropped.
-#[derive(Debug)]
-pub(super) struct Lease {
-    publishers: Arc<Publishers>,
-    stream: StreamId,
-}
-
-impl Drop for Lease {
-    fn drop(&mut self) {
-        self.publishers.0.lock().remove(&self.stream);
-    }
-}
-
 enum State {
     Handshake(Box<Handshake>),
     Session(Box<ServerSession>),
@@ -155,7 +124,7 @@ impl Connection {
 
     /// The stream this connection publishes, once accepted.
     pub fn publishing(&self) -> Option<StreamId> {
-        self.publish.as_ref().map(|(_, l)| l.stream)
+        self.publish.as_ref().map(|(_, l)| l.stream())
     }
 
     /// What the publish did so far.
@@ -316,7 +285,7 @@ impl Connection {
                 };
                 let refused = match claimed {
                     Ok(lease) => {
-                        let stream = lease.stream;
+                        let stream = lease.stream();
                         self.publish = Some((Publish::new(stream), lease));
                         return session.accept_request(request_id).map_err(protocol);
                     }

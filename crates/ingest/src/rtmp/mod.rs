@@ -5,7 +5,9 @@
 //!
 //! Rooms: [`connection`] (sans I/O: handshake, commands, policy, caps), [`publish`]
 //! (FLV tags → fragments → engine, no I/O), [`serve`] (the Tokio accept loop,
-//! timeouts, memory reservation, counters); FLV tag bodies are `crate::flv`'s.
+//! timeouts, memory reservation, counters), [`pull`] (the client side: `play` from
+//! an RTMP server into a [`Publish`], for `rtmp://` URIs of pulled streams); FLV tag
+//! bodies are `crate::flv`'s.
 //!
 //! # Why `rml_rtmp`
 //! Of the candidates (`rml_rtmp`, `scuffle-rtmp`, `rtmp-rs`), `rml_rtmp` 0.8 is
@@ -61,10 +63,12 @@
 
 pub mod connection;
 pub mod publish;
+pub mod pull;
 pub mod serve;
 
 pub use connection::{APP, Connection, ConnectionLimits, Publishers, RtmpError};
 pub use publish::{Publish, PublishError, PublishStats, RENDITION};
+pub use pull::{PullLimits, RtmpPullError, RtmpSource, pull};
 pub use serve::{RtmpCounters, RtmpDoor, RtmpLimits};
 #[cfg(test)]
 mod tests;

@@ -144,9 +144,19 @@ pub struct RtmpDoor {
 impl RtmpDoor {
     /// A door into `engine`.
     pub fn new(engine: Arc<Engine>, limits: RtmpLimits) -> Arc<Self> {
+        Self::sharing(engine, limits, Arc::default())
+    }
+
+    /// A door into `engine` whose publishers are also another door's (SRT): one
+    /// publisher per stream whichever door it comes through.
+    pub fn sharing(
+        engine: Arc<Engine>,
+        limits: RtmpLimits,
+        publishers: Arc<Publishers>,
+    ) -> Arc<Self> {
         Arc::new(RtmpDoor {
             engine,
-            publishers: Arc::default(),
+            publishers,
             counters: RtmpCounters::default(),
             limits,
         })

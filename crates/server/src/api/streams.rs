@@ -86,6 +86,7 @@ fn stream_json(app: &App, s: &StreamInfo) -> Value {
         "live": s.live,
         "push_url": push_url(app, s),
         "push_url_http": format!("{base}/ingest/{}", s.ingest_key),
+        "push_url_srt": push_url_srt(app, s),
         "hls_cmaf_url": format!("{base}/live/{}/master.m3u8", s.play_key),
         "created_at": s.created_at.to_rfc3339_millis(),
         "video_width": s.video_width,
@@ -104,14 +105,29 @@ fn push_url(app: &App, s: &StreamInfo) -> String {
     let Some(rtmp) = app.config.rtmp_listen else {
         return format!("{base}/ingest/{}", s.ingest_key);
     };
-    let authority = base.split_once("://").map_or(base.as_str(), |(_, r)| r);
+    let host = public_host(base);
+    format!("rtmp://{host}:{}/live/{}", rtmp.port(), s.ingest_key)
+}
+
+/// Gcore's `push_url_srt`, `srt://{host}:{port}?streamid={ingest key}` (the public
+/// URL's host, the SRT port); `""` when SRT is off, as `uri` is when unset.
+fn push_url_srt(app: &App, s: &StreamInfo) -> String {
+    let Some(srt) = app.config.srt_listen else {
+        return String::new();
+    };
+    let host = public_host(&app.config.public_url);
+    format!("srt://{host}:{}?streamid={}", srt.port(), s.ingest_key)
+}
+
+/// The host of the public URL, without its HTTP port (an IPv6 literal keeps its
+/// brackets).
+fn public_host(base: &str) -> &str {
+    let authority = base.split_once("://").map_or(base, |(_, r)| r);
     let authority = authority.split('/').next().unwrap_or(authority);
-    // Strip the HTTP port (an IPv6 literal keeps its brackets).
-    let host = match authority.rsplit_once(':') {
+    match authority.rsplit_once(':') {
         Some((h, p)) if !p.contains(']') => h,
         _ => authority,
-    };
-    format!("rtmp://{host}:{}/live/{}", rtmp.port(), s.ingest_key)
+    }
 }
 
 fn dvr_json(d: &DvrInfo) -> Value {

@@ -14,12 +14,14 @@ mod require;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Command, Stdio};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use dvrclip_engine::{Engine, StreamSettings};
+use dvrclip_ingest::pull::{PullConfig, Puller};
 use dvrclip_ingest::rtmp::{PullLimits, RENDITION, RtmpSource, pull};
 use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
 use rml_rtmp::sessions::{
@@ -159,11 +161,8 @@ fn frames_by_kind(path: &str) -> (u64, u64) {
     counts
 }
 
-#[test]
-fn pull_from_an_rtmp_server() {
-    if !(require::require_tool("ffmpeg") && require::require_tool("ffprobe")) {
-        return;
-    }
+/// The relay on a loopback port, accepting until the test ends.
+fn start_relay() -> (std::net::SocketAddr, Arc<Mutex<Relay>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let relay = Arc::new(Mutex::new(Relay::default()));
@@ -174,8 +173,12 @@ fn pull_from_an_rtmp_server() {
             std::thread::spawn(move || serve(socket, r));
         }
     });
-    let secs = 6;
-    let mut publisher = Command::new("ffmpeg")
+    (addr, relay)
+}
+
+/// ffmpeg publishing `secs` of H.264 + AAC to the relay as `live/source`.
+fn publish(addr: std::net::SocketAddr, secs: u64) -> std::process::Child {
+    Command::new("ffmpeg")
         .args(["-hide_banner", "-nostdin", "-loglevel", "error", "-re"])
         .args(["-f", "lavfi", "-i", "testsrc2=size=320x180:rate=30"])
         .args(["-f", "lavfi", "-i", "sine=frequency=440"])
@@ -192,13 +195,27 @@ fn pull_from_an_rtmp_server() {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect("spawning ffmpeg");
-    // Play once the relay has both sequence headers.
+        .expect("spawning ffmpeg")
+}
+
+/// Waits until the relay has both sequence headers (ffmpeg is publishing).
+fn wait_for_headers(relay: &Mutex<Relay>) {
     let until = std::time::Instant::now() + Duration::from_secs(10);
     while relay.lock().unwrap().headers.len() < 2 {
         assert!(std::time::Instant::now() < until, "ffmpeg never published");
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+#[test]
+fn pull_from_an_rtmp_server() {
+    if !(require::require_tool("ffmpeg") && require::require_tool("ffprobe")) {
+        return;
+    }
+    let (addr, relay) = start_relay();
+    let secs = 6;
+    let mut publisher = publish(addr, secs);
+    wait_for_headers(&relay);
 
     let engine = Engine::default();
     let id = engine
@@ -249,6 +266,56 @@ fn pull_from_an_rtmp_server() {
         "{video} video frames"
     );
     assert!(audio > 0);
+}
+
+/// The pull of a stream with `pull: true` and an `rtmp://` `uri` (`Puller`, the
+/// task the server runs): it plays from the relay into the `rtmp` rendition, and a
+/// dead first URI is passed over for the second.
+#[test]
+fn a_pull_follows_an_rtmp_uri() {
+    if !require::require_tool("ffmpeg") {
+        return;
+    }
+    let (addr, relay) = start_relay();
+    let mut publisher = publish(addr, 8);
+    wait_for_headers(&relay);
+    let dead = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let uri = format!("rtmp://127.0.0.1:{dead}/live/gone rtmp://{addr}/live/source");
+    let engine = Arc::new(Engine::default());
+    let id = engine
+        .create_stream(StreamSettings::named("pulled"))
+        .unwrap()
+        .id;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let chunks = runtime.block_on(async {
+        let puller = Puller::new(PullConfig::default()).unwrap();
+        let handle = puller.start(Arc::clone(&engine), id, &uri).unwrap();
+        let until = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let held = engine.rendition_chunks(id, RENDITION).unwrap_or_default();
+            if held.len() >= 2 {
+                assert_eq!(
+                    handle.status().in_use_index(),
+                    Some(1),
+                    "the second URI plays"
+                );
+                assert!(handle.status().switches.load(Relaxed) >= 1);
+                break held.len();
+            }
+            assert!(tokio::time::Instant::now() < until, "no chunks pulled");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    let _ = publisher.kill();
+    let _ = publisher.wait();
+    assert!(chunks >= 2);
 }
 
 #[test]

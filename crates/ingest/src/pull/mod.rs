@@ -20,7 +20,11 @@
 //!   `EXT-X-PROGRAM-DATE-TIME` is not applied (chunks are cut at keyframes, not at
 //!   segment boundaries): wall time is anchored on arrival;
 //! - limits in [`PullConfig`], enforced by [`fetch`]; LL-HLS parts are ignored;
-//!   `rtmp://` and `srt://` URIs are refused by the API.
+//! - an `rtmp://host[:port]/app/key` URI is played with the RTMP client
+//!   ([`crate::rtmp::pull`]) into the `rtmp` rendition, one connection at a time in
+//!   the same round robin: the server closing, a refusal, or 15 s without a message
+//!   take the next URI, and each connection starts a new discontinuity (the RTMP
+//!   door's epochs); `rtmps://` and `srt://` URIs are refused by the API.
 //!
 //! Cancellation: dropping the [`PullHandle`] (or [`PullHandle::stop`]) aborts the
 //! task at its next `.await`; a segment half fetched is dropped, nothing half pushed.
@@ -166,6 +170,14 @@ pub enum FetchError {
         /// Seconds without one.
         secs: u64,
     },
+    /// An RTMP origin ended its stream, went silent or refused (`rtmp://` URIs).
+    #[error("{url}: {reason}")]
+    Rtmp {
+        /// The URI.
+        url: String,
+        /// How it ended.
+        reason: String,
+    },
     /// The pull is stopping.
     #[error("stopped")]
     Stopped,
@@ -255,12 +267,16 @@ impl PullHandle {
     pub fn stop(self) {}
 }
 
-/// The URLs of a `uri`: separated by spaces, each `http://` or `https://`.
+/// The URLs of a `uri`: separated by spaces, each `http://` or `https://` (HLS), or
+/// `rtmp://host[:port]/app/key`.
 pub fn parse_uris(uri: &str) -> Result<Vec<Url>, PullError> {
     let urls = uri
         .split_ascii_whitespace()
         .map(|u| match Url::parse(u) {
             Ok(url) if matches!(url.scheme(), "http" | "https") && url.has_host() => Ok(url),
+            Ok(url) if url.scheme() == "rtmp" && crate::rtmp::RtmpSource::parse(u).is_ok() => {
+                Ok(url)
+            }
             _ => Err(PullError::BadUri { uri: u.to_owned() }),
         })
         .collect::<Result<Vec<_>, _>>()?;

@@ -1,7 +1,9 @@
 //! The pull task: the round robin over origins, and one loop per rendition that
 //! reloads its playlist ([`super::follow`]) and pushes what is new: fMP4 segments
 //! through the upload path ([`crate::Upload::store`]), MPEG-TS segments through the
-//! rendition's [`TsPublish`], which keeps its state from one segment to the next.
+//! rendition's [`TsPublish`], which keeps its state from one segment to the next. An
+//! `rtmp://` origin is played by [`crate::rtmp::pull`] instead, one connection per
+//! turn.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -15,6 +17,7 @@ use tokio::time::Instant;
 use super::fetch::{Fetcher, What};
 use super::follow::{Follow, rendition_name};
 use super::{FetchError, PullConfig, PullStatus};
+use crate::rtmp;
 use crate::ts::{TsError, TsPublish};
 use crate::{FileKind, Stored, Upload, UploadError};
 
@@ -69,9 +72,12 @@ impl Job {
             let url = &self.urls[index];
             tracing::info!(stream = %self.stream, uri = %url, switched, "pull: following");
             let before = self.status.segments.load(Relaxed);
-            let err = self
-                .follow_origin(url, epoch, &mut renditions, switched)
-                .await;
+            let err = if url.scheme() == "rtmp" {
+                self.play_rtmp(url).await
+            } else {
+                self.follow_origin(url, epoch, &mut renditions, switched)
+                    .await
+            };
             if matches!(err, FetchError::Stopped) {
                 tracing::info!(stream = %self.stream, "pull: stopped");
                 return;
@@ -98,6 +104,43 @@ impl Job {
                 self.status.switches.fetch_add(1, Relaxed);
             }
             index = next;
+        }
+    }
+
+    /// Plays one `rtmp://` origin until it ends; returns how. The chunks it stored
+    /// count as segments, so a long play followed by the server closing is not taken
+    /// for a failing origin.
+    async fn play_rtmp(&self, url: &Url) -> FetchError {
+        let ended = |reason: String| FetchError::Rtmp {
+            url: url.to_string(),
+            reason,
+        };
+        let source = match rtmp::RtmpSource::parse(url.as_str()) {
+            Ok(s) => s,
+            Err(e) => return ended(e.to_string()),
+        };
+        let limits = rtmp::PullLimits {
+            connect: self.config.connect_timeout,
+            ..rtmp::PullLimits::default()
+        };
+        let last_seq = || {
+            self.engine
+                .rendition_chunks(self.stream, rtmp::RENDITION)
+                .ok()
+                .and_then(|c| c.last().map(|c| c.seq() + 1))
+                .unwrap_or(0)
+        };
+        let before = last_seq();
+        let played = rtmp::pull(&self.engine, self.stream, &source, &limits).await;
+        self.status
+            .segments
+            .fetch_add(last_seq().saturating_sub(before), Relaxed);
+        match played {
+            Ok(stats) => {
+                self.status.bytes.fetch_add(stats.bytes, Relaxed);
+                ended("the server ended the stream".into())
+            }
+            Err(e) => ended(e.to_string()),
         }
     }
 

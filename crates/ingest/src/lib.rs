@@ -25,6 +25,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod door;
 pub mod flv;
 pub mod publishers;
 pub mod pull;

@@ -361,18 +361,12 @@ impl Publish {
         self.store(engine, fragments)
     }
 
-    /// Each fragment copied once into the one buffer the engine keeps.
     fn store(&mut self, engine: &Engine, fragments: Vec<Fragment>) -> Result<(), PublishError> {
-        for f in fragments {
-            let mut buf = Vec::with_capacity(f.len());
-            for p in f.pieces() {
-                buf.extend_from_slice(p);
-            }
-            let len = buf.len() as u64;
-            engine.push_segment_bytes(self.stream, RENDITION, None, Bytes::from(buf))?;
-            self.stats.fragments += 1;
-            self.stats.bytes += len;
-        }
+        let stats = &mut self.stats;
+        crate::door::store_fragments(engine, self.stream, RENDITION, fragments, |len| {
+            stats.fragments += 1;
+            stats.bytes += len;
+        })?;
         Ok(())
     }
 }

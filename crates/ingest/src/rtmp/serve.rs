@@ -73,8 +73,7 @@ pub struct RtmpCounters {
 impl RtmpCounters {
     /// The counters in Prometheus text exposition format 0.0.4.
     pub fn render_metrics(&self) -> String {
-        use std::fmt::Write;
-        let rows = [
+        let rows: &[crate::door::MetricRow<'_>] = &[
             (
                 "dvrclip_rtmp_connections_total",
                 "counter",
@@ -118,15 +117,7 @@ impl RtmpCounters {
                 &self.open,
             ),
         ];
-        let mut out = String::new();
-        for (name, kind, help, v) in rows {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}",
-                v.load(Relaxed)
-            );
-        }
-        out
+        crate::door::render_metrics(rows)
     }
 }
 

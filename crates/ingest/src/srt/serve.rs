@@ -96,8 +96,7 @@ pub struct SrtCounters {
 impl SrtCounters {
     /// The counters in Prometheus text exposition format 0.0.4.
     pub fn render_metrics(&self) -> String {
-        use std::fmt::Write;
-        let rows = [
+        let rows: &[crate::door::MetricRow<'_>] = &[
             (
                 "dvrclip_srt_requests_total",
                 "counter",
@@ -153,15 +152,7 @@ impl SrtCounters {
                 &self.open,
             ),
         ];
-        let mut out = String::new();
-        for (name, kind, help, v) in rows {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}",
-                v.load(Relaxed)
-            );
-        }
-        out
+        crate::door::render_metrics(rows)
     }
 }
 

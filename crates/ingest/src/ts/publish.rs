@@ -552,15 +552,12 @@ impl Media {
         self.store(engine, fragments)
     }
 
-    /// Each fragment copied once into the one buffer the engine keeps.
     fn store(&mut self, engine: &Engine, fragments: Vec<Fragment>) -> Result<(), TsError> {
-        for f in fragments {
-            let bytes = f.to_bytes();
-            let len = bytes.len() as u64;
-            engine.push_segment_bytes(self.stream, &self.rendition, None, bytes)?;
-            self.stats.fragments += 1;
-            self.stats.bytes += len;
-        }
+        let stats = &mut self.stats;
+        crate::door::store_fragments(engine, self.stream, &self.rendition, fragments, |len| {
+            stats.fragments += 1;
+            stats.bytes += len;
+        })?;
         Ok(())
     }
 }

@@ -200,7 +200,7 @@ fn a_live_ladder_is_pulled_and_the_second_origin_takes_over() {
         Some(r#"{"name":"p","pull":true}"#),
     );
     assert_eq!(expect(bad, 400).json()["field"], "uri");
-    let bad = r#"{"name":"p","pull":true,"uri":"srt://127.0.0.1:9000?streamid=k"}"#;
+    let bad = r#"{"name":"p","pull":true,"uri":"rtmps://127.0.0.1/live/k"}"#;
     assert_eq!(
         expect(api(addr, "POST", "/streaming/streams", Some(bad)), 400).json()["field"],
         "uri"

@@ -24,7 +24,9 @@
 //!   ([`crate::rtmp::pull`]) into the `rtmp` rendition, one connection at a time in
 //!   the same round robin: the server closing, a refusal, or 15 s without a message
 //!   take the next URI, and each connection starts a new discontinuity (the RTMP
-//!   door's epochs); `rtmps://` and `srt://` URIs are refused by the API.
+//!   door's epochs); an `srt://host:port[?streamid=…]` URI is called the same way
+//!   ([`crate::srt::pull`], MPEG-TS into the `srt` rendition); `rtmps://` URIs are
+//!   refused by the API.
 //!
 //! Cancellation: dropping the [`PullHandle`] (or [`PullHandle::stop`]) aborts the
 //! task at its next `.await`; a segment half fetched is dropped, nothing half pushed.
@@ -170,9 +172,9 @@ pub enum FetchError {
         /// Seconds without one.
         secs: u64,
     },
-    /// An RTMP origin ended its stream, went silent or refused (`rtmp://` URIs).
+    /// An RTMP or SRT origin ended its stream, went silent or refused.
     #[error("{url}: {reason}")]
-    Rtmp {
+    Ended {
         /// The URI.
         url: String,
         /// How it ended.
@@ -267,14 +269,17 @@ impl PullHandle {
     pub fn stop(self) {}
 }
 
-/// The URLs of a `uri`: separated by spaces, each `http://` or `https://` (HLS), or
-/// `rtmp://host[:port]/app/key`.
+/// The URLs of a `uri`: separated by spaces, each `http://` or `https://` (HLS),
+/// `rtmp://host[:port]/app/key` or `srt://host:port[?streamid=…]`.
 pub fn parse_uris(uri: &str) -> Result<Vec<Url>, PullError> {
     let urls = uri
         .split_ascii_whitespace()
         .map(|u| match Url::parse(u) {
             Ok(url) if matches!(url.scheme(), "http" | "https") && url.has_host() => Ok(url),
             Ok(url) if url.scheme() == "rtmp" && crate::rtmp::RtmpSource::parse(u).is_ok() => {
+                Ok(url)
+            }
+            Ok(url) if url.scheme() == "srt" && crate::srt::SrtSource::parse(&url).is_ok() => {
                 Ok(url)
             }
             _ => Err(PullError::BadUri { uri: u.to_owned() }),

@@ -2,8 +2,8 @@
 //! reloads its playlist ([`super::follow`]) and pushes what is new: fMP4 segments
 //! through the upload path ([`crate::Upload::store`]), MPEG-TS segments through the
 //! rendition's [`TsPublish`], which keeps its state from one segment to the next. An
-//! `rtmp://` origin is played by [`crate::rtmp::pull`] instead, one connection per
-//! turn.
+//! `rtmp://` origin is played by [`crate::rtmp::pull`] instead, and an `srt://` one
+//! called by [`crate::srt::pull`], one connection per turn.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -17,9 +17,9 @@ use tokio::time::Instant;
 use super::fetch::{Fetcher, What};
 use super::follow::{Follow, rendition_name};
 use super::{FetchError, PullConfig, PullStatus};
-use crate::rtmp;
 use crate::ts::{TsError, TsPublish};
 use crate::{FileKind, Stored, Upload, UploadError};
+use crate::{rtmp, srt};
 
 /// The budget follows what a rendition's [`TsPublish`] holds in steps of this.
 const TS_RESERVATION_STEP: u64 = 256 << 10;
@@ -74,6 +74,8 @@ impl Job {
             let before = self.status.segments.load(Relaxed);
             let err = if url.scheme() == "rtmp" {
                 self.play_rtmp(url).await
+            } else if url.scheme() == "srt" {
+                self.call_srt(url).await
             } else {
                 self.follow_origin(url, epoch, &mut renditions, switched)
                     .await
@@ -111,7 +113,7 @@ impl Job {
     /// count as segments, so a long play followed by the server closing is not taken
     /// for a failing origin.
     async fn play_rtmp(&self, url: &Url) -> FetchError {
-        let ended = |reason: String| FetchError::Rtmp {
+        let ended = |reason: String| FetchError::Ended {
             url: url.to_string(),
             reason,
         };
@@ -123,18 +125,9 @@ impl Job {
             connect: self.config.connect_timeout,
             ..rtmp::PullLimits::default()
         };
-        let last_seq = || {
-            self.engine
-                .rendition_chunks(self.stream, rtmp::RENDITION)
-                .ok()
-                .and_then(|c| c.last().map(|c| c.seq() + 1))
-                .unwrap_or(0)
-        };
-        let before = last_seq();
+        let before = self.next_seq(rtmp::RENDITION);
         let played = rtmp::pull(&self.engine, self.stream, &source, &limits).await;
-        self.status
-            .segments
-            .fetch_add(last_seq().saturating_sub(before), Relaxed);
+        self.count_chunks(rtmp::RENDITION, before);
         match played {
             Ok(stats) => {
                 self.status.bytes.fetch_add(stats.bytes, Relaxed);
@@ -142,6 +135,51 @@ impl Job {
             }
             Err(e) => ended(e.to_string()),
         }
+    }
+
+    /// Calls one `srt://` origin and takes its stream until it ends; returns how.
+    async fn call_srt(&self, url: &Url) -> FetchError {
+        let ended = |reason: String| FetchError::Ended {
+            url: url.to_string(),
+            reason,
+        };
+        let source = match srt::SrtSource::parse(url) {
+            Ok(s) => s,
+            Err(e) => return ended(e.to_string()),
+        };
+        let before = self.next_seq(srt::RENDITION);
+        let limits = srt::PublishLimits::default();
+        let called = srt::pull(
+            &self.engine,
+            self.stream,
+            &source,
+            self.config.connect_timeout,
+            &limits,
+        )
+        .await;
+        self.count_chunks(srt::RENDITION, before);
+        match called {
+            Ok(stats) => {
+                self.status.bytes.fetch_add(stats.bytes, Relaxed);
+                ended("the source ended the stream".into())
+            }
+            Err(e) => ended(e.to_string()),
+        }
+    }
+
+    /// The sequence number the next chunk of `rendition` will have.
+    fn next_seq(&self, rendition: &str) -> u64 {
+        self.engine
+            .rendition_chunks(self.stream, rendition)
+            .ok()
+            .and_then(|c| c.last().map(|c| c.seq() + 1))
+            .unwrap_or(0)
+    }
+
+    /// Counts the chunks a connection stored since `before` as segments.
+    fn count_chunks(&self, rendition: &str, before: u64) {
+        let stored = self.next_seq(rendition).saturating_sub(before);
+        self.status.segments.fetch_add(stored, Relaxed);
     }
 
     /// Follows one origin until it fails; returns why.

@@ -6,8 +6,9 @@
 //!
 //! Rooms: [`streamid`] (which key a caller names, pure), [`serve`] (the UDP socket,
 //! `srt-tokio`'s listener, the access decision, supervision, counters), [`publish`]
-//! (one accepted caller: messages → TS → engine, idle timeout, memory reservation).
-//! No MPEG-TS is parsed here.
+//! (one accepted caller: messages → TS → engine, idle timeout, memory reservation),
+//! [`pull`] (calling out to a listening source for a pulled stream's `srt://` URI,
+//! through the same `publish::receive`). No MPEG-TS is parsed here.
 //!
 //! # Why `srt-tokio`
 //! The candidates were `srt-tokio` 0.4 (pure Rust, Tokio-native, the only maintained
@@ -76,9 +77,11 @@
 //! refused was never stored.
 
 pub mod publish;
+pub mod pull;
 pub mod serve;
 pub mod streamid;
 
 pub use publish::{PublishLimits, RENDITION};
+pub use pull::{SrtPullError, SrtSource, pull};
 pub use serve::{BadPassphrase, SrtCounters, SrtDoor, SrtLimits};
 pub use streamid::{StreamIdError, ingest_key};

@@ -6,7 +6,7 @@
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
-use dvrclip_engine::Engine;
+use dvrclip_engine::{Engine, StreamId};
 use futures_util::StreamExt;
 use srt_tokio::SrtSocket;
 
@@ -59,37 +59,76 @@ pub(super) async fn run(
     lease: Lease,
     mut socket: SrtSocket,
 ) -> Result<TsStats, Ended> {
-    let stream = lease.stream();
+    let (stats, ended) = receive(
+        engine,
+        lease.stream(),
+        &mut socket,
+        limits,
+        |bytes, fragments| {
+            counters.bytes.fetch_add(bytes, Relaxed);
+            counters.fragments.fetch_add(fragments, Relaxed);
+        },
+    )
+    .await;
+    drop(lease);
+    // Tells the caller (SRT's shutdown) without waiting out a gone peer.
+    let _ = tokio::time::timeout(Duration::from_secs(1), socket.close_and_finish()).await;
+    match ended {
+        Received::Closed => Ok(stats),
+        Received::Idle => Err(Ended::Idle(stats)),
+        Received::Refused(e) => Err(Ended::Refused(e)),
+    }
+}
+
+/// How [`receive`] ended.
+#[derive(Debug)]
+pub(super) enum Received {
+    /// The peer closed, or SRT gave up on it (its peer idle timeout).
+    Closed,
+    /// No message within [`PublishLimits::idle`].
+    Idle,
+    /// The engine or the fragmenter refused the media.
+    Refused(TsError),
+}
+
+/// Feeds `socket`'s messages to a new [`TsPublish`] of `stream` (after a
+/// discontinuity: a new connection opens one even when its init and clock carry on
+/// from the last) until the peer closes, goes silent or the media is refused, with
+/// the connection counted in the budget; then flushes what it holds. `seen` gets the
+/// bytes of each message and the fragments stored since the last call. Shared by a
+/// caller pushing to the listener ([`run`]) and a pull calling out
+/// ([`super::pull`]).
+pub(super) async fn receive(
+    engine: &Engine,
+    stream: StreamId,
+    socket: &mut SrtSocket,
+    limits: &PublishLimits,
+    mut seen: impl FnMut(u64, u64),
+) -> (TsStats, Received) {
     let mut ts = TsPublish::new(stream, RENDITION);
-    // A new connection (an encoder restarting) opens a discontinuity even when its
-    // init and clock carry on from the last one.
     let _ = engine.break_discontinuity(stream, RENDITION);
     let base = limits.connection_bytes;
     let mut reserved = base;
     let mut reservation = engine.reserve_memory(reserved);
     let mut fragments = 0;
-    let mut idle = false;
-    let mut refused = None;
+    let mut ended = Received::Closed;
     loop {
         let message = match tokio::time::timeout(limits.idle, socket.next()).await {
             Err(_) => {
-                idle = true;
+                ended = Received::Idle;
                 break;
             }
-            // The caller closed, or SRT gave up on it (its peer idle timeout).
             Ok(None | Some(Err(_))) => break,
             Ok(Some(Ok((_, bytes)))) => bytes,
         };
-        counters.bytes.fetch_add(message.len() as u64, Relaxed);
-        if let Err(e) = ts.feed(engine, &message) {
-            refused = Some(e);
+        let fed = ts.feed(engine, &message);
+        let now = ts.stats().fragments;
+        seen(message.len() as u64, now.saturating_sub(fragments));
+        fragments = now;
+        if let Err(e) = fed {
+            ended = Received::Refused(e);
             break;
         }
-        let now = ts.stats().fragments;
-        counters
-            .fragments
-            .fetch_add(now.saturating_sub(fragments), Relaxed);
-        fragments = now;
         let need = (base + ts.held_bytes() as u64).div_ceil(RESERVATION_STEP) * RESERVATION_STEP;
         if need.max(base) != reserved {
             reserved = need.max(base);
@@ -99,16 +138,10 @@ pub(super) async fn run(
     }
     let finished = ts.finish(engine);
     let stats = ts.stats();
-    counters
-        .fragments
-        .fetch_add(stats.fragments.saturating_sub(fragments), Relaxed);
-    drop(lease);
+    seen(0, stats.fragments.saturating_sub(fragments));
     drop(reservation);
-    // Tells the caller (SRT's shutdown) without waiting out a gone peer.
-    let _ = tokio::time::timeout(Duration::from_secs(1), socket.close_and_finish()).await;
-    match (refused, finished) {
-        (Some(e), _) | (None, Err(e)) => Err(Ended::Refused(e)),
-        (None, Ok(())) if idle => Err(Ended::Idle(stats)),
-        (None, Ok(())) => Ok(stats),
+    match (ended, finished) {
+        (Received::Closed | Received::Idle, Err(e)) => (stats, Received::Refused(e)),
+        (ended, _) => (stats, ended),
     }
 }

@@ -138,8 +138,8 @@ fn dvr_duration(m: &Map<String, Value>) -> Result<Option<u64>, ApiError> {
 }
 
 /// `uri`: one or more URLs separated by spaces (Gcore's round-robin list): `http://`
-/// or `https://` (HLS) or `rtmp://` (played); `rtmps://`, `srt://` and the rest are a
-/// 400 naming `uri`. `""` is kept as given (it clears the field on PATCH).
+/// or `https://` (HLS), `rtmp://` (played) or `srt://` (called); `rtmps://` and the
+/// rest are a 400 naming `uri`. `""` is kept as given (it clears the field on PATCH).
 fn pull_uri(m: &Map<String, Value>) -> Result<Option<String>, ApiError> {
     let bad = |why: String| ApiError::bad_field("uri", why);
     let uri = match get(m, "uri") {
@@ -158,9 +158,9 @@ fn pull_uri(m: &Map<String, Value>) -> Result<Option<String>, ApiError> {
     }
     for u in urls {
         let lower = u.to_ascii_lowercase();
-        if ["rtmps://", "srt://"].iter().any(|p| lower.starts_with(p)) {
+        if lower.starts_with("rtmps://") {
             return Err(bad(format!(
-                "{u}: only http(s) HLS and rtmp:// URLs are pulled for now"
+                "{u}: only http(s) HLS, rtmp:// and srt:// URLs are pulled for now"
             )));
         }
         // The puller's own reading, so what is accepted here is what it can follow;
@@ -170,7 +170,7 @@ fn pull_uri(m: &Map<String, Value>) -> Result<Option<String>, ApiError> {
             .is_none_or(|(_, r)| r.starts_with('/'));
         if empty_host || dvrclip_ingest::pull::parse_uris(u).is_err() {
             return Err(bad(format!(
-                "{u}: uri must be http(s) or rtmp://host/app/key URLs separated by spaces"
+                "{u}: uri must be http(s), rtmp://host/app/key or srt://host:port URLs separated by spaces"
             )));
         }
     }
@@ -371,18 +371,19 @@ mod tests {
             Some("http://a.example/x/master.m3u8  https://b.example/m.m3u8")
         );
         let rtmp = CreateStream::parse(
-            br#"{"name":"p","pull":true,"uri":"rtmp://a.example/live/k http://b/m.m3u8"}"#,
+            br#"{"name":"p","pull":true,"uri":"rtmp://a.example/live/k srt://c:9000?streamid=x"}"#,
         )
         .unwrap();
         assert_eq!(
             rtmp.uri.as_deref(),
-            Some("rtmp://a.example/live/k http://b/m.m3u8")
+            Some("rtmp://a.example/live/k srt://c:9000?streamid=x")
         );
         for body in [
             &br#"{"name":"p","pull":true}"#[..],
             br#"{"name":"p","pull":true,"uri":""}"#,
             br#"{"name":"p","uri":"rtmps://a.example/live/k"}"#,
-            br#"{"name":"p","uri":"srt://a.example:9000"}"#,
+            br#"{"name":"p","uri":"srt://a.example"}"#,
+            br#"{"name":"p","uri":"srt://a.example:9000?passphrase=0123456789"}"#,
             br#"{"name":"p","uri":"rtmp://a.example/live"}"#,
             br#"{"name":"p","uri":"ftp://a.example/x.m3u8"}"#,
             br#"{"name":"p","uri":"http:///x.m3u8"}"#,

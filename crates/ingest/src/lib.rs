@@ -6,15 +6,17 @@
 //!   transport (bodies, limits, status codes) stays in the server; what a file
 //!   means and where it goes is here.
 //!
-//! - [`pull`]: live HLS pulled from an origin (Gcore's `pull` and `uri`): an HTTP
-//!   client following RFC 8216 §6.3, each fMP4 segment stored as an upload is, each
-//!   MPEG-TS segment fed through [`ts`].
+//! - [`pull`]: live streams pulled from an origin (Gcore's `pull` and `uri`): HLS by
+//!   an HTTP client following RFC 8216 §6.3, each fMP4 segment stored as an upload
+//!   is, each MPEG-TS segment fed through [`ts`]; `rtmp://` played by the RTMP
+//!   client ([`rtmp::pull()`]); `srt://` called by the SRT caller ([`srt::pull()`]).
 //!
 //! - [`rtmp`]: RTMP push (`rtmp://host:port/live/{key}`), FLV tags ([`flv`]) through
 //!   the CMAF fragmenter.
 //!
 //! - [`srt`]: SRT push (`srt://host:port?streamid={key}`), MPEG-TS through [`ts`].
-//!   [`publishers`] keeps one publisher per stream across both push doors.
+//!   [`publishers`] keeps one publisher per stream across both push doors; what
+//!   their media paths share (storing fragments, counters as text) is `door`.
 //!
 //! - [`ts`]: MPEG-TS (SRT pushes, pulled MPEG-TS HLS) demuxed into elementary
 //!   streams through the CMAF fragmenter ([`ts::TsPublish`]).

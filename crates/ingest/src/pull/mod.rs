@@ -19,13 +19,13 @@
 //!   discontinuities above call its `discontinuity`. Their
 //!   `EXT-X-PROGRAM-DATE-TIME` is not applied (chunks are cut at keyframes, not at
 //!   segment boundaries): wall time is anchored on arrival;
-//! - limits in [`PullConfig`], enforced by [`fetch`]; LL-HLS parts are ignored;
+//! - limits in [`PullConfig`], enforced by `fetch`; LL-HLS parts are ignored;
 //! - an `rtmp://host[:port]/app/key` URI is played with the RTMP client
-//!   ([`crate::rtmp::pull`]) into the `rtmp` rendition, one connection at a time in
+//!   ([`crate::rtmp::pull()`]) into the `rtmp` rendition, one connection at a time in
 //!   the same round robin: the server closing, a refusal, or 15 s without a message
 //!   take the next URI, and each connection starts a new discontinuity (the RTMP
 //!   door's epochs); an `srt://host:port[?streamid=…]` URI is called the same way
-//!   ([`crate::srt::pull`], MPEG-TS into the `srt` rendition); `rtmps://` URIs are
+//!   ([`crate::srt::pull()`], MPEG-TS into the `srt` rendition); `rtmps://` URIs are
 //!   refused by the API.
 //!
 //! Cancellation: dropping the [`PullHandle`] (or [`PullHandle::stop`]) aborts the

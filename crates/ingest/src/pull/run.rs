@@ -2,8 +2,8 @@
 //! reloads its playlist ([`super::follow`]) and pushes what is new: fMP4 segments
 //! through the upload path ([`crate::Upload::store`]), MPEG-TS segments through the
 //! rendition's [`TsPublish`], which keeps its state from one segment to the next. An
-//! `rtmp://` origin is played by [`crate::rtmp::pull`] instead, and an `srt://` one
-//! called by [`crate::srt::pull`], one connection per turn.
+//! `rtmp://` origin is played by [`crate::rtmp::pull()`] instead, and an `srt://` one
+//! called by [`crate::srt::pull()`], one connection per turn.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;

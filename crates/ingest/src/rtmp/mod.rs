@@ -5,7 +5,7 @@
 //!
 //! Rooms: [`connection`] (sans I/O: handshake, commands, policy, caps), [`publish`]
 //! (FLV tags → fragments → engine, no I/O), [`serve`] (the Tokio accept loop,
-//! timeouts, memory reservation, counters), [`pull`] (the client side: `play` from
+//! timeouts, memory reservation, counters), [`mod@pull`] (the client side: `play` from
 //! an RTMP server into a [`Publish`], for `rtmp://` URIs of pulled streams); FLV tag
 //! bodies are `crate::flv`'s.
 //!

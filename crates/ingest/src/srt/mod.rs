@@ -7,7 +7,7 @@
 //! Rooms: [`streamid`] (which key a caller names, pure), [`serve`] (the UDP socket,
 //! `srt-tokio`'s listener, the access decision, supervision, counters), [`publish`]
 //! (one accepted caller: messages → TS → engine, idle timeout, memory reservation),
-//! [`pull`] (calling out to a listening source for a pulled stream's `srt://` URI,
+//! [`mod@pull`] (calling out to a listening source for a pulled stream's `srt://` URI,
 //! through the same `publish::receive`). No MPEG-TS is parsed here.
 //!
 //! # Why `srt-tokio`

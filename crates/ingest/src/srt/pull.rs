@@ -3,7 +3,7 @@
 //! in SRT listener mode, `ffmpeg … -f mpegts "srt://…?mode=listener"`). One call is
 //! one connection, the caller (the pull runner) deciding when to call again or take
 //! the next URI; each connection opens a discontinuity. The messages go through the
-//! same [`super::publish::receive`] as a push's, into rendition
+//! same `publish::receive` as a push's, into rendition
 //! [`RENDITION`](super::RENDITION): the same demuxer, idle timeout and memory
 //! reservation. Encrypted sources (`passphrase=`) are not called yet.
 

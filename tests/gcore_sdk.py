@@ -63,15 +63,16 @@ def main(base_url, api_key):
     streams.delete(made.id)
     expect_error(gcore.NotFoundError, lambda: streams.get(made.id))
 
-    step("streams.create with pull and uri (round-robin URLs), read back, switched off")
-    uri = "http://127.0.0.1:9/live/master.m3u8 https://origin.invalid/live/master.m3u8"
+    step("streams.create with pull and uri (HLS, RTMP and SRT URLs round robin), read back, switched off")
+    uri = ("http://127.0.0.1:9/live/master.m3u8 https://origin.invalid/live/master.m3u8"
+           " rtmp://127.0.0.1:9/live/k srt://127.0.0.1:9?streamid=k")
     pulled = streams.create(name="sdk-pull", pull=True, uri=uri)
     assert (pulled.pull, pulled.uri) == (True, uri), pulled
     got = streams.get(pulled.id)
     assert (got.pull, got.uri) == (True, uri), got
     e = expect_error(gcore.BadRequestError, lambda: streams.create(name="x", pull=True))
     assert e.body.get("field") == "uri", e.body
-    e = expect_error(gcore.BadRequestError, lambda: streams.create(name="x", uri="rtmp://a/live/k"))
+    e = expect_error(gcore.BadRequestError, lambda: streams.create(name="x", uri="rtmps://a/live/k"))
     assert e.body.get("field") == "uri", e.body
     off = streams.update(pulled.id, stream={"pull": False})
     assert (off.pull, off.uri) == (False, uri), off

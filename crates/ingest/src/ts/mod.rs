@@ -1,6 +1,6 @@
 //! MPEG-TS in (ISO/IEC 13818-1), CMAF fragments into the engine out: the door behind
-//! SRT pushes (`crate::srt` hands it each message) and pulled MPEG-TS HLS
-//! (`crate::pull` hands it each segment). [`TsPublish`] is the whole public face:
+//! SRT pushes and pulls (the SRT door hands it each message) and pulled MPEG-TS HLS
+//! (the puller hands it each segment); it knows neither. [`TsPublish`] is the whole public face:
 //! bytes in any slicing, one rendition fed, [`TsStats`] counting what was skipped.
 //!
 //! Rooms, each with its spec:

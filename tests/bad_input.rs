@@ -199,14 +199,6 @@ impl Ctx {
     }
 }
 
-fn dvr(addr: SocketAddr, sid: u64) -> Value {
-    expect(
-        api(addr, "GET", &format!("/streaming/streams/{sid}/dvr"), None),
-        200,
-    )
-    .json()
-}
-
 fn create_clip(addr: SocketAddr, sid: u64, body: &str) -> Resp {
     api(
         addr,

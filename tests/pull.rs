@@ -7,59 +7,17 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
 use serde_json::Value;
 
-/// Kills a child process when dropped.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// `python3 -m http.server` on `127.0.0.1:0` serving `dir`; returns it and its port.
-fn origin(dir: &Path) -> (Guard, u16) {
-    let mut child = Command::new("python3")
-        .args([
-            "-u",
-            "-m",
-            "http.server",
-            "0",
-            "--bind",
-            "127.0.0.1",
-            "--directory",
-        ])
-        .arg(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawning python3 -m http.server");
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    // "Serving HTTP on 127.0.0.1 port 40123 (http://127.0.0.1:40123/) ..."
-    let port = line
-        .split(" port ")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("no port in {line:?}"));
-    (Guard(child), port)
-}
-
 /// ffmpeg writing a live 2-rendition fMP4 HLS ladder (`v0` 426x240, `v1` 256x144,
 /// H.264 + AAC, 2 s segments, dated) into `dir` for `secs` seconds of real time.
-fn write_ladder(dir: &Path, secs: u32) -> Guard {
+fn write_ladder(dir: &Path, secs: u32) -> ChildGuard {
     let d = dir.display();
     let child = Command::new("ffmpeg")
         .args(["-hide_banner", "-nostdin", "-loglevel", "error", "-re"])
@@ -86,7 +44,7 @@ fn write_ladder(dir: &Path, secs: u32) -> Guard {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("spawning ffmpeg");
-    Guard(child)
+    ChildGuard(child)
 }
 
 fn stream(addr: SocketAddr, id: u64) -> Value {
@@ -177,8 +135,8 @@ fn a_live_ladder_is_pulled_and_the_second_origin_takes_over() {
     let started = Instant::now();
     let dir = temp_dir("pull-origin");
     let _ffmpeg = write_ladder(&dir, 40);
-    let (first, p1) = origin(&dir);
-    let (_second, p2) = origin(&dir);
+    let (first, p1) = http_origin(&dir);
+    let (_second, p2) = http_origin(&dir);
     let server = Server::start(&[]);
     let addr = server.addr;
     poll("ffmpeg's first playlists", Duration::from_secs(15), || {

@@ -8,58 +8,17 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::*;
 use serde_json::Value;
 
-/// Kills a child process when dropped.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// `python3 -m http.server` on `127.0.0.1:0` serving `dir`; returns it and its port.
-fn origin(dir: &Path) -> (Guard, u16) {
-    let mut child = Command::new("python3")
-        .args([
-            "-u",
-            "-m",
-            "http.server",
-            "0",
-            "--bind",
-            "127.0.0.1",
-            "--directory",
-        ])
-        .arg(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawning python3 -m http.server");
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    let port = line
-        .split(" port ")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("no port in {line:?}"));
-    (Guard(child), port)
-}
-
 /// ffmpeg writing a live 2-rendition MPEG-TS HLS ladder (`v0` 426x240, `v1`
 /// 256x144, H.264 High with 2 B-frames + AAC, a keyframe and a segment every 2 s)
 /// into `dir` for `secs` seconds of real time.
-fn write_ts_ladder(dir: &Path, secs: u32) -> Guard {
+fn write_ts_ladder(dir: &Path, secs: u32) -> ChildGuard {
     let d = dir.display();
     let child = Command::new("ffmpeg")
         .args(["-hide_banner", "-nostdin", "-loglevel", "error", "-re"])
@@ -100,7 +59,7 @@ fn write_ts_ladder(dir: &Path, secs: u32) -> Guard {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("spawning ffmpeg");
-    Guard(child)
+    ChildGuard(child)
 }
 
 /// (chunks, end of the last range) of `rendition` in the DVR.
@@ -169,7 +128,7 @@ fn a_live_mpeg_ts_ladder_is_pulled_and_clipped_exactly() {
     }
     let dir = temp_dir("pull-ts-origin");
     let _ffmpeg = write_ts_ladder(&dir, 40);
-    let (_origin, port) = origin(&dir);
+    let (_origin, port) = http_origin(&dir);
     let server = Server::start(&[]);
     let addr = server.addr;
     poll("ffmpeg's first playlists", Duration::from_secs(15), || {

@@ -28,32 +28,6 @@ fn start() -> Server {
     Server::start(&["--rtmp-listen", "127.0.0.1:0"])
 }
 
-fn create_stream(addr: SocketAddr, name: &str) -> Value {
-    let body = format!(r#"{{"name": "{name}", "dvr_duration": 600}}"#);
-    expect(api(addr, "POST", "/streaming/streams", Some(&body)), 201).json()
-}
-
-fn dvr(addr: SocketAddr, sid: u64) -> Value {
-    expect(
-        api(addr, "GET", &format!("/streaming/streams/{sid}/dvr"), None),
-        200,
-    )
-    .json()
-}
-
-/// The `rtmp` rendition's DVR, once it holds `chunks` chunks.
-fn wait_rtmp_chunks(addr: SocketAddr, sid: u64, chunks: u64, limit: Duration) -> Value {
-    poll("rtmp chunks", limit, || {
-        let d = dvr(addr, sid);
-        let r = d["renditions"]
-            .as_array()?
-            .iter()
-            .find(|r| r["name"] == "rtmp")?
-            .clone();
-        (r["chunks"].as_u64()? >= chunks).then_some(r)
-    })
-}
-
 /// `ffmpeg -re` publishing test video (and a tone unless `video_only`) for `secs`.
 fn publish(url: &str, secs: u32, video_only: bool) -> Child {
     let mut c = Command::new("ffmpeg");
@@ -99,21 +73,6 @@ fn probe(url: &str) -> Vec<Value> {
     p["streams"].as_array().expect("streams").clone()
 }
 
-fn frames(s: &Value) -> u64 {
-    s["nb_read_frames"]
-        .as_str()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
-}
-
-fn metric(addr: SocketAddr, name: &str) -> u64 {
-    let text = expect(get(addr, "/metrics"), 200).text();
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} ")))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in /metrics:\n{text}"))
-}
-
 #[test]
 fn push_reconnect_and_clip() {
     if !have_ffmpeg() {
@@ -145,7 +104,7 @@ fn push_reconnect_and_clip() {
     );
 
     let mut first = publish(&url, 30, false);
-    wait_rtmp_chunks(addr, sid, 2, Duration::from_secs(15));
+    wait_chunks(addr, sid, "rtmp", 2, Duration::from_secs(15));
     let live = expect(
         api(addr, "GET", &format!("/streaming/streams/{sid}"), None),
         200,
@@ -159,7 +118,7 @@ fn push_reconnect_and_clip() {
     std::thread::sleep(Duration::from_secs(1));
     first.kill().unwrap();
     let _ = first.wait();
-    let before = wait_rtmp_chunks(addr, sid, 2, Duration::from_secs(5));
+    let before = wait_chunks(addr, sid, "rtmp", 2, Duration::from_secs(5));
     let again = publish(&url, 5, false);
     let out = again.wait_with_output().unwrap();
     assert!(
@@ -168,7 +127,7 @@ fn push_reconnect_and_clip() {
         String::from_utf8_lossy(&out.stderr)
     );
     let chunks_before = before["chunks"].as_u64().unwrap();
-    let r = wait_rtmp_chunks(addr, sid, chunks_before + 2, Duration::from_secs(5));
+    let r = wait_chunks(addr, sid, "rtmp", chunks_before + 2, Duration::from_secs(5));
     // A reconnect is a new discontinuity (design/architecture.md "Ingest").
     let ranges = r["ranges"].as_array().unwrap();
     assert_eq!(ranges.len(), 2, "{r}");
@@ -251,7 +210,7 @@ fn video_only_push() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let r = wait_rtmp_chunks(addr, sid, 2, Duration::from_secs(5));
+    let r = wait_chunks(addr, sid, "rtmp", 2, Duration::from_secs(5));
     let range = &r["ranges"][0];
     let start = range["start"].as_f64().unwrap().ceil() as i64;
     let end = range["end"].as_f64().unwrap().floor() as i64;
@@ -282,7 +241,7 @@ fn stalled_publisher_is_closed() {
     let sid = stream["id"].as_u64().unwrap();
     let url = stream["push_url"].as_str().unwrap().to_owned();
     let mut frozen = publish(&url, 120, false);
-    let before = wait_rtmp_chunks(addr, sid, 2, Duration::from_secs(20));
+    let before = wait_chunks(addr, sid, "rtmp", 2, Duration::from_secs(20));
     let signal = |sig: &str, child: &Child| {
         let ok = Command::new("kill")
             .args([sig, &child.id().to_string()])
@@ -297,7 +256,7 @@ fn stalled_publisher_is_closed() {
     poll("idle close", Duration::from_secs(30), || {
         (metric(addr, "dvrclip_rtmp_timeouts_total") > timeouts).then_some(())
     });
-    let after_close = wait_rtmp_chunks(addr, sid, 0, Duration::from_secs(1));
+    let after_close = wait_chunks(addr, sid, "rtmp", 0, Duration::from_secs(1));
     assert!(
         after_close["chunks"].as_u64() >= before["chunks"].as_u64(),
         "what the frozen publisher stored stays: {before} then {after_close}"
@@ -310,7 +269,7 @@ fn stalled_publisher_is_closed() {
         String::from_utf8_lossy(&fresh.stderr)
     );
     let target = after_close["chunks"].as_u64().unwrap() + 2;
-    wait_rtmp_chunks(addr, sid, target, Duration::from_secs(10));
+    wait_chunks(addr, sid, "rtmp", target, Duration::from_secs(10));
     signal("-CONT", &frozen);
     let _ = frozen.kill();
     let _ = frozen.wait();

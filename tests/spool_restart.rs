@@ -23,14 +23,6 @@ fn unix_now() -> i64 {
         .as_secs() as i64
 }
 
-fn dvr(addr: SocketAddr, sid: u64) -> Value {
-    expect(
-        api(addr, "GET", &format!("/streaming/streams/{sid}/dvr"), None),
-        200,
-    )
-    .json()
-}
-
 fn chunks_of(d: &Value, name: &str) -> u64 {
     d["renditions"]
         .as_array()

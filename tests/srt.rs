@@ -25,35 +25,9 @@ use std::time::Duration;
 use common::*;
 use serde_json::Value;
 
-fn create_stream(addr: SocketAddr, name: &str) -> Value {
-    let body = format!(r#"{{"name": "{name}", "dvr_duration": 600}}"#);
-    expect(api(addr, "POST", "/streaming/streams", Some(&body)), 201).json()
-}
-
 fn ingest_key(stream: &Value) -> String {
     let http = stream["push_url_http"].as_str().unwrap();
     http.rsplit('/').next().unwrap().to_owned()
-}
-
-fn dvr(addr: SocketAddr, sid: u64) -> Value {
-    expect(
-        api(addr, "GET", &format!("/streaming/streams/{sid}/dvr"), None),
-        200,
-    )
-    .json()
-}
-
-/// The `srt` rendition's DVR, once it holds `chunks` chunks.
-fn wait_srt_chunks(addr: SocketAddr, sid: u64, chunks: u64, limit: Duration) -> Value {
-    poll("srt chunks", limit, || {
-        let d = dvr(addr, sid);
-        let r = d["renditions"]
-            .as_array()?
-            .iter()
-            .find(|r| r["name"] == "srt")?
-            .clone();
-        (r["chunks"].as_u64()? >= chunks).then_some(r)
-    })
 }
 
 /// `ffmpeg -re` sending test video and a tone as MPEG-TS over SRT for `secs`.
@@ -79,21 +53,6 @@ fn publish_ok(url: &str, secs: u32) -> (bool, String) {
         out.status.success(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
-}
-
-fn metric(addr: SocketAddr, name: &str) -> u64 {
-    let text = expect(get(addr, "/metrics"), 200).text();
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{name} ")))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in /metrics:\n{text}"))
-}
-
-fn frames(s: &Value) -> u64 {
-    s["nb_read_frames"]
-        .as_str()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
 }
 
 /// The SRT address the server printed.
@@ -130,7 +89,7 @@ fn push_restart_and_clip() {
     );
 
     let mut first = publish(&url, 30);
-    wait_srt_chunks(addr, sid, 2, Duration::from_secs(20));
+    wait_chunks(addr, sid, "srt", 2, Duration::from_secs(20));
     let live = expect(
         api(addr, "GET", &format!("/streaming/streams/{sid}"), None),
         200,
@@ -165,11 +124,11 @@ fn push_restart_and_clip() {
     poll("the dead caller dropped", Duration::from_secs(15), || {
         (metric(addr, "dvrclip_srt_connections") == 0).then_some(())
     });
-    let before = wait_srt_chunks(addr, sid, 2, Duration::from_secs(5));
+    let before = wait_chunks(addr, sid, "srt", 2, Duration::from_secs(5));
     let (ok, stderr) = publish_ok(&url, 6);
     assert!(ok, "ffmpeg (restart): {stderr}");
     let chunks_before = before["chunks"].as_u64().unwrap();
-    let r = wait_srt_chunks(addr, sid, chunks_before + 2, Duration::from_secs(5));
+    let r = wait_chunks(addr, sid, "srt", chunks_before + 2, Duration::from_secs(5));
     // A reconnect is a discontinuity (issue 17: "a sender restart is a discontinuity").
     let ranges = r["ranges"].as_array().unwrap();
     assert_eq!(ranges.len(), 2, "{r}");
@@ -327,7 +286,7 @@ fn refusals_store_nothing() {
     // The door still takes a good caller (SRT's access-control form this time).
     let (ok, stderr) = publish_ok(&format!("srt://{srt}?streamid=#!::r={key},m=publish"), 5);
     assert!(ok, "{stderr}");
-    wait_srt_chunks(addr, sid, 1, Duration::from_secs(10));
+    wait_chunks(addr, sid, "srt", 1, Duration::from_secs(10));
 }
 
 #[test]
@@ -356,6 +315,6 @@ fn passphrase() {
         5,
     );
     assert!(ok, "{stderr}");
-    wait_srt_chunks(addr, sid, 1, Duration::from_secs(10));
+    wait_chunks(addr, sid, "srt", 1, Duration::from_secs(10));
     assert_eq!(metric(addr, "dvrclip_srt_listener_restarts_total"), 0);
 }

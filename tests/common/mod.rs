@@ -501,3 +501,95 @@ pub fn wait_for_demo_chunks(addr: SocketAddr) {
         (d["renditions"].as_array()?.first()?["chunks"].as_u64()? >= 4).then_some(())
     });
 }
+
+/// A stream's DVR view (`GET /streaming/streams/{sid}/dvr`).
+pub fn dvr(addr: SocketAddr, sid: u64) -> Value {
+    expect(
+        api(addr, "GET", &format!("/streaming/streams/{sid}/dvr"), None),
+        200,
+    )
+    .json()
+}
+
+/// A stream named `name` with a 10-minute DVR, as created through the API.
+pub fn create_stream(addr: SocketAddr, name: &str) -> Value {
+    let body = format!(r#"{{"name": "{name}", "dvr_duration": 600}}"#);
+    expect(api(addr, "POST", "/streaming/streams", Some(&body)), 201).json()
+}
+
+/// Rendition `rendition` of the DVR view, once it holds `chunks` chunks.
+pub fn wait_chunks(
+    addr: SocketAddr,
+    sid: u64,
+    rendition: &str,
+    chunks: u64,
+    limit: Duration,
+) -> Value {
+    poll(&format!("{rendition} chunks"), limit, || {
+        let d = dvr(addr, sid);
+        let r = d["renditions"]
+            .as_array()?
+            .iter()
+            .find(|r| r["name"] == rendition)?
+            .clone();
+        (r["chunks"].as_u64()? >= chunks).then_some(r)
+    })
+}
+
+/// The value of `name` in `/metrics`.
+pub fn metric(addr: SocketAddr, name: &str) -> u64 {
+    let text = expect(get(addr, "/metrics"), 200).text();
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in /metrics:\n{text}"))
+}
+
+/// ffprobe's `nb_read_frames` of one stream (`-count_frames`), 0 when absent.
+pub fn frames(s: &Value) -> u64 {
+    s["nb_read_frames"]
+        .as_str()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Kills a child process when dropped.
+pub struct ChildGuard(pub Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `python3 -m http.server` on `127.0.0.1:0` serving `dir` (an HLS origin); returns
+/// it and its port.
+pub fn http_origin(dir: &Path) -> (ChildGuard, u16) {
+    let mut child = Command::new("python3")
+        .args([
+            "-u",
+            "-m",
+            "http.server",
+            "0",
+            "--bind",
+            "127.0.0.1",
+            "--directory",
+        ])
+        .arg(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawning python3 -m http.server");
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let port = line
+        .split(" port ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {line:?}"));
+    (ChildGuard(child), port)
+}

@@ -2,7 +2,8 @@
 //! ffmpeg serves MPEG-TS as an SRT listener (`mode=listener`, as an encoder or a
 //! gateway in listener mode does), a pull with that `srt://` URI (`Puller`, the task
 //! the server runs for `pull: true`) calls it, and the `srt` rendition's init and
-//! chunks, concatenated, decode in ffprobe.
+//! chunks, concatenated, decode in ffprobe; the same with a source that encrypts
+//! (AES-256, the passphrase in the URI), and a wrong passphrase pulls nothing.
 
 #[path = "../../../tests/common/require.rs"]
 mod require;
@@ -21,6 +22,37 @@ fn a_pull_calls_an_srt_listener() {
     if !(require::require_tool("ffmpeg") && require::require_tool("ffprobe")) {
         return;
     }
+    let chunks = pull_from_ffmpeg("", "", 3, Duration::from_secs(25));
+    assert_decodes(&chunks, "called");
+}
+
+#[test]
+fn a_pull_calls_an_encrypting_srt_listener() {
+    if !(require::require_tool("ffmpeg") && require::require_tool("ffprobe")) {
+        return;
+    }
+    let secret = "&passphrase=correct-horse-battery&pbkeylen=32";
+    let wrong = "&passphrase=battery-horse-wrong&pbkeylen=32";
+    // A wrong passphrase: the handshake fails, and keeps failing, nothing is stored.
+    let nothing = pull_from_ffmpeg(secret, wrong, 1, Duration::from_secs(6));
+    assert!(
+        nothing.is_empty(),
+        "{} chunks with a wrong passphrase",
+        nothing.len()
+    );
+    let chunks = pull_from_ffmpeg(secret, secret, 3, Duration::from_secs(25));
+    assert_decodes(&chunks, "encrypted");
+}
+
+/// ffmpeg serves MPEG-TS as an SRT listener with `listener_query` appended to its
+/// URL; a `Puller` calls it with `pull_query` appended to the URI until `want`
+/// chunks are held or `within` has passed; the chunks held then.
+fn pull_from_ffmpeg(
+    listener_query: &str,
+    pull_query: &str,
+    want: usize,
+    within: Duration,
+) -> Vec<Arc<dvrclip_engine::Chunk>> {
     let port = UdpSocket::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -35,7 +67,7 @@ fn a_pull_calls_an_srt_listener() {
         ])
         .args(["-c:a", "aac", "-f", "mpegts"])
         .arg(format!(
-            "srt://127.0.0.1:{port}?mode=listener&streamid=cam1"
+            "srt://127.0.0.1:{port}?mode=listener&streamid=cam1{listener_query}"
         ))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -51,7 +83,7 @@ fn a_pull_calls_an_srt_listener() {
         .enable_all()
         .build()
         .unwrap();
-    let uri = format!("srt://127.0.0.1:{port}?streamid=cam1");
+    let uri = format!("srt://127.0.0.1:{port}?streamid=cam1{pull_query}");
     let chunks = runtime.block_on(async {
         // ffmpeg opens its listener a moment after it starts: the pull's round robin
         // calls again until it answers.
@@ -64,26 +96,31 @@ fn a_pull_calls_an_srt_listener() {
             .unwrap()
             .start(Arc::clone(&engine), id, &uri)
             .unwrap();
-        let until = tokio::time::Instant::now() + Duration::from_secs(25);
+        let until = tokio::time::Instant::now() + within;
         loop {
             let held = engine.rendition_chunks(id, RENDITION).unwrap_or_default();
-            if held.len() >= 3 {
+            if held.len() >= want || tokio::time::Instant::now() >= until {
                 break held;
             }
-            assert!(tokio::time::Instant::now() < until, "no chunks pulled");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     });
     let _ = source.kill();
     let _ = source.wait();
+    chunks
+}
 
+/// The chunks, after their init segment, decode in ffprobe: H.264, three one-second
+/// GOPs at least.
+fn assert_decodes(chunks: &[Arc<dvrclip_engine::Chunk>], name: &str) {
+    assert!(chunks.len() >= 3, "{} chunks pulled", chunks.len());
     let mut file = chunks[0].init().bytes.to_vec();
-    for c in &chunks {
+    for c in chunks {
         file.extend_from_slice(c.bytes());
     }
-    let dir = std::env::temp_dir().join(format!("dvrclip-srt-pull-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("dvrclip-srt-pull-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("called.mp4");
+    let path = dir.join(format!("{name}.mp4"));
     std::fs::write(&path, &file).unwrap();
     let out = Command::new("ffprobe")
         .args(["-v", "error", "-count_frames", "-select_streams", "v:0"])

@@ -57,6 +57,27 @@ impl Rendition {
     }
 }
 
+/// A URI as logs show it: an SRT `passphrase` is a secret, and is replaced.
+fn shown(url: &Url) -> std::borrow::Cow<'_, str> {
+    if !url.query_pairs().any(|(k, _)| k == "passphrase") {
+        return url.as_str().into();
+    }
+    let mut shown = url.clone();
+    let pairs: Vec<(String, String)> = url
+        .query_pairs()
+        .map(|(k, v)| {
+            let v = if k == "passphrase" {
+                "(hidden)".into()
+            } else {
+                v
+            };
+            (k.into_owned(), v.into_owned())
+        })
+        .collect();
+    shown.query_pairs_mut().clear().extend_pairs(pairs);
+    shown.to_string().into()
+}
+
 impl Job {
     /// Follows the URIs round robin until stopped: the next one when one fails (after
     /// its retries) or stops sending; a pause that doubles when all fail in a row.
@@ -70,7 +91,7 @@ impl Job {
         loop {
             self.status.in_use.store(index, Relaxed);
             let url = &self.urls[index];
-            tracing::info!(stream = %self.stream, uri = %url, switched, "pull: following");
+            tracing::info!(stream = %self.stream, uri = %shown(url), switched, "pull: following");
             let before = self.status.segments.load(Relaxed);
             let err = if url.scheme() == "rtmp" {
                 self.play_rtmp(url).await
@@ -93,8 +114,8 @@ impl Job {
             }
             let next = (index + 1) % self.urls.len();
             tracing::warn!(
-                stream = %self.stream, uri = %url, error = %err,
-                next = %self.urls[next], "pull: origin failed or stopped sending"
+                stream = %self.stream, uri = %shown(url), error = %err,
+                next = %shown(&self.urls[next]), "pull: origin failed or stopped sending"
             );
             if failed_in_a_row >= self.urls.len() {
                 tokio::time::sleep(pause).await;
@@ -489,5 +510,24 @@ impl Job {
                 Ok(false)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logs_never_show_an_srt_passphrase() {
+        let url =
+            Url::parse("srt://h:9000?streamid=a&passphrase=correct-horse&pbkeylen=16").unwrap();
+        let line = shown(&url);
+        assert!(!line.contains("correct-horse"), "{line}");
+        assert!(
+            line.contains("streamid=a") && line.contains("pbkeylen=16"),
+            "{line}"
+        );
+        let plain = Url::parse("http://h/live/master.m3u8?token=x").unwrap();
+        assert_eq!(shown(&plain), plain.as_str());
     }
 }

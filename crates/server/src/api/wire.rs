@@ -383,7 +383,7 @@ mod tests {
             br#"{"name":"p","pull":true,"uri":""}"#,
             br#"{"name":"p","uri":"rtmps://a.example/live/k"}"#,
             br#"{"name":"p","uri":"srt://a.example"}"#,
-            br#"{"name":"p","uri":"srt://a.example:9000?passphrase=0123456789"}"#,
+            br#"{"name":"p","uri":"srt://a.example:9000?passphrase=short"}"#,
             br#"{"name":"p","uri":"rtmp://a.example/live"}"#,
             br#"{"name":"p","uri":"ftp://a.example/x.m3u8"}"#,
             br#"{"name":"p","uri":"http:///x.m3u8"}"#,

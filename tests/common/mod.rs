@@ -19,7 +19,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+mod browser;
 mod require;
+#[allow(unused_imports)]
+pub use browser::{browser_ready, run_browser_script};
 // Not every test binary that includes this module needs a tool.
 #[allow(unused_imports)]
 pub use require::{require, require_tool};

@@ -9,54 +9,22 @@
 //
 // Environment: DVRCLIP_URL (http://127.0.0.1:PORT), DVRCLIP_KEY (the demo's `demo`),
 // SCREENSHOT (where to write the PNG), CHROMIUM (default /usr/bin/chromium).
-import { chromium } from 'playwright-core';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import assert from 'node:assert/strict';
+import { inBrowser, within } from './browser.mjs';
 
 const base = process.env.DVRCLIP_URL;
 const key = process.env.DVRCLIP_KEY || 'demo';
 const screenshot = process.env.SCREENSHOT || 'console-screenshot.png';
-const executablePath = process.env.CHROMIUM || '/usr/bin/chromium';
 assert.ok(base, 'DVRCLIP_URL is required');
 const CHUNK_SECS = 2; // the demo's chunk length: the tolerance of a clip's length
 
 const step = (what) => console.log(`console test: ${what}`);
-// An event awaited in the page, bounded so a missed one fails rather than hangs.
-const within = (promise, what, ms = 30_000) => {
-  let timer;
-  const late = new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`no ${what} within ${ms} ms`)), ms)));
-  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
-};
-const profile = mkdtempSync(join(tmpdir(), 'dvrclip-chromium-'));
-// launchPersistentContext is how Playwright takes a fresh --user-data-dir.
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath,
-  headless: true,
-  args: [
-    '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    '--autoplay-policy=no-user-gesture-required',
-  ],
-  viewport: { width: 1280, height: 900 },
-});
-let failed = false;
-const pageErrors = []; // uncaught errors in the page: printed if the test fails
-try {
-  await run(context.pages()[0] || (await context.newPage()));
-} catch (e) {
-  failed = true;
-  console.error('console test FAILED:', e && e.stack ? e.stack : e);
-  if (pageErrors.length) console.error('page errors:', pageErrors.join('\n'));
-} finally {
-  await context.close();
-  rmSync(profile, { recursive: true, force: true });
-}
-process.exit(failed ? 1 : 0);
+await inBrowser('console test', run);
 
-async function run(page) {
+async function run(page, profile, pageErrors) {
   page.setDefaultTimeout(30_000);
   const origin = new URL(base).origin;
   const offOrigin = [];
@@ -64,7 +32,6 @@ async function run(page) {
   page.on('request', (r) => {
     if (!r.url().startsWith(origin + '/') && !r.url().startsWith('blob:') && !r.url().startsWith('data:')) offOrigin.push(r.url());
   });
-  page.on('pageerror', (e) => pageErrors.push(String(e)));
   page.on('console', (m) => {
     if (/Content Security Policy/i.test(m.text())) cspViolations.push(m.text());
   });

@@ -3,7 +3,10 @@
 //! passphrase) and one Tokio task per accepted caller ([`super::publish`]). The
 //! listener is supervised: if `srt-tokio`'s task ends under us (it panics on some
 //! hostile handshakes, see `super`'s module doc), the socket is bound again and the
-//! door keeps taking callers.
+//! door keeps taking callers. It is also replaced when the sessions it may hold
+//! (one per source address that ever sent a packet, [`sessions_bound`]) pass
+//! [`SrtLimits::max_sessions`]: the one bound on its memory we can enforce from
+//! outside.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -13,6 +16,7 @@ use std::time::Duration;
 
 use dvrclip_engine::{Engine, StreamId, is_safe_name};
 use futures_util::StreamExt;
+use srt_protocol::listener::ListenerStatistics;
 use srt_protocol::settings::KeySettings;
 use srt_tokio::access::{RejectReason, ServerRejectReason};
 use srt_tokio::options::{
@@ -47,6 +51,11 @@ pub struct SrtLimits {
     /// How long the listener waits before binding its socket again after its task
     /// ended.
     pub restart_delay: Duration,
+    /// Sessions `srt-tokio`'s listener may hold ([`sessions_bound`]; about 1.4 KB
+    /// each, measured) before it is replaced by a new one, which drops the callers
+    /// connected to it (their encoders call again). A quarter of it is enough when
+    /// no caller is connected, since then a replacement costs nothing.
+    pub max_sessions: u64,
 }
 
 impl Default for SrtLimits {
@@ -58,6 +67,7 @@ impl Default for SrtLimits {
             latency: Duration::from_millis(120),
             peer_idle: Duration::from_secs(5),
             restart_delay: Duration::from_secs(1),
+            max_sessions: 50_000,
         }
     }
 }
@@ -85,6 +95,8 @@ pub struct SrtCounters {
     pub timeouts: AtomicU64,
     /// Times the listener's task ended and its socket was bound again.
     pub listener_restarts: AtomicU64,
+    /// Times the listener was replaced for holding too many sessions.
+    pub listener_recycles: AtomicU64,
     /// Bytes received in messages.
     pub bytes: AtomicU64,
     /// Fragments stored.
@@ -132,6 +144,12 @@ impl SrtCounters {
                 "counter",
                 "Times the SRT listener's task ended and its socket was bound again.",
                 &self.listener_restarts,
+            ),
+            (
+                "dvrclip_srt_listener_recycles_total",
+                "counter",
+                "Times the SRT listener was replaced for holding too many sessions (a handshake flood).",
+                &self.listener_recycles,
             ),
             (
                 "dvrclip_srt_bytes_total",
@@ -256,30 +274,49 @@ impl SrtDoor {
             };
             let options = ListenerOptions::with(at, socket_options(at, &self.limits))
                 .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-            let (_listener, mut incoming): (SrtListener, _) =
+            let (mut listener, mut incoming): (SrtListener, _) =
                 SrtListener::bind_with_socket(options, bound).await?;
-            loop {
+            let mut statistics = listener.statistics().clone();
+            let sessions = loop {
                 let request = tokio::select! {
                     _ = &mut shutdown => {
                         tasks.shutdown().await;
                         return Ok(());
                     }
                     r = incoming.incoming().next() => r,
+                    Some(s) = statistics.next() => {
+                        let sessions = sessions_bound(&s);
+                        let open = self.counters.open.load(Relaxed);
+                        if too_many(sessions, open, self.limits.max_sessions) {
+                            break Some(sessions);
+                        }
+                        continue;
+                    }
                 };
-                let Some(request) = request else { break };
+                let Some(request) = request else { break None };
                 while tasks.try_join_next().is_some() {}
                 let door = Arc::clone(&self);
                 // Each answer in its own task: the listener's task waits on a full
                 // request queue, and an accept waits on the listener's task.
                 tasks.spawn(async move { door.caller(request).await });
-            }
-            // The request stream ends only when the listener's task does.
-            self.counters.listener_restarts.fetch_add(1, Relaxed);
-            warn!(%at, "srt listener task ended; binding its socket again");
-            tokio::select! {
-                _ = &mut shutdown => break,
-                _ = tokio::time::sleep(self.limits.restart_delay) => {}
-            }
+            };
+            let Some(sessions) = sessions else {
+                // The request stream ends only when the listener's task does.
+                self.counters.listener_restarts.fetch_add(1, Relaxed);
+                warn!(%at, "srt listener task ended; binding its socket again");
+                tokio::select! {
+                    _ = &mut shutdown => break,
+                    _ = tokio::time::sleep(self.limits.restart_delay) => {}
+                }
+                continue;
+            };
+            // Dropping the listener ends its task (and its session map); the request
+            // stream ends with it, and then its socket is free to bind again.
+            self.counters.listener_recycles.fetch_add(1, Relaxed);
+            warn!(%at, sessions, "srt listener holds too many sessions (a handshake flood?); replacing it");
+            drop(listener);
+            let ended = async { while incoming.incoming().next().await.is_some() {} };
+            let _ = tokio::time::timeout(Duration::from_secs(5), ended).await;
         }
         tasks.shutdown().await;
         Ok(())
@@ -367,6 +404,23 @@ impl SrtDoor {
     }
 }
 
+/// An upper bound on the sessions `srt-tokio`'s listener holds, from its counters:
+/// a session is made by a packet it did not hand to an open connection, and leaves
+/// when refused or dropped. A drop can be counted once more than its session for
+/// each caller that got to our access decision (`cx_inbound`), hence the term.
+pub(super) fn sessions_bound(s: &ListenerStatistics) -> u64 {
+    s.rx_packets
+        .saturating_sub(s.delegated_packets)
+        .saturating_sub(s.cx_rejected.saturating_add(s.cx_dropped))
+        .saturating_add(s.cx_inbound)
+}
+
+/// Whether a listener holding up to `sessions` sessions, with `open` callers, is
+/// to be replaced.
+fn too_many(sessions: u64, open: u64, max: u64) -> bool {
+    sessions > max || (open == 0 && sessions > max / 4)
+}
+
 /// The listener's socket options.
 fn socket_options(at: SocketAddr, limits: &SrtLimits) -> SocketOptions {
     let mut o = SocketOptions::default();
@@ -390,5 +444,37 @@ struct OpenGuard<'a>(&'a SrtCounters);
 impl Drop for OpenGuard<'_> {
     fn drop(&mut self) {
         self.0.open.fetch_sub(1, Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_session_bound_follows_the_listener_counters() {
+        let flood = ListenerStatistics {
+            rx_packets: 10_000,
+            ..ListenerStatistics::default()
+        };
+        assert_eq!(sessions_bound(&flood), 10_000);
+        // Three callers: 4 handshake packets each, 1,000 media packets handed on,
+        // one refused, two dropped after closing.
+        let callers = ListenerStatistics {
+            rx_packets: 12 + 1_000,
+            delegated_packets: 1_000,
+            cx_inbound: 3,
+            cx_rejected: 1,
+            cx_dropped: 2,
+            ..ListenerStatistics::default()
+        };
+        assert_eq!(sessions_bound(&callers), 12);
+        assert!(!too_many(12, 2, 100));
+        assert!(
+            too_many(30, 0, 100),
+            "a quarter is enough with nobody connected"
+        );
+        assert!(!too_many(30, 1, 100));
+        assert!(too_many(101, 5, 100));
     }
 }

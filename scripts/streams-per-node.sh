@@ -8,9 +8,10 @@
 #   STEPS=100,200 MEASURE_SECS=10 scripts/streams-per-node.sh   # a quick look
 #   LOADGEN_ARGS=--chunked scripts/streams-per-node.sh          # uploads chunked, as ffmpeg
 #   NICE="nice -n -10" scripts/streams-per-node.sh             # (root) ahead of concurrent builds
+#   PROTOCOL=rtmp scripts/streams-per-node.sh                   # RTMP publishes instead
 #
 # Each stream is tests/fixtures/ladder (3 renditions, 2 s segments, ~0.7 Mb/s in all)
-# replayed in real time with a DVR of DVR_SECS (default 60); clips are cut at
+# replayed in real time (over RTMP: its top rendition as FLV tags, sent every 100 ms) with a DVR of DVR_SECS (default 60); clips are cut at
 # CLIPS_PER_SEC (default 2) and their MP4s downloaded. Not part of CI: it wants the
 # machine to itself (the table's loadavg column says how quiet it was).
 set -euo pipefail
@@ -23,8 +24,8 @@ bin=${CARGO_TARGET_DIR:-target}/release
 ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 data=$(mktemp -d)
 out=$(mktemp)
-${NICE:-} "$bin/dvrclip" serve --listen 127.0.0.1:0 --api-key demo --data-dir "$data" \
-  --memory-budget-mib "$budget" >"$out" 2>/dev/null &
+${NICE:-} "$bin/dvrclip" serve --listen 127.0.0.1:0 --rtmp-listen 127.0.0.1:0 \
+  --api-key demo --data-dir "$data" --memory-budget-mib "$budget" >"$out" 2>/dev/null &
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$data" "$out"' EXIT
 for _ in $(seq 100); do grep -q listening "$out" && break; sleep 0.1; done
@@ -33,4 +34,5 @@ echo "server $addr (pid $pid), loadavg before: $(cut -d' ' -f1-3 /proc/loadavg),
 # shellcheck disable=SC2086
 ${NICE:-} "$bin/dvrclip-loadgen" --server "$addr" --server-pid "$pid" --steps "$steps" \
   --dvr-secs "$dvr" --clips-per-sec "${CLIPS_PER_SEC:-2}" \
-  --warmup-secs "${WARMUP_SECS:-20}" --measure-secs "${MEASURE_SECS:-30}" ${LOADGEN_ARGS:-}
+  --warmup-secs "${WARMUP_SECS:-20}" --measure-secs "${MEASURE_SECS:-30}" \
+  --protocol "${PROTOCOL:-http}" ${LOADGEN_ARGS:-}

@@ -1,8 +1,9 @@
 //! `dvrclip-loadgen`: how many live streams one `dvrclip serve` takes.
 //!
 //! It pushes N live 3-rendition streams in real time over HTTP PUT (a fixture ladder
-//! replayed with growing decode times: [`ladder`]; ffmpeg's upload order: [`pusher`])
-//! while clips are cut and downloaded through the API ([`clipper`]), and ramps N in
+//! replayed with growing decode times: [`ladder`]; ffmpeg's upload order: [`pusher`]),
+//! or publishes N single-rendition streams over RTMP (the ladder's top rendition as
+//! FLV tags: [`rtmp`]), while clips are cut and downloaded through the API ([`clipper`]), and ramps N in
 //! steps. Each step warms up, then measures: segment-upload and clip-creation latency
 //! (p50, p99), errors, and the server's CPU time over the step from `/proc`, per
 //! stream. The report is a Markdown table, one row per step, with a verdict against
@@ -18,6 +19,7 @@ mod http;
 mod ladder;
 mod procstat;
 mod pusher;
+mod rtmp;
 mod shared;
 mod stats;
 
@@ -27,7 +29,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 use tokio::sync::mpsc;
 
 use crate::error::Error;
@@ -86,6 +88,18 @@ struct Args {
     /// Stop after the first step that misses a target.
     #[arg(long)]
     stop_on_miss: bool,
+    /// How the streams reach the server.
+    #[arg(long, value_enum, default_value_t = Protocol::Http)]
+    protocol: Protocol,
+}
+
+/// The door the streams come through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Protocol {
+    /// HTTP PUT of CMAF HLS, every rendition of the ladder.
+    Http,
+    /// RTMP publish to the stream's `push_url`, the ladder's top rendition.
+    Rtmp,
 }
 
 fn main() -> ExitCode {
@@ -111,18 +125,31 @@ fn main() -> ExitCode {
 
 async fn run(args: Args) -> Result<(), Error> {
     let ladder = Ladder::load(&args.ladder)?;
+    let flv = match args.protocol {
+        Protocol::Rtmp => Some(Arc::new(rtmp::FlvPass::from_ladder(&ladder)?)),
+        Protocol::Http => None,
+    };
     let period = Duration::from_secs_f64(ladder.duration_secs(0).max(0.1));
-    let renditions = ladder.renditions.len();
+    // What one stream sends per `period`: a segment per rendition over HTTP, a batch
+    // of tags every 100 ms over RTMP.
+    let sends_per_period = match args.protocol {
+        Protocol::Http => ladder.renditions.len() as f64,
+        Protocol::Rtmp => period.as_secs_f64() / 0.1,
+    };
     let shared = Arc::new(Shared::new(args.server, &args.api_key, ladder));
     tokio::spawn(clipper::run(Arc::clone(&shared), args.clips_per_sec));
     let shards = (0..args.threads.max(1))
-        .map(|_| pusher_thread(Arc::clone(&shared), args.chunked))
+        .map(|_| pusher_thread(Arc::clone(&shared), args.chunked, flv.clone()))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| Error::Api(format!("pusher thread: {e}")))?;
     let mut api = Client::new(args.server);
     let mut pushed = 0usize;
+    let (sends, send) = match args.protocol {
+        Protocol::Http => ("segment PUTs/s", "upload"),
+        Protocol::Rtmp => ("RTMP tag batches/s", "batch write"),
+    };
     println!(
-        "| streams | segment PUTs/s | upload p50 / p99 ms | playlist p99 ms | clips | clip p50 / p99 ms | MP4 GET p50 ms | errors | late | server CPU (% of a core) | per stream | loadgen CPU | server RSS MiB | loadavg | targets |"
+        "| streams | {sends} | {send} p50 / p99 ms | playlist p99 ms | clips | clip p50 / p99 ms | MP4 GET p50 ms | errors | late | server CPU (% of a core) | per stream | loadgen CPU | server RSS MiB | loadavg | targets |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for &target in &args.steps {
@@ -163,7 +190,7 @@ async fn run(args: Args) -> Result<(), Error> {
             .iter()
             .map(|&k| s.errors(k))
             .sum();
-        let expected = pushed as f64 * renditions as f64 / period.as_secs_f64();
+        let expected = pushed as f64 * sends_per_period / period.as_secs_f64();
         let seg_rate = s.count(Kind::Segment) as f64 / secs;
         // A step passes when every stream kept up and both p99s are in target.
         let pass = errors == 0
@@ -195,10 +222,12 @@ async fn run(args: Args) -> Result<(), Error> {
     Ok(())
 }
 
-/// A thread running its own runtime, pushing every stream sent to it.
+/// A thread running its own runtime, pushing every stream sent to it: over RTMP
+/// when given the FLV tags, else over HTTP.
 fn pusher_thread(
     shared: Arc<Shared>,
     chunked: bool,
+    flv: Option<Arc<rtmp::FlvPass>>,
 ) -> std::io::Result<mpsc::UnboundedSender<(pusher::Created, Duration)>> {
     let (tx, mut rx) = mpsc::unbounded_channel::<(pusher::Created, Duration)>();
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -209,7 +238,17 @@ fn pusher_thread(
         .spawn(move || {
             runtime.block_on(async move {
                 while let Some((created, phase)) = rx.recv().await {
-                    tokio::spawn(pusher::push(Arc::clone(&shared), created, phase, chunked));
+                    let shared = Arc::clone(&shared);
+                    match &flv {
+                        Some(flv) => tokio::spawn(rtmp::push(
+                            shared,
+                            Arc::clone(flv),
+                            created.id,
+                            created.push_url,
+                            phase,
+                        )),
+                        None => tokio::spawn(pusher::push(shared, created, phase, chunked)),
+                    };
                 }
             });
         })?;

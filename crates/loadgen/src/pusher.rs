@@ -23,11 +23,13 @@ use crate::stats::Kind;
 /// Segments listed in a media playlist, as `-hls_list_size 6` would.
 const WINDOW: u64 = 6;
 
-/// A stream made through the API: its id and HTTP ingest base path.
+/// A stream made through the API: its id, HTTP ingest base path and RTMP
+/// `push_url` (empty when the server has no RTMP door).
 #[derive(Debug, Clone)]
 pub(crate) struct Created {
     pub(crate) id: u64,
     pub(crate) ingest_path: String,
+    pub(crate) push_url: String,
 }
 
 /// `POST /streaming/streams` with a DVR of `dvr_secs`.
@@ -66,6 +68,7 @@ pub(crate) async fn create_stream(
     Ok(Created {
         id,
         ingest_path: url_path(push).trim_end_matches('/').to_owned(),
+        push_url: v["push_url"].as_str().unwrap_or_default().to_owned(),
     })
 }
 

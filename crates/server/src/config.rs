@@ -503,7 +503,10 @@ mod tests {
             })
             .map(|c| c.clip_archive)
         };
-        assert_eq!(Config::resolve(&ServeArgs::default()).unwrap().clip_archive, None);
+        assert_eq!(
+            Config::resolve(&ServeArgs::default()).unwrap().clip_archive,
+            None
+        );
         assert_eq!(
             archive("s3://clips", Some("http://127.0.0.1:9000")).unwrap(),
             Some(StoreConfig::S3 {
@@ -517,7 +520,10 @@ mod tests {
             Some(StoreConfig::Local("/var/lib/clips".into()))
         );
         for bad in ["", "s3://", "s3://b/prefix"] {
-            assert!(matches!(archive(bad, None), Err(ConfigError::Invalid(_))), "{bad}");
+            assert!(
+                matches!(archive(bad, None), Err(ConfigError::Invalid(_))),
+                "{bad}"
+            );
         }
     }
 

@@ -51,6 +51,10 @@ pub struct StoredObject {
     pub size: u64,
     /// Strong entity-tag, quoted.
     pub etag: String,
+    /// Its `Content-Type` as served, when it is not the kind's plain one (an MP4's
+    /// names its codecs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
 }
 
 /// A playlist as served: `master` or a rendition's media playlist.
@@ -111,6 +115,8 @@ pub struct ArchivedFile {
     /// Its strong ETag as the recording node served it; `None` for an init or a
     /// segment, which were served without one.
     pub etag: Option<String>,
+    /// Its `Content-Type` as served, when recorded.
+    pub content_type: Option<String>,
 }
 
 /// A public link of a clip, as the archive answers it.
@@ -150,6 +156,7 @@ impl Manifest {
                     key: playlist_key(stream, clip, name),
                     range: 0..p.object.size,
                     etag: Some(p.object.etag.clone()),
+                    content_type: p.object.content_type.clone(),
                 })
             }
             ClipFile::Mp4(name) => {
@@ -163,6 +170,7 @@ impl Manifest {
                     key: mp4_key(stream, clip, name),
                     range: 0..mp4.size,
                     etag: Some(mp4.etag.clone()),
+                    content_type: mp4.content_type.clone(),
                 })
             }
             ClipFile::Media(name, media) => {
@@ -175,6 +183,7 @@ impl Manifest {
                     key: segments_key(stream, clip, name),
                     range: start..end,
                     etag: None,
+                    content_type: None,
                 })
             }
         }
@@ -202,6 +211,7 @@ mod tests {
                 object: StoredObject {
                     size: 10,
                     etag: "\"m\"".into(),
+                    content_type: None,
                 },
             }],
             renditions: vec![ArchivedRendition {
@@ -209,6 +219,7 @@ mod tests {
                 mp4: Some(StoredObject {
                     size: 100,
                     etag: "\"e\"".into(),
+                    content_type: Some("video/mp4; codecs=\"avc1.640015\"".into()),
                 }),
                 segments_size: 50,
                 inits: vec![(0, 10)],

@@ -311,7 +311,9 @@ impl ClipArchive {
                     _ = tokio::time::sleep(SWEEP_EVERY) => {}
                     _ = stop.wait_for(|s| *s) => return,
                 }
-                let Some(archive) = weak.upgrade() else { return };
+                let Some(archive) = weak.upgrade() else {
+                    return;
+                };
                 match archive.sweep(engine.now()).await {
                     Ok(0) => {}
                     Ok(n) => info!(removed = n, "expired archived clips removed"),
@@ -326,10 +328,8 @@ impl ClipArchive {
     pub async fn shutdown(&self, grace: Duration) {
         self.stop.send_replace(true);
         let mut tasks = std::mem::take(&mut *self.tasks.lock());
-        let drained = tokio::time::timeout(grace, async {
-            while tasks.join_next().await.is_some() {}
-        })
-        .await;
+        let drained =
+            tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await;
         if drained.is_err() {
             warn!(
                 left = tasks.len(),

@@ -143,6 +143,7 @@ async fn write_mp4(
     Ok(StoredObject {
         size: len,
         etag: file.etag().to_owned(),
+        content_type: Some(file.content_type().to_owned()),
     })
 }
 
@@ -155,6 +156,7 @@ async fn write_text(
     let object = StoredObject {
         size: text.len() as u64,
         etag: etag_of(&text),
+        content_type: None,
     };
     store.put(key, text).await?;
     Ok(StoredPlaylist {

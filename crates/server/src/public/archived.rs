@@ -12,9 +12,9 @@
 
 use std::ops::Range;
 
+use http::Response;
 use http::header::{self, HeaderValue};
 use http::request::Parts;
-use http::Response;
 use http_body_util::BodyExt;
 
 use super::store_body::StoreBody;
@@ -53,7 +53,12 @@ pub async fn serve(
         .ok_or_else(|| ApiError::NotFound("no such file in this clip".into()))?;
     let micros = manifest.expiration_utc().micros_since(now);
     let secs_left = u64::try_from(micros / 1_000_000).unwrap_or(0);
-    let ArchivedFile { key, range, etag } = found;
+    let ArchivedFile {
+        key,
+        range,
+        etag,
+        content_type: recorded_type,
+    } = found;
     let Some(etag) = etag else {
         // An init or a segment: 200 with its bytes, as the recording node sent it.
         let content_type = match file {
@@ -78,7 +83,7 @@ pub async fn serve(
         key,
         range,
         etag,
-        content_type,
+        content_type: recorded_type.unwrap_or_else(|| content_type.to_owned()),
     };
     let mut resp = entity::respond(&parts.method, &parts.headers, &object).await?;
     cache_for(&mut resp, max_age, false);
@@ -111,7 +116,7 @@ struct ArchivedObject<'a> {
     key: String,
     range: Range<u64>,
     etag: String,
-    content_type: &'static str,
+    content_type: String,
 }
 
 impl Entity for ArchivedObject<'_> {
@@ -126,11 +131,16 @@ impl Entity for ArchivedObject<'_> {
     }
 
     fn content_type(&self) -> &str {
-        self.content_type
+        &self.content_type
     }
 
     async fn body(&self, range: Range<u64>) -> Result<HttpBody, ApiError> {
         let base = self.range.start;
-        body_of(self.archive, &self.key, base + range.start..base + range.end).await
+        body_of(
+            self.archive,
+            &self.key,
+            base + range.start..base + range.end,
+        )
+        .await
     }
 }

@@ -3,7 +3,7 @@
 //! when dropped. Included by path where a test crate has no `tests/common` (the
 //! server crate's `vod_s3`), so there is one copy.
 
-#![allow(dead_code)]
+#![allow(dead_code, unreachable_pub)]
 
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};

@@ -78,7 +78,15 @@ pub async fn write_clip(
         let mp4 = if r.chunks().is_empty() {
             None
         } else {
-            Some(write_mp4(store, clip, view, &name).await?)
+            match write_mp4(store, clip, view, &name).await {
+                Ok(m) => Some(m),
+                // The link answers an error for it too: the rest is still archived.
+                Err(e @ UploadError::Build { .. }) => {
+                    tracing::warn!(clip = %id, error = %e, "archived without this MP4");
+                    None
+                }
+                Err(e) => return Err(e),
+            }
         };
         let text = Bytes::from(media_playlist(&id_text, r, kind));
         playlists.push(write_text(store, &playlist_key(stream, id, &name), &name, text).await?);

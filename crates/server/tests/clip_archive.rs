@@ -14,10 +14,10 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use dvrclip_engine::{ClipId, Engine, EngineConfig, ManualClock, StreamId};
 use dvrclip_server::app::App;
-use dvrclip_server::archive::ClipArchive;
+use dvrclip_server::archive::{ATTEMPTS, ClipArchive};
 use dvrclip_server::config::{Config, ServeArgs};
 use dvrclip_server::service::Service;
-use dvrclip_server::vod::{ObjectVodStore, StoreConfig};
+use dvrclip_server::vod::{ObjectVodStore, StoreConfig, UnavailableStore};
 use http::{Method, Request};
 use http_body_util::{BodyExt, Full};
 use serde_json::Value;
@@ -277,4 +277,30 @@ async fn without_the_flag_nothing_is_archived() {
             .unwrap()
             .is_none()
     );
+}
+
+/// A store that fails every call (the type the server runs with when the configured
+/// store cannot be opened): the clip is tried [`ATTEMPTS`] times, then given up,
+/// counted, and nothing is served from the archive.
+#[tokio::test]
+async fn a_failing_store_is_retried_then_counted() {
+    let (engine, _clock, stream) = ladder_engine(EngineConfig::default());
+    let clip = ladder_clip(&engine, stream);
+    let archive = ClipArchive::new(Arc::new(UnavailableStore("down for the test".into())));
+    assert!(
+        archive
+            .archive(&engine, &clip, &clip.view())
+            .await
+            .is_none()
+    );
+    let metrics = archive.render_metrics();
+    for line in [
+        "dvrclip_archive_clips_total 0",
+        "dvrclip_archive_failures_total 1",
+        &format!("dvrclip_archive_retries_total {}", ATTEMPTS - 1),
+    ] {
+        assert!(metrics.contains(line), "{line} in\n{metrics}");
+    }
+    let now = engine.now();
+    assert!(archive.lookup(stream, clip.id(), now).await.is_err());
 }

@@ -131,6 +131,13 @@ pub enum ClipFile<'a> {
 }
 
 impl Manifest {
+    /// Reads a manifest as stored (any bytes: the store is another system; a
+    /// manifest that parses may still name ranges outside its objects, which
+    /// [`Manifest::file`] refuses).
+    pub fn parse(bytes: &[u8]) -> Result<Manifest, serde_json::Error> {
+        serde_json::from_slice(bytes)
+    }
+
     /// The expiration as a wall time.
     pub fn expiration_utc(&self) -> WallTime {
         WallTime::from_unix_micros(self.expiration_unix_micros)

@@ -4,7 +4,7 @@
 //! cluster, a node after the recording one died) still serves it until it expires.
 //!
 //! Owns when a clip is written (once complete, by a task per clip; at most
-//! [`UPLOADS_IN_FLIGHT`] writing at once, each retried [`ATTEMPTS`] times), the
+//! [`UPLOADS_IN_FLIGHT`] writing at once, each tried [`ATTEMPTS`] times), the
 //! lookup of an archived clip by stream and clip id ([`ClipArchive::lookup`], the one
 //! seam the public links and a cluster's forwarding call), removal (a deleted clip,
 //! and the periodic sweep of expired ones), and its counters. What is written is
@@ -199,7 +199,7 @@ impl ClipArchive {
                     Err(e) if e.is_not_found() => return Ok(None),
                     Err(e) => return Err(e),
                 };
-                let m = match serde_json::from_slice::<Manifest>(&bytes) {
+                let m = match Manifest::parse(&bytes) {
                     Ok(m) if m.is_of(stream, clip) => Arc::new(m),
                     Ok(_) => {
                         warn!(%key, "archived manifest names another clip; ignored");
@@ -279,8 +279,7 @@ impl ClipArchive {
                         continue;
                     };
                     // An unreadable manifest serves nothing: removed like an expired one.
-                    let e = serde_json::from_slice::<Manifest>(&bytes)
-                        .map_or(i64::MIN, |m| m.expiration_unix_micros);
+                    let e = Manifest::parse(&bytes).map_or(i64::MIN, |m| m.expiration_unix_micros);
                     self.expirations.lock().insert(key.to_owned(), e);
                     e
                 }

@@ -195,6 +195,11 @@ async fn a_node_without_the_clip_serves_it_from_the_archive() {
         let len = got.body.len().to_string();
         assert_eq!(got.header("content-length").unwrap_or(&len), len, "{path}");
     }
+    let seg = paths.iter().find(|p| p.ends_with("/seg_1.m4s")).unwrap();
+    let head = call(&service, Method::HEAD, seg, &[]).await;
+    let len = get(&service, seg).await.body.len().to_string();
+    assert_eq!((head.status, head.body.len()), (200, 0));
+    assert_eq!(head.header("content-length"), Some(len.as_str()));
     let mp4 = clip["mp4_master"]
         .as_str()
         .unwrap()

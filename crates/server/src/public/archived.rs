@@ -66,7 +66,12 @@ pub async fn serve(
             _ => "video/iso.segment",
         };
         let len = range.end - range.start;
-        let body = body_of(archive, &key, range).await?;
+        // HEAD: the same headers, no read of the store.
+        let body = if parts.method == http::Method::HEAD {
+            http_body_util::Empty::new().boxed()
+        } else {
+            body_of(archive, &key, range).await?
+        };
         let mut resp = Response::new(body);
         let h = resp.headers_mut();
         h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));

@@ -138,13 +138,18 @@ impl App {
         App::builder(config, engine).vod(vod).build()
     }
 
-    /// Stops background tasks; VOD writes in progress get the grace period.
+    /// Stops background tasks; VOD and clip archive writes in progress get the grace
+    /// period.
     pub async fn shutdown(&self) {
         self.pullers.stop_all();
-        self.vod.shutdown(self.config.shutdown_grace).await;
-        if let Some(archive) = &self.archive {
-            archive.shutdown(self.config.shutdown_grace).await;
-        }
+        // VOD and archive writes share one grace period.
+        let grace = self.config.shutdown_grace;
+        let archive = async {
+            if let Some(archive) = &self.archive {
+                archive.shutdown(grace).await;
+            }
+        };
+        tokio::join!(self.vod.shutdown(grace), archive);
         if let Some(spool) = &self.spool
             && let Err(e) = spool.seal()
         {

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 mod browser;
+pub mod moto;
 mod require;
 #[allow(unused_imports)]
 pub use browser::{browser_ready, run_browser_script};
@@ -247,12 +248,19 @@ impl Server {
     /// server: a restart test starts a second server on it); logs go to `dir`, which
     /// the server removes when dropped.
     pub fn start_in(data: PathBuf, dir: PathBuf, args: &[&str]) -> Server {
+        Server::start_env(data, dir, args, &[])
+    }
+
+    /// [`Server::start_in`] with environment variables `env` set too (the S3
+    /// credentials the binary reads from `AWS_*`).
+    pub fn start_env(data: PathBuf, dir: PathBuf, args: &[&str], env: &[(&str, &str)]) -> Server {
         let log = dir.join("server.log");
         let mut child = Command::new(env!("CARGO_BIN_EXE_dvrclip"))
             .args(["serve", "--listen", "127.0.0.1:0"])
             .arg("--data-dir")
             .arg(data)
             .args(args)
+            .envs(env.iter().copied())
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

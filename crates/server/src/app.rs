@@ -14,6 +14,7 @@ use dvrclip_engine::{ClipId, Engine, EngineConfig};
 use parking_lot::Mutex;
 use tokio::task::JoinHandle;
 
+use crate::archive::ClipArchive;
 use crate::auth::{ApiKey, Authorize};
 use crate::config::Config;
 use crate::http::body::BodyMemory;
@@ -77,6 +78,8 @@ pub struct App {
     pub spool: Option<Arc<Spool>>,
     /// The SRT door, once the binary starts it (its counters go to `/metrics`).
     pub srt: std::sync::OnceLock<Arc<dvrclip_ingest::srt::SrtDoor>>,
+    /// Where complete clips are archived ([`Config::clip_archive`]), if anywhere.
+    pub archive: Option<Arc<ClipArchive>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -120,6 +123,7 @@ impl App {
             vod: None,
             auth: None,
             spool: None,
+            archive: None,
         }
     }
 
@@ -134,10 +138,18 @@ impl App {
         App::builder(config, engine).vod(vod).build()
     }
 
-    /// Stops background tasks; VOD writes in progress get the grace period.
+    /// Stops background tasks; VOD and clip archive writes in progress get the grace
+    /// period.
     pub async fn shutdown(&self) {
         self.pullers.stop_all();
-        self.vod.shutdown(self.config.shutdown_grace).await;
+        // VOD and archive writes share one grace period.
+        let grace = self.config.shutdown_grace;
+        let archive = async {
+            if let Some(archive) = &self.archive {
+                archive.shutdown(grace).await;
+            }
+        };
+        tokio::join!(self.vod.shutdown(grace), archive);
         if let Some(spool) = &self.spool
             && let Err(e) = spool.seal()
         {
@@ -180,6 +192,7 @@ pub struct AppBuilder {
     vod: Option<Arc<Vod>>,
     auth: Option<Arc<dyn Authorize>>,
     spool: Option<Arc<Spool>>,
+    archive: Option<Arc<ClipArchive>>,
 }
 
 impl AppBuilder {
@@ -196,6 +209,12 @@ impl AppBuilder {
         self
     }
 
+    /// The clip archive (default: the one of `config.clip_archive`, if any).
+    pub fn archive(mut self, archive: Arc<ClipArchive>) -> Self {
+        self.archive = Some(archive);
+        self
+    }
+
     /// The state, with its background tasks running on the current Tokio runtime.
     pub fn build(self) -> Arc<App> {
         let config = self.config;
@@ -205,6 +224,9 @@ impl AppBuilder {
                 config.public_url.clone(),
             )
         });
+        let archive = self
+            .archive
+            .or_else(|| config.clip_archive.as_ref().map(ClipArchive::open));
         let auth = self
             .auth
             .unwrap_or_else(|| Arc::new(ApiKey::new(config.api_key.clone())));
@@ -220,6 +242,7 @@ impl AppBuilder {
             rtmp: std::sync::OnceLock::new(),
             spool: self.spool,
             srt: std::sync::OnceLock::new(),
+            archive,
             tasks: Mutex::new(Vec::new()),
             config,
         });
@@ -230,9 +253,19 @@ impl AppBuilder {
             tasks.push(tokio::spawn(crate::demo::run(app.engine.clone())));
         }
         drop(tasks);
-        // Streams the engine already holds (an embedder's) that are pulled.
+        // Streams the engine already holds (an embedder's) that are pulled; clips
+        // it holds (restored from the spool) are archived when complete, unless
+        // they are already.
         for info in app.engine.streams() {
             app.pullers.sync(&app.engine, &info);
+            if let (Some(archive), Ok(clips)) = (&app.archive, app.engine.clips(info.id)) {
+                for clip in clips {
+                    archive.spawn(app.engine.clone(), clip);
+                }
+            }
+        }
+        if let Some(archive) = &app.archive {
+            archive.spawn_sweeper(app.engine.clone());
         }
         app
     }

@@ -85,6 +85,10 @@ keys! {
     /// Keep VOD in this S3 bucket instead of `--data-dir` (credentials from the
     /// standard `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY` environment variables).
     s3_bucket: String = "DVRCLIP_S3_BUCKET",
+    /// Where complete clips are archived, every rendition as served, so any node
+    /// serves them after this one forgot them: `s3://bucket` (with the `--s3-*`
+    /// endpoint, region and credentials) or a directory. Off unless set.
+    clip_archive: String = "DVRCLIP_CLIP_ARCHIVE",
     /// S3 endpoint URL for non-AWS stores (MinIO, Ceph…); `http://` is allowed.
     s3_endpoint: String = "DVRCLIP_S3_ENDPOINT",
     /// S3 region (else `AWS_REGION`, else `us-east-1`).
@@ -199,6 +203,8 @@ pub struct Config {
     pub srt_listen: Option<SocketAddr>,
     /// The SRT passphrase, if any (checked to be 10 to 79 bytes).
     pub srt_passphrase: Option<String>,
+    /// Where complete clips are archived (`--clip-archive`); `None`: nowhere.
+    pub clip_archive: Option<StoreConfig>,
 }
 
 /// A configuration that cannot be used.
@@ -285,6 +291,24 @@ impl Config {
             }
         };
         let data_dir = a.data_dir.unwrap_or_else(|| PathBuf::from("dvrclip-data"));
+        let clip_archive = match a.clip_archive.as_deref() {
+            None => None,
+            Some("") => return Err(ConfigError::Invalid("the clip archive is empty".into())),
+            Some(url) => match url.strip_prefix("s3://") {
+                Some(bucket) if bucket.is_empty() || bucket.contains('/') => {
+                    return Err(ConfigError::Invalid(format!(
+                        "clip archive {url:?}: name a bucket alone, as s3://bucket"
+                    )));
+                }
+                Some(bucket) => Some(StoreConfig::S3 {
+                    bucket: bucket.to_owned(),
+                    endpoint: a.s3_endpoint.clone(),
+                    region: a.s3_region.clone(),
+                }),
+                None => Some(StoreConfig::Local(PathBuf::from(url))),
+            },
+        };
+        let archive_on_s3 = matches!(clip_archive, Some(StoreConfig::S3 { .. }));
         let vod_store = match a.s3_bucket {
             Some(bucket) if bucket.is_empty() => {
                 return Err(ConfigError::Invalid("the S3 bucket name is empty".into()));
@@ -294,9 +318,10 @@ impl Config {
                 endpoint: a.s3_endpoint,
                 region: a.s3_region,
             },
-            None if a.s3_endpoint.is_some() || a.s3_region.is_some() => {
+            None if !archive_on_s3 && (a.s3_endpoint.is_some() || a.s3_region.is_some()) => {
                 return Err(ConfigError::Invalid(
-                    "--s3-endpoint and --s3-region need --s3-bucket".into(),
+                    "--s3-endpoint and --s3-region need --s3-bucket or an s3:// --clip-archive"
+                        .into(),
                 ));
             }
             None => StoreConfig::Local(data_dir.join("vod")),
@@ -339,6 +364,7 @@ impl Config {
             rtmp_listen: a.rtmp_listen.or_else(|| next_to_listen(1935)),
             srt_listen: a.srt_listen.or_else(|| next_to_listen(8890)),
             srt_passphrase: a.srt_passphrase,
+            clip_archive,
         })
     }
 
@@ -465,6 +491,40 @@ mod tests {
             ..ServeArgs::default()
         });
         assert!(matches!(short, Err(ConfigError::Invalid(_))));
+    }
+
+    #[test]
+    fn clip_archive_is_a_bucket_or_a_directory() {
+        let archive = |url: &str, endpoint: Option<&str>| {
+            Config::resolve(&ServeArgs {
+                clip_archive: Some(url.into()),
+                s3_endpoint: endpoint.map(str::to_owned),
+                ..ServeArgs::default()
+            })
+            .map(|c| c.clip_archive)
+        };
+        assert_eq!(
+            Config::resolve(&ServeArgs::default()).unwrap().clip_archive,
+            None
+        );
+        assert_eq!(
+            archive("s3://clips", Some("http://127.0.0.1:9000")).unwrap(),
+            Some(StoreConfig::S3 {
+                bucket: "clips".into(),
+                endpoint: Some("http://127.0.0.1:9000".into()),
+                region: None,
+            })
+        );
+        assert_eq!(
+            archive("/var/lib/clips", None).unwrap(),
+            Some(StoreConfig::Local("/var/lib/clips".into()))
+        );
+        for bad in ["", "s3://", "s3://b/prefix"] {
+            assert!(
+                matches!(archive(bad, None), Err(ConfigError::Invalid(_))),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

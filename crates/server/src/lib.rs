@@ -19,6 +19,7 @@
 
 pub mod api;
 pub mod app;
+pub mod archive;
 pub mod auth;
 pub mod cli;
 pub mod config;

@@ -99,5 +99,8 @@ fn render_metrics(app: &App) -> String {
     if let Some(door) = app.srt.get() {
         text.push_str(&door.counters.render_metrics());
     }
+    if let Some(archive) = &app.archive {
+        text.push_str(&archive.render_metrics());
+    }
     text
 }

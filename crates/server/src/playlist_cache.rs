@@ -172,7 +172,7 @@ impl Playlists {
 
 /// A strong entity-tag (RFC 9110 §8.8.3) of `text`: the first 128 bits of its
 /// SHA-256, quoted.
-fn etag_of(text: &[u8]) -> String {
+pub(crate) fn etag_of(text: &[u8]) -> String {
     let digest = Sha256::digest(text);
     let mut etag = String::with_capacity(34);
     etag.push('"');

@@ -7,12 +7,12 @@
 //! requests, plain HTTP allowed; only the credentials are given here rather than
 //! read from `AWS_*` (setting the environment is `unsafe` in edition 2024).
 
+#[path = "../../../tests/common/moto.rs"]
+mod moto;
 mod vod_util;
 
-use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use dvrclip_engine::EngineConfig;
@@ -21,60 +21,10 @@ use dvrclip_server::config::{Config, ServeArgs};
 use dvrclip_server::vod::store::{Pieces, s3_builder, s3_retry};
 use dvrclip_server::vod::{INTERRUPTED, ObjectVodStore, VideoRecord, VideoStatus, Vod, VodStore};
 use futures_util::TryStreamExt;
+use moto::{Moto, start_moto};
 use object_store::RetryConfig;
 use object_store::aws::AmazonS3Builder;
 use vod_util::*;
-
-/// A moto server; killed when dropped.
-struct Moto {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts moto on a free port, or says why it could not.
-async fn start_moto() -> Result<Moto, String> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map_err(|e| format!("no free port: {e}"))?
-        .port();
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let args = ["-H", "127.0.0.1", "-p", &port.to_string()];
-    let spawn = |cmd: &mut Command| cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn();
-    let child = spawn(Command::new("moto_server").args(args))
-        .or_else(|_| {
-            spawn(
-                Command::new("python3")
-                    .args(["-m", "moto.server"])
-                    .args(args),
-            )
-        })
-        .map_err(|e| format!("neither moto_server nor python3 -m moto.server runs: {e}"))?;
-    let mut moto = Moto { child, addr };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(Some(status)) = moto.child.try_wait() {
-            return Err(format!(
-                "moto exited at start-up ({status}); is 'moto[server]' installed?"
-            ));
-        }
-        if tokio::net::TcpStream::connect(addr).await.is_ok() {
-            return Ok(moto);
-        }
-        if Instant::now() > deadline {
-            let _ = moto.child.kill();
-            return Err("moto did not listen within 60 s".into());
-        }
-        // Waiting for another process to come up: there is no clock to drive.
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 fn s3_store(moto: &Moto, bucket: &str) -> Arc<dyn VodStore> {
     let endpoint = format!("http://{}", moto.addr);
@@ -104,7 +54,7 @@ async fn read_all(store: &dyn VodStore, key: &str, range: std::ops::Range<u64>) 
 
 #[tokio::test]
 async fn s3_round_trip_against_moto() {
-    let moto = match start_moto().await {
+    let moto = match start_moto() {
         Ok(m) => m,
         Err(why) => {
             require("moto (python3 -m pip install 'moto[server]')", Err(why));

@@ -1,5 +1,6 @@
 //! Clips: cut one (`PUT|POST .../clip_recording`), list a stream's, read one,
-//! delete one. A `vod_required` clip also starts its VOD writer here.
+//! delete one. A `vod_required` clip also starts its VOD writer here, and every clip
+//! its archiving when there is a clip archive (a delete removes it from there too).
 
 use dvrclip_engine::{Clip, ClipId, ClipRequest, StreamId};
 use serde_json::{Value, json};
@@ -29,6 +30,9 @@ pub fn create(app: &App, id: StreamId, body: &[u8]) -> Result<Value, ApiError> {
         app.vod
             .spawn_writer(clip.clone(), name.as_deref().unwrap_or("clip"));
     }
+    if let Some(archive) = &app.archive {
+        archive.spawn(app.engine.clone(), clip.clone());
+    }
     Ok(clip_json(app, &clip))
 }
 
@@ -53,6 +57,9 @@ pub fn delete(app: &App, stream: StreamId, id: ClipId) -> Result<(), ApiError> {
     find(app, stream, id)?;
     app.engine.delete_clip(id)?;
     app.forget_mp4s(&[id]);
+    if let Some(archive) = &app.archive {
+        archive.spawn_remove(stream, id);
+    }
     Ok(())
 }
 

@@ -53,13 +53,19 @@ pub fn patch(app: &App, id: StreamId, body: &[u8]) -> Result<Value, ApiError> {
     Ok(stream_json(app, &info))
 }
 
-/// `DELETE /streaming/streams/{id}`: the stream, its DVR and its clips.
+/// `DELETE /streaming/streams/{id}`: the stream, its DVR and its clips (archived
+/// ones too).
 pub fn delete(app: &App, id: StreamId) -> Result<(), ApiError> {
     let clips = app.engine.clips(id).unwrap_or_default();
     app.engine.delete_stream(id)?;
     app.pullers.stop(id);
     let ids: Vec<_> = clips.iter().map(|c| c.id()).collect();
     app.forget_mp4s(&ids);
+    if let Some(archive) = &app.archive {
+        for clip in &ids {
+            archive.spawn_remove(id, *clip);
+        }
+    }
     Ok(())
 }
 

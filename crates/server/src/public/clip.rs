@@ -11,6 +11,9 @@
 //! recording clip change with every chunk (`no-cache`); a complete clip's are fixed
 //! but short-lived (at most 60 s, never past the expiration). ref/api.md "Public clip
 //! links".
+//!
+//! A clip this node does not hold is looked up in the clip archive, if there is one
+//! ([`archived`]), before the 404.
 
 use dvrclip_engine::{Clip, ClipId, ClipRendition, ClipView, StreamId};
 use dvrclip_fmp4::progressive::VirtualMp4;
@@ -18,8 +21,9 @@ use dvrclip_hls::{MediaFile, PlaylistKind, master_playlist, media_playlist};
 use http::StatusCode;
 use http::request::Parts;
 
-use super::{cache, cache_for};
+use super::{archived, cache, cache_for};
 use crate::app::App;
+use crate::archive::ClipFile;
 use crate::error::ApiError;
 use crate::http::entity;
 use crate::http::{HttpResponse, full};
@@ -39,7 +43,16 @@ pub async fn link(
     format: LinkFormat,
     parts: &Parts,
 ) -> Result<HttpResponse, ApiError> {
-    let clip = find_clip(app, stream, clip)?;
+    let clip = match find_clip(app, stream, clip) {
+        Ok(c) => c,
+        Err(local) => {
+            let file = match format {
+                LinkFormat::Hls => ClipFile::Playlist(name),
+                LinkFormat::Mp4 => ClipFile::Mp4(name),
+            };
+            return archived::serve(app, stream, clip, file, parts, local).await;
+        }
+    };
     match format {
         LinkFormat::Hls => {
             let view = clip.view();
@@ -79,14 +92,21 @@ pub async fn link(
 }
 
 /// `/rec/{stream}/rec_{clip}_{rendition}/{file}`: an init or media segment.
-pub fn media(
+pub async fn media(
     app: &App,
     stream: StreamId,
     clip: ClipId,
     name: &str,
     file: MediaFile,
+    parts: &Parts,
 ) -> Result<HttpResponse, ApiError> {
-    let clip = find_clip(app, stream, clip)?;
+    let clip = match find_clip(app, stream, clip) {
+        Ok(c) => c,
+        Err(local) => {
+            let archived_file = ClipFile::Media(name, file);
+            return archived::serve(app, stream, clip, archived_file, parts, local).await;
+        }
+    };
     let view = clip.view();
     let bytes = file
         .resolve(rendition(&view, name)?)

@@ -1,13 +1,16 @@
 //! Public links, no auth (`ref/api.md` "Public links"): a clip's playlists, segments
 //! and MP4 ([`clip`], behind the clip's unguessable id), a stream's live DVR
-//! playlists ([`live`], behind its play key), a stored video's files ([`vod`]).
+//! playlists ([`live`], behind its play key), a stored video's files ([`vod`]), a
+//! clip this node does not hold from the clip archive ([`archived`]).
 //! Playlists are rendered once per change and shared between polls
 //! ([`crate::playlist_cache`]).
 //! Every answer here carries CORS headers so a browser player on another origin
 //! works.
 
+pub mod archived;
 pub mod clip;
 pub mod live;
+mod store_body;
 pub mod vod;
 
 use http::StatusCode;
@@ -40,7 +43,7 @@ pub async fn handle(
             clip,
             rendition,
             file,
-        } => clip::media(app, stream, clip, &rendition, file),
+        } => clip::media(app, stream, clip, &rendition, file, parts).await,
         PublicRoute::LivePlaylist { key, rendition } => {
             live::playlist(app, &key, rendition.as_deref(), parts).await
         }

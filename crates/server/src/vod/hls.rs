@@ -5,9 +5,12 @@
 //!
 //! The file is the chunks' own `Bytes` in order: nothing is copied or rewritten, so
 //! a player sees exactly what the live clip's playlist served. Rendering only; the
-//! store writes and serves it.
+//! store writes and serves it. The clip archive keeps the same file per rendition
+//! and serves each `init_{n}.mp4` and `seg_{i}.m4s` as a range of it (`inits`,
+//! `segments`).
 
 use std::fmt::Write as _;
+use std::ops::Range;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -22,12 +25,19 @@ pub struct SingleFile {
     pub len: u64,
     /// The media playlist; segments name the file as `uri`.
     pub playlist: String,
+    /// Where each distinct init lies in the file, in clip order: the clip link's
+    /// `init_{n}.mp4` is entry n.
+    pub inits: Vec<Range<u64>>,
+    /// Where each chunk lies in the file: the clip link's `seg_{i}.m4s` is entry i.
+    pub segments: Vec<Range<u64>>,
 }
 
 /// Lays out rendition `r` as one file named `uri` in its playlist (a URI relative
 /// to the playlist's own).
 pub fn single_file(r: &ClipRendition, uri: &str) -> SingleFile {
     let mut pieces = Vec::with_capacity(r.chunks().len() + 1);
+    let mut inits = Vec::new();
+    let mut segments = Vec::with_capacity(r.chunks().len());
     let mut off = 0u64;
     let mut text = String::new();
     // Version 7 as ffmpeg writes fMP4 playlists; EXT-X-MAP in a playlist without
@@ -52,6 +62,7 @@ pub fn single_file(r: &ClipRendition, uri: &str) -> SingleFile {
                 "#EXT-X-MAP:URI=\"{uri}\",BYTERANGE=\"{}@{off}\"",
                 init.len()
             );
+            inits.push(off..off + init.len() as u64);
             off += init.len() as u64;
             pieces.push(init.clone());
             last_init = Some(chunk.init());
@@ -70,6 +81,7 @@ pub fn single_file(r: &ClipRendition, uri: &str) -> SingleFile {
             chunk.duration_secs(),
             bytes.len()
         );
+        segments.push(off..off + bytes.len() as u64);
         off += bytes.len() as u64;
         pieces.push(bytes.clone());
     }
@@ -78,5 +90,7 @@ pub fn single_file(r: &ClipRendition, uri: &str) -> SingleFile {
         pieces,
         len: off,
         playlist: text,
+        inits,
+        segments,
     }
 }

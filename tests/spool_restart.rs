@@ -404,3 +404,165 @@ fn a_full_spool_refuses_uploads_with_a_reason_and_recovers() {
     drop(_tmpfs);
     let _ = std::fs::remove_dir_all(root);
 }
+
+fn clip_of(addr: SocketAddr, sid: u64, id: &str) -> Resp {
+    api(
+        addr,
+        "GET",
+        &format!("/streaming/streams/{sid}/clip_recording/{id}"),
+        None,
+    )
+}
+
+fn video_of(addr: SocketAddr, id: u64) -> Value {
+    expect(api(addr, "GET", &format!("/streaming/videos/{id}"), None), 200).json()
+}
+
+/// Issue 20: a `vod_required` clip still recording when the server is killed keeps
+/// its video `pending` across the restart, records on when ffmpeg pushes again, and
+/// its video is written then: the same MP4 the clip's link serves, decodable.
+#[test]
+fn a_pending_video_is_written_after_a_sigkill() {
+    if !have_ffmpeg() {
+        return;
+    }
+    let root = temp_dir("spool-vod");
+    let spool = shm_dir("vod");
+    let server = start(&spool, &root, 7);
+    let addr = server.addr;
+    let stream = create_stream(addr, "vod");
+    let sid = stream["id"].as_u64().unwrap();
+    let push_url = stream["push_url_http"].as_str().unwrap().to_owned();
+    let mut ffmpeg = push_ladder(&push_url, 40, 440);
+    let top = LADDER[0].0;
+    poll("3 chunks", Duration::from_secs(40), || {
+        (chunks_of(&dvr(addr, sid), top) >= 3).then_some(())
+    });
+    // Recording for 12 s more: its video cannot be written before the kill.
+    let clip = create_clip(addr, sid, r#"{"duration": 12, "vod_required": true}"#);
+    assert_eq!(clip["state"], "recording", "{clip}");
+    let vid = clip["video_id"].as_u64().expect("a video id");
+    assert_eq!(video_of(addr, vid)["status"], "pending");
+    drop(server); // SIGKILL
+    let _ = ffmpeg.kill();
+    let _ = ffmpeg.wait();
+
+    let server = start(&spool, &root, 8);
+    let addr = server.addr;
+    let video = video_of(addr, vid);
+    assert_eq!(video["status"], "pending", "resumed, not failed: {video}");
+    let id = clip["id"].as_str().unwrap();
+    assert_eq!(
+        expect(clip_of(addr, sid, id), 200).json()["state"],
+        "recording"
+    );
+    let mut ffmpeg = push_ladder(&push_url, 40, 660);
+    let ready = poll("the video ready", Duration::from_secs(90), || {
+        let v = video_of(addr, vid);
+        assert_ne!(v["status"], "error", "{v}");
+        (v["status"] == "ready").then_some(v)
+    });
+    let _ = ffmpeg.kill();
+    let _ = ffmpeg.wait();
+    let done = expect(clip_of(addr, sid, id), 200).json();
+    assert_eq!(done["state"], "complete", "{done}");
+    let url = ready["origin_url"].as_str().expect("an MP4 link");
+    let stored = expect(get(addr, path_of(url)), 200).body;
+    assert!(
+        stored == mp4(addr, &done).1,
+        "the video is the MP4 the clip's link serves"
+    );
+    let (ok, errors) = ffmpeg_decode(&format!("http://{addr}{}", path_of(url)));
+    assert!(ok, "the video decodes: {errors}");
+    drop(server);
+    let _ = std::fs::remove_dir_all(&spool);
+    let _ = std::fs::remove_dir_all(root);
+}
+
+/// Issue 20: "a clip whose media was lost is reported as such, never served short".
+/// Every payload file is damaged between a SIGTERM and the restart: each clip that
+/// held media answers `state: lost` with the reason, is listed so, its links answer
+/// 410, its pending video turns `error`, `/metrics` counts them; it can be deleted.
+#[test]
+fn a_clip_whose_media_was_lost_is_reported_lost() {
+    if !have_ffmpeg() {
+        return;
+    }
+    let root = temp_dir("spool-lost");
+    let spool = shm_dir("lost");
+    let server = start(&spool, &root, 9);
+    let addr = server.addr;
+    let stream = create_stream(addr, "lost");
+    let sid = stream["id"].as_u64().unwrap();
+    let push_url = stream["push_url_http"].as_str().unwrap().to_owned();
+    let mut ffmpeg = push_ladder(&push_url, 30, 440);
+    let top = LADDER[0].0;
+    poll("5 chunks", Duration::from_secs(40), || {
+        (chunks_of(&dvr(addr, sid), top) >= 5).then_some(())
+    });
+    let complete = create_clip(
+        addr,
+        sid,
+        &format!(r#"{{"duration": 4, "start": {}}}"#, unix_now() - 9),
+    );
+    let recording = create_clip(addr, sid, r#"{"duration": 60, "vod_required": true}"#);
+    let rid = recording["id"].as_str().unwrap().to_owned();
+    poll("the recording clip holds media", Duration::from_secs(30), || {
+        let c = expect(clip_of(addr, sid, &rid), 200).json();
+        (c["actual_duration"].as_f64() > Some(0.0)).then_some(())
+    });
+    assert!(server.terminate().success());
+    let _ = ffmpeg.kill();
+    let _ = ffmpeg.wait();
+    for entry in std::fs::read_dir(spool.join("chunks")).unwrap() {
+        let path = entry.unwrap().path();
+        let mut bytes = std::fs::read(&path).unwrap();
+        let i = bytes.len() / 2;
+        bytes[i] ^= 0xff;
+        std::fs::write(&path, &bytes).unwrap();
+    }
+
+    let server = start(&spool, &root, 10);
+    let addr = server.addr;
+    assert_eq!(metric(addr, "dvrclip_spool_recovery_lost_clips"), 2);
+    for clip in [&complete, &recording] {
+        let id = clip["id"].as_str().unwrap();
+        let lost = expect(clip_of(addr, sid, id), 200).json();
+        assert_eq!(lost["state"], "lost", "{lost}");
+        assert!(
+            lost["error"].as_str().is_some_and(|e| e.contains("lost")),
+            "{lost}"
+        );
+        assert_eq!(lost["duration"], clip["duration"]);
+        assert_eq!(lost["start"], clip["start"]);
+        assert_eq!(lost["mp4_master"], clip["mp4_master"]);
+        for link in ["mp4_master", "hls_master"] {
+            let r = get(addr, path_of(clip[link].as_str().unwrap()));
+            assert_eq!(r.status, 410, "{link}: never served short: {}", r.text());
+        }
+    }
+    let listed = expect(
+        api(
+            addr,
+            "GET",
+            &format!("/streaming/streams/{sid}/clip_recording"),
+            None,
+        ),
+        200,
+    )
+    .json();
+    let states: Vec<&Value> = listed.as_array().unwrap().iter().map(|c| &c["state"]).collect();
+    assert_eq!(states, ["lost", "lost"], "{listed}");
+    let video = video_of(addr, recording["video_id"].as_u64().unwrap());
+    assert_eq!(video["status"], "error", "{video}");
+    assert!(
+        video["error"].as_str().is_some_and(|e| e.contains("lost")),
+        "{video}"
+    );
+    let path = format!("/streaming/streams/{sid}/clip_recording/{rid}");
+    expect(api(addr, "DELETE", &path, None), 204);
+    expect(api(addr, "GET", &path, None), 404);
+    drop(server);
+    let _ = std::fs::remove_dir_all(&spool);
+    let _ = std::fs::remove_dir_all(root);
+}

@@ -146,6 +146,9 @@ pub struct Engine {
     next_stream_id: AtomicU64,
     next_video_id: AtomicU64,
     clips: RwLock<HashMap<ClipId, Clip>>,
+    /// Clips whose media a restore could not bring back, kept until their
+    /// expiration so they are reported ([`crate::LostClip`]).
+    lost: RwLock<HashMap<ClipId, crate::LostClip>>,
     expiry: Mutex<Deadlines>,
     recording_deadlines: Mutex<Deadlines>,
     evict: Mutex<()>,
@@ -185,6 +188,7 @@ impl Engine {
             next_stream_id: AtomicU64::new(1),
             next_video_id: AtomicU64::new(first_video_id),
             clips: RwLock::new(HashMap::new()),
+            lost: RwLock::new(HashMap::new()),
             expiry: Mutex::new(BinaryHeap::new()),
             recording_deadlines: Mutex::new(BinaryHeap::new()),
             evict: Mutex::new(()),
@@ -339,6 +343,7 @@ impl Engine {
                 clips.remove(cid);
             }
         }
+        self.lost.write().retain(|_, l| l.stream != id);
         let recording = std::mem::take(&mut *stream.recording.lock());
         for clip in recording {
             complete_clip(&clip);

@@ -415,7 +415,11 @@ fn clip_of(addr: SocketAddr, sid: u64, id: &str) -> Resp {
 }
 
 fn video_of(addr: SocketAddr, id: u64) -> Value {
-    expect(api(addr, "GET", &format!("/streaming/videos/{id}"), None), 200).json()
+    expect(
+        api(addr, "GET", &format!("/streaming/videos/{id}"), None),
+        200,
+    )
+    .json()
 }
 
 /// Issue 20: a `vod_required` clip still recording when the server is killed keeps
@@ -519,10 +523,14 @@ fn a_clip_whose_media_was_lost_is_reported_lost() {
     );
     let recording = create_clip(addr, sid, r#"{"duration": 60, "vod_required": true}"#);
     let rid = recording["id"].as_str().unwrap().to_owned();
-    poll("the recording clip holds media", Duration::from_secs(30), || {
-        let c = expect(clip_of(addr, sid, &rid), 200).json();
-        (c["actual_duration"].as_f64() > Some(0.0)).then_some(())
-    });
+    poll(
+        "the recording clip holds media",
+        Duration::from_secs(30),
+        || {
+            let c = expect(clip_of(addr, sid, &rid), 200).json();
+            (c["actual_duration"].as_f64() > Some(0.0)).then_some(())
+        },
+    );
     assert!(server.terminate().success());
     let _ = ffmpeg.kill();
     let _ = ffmpeg.wait();
@@ -566,7 +574,12 @@ fn a_clip_whose_media_was_lost_is_reported_lost() {
         200,
     )
     .json();
-    let states: Vec<&Value> = listed.as_array().unwrap().iter().map(|c| &c["state"]).collect();
+    let states: Vec<&Value> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| &c["state"])
+        .collect();
     assert_eq!(states, ["lost", "lost"], "{listed}");
     let video = video_of(addr, recording["video_id"].as_u64().unwrap());
     assert_eq!(video["status"], "error", "{video}");

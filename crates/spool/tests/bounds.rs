@@ -80,7 +80,9 @@ fn stream(r: &Running, dvr_secs: u32) -> StreamId {
     let mut settings = StreamSettings::named("bounds");
     settings.dvr_duration_secs = dvr_secs;
     let s = r.engine.create_stream(settings).unwrap().id;
-    r.engine.push_init_bytes(s, "v", fixture("init.mp4")).unwrap();
+    r.engine
+        .push_init_bytes(s, "v", fixture("init.mp4"))
+        .unwrap();
     s
 }
 
@@ -145,7 +147,11 @@ fn a_long_ingest_keeps_its_journal_bounded_on_disk() {
     crash(r);
 
     let r = open(&d, WallTime::from_unix_secs(T0 + 1), options);
-    assert_eq!(r.engine.dvr(s).unwrap(), dvr, "a compacted journal loses nothing");
+    assert_eq!(
+        r.engine.dvr(s).unwrap(),
+        dvr,
+        "a compacted journal loses nothing"
+    );
     crash(r);
     let _ = std::fs::remove_dir_all(d);
 }
@@ -188,7 +194,11 @@ fn payload_mappings_stay_under_their_cap() {
     assert_eq!(kernel_maps_under(&d), 4, "the kernel's count");
     let dvr = r.engine.dvr(s).unwrap();
     crash(r);
-    assert_eq!(kernel_maps_under(&d), 0, "every mapping went with its engine");
+    assert_eq!(
+        kernel_maps_under(&d),
+        0,
+        "every mapping went with its engine"
+    );
 
     let r = open(&d, WallTime::from_unix_secs(T0 + 60), options);
     let counts = r.spool.payload_counts();

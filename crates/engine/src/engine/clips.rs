@@ -336,10 +336,17 @@ impl Engine {
         };
         let lost_expired: Vec<ClipId> = {
             let mut lost = self.lost.write();
-            due.iter().filter(|id| lost.remove(id).is_some()).copied().collect()
+            due.iter()
+                .filter(|id| lost.remove(id).is_some())
+                .copied()
+                .collect()
         };
         if let Some(p) = self.persist() {
-            for id in expired.iter().map(Clip::id).chain(lost_expired.iter().copied()) {
+            for id in expired
+                .iter()
+                .map(Clip::id)
+                .chain(lost_expired.iter().copied())
+            {
                 p.clip_removed(id);
             }
         }

@@ -133,9 +133,7 @@ impl Engine {
         if self.stream_arc(lost.stream).is_err() {
             return;
         }
-        self.expiry
-            .lock()
-            .push(Reverse((lost.expiration, lost.id)));
+        self.expiry.lock().push(Reverse((lost.expiration, lost.id)));
         self.lost.write().insert(lost.id, lost);
     }
 

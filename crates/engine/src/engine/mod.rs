@@ -9,8 +9,9 @@
 //! polls per clip.
 //!
 //! Locks, always taken in this order and never across I/O: the streams map, a
-//! stream's `shared_anchor`, one ring; the clip map; a clip's `build`. Budget
-//! eviction takes one ring lock at a time. The key index is taken alone.
+//! stream's `shared_anchor`, one ring; the clip map, then the map of lost clips; a
+//! clip's `build`. Budget eviction takes one ring lock at a time. The key index is
+//! taken alone.
 //!
 //! A key (ingest or play) finds its stream through the key index: a map from the
 //! key's SHA-256 to the stream, then one constant-time comparison with that

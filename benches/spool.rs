@@ -181,7 +181,11 @@ fn ingest_cpu(c: &mut Criterion<ProcessCpu>) {
     for spooled in arms {
         let dir = spool_dir("ingest-cpu");
         let mut f = Ingest::new(spooled.then_some(dir.as_path()));
-        let label = if spooled { "spool_tmpfs" } else { "memory_only" };
+        let label = if spooled {
+            "spool_tmpfs"
+        } else {
+            "memory_only"
+        };
         g.bench_function(label, |b| b.iter(|| f.push_one()));
     }
     g.finish();

@@ -6,6 +6,9 @@
 //! After the restart every clip link answers as before (same ETag, same bytes, so
 //! the same SHA-256), the DVR holds at least what was acknowledged, and a clip that
 //! was recording completes once ffmpeg pushes again. ffmpeg decodes every MP4.
+//! A `vod_required` clip recording at a SIGKILL has its video written after the
+//! restart; a clip whose media was lost is reported `lost` (410 on its links),
+//! never served short; `--spool-max-maps` bounds the mapped chunk files.
 
 mod common;
 
@@ -590,6 +593,64 @@ fn a_clip_whose_media_was_lost_is_reported_lost() {
     let path = format!("/streaming/streams/{sid}/clip_recording/{rid}");
     expect(api(addr, "DELETE", &path, None), 204);
     expect(api(addr, "GET", &path, None), 404);
+    drop(server);
+    let _ = std::fs::remove_dir_all(&spool);
+    let _ = std::fs::remove_dir_all(root);
+}
+
+/// `--spool-max-maps`: at most that many chunk files are mapped, the others held in
+/// memory (`/metrics` counts both), and all of them come back after a SIGKILL.
+#[test]
+fn the_mapping_cap_holds_in_the_server() {
+    let root = temp_dir("spool-maps");
+    let spool = shm_dir("maps");
+    let args = |n| {
+        Server::start_in(
+            root.join("data"),
+            temp_dir(&format!("spool-maps-run{n}")),
+            &[
+                "--api-key",
+                KEY,
+                "--spool-dir",
+                spool.to_str().unwrap(),
+                "--spool-max-maps",
+                "2",
+            ],
+        )
+    };
+    let server = args(1);
+    let addr = server.addr;
+    let stream = create_stream(addr, "maps");
+    let sid = stream["id"].as_u64().unwrap();
+    let base = path_of(stream["push_url_http"].as_str().unwrap()).to_owned();
+    for rendition in ["v", "w"] {
+        let at = |f: &str| format!("{base}/{rendition}/{f}");
+        expect(
+            put(addr, &at("init.mp4"), &fixture("h264_aac/init.mp4")),
+            201,
+        );
+        for seg in ["seg_000.m4s", "seg_001.m4s"] {
+            expect(
+                put(addr, &at(seg), &fixture(&format!("h264_aac/{seg}"))),
+                201,
+            );
+        }
+    }
+    assert_eq!(metric(addr, "dvrclip_spool_payload_maps"), 2);
+    assert_eq!(metric(addr, "dvrclip_spool_payload_held"), 2);
+    assert_eq!(metric(addr, "dvrclip_spool_payload_files"), 4);
+    let before = dvr(addr, sid);
+    drop(server); // SIGKILL
+
+    let server = args(2);
+    let addr = server.addr;
+    assert_eq!(
+        dvr(addr, sid),
+        before,
+        "held chunks come back as mapped ones"
+    );
+    assert_eq!(metric(addr, "dvrclip_spool_payload_maps"), 2);
+    assert_eq!(metric(addr, "dvrclip_spool_payload_held"), 2);
     drop(server);
     let _ = std::fs::remove_dir_all(&spool);
     let _ = std::fs::remove_dir_all(root);

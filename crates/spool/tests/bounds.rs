@@ -120,7 +120,7 @@ fn a_long_ingest_keeps_its_journal_bounded_on_disk() {
     let (mut appended, mut largest, mut last) = (0u64, 0u64, r.spool.journal_bytes());
     let started = Instant::now();
     let mut pushed = 0;
-    while started.elapsed() < Duration::from_secs(8) {
+    while started.elapsed() < Duration::from_secs(10) {
         push_pair(&r, s);
         pushed += 2;
         let now = r.spool.journal_bytes();
@@ -134,9 +134,17 @@ fn a_long_ingest_keeps_its_journal_bounded_on_disk() {
         "{pushed} chunks, {appended} bytes appended, {compactions} compactions, largest journal {largest} bytes"
     );
     assert!(compactions >= 3, "compacted while running: {compactions}");
+    // Bounded: never past the compaction floor (twice it, as what is alive may be
+    // half of it) plus what two of the background thread's 1 s ticks append,
+    // whatever the push rate on a loaded machine.
+    let per_sec = appended / started.elapsed().as_secs().max(1);
     assert!(
-        appended > 3 * largest,
-        "the journal stays bounded: at most {largest} bytes on disk of {appended} appended"
+        largest <= 2 * (16 << 10) + 2 * per_sec,
+        "the journal stays bounded: {largest} bytes on disk at {per_sec} bytes/s appended"
+    );
+    assert!(
+        appended > 2 * largest,
+        "at most {largest} bytes on disk of {appended} appended"
     );
     let metrics = r.spool.render_metrics();
     assert!(

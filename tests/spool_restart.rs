@@ -6,6 +6,9 @@
 //! After the restart every clip link answers as before (same ETag, same bytes, so
 //! the same SHA-256), the DVR holds at least what was acknowledged, and a clip that
 //! was recording completes once ffmpeg pushes again. ffmpeg decodes every MP4.
+//! A `vod_required` clip recording at a SIGKILL has its video written after the
+//! restart; a clip whose media was lost is reported `lost` (410 on its links),
+//! never served short; `--spool-max-maps` bounds the mapped chunk files.
 
 mod common;
 
@@ -402,5 +405,253 @@ fn a_full_spool_refuses_uploads_with_a_reason_and_recovers() {
     );
     drop(server);
     drop(_tmpfs);
+    let _ = std::fs::remove_dir_all(root);
+}
+
+fn clip_of(addr: SocketAddr, sid: u64, id: &str) -> Resp {
+    api(
+        addr,
+        "GET",
+        &format!("/streaming/streams/{sid}/clip_recording/{id}"),
+        None,
+    )
+}
+
+fn video_of(addr: SocketAddr, id: u64) -> Value {
+    expect(
+        api(addr, "GET", &format!("/streaming/videos/{id}"), None),
+        200,
+    )
+    .json()
+}
+
+/// Issue 20: a `vod_required` clip still recording when the server is killed keeps
+/// its video `pending` across the restart, records on when ffmpeg pushes again, and
+/// its video is written then: the same MP4 the clip's link serves, decodable.
+#[test]
+fn a_pending_video_is_written_after_a_sigkill() {
+    if !have_ffmpeg() {
+        return;
+    }
+    let root = temp_dir("spool-vod");
+    let spool = shm_dir("vod");
+    let server = start(&spool, &root, 7);
+    let addr = server.addr;
+    let stream = create_stream(addr, "vod");
+    let sid = stream["id"].as_u64().unwrap();
+    let push_url = stream["push_url_http"].as_str().unwrap().to_owned();
+    let mut ffmpeg = push_ladder(&push_url, 40, 440);
+    let top = LADDER[0].0;
+    poll("3 chunks", Duration::from_secs(40), || {
+        (chunks_of(&dvr(addr, sid), top) >= 3).then_some(())
+    });
+    // Recording for 12 s more: its video cannot be written before the kill.
+    let clip = create_clip(addr, sid, r#"{"duration": 12, "vod_required": true}"#);
+    assert_eq!(clip["state"], "recording", "{clip}");
+    let vid = clip["video_id"].as_u64().expect("a video id");
+    assert_eq!(video_of(addr, vid)["status"], "pending");
+    // The `pending` record reaches the VOD store just after the answer; the kill
+    // comes once it is there (and before the clip can complete).
+    let record = root.join(format!("data/vod/videos/{vid}.json"));
+    poll("the pending record stored", Duration::from_secs(5), || {
+        record.exists().then_some(())
+    });
+    drop(server); // SIGKILL
+    let _ = ffmpeg.kill();
+    let _ = ffmpeg.wait();
+
+    let server = start(&spool, &root, 8);
+    let addr = server.addr;
+    let video = video_of(addr, vid);
+    assert_eq!(video["status"], "pending", "resumed, not failed: {video}");
+    let id = clip["id"].as_str().unwrap();
+    assert_eq!(
+        expect(clip_of(addr, sid, id), 200).json()["state"],
+        "recording"
+    );
+    let again = expect(
+        api(addr, "GET", &format!("/streaming/streams/{sid}"), None),
+        200,
+    )
+    .json();
+    let push_url = again["push_url_http"].as_str().unwrap().to_owned();
+    let mut ffmpeg = push_ladder(&push_url, 40, 660);
+    let ready = poll("the video ready", Duration::from_secs(90), || {
+        let v = video_of(addr, vid);
+        assert_ne!(v["status"], "error", "{v}");
+        (v["status"] == "ready").then_some(v)
+    });
+    let _ = ffmpeg.kill();
+    let _ = ffmpeg.wait();
+    let done = expect(clip_of(addr, sid, id), 200).json();
+    assert_eq!(done["state"], "complete", "{done}");
+    let url = ready["origin_url"].as_str().expect("an MP4 link");
+    let stored = expect(get(addr, path_of(url)), 200).body;
+    assert!(
+        stored == mp4(addr, &done).1,
+        "the video is the MP4 the clip's link serves"
+    );
+    let (ok, errors) = ffmpeg_decode(&format!("http://{addr}{}", path_of(url)));
+    assert!(ok, "the video decodes: {errors}");
+    drop(server);
+    let _ = std::fs::remove_dir_all(&spool);
+    let _ = std::fs::remove_dir_all(root);
+}
+
+/// Issue 20: "a clip whose media was lost is reported as such, never served short".
+/// Every payload file is damaged between a SIGTERM and the restart: each clip that
+/// held media answers `state: lost` with the reason, is listed so, its links answer
+/// 410, its pending video turns `error`, `/metrics` counts them; it can be deleted.
+#[test]
+fn a_clip_whose_media_was_lost_is_reported_lost() {
+    if !have_ffmpeg() {
+        return;
+    }
+    let root = temp_dir("spool-lost");
+    let spool = shm_dir("lost");
+    let server = start(&spool, &root, 9);
+    let addr = server.addr;
+    let stream = create_stream(addr, "lost");
+    let sid = stream["id"].as_u64().unwrap();
+    let push_url = stream["push_url_http"].as_str().unwrap().to_owned();
+    let mut ffmpeg = push_ladder(&push_url, 30, 440);
+    let top = LADDER[0].0;
+    poll("5 chunks", Duration::from_secs(40), || {
+        (chunks_of(&dvr(addr, sid), top) >= 5).then_some(())
+    });
+    let complete = create_clip(
+        addr,
+        sid,
+        &format!(r#"{{"duration": 4, "start": {}}}"#, unix_now() - 9),
+    );
+    let recording = create_clip(addr, sid, r#"{"duration": 60, "vod_required": true}"#);
+    let rid = recording["id"].as_str().unwrap().to_owned();
+    poll(
+        "the recording clip holds media",
+        Duration::from_secs(30),
+        || {
+            let c = expect(clip_of(addr, sid, &rid), 200).json();
+            (c["actual_duration"].as_f64() > Some(0.0)).then_some(())
+        },
+    );
+    assert!(server.terminate().success());
+    let _ = ffmpeg.kill();
+    let _ = ffmpeg.wait();
+    for entry in std::fs::read_dir(spool.join("chunks")).unwrap() {
+        let path = entry.unwrap().path();
+        let mut bytes = std::fs::read(&path).unwrap();
+        let i = bytes.len() / 2;
+        bytes[i] ^= 0xff;
+        std::fs::write(&path, &bytes).unwrap();
+    }
+
+    let server = start(&spool, &root, 10);
+    let addr = server.addr;
+    assert_eq!(metric(addr, "dvrclip_spool_recovery_lost_clips"), 2);
+    for clip in [&complete, &recording] {
+        let id = clip["id"].as_str().unwrap();
+        let lost = expect(clip_of(addr, sid, id), 200).json();
+        assert_eq!(lost["state"], "lost", "{lost}");
+        assert!(
+            lost["error"].as_str().is_some_and(|e| e.contains("lost")),
+            "{lost}"
+        );
+        assert_eq!(lost["duration"], clip["duration"]);
+        assert_eq!(lost["start"], clip["start"]);
+        assert_eq!(
+            path_of(lost["mp4_master"].as_str().unwrap()),
+            path_of(clip["mp4_master"].as_str().unwrap())
+        );
+        for link in ["mp4_master", "hls_master"] {
+            let r = get(addr, path_of(clip[link].as_str().unwrap()));
+            assert_eq!(r.status, 410, "{link}: never served short: {}", r.text());
+        }
+    }
+    let listed = expect(
+        api(
+            addr,
+            "GET",
+            &format!("/streaming/streams/{sid}/clip_recording"),
+            None,
+        ),
+        200,
+    )
+    .json();
+    let states: Vec<&Value> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| &c["state"])
+        .collect();
+    assert_eq!(states, ["lost", "lost"], "{listed}");
+    let video = video_of(addr, recording["video_id"].as_u64().unwrap());
+    assert_eq!(video["status"], "error", "{video}");
+    assert!(
+        video["error"].as_str().is_some_and(|e| e.contains("lost")),
+        "{video}"
+    );
+    let path = format!("/streaming/streams/{sid}/clip_recording/{rid}");
+    expect(api(addr, "DELETE", &path, None), 204);
+    expect(api(addr, "GET", &path, None), 404);
+    drop(server);
+    let _ = std::fs::remove_dir_all(&spool);
+    let _ = std::fs::remove_dir_all(root);
+}
+
+/// `--spool-max-maps`: at most that many chunk files are mapped, the others held in
+/// memory (`/metrics` counts both), and all of them come back after a SIGKILL.
+#[test]
+fn the_mapping_cap_holds_in_the_server() {
+    let root = temp_dir("spool-maps");
+    let spool = shm_dir("maps");
+    let args = |n| {
+        Server::start_in(
+            root.join("data"),
+            temp_dir(&format!("spool-maps-run{n}")),
+            &[
+                "--api-key",
+                KEY,
+                "--spool-dir",
+                spool.to_str().unwrap(),
+                "--spool-max-maps",
+                "2",
+            ],
+        )
+    };
+    let server = args(1);
+    let addr = server.addr;
+    let stream = create_stream(addr, "maps");
+    let sid = stream["id"].as_u64().unwrap();
+    let base = path_of(stream["push_url_http"].as_str().unwrap()).to_owned();
+    for rendition in ["v", "w"] {
+        let at = |f: &str| format!("{base}/{rendition}/{f}");
+        expect(
+            put(addr, &at("init.mp4"), &fixture("h264_aac/init.mp4")),
+            201,
+        );
+        for seg in ["seg_000.m4s", "seg_001.m4s"] {
+            expect(
+                put(addr, &at(seg), &fixture(&format!("h264_aac/{seg}"))),
+                201,
+            );
+        }
+    }
+    assert_eq!(metric(addr, "dvrclip_spool_payload_maps"), 2);
+    assert_eq!(metric(addr, "dvrclip_spool_payload_held"), 2);
+    assert_eq!(metric(addr, "dvrclip_spool_payload_files"), 4);
+    let before = dvr(addr, sid);
+    drop(server); // SIGKILL
+
+    let server = args(2);
+    let addr = server.addr;
+    assert_eq!(
+        dvr(addr, sid),
+        before,
+        "held chunks come back as mapped ones"
+    );
+    assert_eq!(metric(addr, "dvrclip_spool_payload_maps"), 2);
+    assert_eq!(metric(addr, "dvrclip_spool_payload_held"), 2);
+    drop(server);
+    let _ = std::fs::remove_dir_all(&spool);
     let _ = std::fs::remove_dir_all(root);
 }

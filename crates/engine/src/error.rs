@@ -28,6 +28,16 @@ pub enum Error {
     #[error("no such clip")]
     UnknownClip,
 
+    /// The clip was made, but its media did not survive a restart: it is reported,
+    /// never served short (HTTP 410).
+    #[error("clip {id}: {reason}")]
+    ClipLost {
+        /// The clip.
+        id: crate::ClipId,
+        /// Why.
+        reason: String,
+    },
+
     /// Clips need the DVR (HTTP 422).
     #[error("stream {0} has DVR disabled")]
     DvrDisabled(StreamId),

@@ -166,6 +166,7 @@ pub struct RestoreReport {
     pub clips: usize,
     /// Clips already expired.
     pub clips_expired: usize,
-    /// Clips whose media was lost (a chunk missing): dropped, never served short.
+    /// Clips whose media was lost (a chunk missing): kept as a [`crate::LostClip`],
+    /// reported until their expiration, never served short.
     pub clips_lost: usize,
 }

@@ -23,7 +23,7 @@ use crate::mp4_cache::Mp4Cache;
 use crate::playlist_cache::{Key, Playlists};
 use crate::pullers::Pullers;
 use crate::vod::Vod;
-use dvrclip_spool::{Spool, SyncPolicy};
+use dvrclip_spool::{Spool, SpoolOptions};
 
 /// The share of the memory budget kept for request bodies still arriving
 /// ([`crate::http::body`]): a sixteenth.
@@ -104,12 +104,20 @@ impl App {
         });
         let (engine, spool) = match &config.spool_dir {
             Some(dir) => {
-                let (engine, spool) = open_spool(engine, dir, config.spool_sync).await?;
+                let options = SpoolOptions {
+                    sync: config.spool_sync,
+                    max_maps: config.spool_max_maps,
+                    ..SpoolOptions::default()
+                };
+                let (engine, spool) = open_spool(engine, dir, options).await?;
                 (engine, Some(spool))
             }
             None => (engine, None),
         };
-        let mut builder = App::builder(config, Arc::new(engine)).vod(vod);
+        let engine = Arc::new(engine);
+        // Videos left `pending` by the last run: written again if their clip is back.
+        vod.resume(&engine).await;
+        let mut builder = App::builder(config, engine).vod(vod);
         builder.spool = spool;
         Ok(builder.build())
     }
@@ -276,14 +284,16 @@ impl AppBuilder {
 async fn open_spool(
     engine: Engine,
     dir: &std::path::Path,
-    sync: SyncPolicy,
+    options: SpoolOptions,
 ) -> Result<(Engine, Arc<Spool>), Box<dyn std::error::Error>> {
     let now = engine.now();
     let dir = dir.to_owned();
-    let opened = tokio::task::spawn_blocking(move || Spool::open(&dir, sync, now)).await??;
+    let opened =
+        tokio::task::spawn_blocking(move || Spool::open_with(&dir, options, now)).await??;
     opened.spool.seal_on_panic();
     let engine = engine.with_persist(opened.spool.clone());
     let restored = engine.restore(opened.restore)?;
+    opened.spool.note_restore(&restored);
     let r = opened.report;
     tracing::info!(
         dir = %opened.spool.dir().display(),

@@ -105,6 +105,9 @@ keys! {
     /// When spooled uploads reach stable storage: `batch` (default: once a second; a
     /// power cut may lose the last second) or `on-ack` (before the upload's 201).
     spool_sync: String = "DVRCLIP_SPOOL_SYNC",
+    /// Spool payload files mapped at once at most (default 32768, half of Linux's
+    /// default `vm.max_map_count`); past it chunks are read into memory instead.
+    spool_max_maps: usize = "DVRCLIP_SPOOL_MAX_MAPS",
     /// UDP address to take SRT pushes on (`srt://host:port?streamid={ingest key}`).
     /// Off unless set, except with `--demo`: the listen address's IP, port 8890 (port
     /// 0 when listening on port 0).
@@ -198,6 +201,8 @@ pub struct Config {
     pub spool_dir: Option<PathBuf>,
     /// When spooled writes are synced.
     pub spool_sync: dvrclip_spool::SyncPolicy,
+    /// Spool payload files mapped at once at most.
+    pub spool_max_maps: usize,
     /// Where SRT pushes are taken (UDP); `None`: no SRT. A port 0 is replaced by the
     /// bound one, as for RTMP.
     pub srt_listen: Option<SocketAddr>,
@@ -338,6 +343,15 @@ impl Config {
             .unwrap_or("batch")
             .parse()
             .map_err(ConfigError::Invalid)?;
+        let spool_max_maps = match a.spool_max_maps {
+            Some(0) => {
+                return Err(ConfigError::Invalid(
+                    "--spool-max-maps must be at least 1".into(),
+                ));
+            }
+            Some(n) => n,
+            None => dvrclip_spool::DEFAULT_MAX_MAPS,
+        };
         if let Some(len) = a.srt_passphrase.as_ref().map(String::len) {
             if !(10..=79).contains(&len) {
                 return Err(ConfigError::Invalid(format!(
@@ -351,6 +365,7 @@ impl Config {
         Ok(Config {
             spool_dir,
             spool_sync,
+            spool_max_maps,
             listen,
             public_url,
             api_key,

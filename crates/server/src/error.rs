@@ -41,6 +41,9 @@ pub enum ApiError {
     /// 408: the body did not arrive in time.
     #[error("request body timed out")]
     Timeout,
+    /// 410: the clip was made but its media did not survive a restart.
+    #[error("{0}")]
+    Gone(String),
     /// 412: a fragment without (or with a mismatched) init segment.
     #[error("{0}")]
     PreconditionFailed(String),
@@ -98,6 +101,7 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Timeout => StatusCode::REQUEST_TIMEOUT,
+            ApiError::Gone(_) => StatusCode::GONE,
             ApiError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMedia(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -221,6 +225,7 @@ impl From<dvrclip_engine::Error> for ApiError {
             | E::BadTiming { .. }
             | E::EmptyInit => ApiError::BadRequest { message, field },
             E::StreamInactive(_) => ApiError::Forbidden(message),
+            E::ClipLost { .. } => ApiError::Gone(message),
             E::NoInit { .. } | E::TrackMismatch { .. } => ApiError::PreconditionFailed(message),
             E::TooManyClips { .. } => ApiError::TooManyRequests(message),
             E::OverBudget { .. } | E::Storage { .. } => ApiError::Unavailable(message),

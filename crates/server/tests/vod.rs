@@ -1,7 +1,8 @@
 //! The VOD store and writer (issue 8, ref/api.md "Clips" `vod_required`, §5 Video object, §8
 //! VOD store) on the local filesystem: the stored MP4 is the clip's MP4 byte for
 //! byte and ffprobe reads it; videos survive a restart and ids continue; an
-//! interrupted write is cleaned up at start-up; a failing store turns the video to
+//! interrupted write is cleaned up at start-up; a video left `pending` is written
+//! once its clip is back in a restored engine (`Vod::resume`); a failing store turns the video to
 //! `error` without touching the clip or the DVR; the HTTP answers over a socket.
 
 mod vod_util;
@@ -646,4 +647,53 @@ async fn shutdown_lets_a_write_in_progress_finish_within_the_grace_period() {
         (VideoStatus::Error, Some(INTERRUPTED))
     );
     assert_eq!(local(&dir).list("media").await.unwrap(), []);
+}
+
+/// Issue 20: a video left `pending` by a killed run is settled once the engine is
+/// restored: its complete clip is written at once (the clip's MP4 byte for byte),
+/// and a record whose clip did not come back turns `error`.
+#[tokio::test]
+async fn resume_writes_a_pending_video_whose_clip_is_back() {
+    let dir = temp_dir("vod-resume");
+    let (engine, _clock, stream) = ladder_engine(EngineConfig::default());
+    let clip = ladder_clip(&engine, stream);
+    let id = clip.video_id().unwrap();
+    // What the killed run left in the store: two records `pending`, no media; the
+    // second names a clip the engine does not hold.
+    let store = local(&dir);
+    for (vid, clip_id) in [(id, clip.id().to_string()), (id + 1, "f".repeat(32))] {
+        let rec = VideoRecord::pending(
+            vid,
+            "ladder".into(),
+            stream.0,
+            clip_id,
+            clip.created_at().to_rfc3339_millis(),
+        );
+        let body = Bytes::from(rec.to_stored_json("http://h").to_string());
+        store.put(&VideoRecord::key(vid), body).await.unwrap();
+    }
+    let vod = dvrclip_server::vod::open(&StoreConfig::Local(dir.clone()), "http://h").await;
+    assert_eq!(vod.video(id).unwrap().status, VideoStatus::Pending);
+    assert_eq!(vod.resume(&engine).await, 1, "one writer resumed");
+    let gone = vod.video(id + 1).unwrap();
+    assert_eq!(
+        (gone.status, gone.error.as_deref()),
+        (VideoStatus::Error, Some(INTERRUPTED))
+    );
+    let ready = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let rec = vod.video(id).unwrap();
+            if rec.status != VideoStatus::Pending {
+                return rec;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(ready.status, VideoStatus::Ready, "{:?}", ready.error);
+    let expected = clip_mp4(&clip);
+    assert_eq!(ready.etag.as_deref(), Some(expected.etag()));
+    let on_disk = std::fs::read(dir.join(ready.media_key.unwrap())).unwrap();
+    assert!(on_disk == whole(&expected), "the clip's MP4 byte for byte");
 }

@@ -18,8 +18,8 @@
 //! append and (with `OnAck`) one sync per commit whatever its kind, one torn-tail
 //! rule, and the order of a clip after the chunks it names is kept by the file.
 //! The journal grows by ~300 bytes per chunk; it is compacted at every start and,
-//! while running, by the background thread whenever it has doubled (past 32 MiB)
-//! since the last compaction: what is alive is folded in memory as records are
+//! while running, by the background thread whenever it has doubled (past 32 MiB,
+//! [`SpoolOptions::compact_min_bytes`]) since the last compaction: what is alive is folded in memory as records are
 //! appended, so a compaction writes it without reading the journal.
 //!
 //! Why crc32c (`crc-fast`): already in the build through `object_store`, and
@@ -44,7 +44,7 @@ use parking_lot::Mutex;
 
 use journal::Journal;
 use payload::Files;
-pub use payload::PayloadWriter;
+pub use payload::{PayloadCounts, PayloadWriter};
 pub use recover::RecoveryReport;
 
 /// When what the spool writes reaches stable storage.
@@ -63,6 +63,34 @@ impl std::str::FromStr for SyncPolicy {
             "on-ack" => Ok(SyncPolicy::OnAck),
             "batch" => Ok(SyncPolicy::Batch),
             _ => Err(format!("spool sync {s:?}: expected on-ack or batch")),
+        }
+    }
+}
+
+/// How a spool runs: [`Spool::open_with`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpoolOptions {
+    /// When writes reach stable storage.
+    pub sync: SyncPolicy,
+    /// Payload files mapped at once at most; past it payloads are read into the
+    /// heap (see `payload`). Default [`DEFAULT_MAX_MAPS`].
+    pub max_maps: usize,
+    /// The journal is compacted while running once it passes twice its size after
+    /// the last compaction and at least this, bytes. Default 32 MiB.
+    pub compact_min_bytes: u64,
+}
+
+/// Payload mappings at most by default: half of Linux's default
+/// `vm.max_map_count` (65,530), which thread stacks, the allocator and libraries
+/// share.
+pub const DEFAULT_MAX_MAPS: usize = 32_768;
+
+impl Default for SpoolOptions {
+    fn default() -> Self {
+        SpoolOptions {
+            sync: SyncPolicy::Batch,
+            max_maps: DEFAULT_MAX_MAPS,
+            compact_min_bytes: COMPACT_MIN_BYTES,
         }
     }
 }
@@ -98,6 +126,11 @@ pub struct SpoolStats {
     pub refused: AtomicU64,
     /// Syncs that failed.
     pub sync_errors: AtomicU64,
+    /// Journal compactions done while running.
+    pub compactions: AtomicU64,
+    /// Clips the engine could not restore at start-up for want of their media
+    /// ([`dvrclip_engine::persist::RestoreReport::clips_lost`]).
+    pub clips_lost: AtomicU64,
 }
 
 /// Init segments the spool has recorded, by the address of their `Arc`.
@@ -139,6 +172,8 @@ pub struct Spool {
     live: Mutex<recover::Fold>,
     /// The journal is compacted when it grows past this, bytes.
     compact_at: AtomicU64,
+    /// ... and never below this.
+    compact_min: u64,
     _lock: File,
 }
 
@@ -161,6 +196,20 @@ impl Spool {
     /// Opens (creating) the spool at `dir`, recovers what it holds as of `now`, and
     /// compacts its journal. A second process on the same directory is refused.
     pub fn open(dir: &Path, policy: SyncPolicy, now: WallTime) -> Result<Opened, SpoolError> {
+        let options = SpoolOptions {
+            sync: policy,
+            ..SpoolOptions::default()
+        };
+        Spool::open_with(dir, options, now)
+    }
+
+    /// [`Spool::open`] with every option.
+    pub fn open_with(
+        dir: &Path,
+        options: SpoolOptions,
+        now: WallTime,
+    ) -> Result<Opened, SpoolError> {
+        let policy = options.sync;
         let io = |path: &Path| {
             let path = path.to_owned();
             move |source| SpoolError::Io { path, source }
@@ -202,7 +251,13 @@ impl Spool {
             .max()
             .unwrap_or(0);
         let next_file = recover::max_file_id(dir).max(max_recorded) + 1;
-        let files = Files::new(dir, next_file, policy == SyncPolicy::OnAck).map_err(io(dir))?;
+        let files = Files::new(
+            dir,
+            next_file,
+            policy == SyncPolicy::OnAck,
+            options.max_maps,
+        )
+        .map_err(io(dir))?;
         let fold = recover::Fold::of(read.records);
         let recovered = recover::build(fold, &files, now, &mut report);
         let journal = Journal::rewrite(
@@ -233,7 +288,8 @@ impl Spool {
             policy,
             stats: SpoolStats::default(),
             recovery: recovered.report,
-            compact_at: AtomicU64::new(COMPACT_MIN_BYTES.max(2 * journal_len)),
+            compact_at: AtomicU64::new(options.compact_min_bytes.max(2 * journal_len)),
+            compact_min: options.compact_min_bytes,
             live: Mutex::new(recover::Fold::of(recovered.snapshot)),
             _lock: lock,
         });
@@ -293,9 +349,21 @@ impl Spool {
         }));
     }
 
-    /// Payload mappings alive now.
+    /// Records what the engine's restore of this spool found, for `/metrics`.
+    pub fn note_restore(&self, report: &dvrclip_engine::persist::RestoreReport) {
+        self.stats
+            .clips_lost
+            .store(report.clips_lost as u64, Ordering::Relaxed);
+    }
+
+    /// Payloads alive now (mapped or, past the cap, held in the heap).
     pub fn live_payloads(&self) -> usize {
         self.files.live_count()
+    }
+
+    /// Payloads mapped and held in the heap now, with their bytes.
+    pub fn payload_counts(&self) -> PayloadCounts {
+        self.files.counts()
     }
 
     /// Journal size, bytes.
@@ -307,12 +375,43 @@ impl Spool {
     pub fn render_metrics(&self) -> String {
         let r = &self.recovery;
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let lines: [(&str, &str, &str, u64); 9] = [
+        let counts = self.payload_counts();
+        let lines: [(&str, &str, &str, u64); 15] = [
             (
                 "dvrclip_spool_payload_files",
                 "gauge",
-                "Chunk payload files mapped now.",
+                "Chunk payload files alive now (mapped or held in memory).",
                 self.live_payloads() as u64,
+            ),
+            (
+                "dvrclip_spool_payload_maps",
+                "gauge",
+                "Chunk payload files mapped now (bounded by --spool-max-maps).",
+                counts.mapped as u64,
+            ),
+            (
+                "dvrclip_spool_payload_mapped_bytes",
+                "gauge",
+                "Bytes of the chunk payload files mapped now.",
+                counts.mapped_bytes,
+            ),
+            (
+                "dvrclip_spool_payload_held",
+                "gauge",
+                "Chunk payloads read into memory because --spool-max-maps mappings were live.",
+                counts.held as u64,
+            ),
+            (
+                "dvrclip_spool_payload_held_bytes",
+                "gauge",
+                "Bytes of the chunk payloads held in memory past the mapping cap.",
+                counts.held_bytes,
+            ),
+            (
+                "dvrclip_spool_compactions_total",
+                "counter",
+                "Journal compactions while running.",
+                load(&self.stats.compactions),
             ),
             (
                 "dvrclip_spool_journal_bytes",
@@ -357,6 +456,12 @@ impl Spool {
                 r.torn_bytes,
             ),
             (
+                "dvrclip_spool_recovery_lost_clips",
+                "gauge",
+                "Clips whose media was lost at start-up (reported with state lost, never served).",
+                load(&self.stats.clips_lost),
+            ),
+            (
                 "dvrclip_spool_recovery_orphans_removed",
                 "gauge",
                 "Payload files no record named at start-up (uploads cut by a crash), removed.",
@@ -382,7 +487,8 @@ impl Spool {
             .journal
             .compact(|| self.live.lock().compact(&live_files))?;
         self.compact_at
-            .store(COMPACT_MIN_BYTES.max(2 * len), Ordering::Relaxed);
+            .store(self.compact_min.max(2 * len), Ordering::Relaxed);
+        self.stats.compactions.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 

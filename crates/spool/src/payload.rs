@@ -15,6 +15,17 @@
 //! the free space of the filesystem is a SIGBUS, not an error; `write` returns
 //! `ENOSPC` and the upload is refused (503) with nothing changed.
 //!
+//! Mappings are bounded ([`Files`]' `max_maps`, `--spool-max-maps`): each is one
+//! kernel VMA (file mappings never merge) and a process has 65,530 by default
+//! (`vm.max_map_count`), shared with thread stacks, the allocator and libraries; a
+//! DVR of more chunks than that would make every later `mmap`, a thread's stack
+//! included, fail. Past the cap a payload is read into the heap instead (the file
+//! stays for the next process, removed as a mapped one is): the serve path is the
+//! same `Bytes`, but on tmpfs such a chunk is held twice (the file's pages and the
+//! heap copy), which is why the cap only bounds the rare huge DVR. A mapping is
+//! never traded for a read later: the engine's `Bytes` point into it, and it lives
+//! as long as they do.
+//!
 //! The spool's only `unsafe`: mapping a file (`memmap2::Mmap::map`), sound as long as
 //! no one truncates the file while it is mapped. The spool directory is the process's
 //! own (an exclusive lock on `lock` keeps a second dvrclip out), files are never
@@ -23,9 +34,10 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::Write;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use memmap2::Mmap;
@@ -51,11 +63,38 @@ pub(crate) struct Files {
     dirty: Mutex<Vec<File>>,
     sealed: AtomicBool,
     sync_each: bool,
+    /// Live mappings at most; past it payloads are read into the heap.
+    max_maps: usize,
+    /// Live mappings now, and their bytes.
+    maps: AtomicUsize,
+    mapped_bytes: AtomicU64,
+    /// Payloads read into the heap (past `max_maps`) alive now, and their bytes.
+    held: AtomicUsize,
+    held_bytes: AtomicU64,
+}
+
+/// What [`Files`] holds now, for `/metrics`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PayloadCounts {
+    /// Payloads mapped from their files.
+    pub mapped: usize,
+    /// Their bytes.
+    pub mapped_bytes: u64,
+    /// Payloads read into the heap because `max_maps` mappings were live.
+    pub held: usize,
+    /// Their bytes.
+    pub held_bytes: u64,
 }
 
 impl Files {
     /// `dir/chunks`, created if missing; new ids start at `next`.
-    pub(crate) fn new(dir: &Path, next: u64, sync_each: bool) -> std::io::Result<Arc<Files>> {
+    /// At most `max_maps` payloads are mapped at once.
+    pub(crate) fn new(
+        dir: &Path,
+        next: u64,
+        sync_each: bool,
+        max_maps: usize,
+    ) -> std::io::Result<Arc<Files>> {
         let dir = dir.join("chunks");
         std::fs::create_dir_all(&dir)?;
         Ok(Arc::new(Files {
@@ -65,6 +104,11 @@ impl Files {
             dirty: Mutex::new(Vec::new()),
             sealed: AtomicBool::new(false),
             sync_each,
+            max_maps,
+            maps: AtomicUsize::new(0),
+            mapped_bytes: AtomicU64::new(0),
+            held: AtomicUsize::new(0),
+            held_bytes: AtomicU64::new(0),
         }))
     }
 
@@ -109,7 +153,7 @@ impl Files {
             }
         };
         let crc = crc32c(bytes);
-        let mapped = self.map(&f, file, bytes.len() as u64, crc);
+        let mapped = self.keep(&f, file, bytes.len() as u64, crc, Some(bytes));
         if !self.sync_each {
             self.dirty.lock().push(f);
         }
@@ -118,7 +162,8 @@ impl Files {
         })
     }
 
-    /// Maps an existing payload file of `len` bytes whose checksum is `crc`.
+    /// Maps an existing payload file of `len` bytes whose checksum is `crc`, or,
+    /// when `max_maps` mappings are live, reads it into the heap.
     pub(crate) fn map(
         self: &Arc<Self>,
         f: &File,
@@ -126,20 +171,81 @@ impl Files {
         len: u64,
         crc: u32,
     ) -> std::io::Result<Bytes> {
-        // SAFETY: see the module doc: the file is this process's alone, never
-        // written or truncated after this point; unlinking keeps the mapping valid.
-        #[allow(unsafe_code)]
-        let map = unsafe { Mmap::map(f)? };
-        if map.len() as u64 != len {
-            return Err(std::io::Error::other("payload file length changed"));
-        }
-        let info = FileInfo { file, len, crc };
-        self.live.lock().insert(map.as_ptr() as usize, info);
-        Ok(Bytes::from_owner(Payload {
-            map,
+        self.keep(f, file, len, crc, None)
+    }
+
+    /// [`Files::map`], where `content`, when given, is the file's bytes already in
+    /// memory (copied rather than read back past the cap).
+    fn keep(
+        self: &Arc<Self>,
+        f: &File,
+        file: u64,
+        len: u64,
+        crc: u32,
+        content: Option<&[u8]>,
+    ) -> std::io::Result<Bytes> {
+        let slot = self
+            .maps
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.max_maps).then_some(n + 1)
+            })
+            .is_ok();
+        let backing = if slot {
+            // SAFETY: see the module doc: the file is this process's alone, never
+            // written or truncated after this point; unlinking keeps the mapping valid.
+            #[allow(unsafe_code)]
+            let mapped = unsafe { Mmap::map(f) };
+            match mapped {
+                Ok(map) => Backing::Mapped(map),
+                Err(e) => {
+                    self.maps.fetch_sub(1, Ordering::AcqRel);
+                    return Err(e);
+                }
+            }
+        } else {
+            let heap: Box<[u8]> = match content {
+                Some(bytes) => bytes.into(),
+                None => {
+                    let n = usize::try_from(len).map_err(std::io::Error::other)?;
+                    let mut buf = vec![0u8; n];
+                    f.read_exact_at(&mut buf, 0)?;
+                    buf.into()
+                }
+            };
+            Backing::Read(heap)
+        };
+        let payload = Payload {
+            backing,
             file,
             files: Arc::clone(self),
-        }))
+        };
+        if payload.as_ref().len() as u64 != len {
+            // Dropping it releases its slot and its counts (and removes nothing:
+            // the caller decides about the file).
+            return Err(std::io::Error::other("payload file length changed"));
+        }
+        match &payload.backing {
+            Backing::Mapped(_) => self.mapped_bytes.fetch_add(len, Ordering::Relaxed),
+            Backing::Read(_) => {
+                self.held.fetch_add(1, Ordering::Relaxed);
+                self.held_bytes.fetch_add(len, Ordering::Relaxed)
+            }
+        };
+        let info = FileInfo { file, len, crc };
+        self.live
+            .lock()
+            .insert(payload.as_ref().as_ptr() as usize, info);
+        Ok(Bytes::from_owner(payload))
+    }
+
+    /// Mapped and heap-held payloads alive now.
+    pub(crate) fn counts(&self) -> PayloadCounts {
+        PayloadCounts {
+            mapped: self.maps.load(Ordering::Relaxed),
+            mapped_bytes: self.mapped_bytes.load(Ordering::Relaxed),
+            held: self.held.load(Ordering::Relaxed),
+            held_bytes: self.held_bytes.load(Ordering::Relaxed),
+        }
     }
 
     /// From now on no payload file is removed: the process is stopping and every
@@ -171,7 +277,7 @@ impl Files {
         File::open(&self.dir)?.sync_all()
     }
 
-    /// Payload mappings alive now.
+    /// Payloads alive now, mapped or held in the heap.
     pub(crate) fn live_count(&self) -> usize {
         self.live.lock().len()
     }
@@ -239,7 +345,7 @@ impl PayloadWriter {
             self.files.sync_dir()?;
         }
         let crc = self.crc.finalize() as u32;
-        let mapped = self.files.map(&f, self.file, self.len, crc);
+        let mapped = self.files.keep(&f, self.file, self.len, crc, None);
         if mapped.is_err() {
             let _ = std::fs::remove_file(Files::path(&self.files.dir, self.file));
         } else if !self.files.sync_each {
@@ -257,22 +363,55 @@ impl Drop for PayloadWriter {
     }
 }
 
-/// The owner of one payload mapping inside a `Bytes`.
+/// Where a payload's bytes are: its file's mapping, or a heap copy past the cap.
+enum Backing {
+    Mapped(Mmap),
+    Read(Box<[u8]>),
+}
+
+/// The owner of one payload inside a `Bytes`.
 struct Payload {
-    map: Mmap,
+    backing: Backing,
     file: u64,
     files: Arc<Files>,
 }
 
 impl AsRef<[u8]> for Payload {
     fn as_ref(&self) -> &[u8] {
-        &self.map
+        match &self.backing {
+            Backing::Mapped(map) => map,
+            Backing::Read(heap) => heap,
+        }
     }
 }
 
 impl Drop for Payload {
     fn drop(&mut self) {
-        self.files.live.lock().remove(&(self.map.as_ptr() as usize));
+        let (ptr, len) = (self.as_ref().as_ptr() as usize, self.as_ref().len() as u64);
+        let files = &self.files;
+        // Only a registered payload was counted (see `Files::keep`).
+        let registered = files
+            .live
+            .lock()
+            .remove(&ptr)
+            .is_some_and(|i| i.file == self.file);
+        match &self.backing {
+            Backing::Mapped(_) => {
+                files.maps.fetch_sub(1, Ordering::AcqRel);
+                if registered {
+                    files.mapped_bytes.fetch_sub(len, Ordering::Relaxed);
+                }
+            }
+            Backing::Read(_) if registered => {
+                files.held.fetch_sub(1, Ordering::Relaxed);
+                files.held_bytes.fetch_sub(len, Ordering::Relaxed);
+            }
+            Backing::Read(_) => {}
+        }
+        if !registered {
+            // A length mismatch in `keep`: the caller decides about the file.
+            return;
+        }
         if !self.files.sealed.load(Ordering::SeqCst) {
             let _ = std::fs::remove_file(Files::path(&self.files.dir, self.file));
         }

@@ -2,7 +2,8 @@
 //! `tests/fixtures/README.md`): what one engine committed, a second one restores,
 //! the clip's MP4 identical; a journal cut at every byte offset of its last record
 //! restores everything before it and never a wrong clip; a payload file changed on
-//! disk is dropped, and the clip holding it is not served short.
+//! disk is dropped, and the clip holding it is not served short but reported lost
+//! until it is deleted.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -167,6 +168,28 @@ fn a_changed_payload_is_dropped_and_its_clip_is_not_served_short() {
     );
     assert!(mp4_of(&engine, clip).is_none(), "lost, never served short");
     assert_eq!(engine.dvr(s).unwrap().renditions[0].chunks, 1);
+    // Reported as lost, not as never made, until it expires or is deleted.
+    assert!(matches!(
+        engine.clip(clip),
+        Err(dvrclip_engine::Error::ClipLost { .. })
+    ));
+    let lost = engine.lost_clips(s);
+    assert_eq!(lost.len(), 1);
+    assert_eq!((lost[0].id, lost[0].request.duration_secs), (clip, 3));
+    crash(engine, spool);
+
+    // A second restart reports it again; a delete ends it, for good.
+    let (engine, spool, report) = open(&d, T0 + 20);
+    assert_eq!(report.clips_lost, 1);
+    engine.delete_clip(clip).unwrap();
+    assert!(matches!(
+        engine.clip(clip),
+        Err(dvrclip_engine::Error::UnknownClip)
+    ));
+    assert!(engine.lost_clips(s).is_empty());
+    crash(engine, spool);
+    let (engine, spool, report) = open(&d, T0 + 30);
+    assert_eq!((report.clips, report.clips_lost), (0, 0));
     crash(engine, spool);
     let _ = std::fs::remove_dir_all(d);
 }

@@ -1,6 +1,7 @@
 //! Clips: creating them from requests (the cut), feeding recording clips as chunks
 //! arrive, deleting, and the deadline work [`Engine::tick`] does (expiry, the bounded
-//! wait of a recording clip).
+//! wait of a recording clip). Clips a restore found lost ([`crate::LostClip`]) are
+//! read, deleted and expired here too.
 
 use std::cmp::Reverse;
 use std::collections::{HashMap, HashSet};
@@ -16,7 +17,7 @@ use crate::cut::{FOLLOW_TOLERANCE_MICROS, Track, cut_follower, cut_reference};
 use crate::ring::Ring;
 use crate::stream::{Stream, StreamId, reference_index, video_of};
 use crate::time::MICROS_PER_SEC;
-use crate::{Error, Result, WallTime};
+use crate::{Error, LostClip, Result, WallTime};
 
 impl Engine {
     /// Creates a clip from a request (ref/api.md "Clips"). Past ranges are cut at once; a range
@@ -177,18 +178,42 @@ impl Engine {
         Ok(clip)
     }
 
-    /// A clip by id; [`Error::UnknownClip`] once it expired (even before the sweeper ran).
+    /// A clip by id; [`Error::UnknownClip`] once it expired (even before the sweeper
+    /// ran), [`Error::ClipLost`] for one whose media a restore could not bring back.
     pub fn clip(&self, clip_id: ClipId) -> Result<Clip> {
-        let clip = self
-            .clips
-            .read()
-            .get(&clip_id)
-            .cloned()
-            .ok_or(Error::UnknownClip)?;
+        let Some(clip) = self.clips.read().get(&clip_id).cloned() else {
+            return Err(match self.lost_clip(clip_id) {
+                Some(lost) => Error::ClipLost {
+                    id: clip_id,
+                    reason: lost.reason,
+                },
+                None => Error::UnknownClip,
+            });
+        };
         if self.now() >= clip.expiration_utc() {
             return Err(Error::UnknownClip);
         }
         Ok(clip)
+    }
+
+    /// A clip whose media a restore could not bring back, until its expiration.
+    pub fn lost_clip(&self, clip_id: ClipId) -> Option<LostClip> {
+        let lost = self.lost.read().get(&clip_id).cloned()?;
+        (self.now() < lost.expiration).then_some(lost)
+    }
+
+    /// A stream's lost clips that have not expired, oldest first.
+    pub fn lost_clips(&self, id: StreamId) -> Vec<LostClip> {
+        let now = self.now();
+        let mut out: Vec<LostClip> = self
+            .lost
+            .read()
+            .values()
+            .filter(|l| l.stream == id && now < l.expiration)
+            .cloned()
+            .collect();
+        out.sort_by_key(|l| (l.created_at, l.id));
+        out
     }
 
     /// A stream's clips that have not expired, oldest first.
@@ -207,11 +232,17 @@ impl Engine {
 
     /// Removes a clip before its expiration.
     pub fn delete_clip(&self, clip_id: ClipId) -> Result<()> {
-        let clip = self
-            .clips
-            .write()
-            .remove(&clip_id)
-            .ok_or(Error::UnknownClip)?;
+        let removed = self.clips.write().remove(&clip_id);
+        let Some(clip) = removed else {
+            self.lost
+                .write()
+                .remove(&clip_id)
+                .ok_or(Error::UnknownClip)?;
+            if let Some(p) = self.persist() {
+                p.clip_removed(clip_id);
+            }
+            return Ok(());
+        };
         if let Some(p) = self.persist() {
             p.clip_removed(clip_id);
         }
@@ -225,11 +256,12 @@ impl Engine {
     /// Amortised O(1) per delete.
     fn compact_deadlines(&self) {
         let live = self.clips.read();
-        let limit = 2 * live.len() + 64;
+        let lost = self.lost.read();
+        let limit = 2 * (live.len() + lost.len()) + 64;
         for heap in [&self.expiry, &self.recording_deadlines] {
             let mut heap = heap.lock();
             if heap.len() > limit {
-                heap.retain(|Reverse((_, id))| live.contains_key(id));
+                heap.retain(|Reverse((_, id))| live.contains_key(id) || lost.contains_key(id));
             }
         }
     }
@@ -302,13 +334,24 @@ impl Engine {
             let mut clips = self.clips.write();
             due.iter().filter_map(|id| clips.remove(id)).collect()
         };
+        let lost_expired: Vec<ClipId> = {
+            let mut lost = self.lost.write();
+            due.iter()
+                .filter(|id| lost.remove(id).is_some())
+                .copied()
+                .collect()
+        };
         if let Some(p) = self.persist() {
-            for clip in &expired {
-                p.clip_removed(clip.id());
+            for id in expired
+                .iter()
+                .map(Clip::id)
+                .chain(lost_expired.iter().copied())
+            {
+                p.clip_removed(id);
             }
         }
         self.forget(&expired);
-        report.expired = expired.len();
+        report.expired = expired.len() + lost_expired.len();
         loop {
             let due = {
                 let mut heap = self.recording_deadlines.lock();

@@ -9,8 +9,9 @@
 //! polls per clip.
 //!
 //! Locks, always taken in this order and never across I/O: the streams map, a
-//! stream's `shared_anchor`, one ring; the clip map; a clip's `build`. Budget
-//! eviction takes one ring lock at a time. The key index is taken alone.
+//! stream's `shared_anchor`, one ring; the clip map, then the map of lost clips; a
+//! clip's `build`. Budget eviction takes one ring lock at a time. The key index is
+//! taken alone.
 //!
 //! A key (ingest or play) finds its stream through the key index: a map from the
 //! key's SHA-256 to the stream, then one constant-time comparison with that
@@ -146,6 +147,9 @@ pub struct Engine {
     next_stream_id: AtomicU64,
     next_video_id: AtomicU64,
     clips: RwLock<HashMap<ClipId, Clip>>,
+    /// Clips whose media a restore could not bring back, kept until their
+    /// expiration so they are reported ([`crate::LostClip`]).
+    lost: RwLock<HashMap<ClipId, crate::LostClip>>,
     expiry: Mutex<Deadlines>,
     recording_deadlines: Mutex<Deadlines>,
     evict: Mutex<()>,
@@ -185,6 +189,7 @@ impl Engine {
             next_stream_id: AtomicU64::new(1),
             next_video_id: AtomicU64::new(first_video_id),
             clips: RwLock::new(HashMap::new()),
+            lost: RwLock::new(HashMap::new()),
             expiry: Mutex::new(BinaryHeap::new()),
             recording_deadlines: Mutex::new(BinaryHeap::new()),
             evict: Mutex::new(()),
@@ -339,6 +344,7 @@ impl Engine {
                 clips.remove(cid);
             }
         }
+        self.lost.write().retain(|_, l| l.stream != id);
         let recording = std::mem::take(&mut *stream.recording.lock());
         for clip in recording {
             complete_clip(&clip);

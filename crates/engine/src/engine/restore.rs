@@ -2,7 +2,8 @@
 //! ([`crate::persist::Restore`]), as of now: each ring gets its chunks back (re-parsed
 //! and re-measured, `dvr_duration` applied), each clip the very chunks it held, so a
 //! complete clip's MP4 is byte for byte what it was; a clip missing any chunk is
-//! dropped and counted, never served short; an expired clip is dropped. Recording
+//! kept as a [`crate::LostClip`] (reported until its expiration, never served
+//! short) and counted; an expired clip is dropped. Recording
 //! clips go on recording from their last chunk. Hooks are not called: the store
 //! already holds all of it.
 
@@ -19,7 +20,7 @@ use crate::cut::Track;
 use crate::persist::{Restore, RestoreReport, RestoredClip};
 use crate::ring::{ChunkParts, Ring, rebuild_chunk};
 use crate::stream::{Stream, StreamId};
-use crate::{ClipState, Error, Result};
+use crate::{ClipState, Error, LostClip, MEDIA_LOST, Result};
 
 type ChunkKey = (StreamId, Arc<str>, u64);
 
@@ -99,9 +100,23 @@ impl Engine {
                 report.clips_expired += 1;
                 continue;
             }
+            let lost = LostClip {
+                id: rc.id,
+                stream: rc.stream,
+                request: rc.request.clone(),
+                start: rc.start,
+                expiration: rc.expiration,
+                created_at: rc.created_at,
+                video_id: rc.video_id,
+                renditions: rc.renditions.iter().map(|r| r.name.clone()).collect(),
+                reason: MEDIA_LOST.to_owned(),
+            };
             match self.restore_clip(rc, &held) {
                 Some(()) => report.clips += 1,
-                None => report.clips_lost += 1,
+                None => {
+                    report.clips_lost += 1;
+                    self.keep_lost(lost);
+                }
             }
         }
         drop(held);
@@ -111,6 +126,15 @@ impl Engine {
         }
         self.enforce_budget(None);
         Ok(report)
+    }
+
+    /// Keeps a clip whose media did not come back, reported until its expiration.
+    fn keep_lost(&self, lost: LostClip) {
+        if self.stream_arc(lost.stream).is_err() {
+            return;
+        }
+        self.expiry.lock().push(Reverse((lost.expiration, lost.id)));
+        self.lost.write().insert(lost.id, lost);
     }
 
     /// Rebuilds one clip from the chunks it held; `None` when one is missing.

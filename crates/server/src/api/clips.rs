@@ -1,8 +1,10 @@
 //! Clips: cut one (`PUT|POST .../clip_recording`), list a stream's, read one,
 //! delete one. A `vod_required` clip also starts its VOD writer here, and every clip
 //! its archiving when there is a clip archive (a delete removes it from there too).
+//! A clip whose media a restart lost ([`LostClip`]) is listed, read and deleted like
+//! the others, with `state: lost`.
 
-use dvrclip_engine::{Clip, ClipId, ClipRequest, StreamId};
+use dvrclip_engine::{Clip, ClipId, ClipRequest, LostClip, StreamId, WallTime};
 use serde_json::{Value, json};
 
 use super::page::Page;
@@ -36,17 +38,23 @@ pub fn create(app: &App, id: StreamId, body: &[u8]) -> Result<Value, ApiError> {
     Ok(clip_json(app, &clip))
 }
 
-/// `GET /streaming/streams/{id}/clip_recording`: one page, oldest first.
+/// `GET /streaming/streams/{id}/clip_recording`: one page, oldest first; clips
+/// whose media a restart lost are listed too (`state: lost`).
 pub fn list(app: &App, id: StreamId, page: Page) -> Result<Value, ApiError> {
-    let clips = page.of(app.engine.clips(id)?);
+    let mut all: Vec<Found> = app.engine.clips(id)?.into_iter().map(Found::Clip).collect();
+    let lost = app.engine.lost_clips(id);
+    if !lost.is_empty() {
+        all.extend(lost.into_iter().map(Found::Lost));
+        all.sort_by_key(Found::created_at);
+    }
     Ok(Value::Array(
-        clips.iter().map(|c| clip_json(app, c)).collect(),
+        page.of(all).iter().map(|c| c.json(app)).collect(),
     ))
 }
 
 /// `GET /streaming/streams/{id}/clip_recording/{clip_id}`.
 pub fn get(app: &App, stream: StreamId, id: ClipId) -> Result<Value, ApiError> {
-    Ok(clip_json(app, &find(app, stream, id)?))
+    Ok(find(app, stream, id)?.json(app))
 }
 
 /// `DELETE /streaming/streams/{id}/clip_recording/{clip_id}`: its links answer 404
@@ -63,16 +71,71 @@ pub fn delete(app: &App, stream: StreamId, id: ClipId) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// A live clip of `stream`; 404 for an unknown stream, or a clip unknown, expired
-/// or of another stream.
-fn find(app: &App, stream: StreamId, id: ClipId) -> Result<Clip, ApiError> {
+/// A clip the API answers for: one with media, or one a restart lost.
+enum Found {
+    Clip(Clip),
+    Lost(LostClip),
+}
+
+impl Found {
+    fn created_at(&self) -> WallTime {
+        match self {
+            Found::Clip(c) => c.created_at(),
+            Found::Lost(l) => l.created_at,
+        }
+    }
+
+    fn json(&self, app: &App) -> Value {
+        match self {
+            Found::Clip(c) => clip_json(app, c),
+            Found::Lost(l) => lost_json(app, l),
+        }
+    }
+}
+
+/// A clip of `stream`, live or lost; 404 for an unknown stream, or a clip unknown,
+/// expired or of another stream.
+fn find(app: &App, stream: StreamId, id: ClipId) -> Result<Found, ApiError> {
     app.engine.stream(stream)?;
     match app.engine.clip(id) {
-        Ok(clip) if clip.stream_id() == stream => Ok(clip),
-        _ => Err(ApiError::NotFound(format!(
-            "stream {stream} has no clip {id} (never made, expired or deleted)"
-        ))),
+        Ok(clip) if clip.stream_id() == stream => return Ok(Found::Clip(clip)),
+        Err(dvrclip_engine::Error::ClipLost { .. }) => {
+            if let Some(lost) = app.engine.lost_clip(id).filter(|l| l.stream == stream) {
+                return Ok(Found::Lost(lost));
+            }
+        }
+        _ => {}
     }
+    Err(ApiError::NotFound(format!(
+        "stream {stream} has no clip {id} (never made, expired or deleted)"
+    )))
+}
+
+/// The Clip object of a clip whose media a restart lost: the request as made, no
+/// media (`actual_start` null, `actual_duration` 0), `state: lost` and the reason in
+/// `error` (as a Video object's `error`). Its links answer 410.
+fn lost_json(app: &App, l: &LostClip) -> Value {
+    let base = format!("{}/rec/{}/rec_{}", app.config.public_url, l.stream, l.id);
+    let mut v = json!({
+        "id": l.id.to_string(),
+        "duration": l.request.duration_secs,
+        "start": l.start.unix_secs(),
+        "expiration": l.expiration.unix_secs(),
+        "created_at": l.created_at.to_rfc3339_millis(),
+        "vod_required": l.request.vod_required,
+        "renditions": l.renditions,
+        "hls_master": format!("{base}_master.m3u8"),
+        "mp4_master": format!("{base}_master.mp4"),
+        "actual_start": Value::Null,
+        "actual_duration": 0.0,
+        "state": "lost",
+        "precise": l.request.precise,
+        "error": l.reason,
+    });
+    if let Some(id) = l.video_id {
+        v["video_id"] = id.into();
+    }
+    v
 }
 
 /// The Clip object: exactly Gcore's names, then the extensions.

@@ -128,13 +128,19 @@ fn seconds_left(app: &App, clip: &Clip) -> u64 {
     u64::try_from(micros / 1_000_000).unwrap_or(0)
 }
 
+/// The clip of a link: 404 unknown, expired or of another stream; 410 when its
+/// media did not survive a restart (never served short).
 fn find_clip(app: &App, stream: StreamId, id: ClipId) -> Result<Clip, ApiError> {
     let not_found = || ApiError::NotFound("no such clip (unknown or expired)".into());
-    let clip = app.engine.clip(id).map_err(|_| not_found())?;
-    if clip.stream_id() != stream {
-        return Err(not_found());
+    match app.engine.clip(id) {
+        Ok(clip) if clip.stream_id() == stream => Ok(clip),
+        Err(lost @ dvrclip_engine::Error::ClipLost { .. })
+            if app.engine.lost_clip(id).is_some_and(|l| l.stream == stream) =>
+        {
+            Err(lost.into())
+        }
+        _ => Err(not_found()),
     }
-    Ok(clip)
 }
 
 fn rendition<'a>(view: &'a ClipView, name: &str) -> Result<&'a ClipRendition, ApiError> {

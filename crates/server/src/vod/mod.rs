@@ -13,15 +13,18 @@
 //! `.m3u8`, never overwritten), and only then the record turns `ready` naming
 //! them. So:
 //! - nothing half-written is served: only a `ready` record names media;
-//! - at start-up ([`Vod::open`]) media no `ready` record names is removed (a write
-//!   cut short, or a crash between the media and its record), and a record still
-//!   `pending` goes to `error` (its clip lived in memory and is gone);
+//! - at start-up media no `ready` record names is removed (a write cut short, or a
+//!   crash between the media and its record), and a record still `pending` waits
+//!   for [`Vod::resume`]: when the engine restored its clip from the spool
+//!   (`design/architecture.md` "Spool") the writer starts again, so a complete
+//!   clip is written at once and a recording one when it completes; otherwise it
+//!   goes to `error` (its clip is gone, or its media was lost at the restart);
 //! - a store that fails turns the video to `error` with the reason; the clip and
 //!   the live DVR never wait on the store.
 //!
 //! At shutdown ([`Vod::shutdown`]) writes in progress get the grace period; videos
-//! whose clip is still recording stay `pending` and are marked `error` at the next
-//! start.
+//! whose clip is still recording stay `pending` and resume at the next start (or
+//! turn `error` there, without a spool).
 //!
 //! A video is renamed ([`Vod::rename`]) and deleted ([`Vod::delete`]) through the
 //! API. Record writes go one at a time, each of the record as the index holds it
@@ -41,7 +44,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use dvrclip_engine::secret::random_hex;
-use dvrclip_engine::{Clip, ClipView};
+use dvrclip_engine::{Clip, ClipId, ClipView, Engine};
 use dvrclip_fmp4::progressive::VirtualMp4;
 use dvrclip_fmp4::progressive::{BuildError, RangeError};
 use parking_lot::Mutex;
@@ -55,6 +58,10 @@ pub use store::{ObjectVodStore, StoreConfig, StoreError, UnavailableStore, VodSt
 /// Why a record found `pending` at start-up is an error.
 pub const INTERRUPTED: &str =
     "interrupted: the server stopped before the video was written (create a new clip)";
+
+/// Why a record found `pending` at start-up is an error when its clip came back
+/// without its media.
+pub const CLIP_LOST: &str = "the clip's media was lost at a restart (create a new clip)";
 
 /// The videos of this server and the store they live in.
 pub struct Vod {
@@ -70,6 +77,8 @@ pub struct Vod {
     stop: watch::Sender<bool>,
     /// Lowest id [`Vod::next_video_id`] may answer.
     id_floor: AtomicU64,
+    /// Records found `pending` at start-up, waiting for [`Vod::resume`].
+    interrupted: Mutex<Vec<u64>>,
 }
 
 impl std::fmt::Debug for Vod {
@@ -94,19 +103,57 @@ impl Vod {
             writers: Mutex::new(JoinSet::new()),
             stop: watch::channel(false).0,
             id_floor: AtomicU64::new(1),
+            interrupted: Mutex::new(Vec::new()),
         })
     }
 
     /// Opens the VOD over `store`, recovering what a previous run left: reads every
-    /// record, marks interrupted ones `error`, removes media no `ready` record
-    /// names. Fails only when the store cannot be listed or read.
+    /// record, marks interrupted ones `error` (no clip of an earlier run is in
+    /// memory: see [`Vod::resume`] for a restored engine), removes media no `ready`
+    /// record names. Fails only when the store cannot be listed or read.
     pub async fn open(
         store: Arc<dyn VodStore>,
         public_url: impl Into<String>,
     ) -> Result<Arc<Vod>, StoreError> {
         let vod = Vod::new(store, public_url);
         vod.recover().await?;
+        vod.resume(&Engine::default()).await;
         Ok(vod)
+    }
+
+    /// Settles the records found `pending` at start-up against `engine`, once it is
+    /// restored: a video whose clip the engine holds gets its writer again (the
+    /// record as stored, a rename included), one whose clip was lost or is gone
+    /// turns `error` with the reason. Returns how many writers resumed.
+    pub async fn resume(self: &Arc<Self>, engine: &Engine) -> usize {
+        let ids = std::mem::take(&mut *self.interrupted.lock());
+        let mut resumed = 0;
+        for id in ids {
+            let Some(rec) = self.video(id).filter(|r| r.status == VideoStatus::Pending) else {
+                continue;
+            };
+            let clip = ClipId::parse(&rec.clip_id).map(|c| engine.clip(c));
+            let reason = match clip {
+                Some(Ok(clip)) if clip.video_id() == Some(id) => {
+                    info!(id, clip = %clip.id(), "video writer resumed after the restart");
+                    self.spawn_task(id, clip);
+                    resumed += 1;
+                    continue;
+                }
+                Some(Err(dvrclip_engine::Error::ClipLost { .. })) => CLIP_LOST,
+                _ => INTERRUPTED,
+            };
+            let _records = self.records.lock().await;
+            let Some(mut rec) = self.video(id) else {
+                continue;
+            };
+            rec.fail(reason);
+            self.videos.lock().insert(id, rec.clone());
+            if let Err(e) = self.save(&rec).await {
+                warn!(id, error = %e, "could not record the video's error");
+            }
+        }
+        resumed
     }
 
     async fn recover(&self) -> Result<(), StoreError> {
@@ -118,9 +165,14 @@ impl Vod {
         let mut videos = self.load_records().await?;
         let media: HashMap<String, u64> = store.list("media").await?.into_iter().collect();
         let mut changed = Vec::new();
+        let mut interrupted = Vec::new();
         for rec in videos.values_mut() {
             match rec.status {
-                VideoStatus::Pending => rec.fail(INTERRUPTED),
+                // Its clip may be back from the spool: settled by `resume`.
+                VideoStatus::Pending => {
+                    interrupted.push(rec.id);
+                    continue;
+                }
                 VideoStatus::Ready => {
                     let size = |k: &Option<String>| k.as_ref().and_then(|k| media.get(k)).copied();
                     let mp4_ok = size(&rec.media_key).is_some_and(|n| Some(n) == rec.size);
@@ -159,11 +211,13 @@ impl Vod {
             store = %store.describe(),
             videos = videos.len(),
             marked_error = changed.len(),
+            interrupted = interrupted.len(),
             removed_media = removed,
             swept_staging = swept,
             "VOD store opened"
         );
         *self.videos.lock() = videos;
+        *self.interrupted.lock() = interrupted;
         Ok(())
     }
 
@@ -317,6 +371,12 @@ impl Vod {
         let Some(id) = self.begin(&clip, stream_name) else {
             return;
         };
+        self.spawn_task(id, clip);
+    }
+
+    /// The writer of video `id` (its record already in the index): stores the
+    /// record, waits for the clip to complete, writes the media.
+    fn spawn_task(self: &Arc<Self>, id: u64, clip: Clip) {
         let (mut cancel, ended) = self.register(id);
         let vod = Arc::clone(self);
         let mut stop = self.stop.subscribe();
@@ -332,7 +392,7 @@ impl Vod {
                 // A clip complete at shutdown is a write to finish, not to drop.
                 v = clip.wait_complete() => v,
                 // Shutting down while the clip records: it stays `pending` in the
-                // store and becomes `error` at the next start.
+                // store and resumes at the next start (`resume`).
                 _ = stop.wait_for(|s| *s) => return,
             };
             vod.finish(id, &clip, &view, &mut cancel).await;

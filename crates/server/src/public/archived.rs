@@ -30,7 +30,8 @@ use dvrclip_engine::{ClipId, StreamId};
 const PLAYLIST_MAX_AGE_SECS: u64 = 60;
 
 /// Answers `file` of clip `clip` of `stream` from the archive; `local` is the
-/// answer of this node's own clips (a 404), returned when there is no archive.
+/// answer of this node's own clips (a 404, or a 410 for a clip whose media a restart
+/// lost), returned when the archive does not hold the clip or there is none.
 pub async fn serve(
     app: &App,
     stream: StreamId,

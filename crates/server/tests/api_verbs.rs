@@ -487,7 +487,7 @@ async fn deleting_a_video_cancels_its_write() {
     // Written: the upload is stuck.
     let clip = ladder_clip(&h.engine, h.stream);
     let id = clip.video_id().unwrap();
-    h.app.vod.spawn_writer(clip, "ladder");
+    h.app.vod.start_writer(clip, "ladder").await;
     entered.notified().await;
     assert_eq!(
         h.get(&format!("/streaming/videos/{id}"))
@@ -520,7 +520,7 @@ async fn deleting_a_video_cancels_its_write() {
         )
         .unwrap();
     let id = recording.video_id().unwrap();
-    h.app.vod.spawn_writer(recording.clone(), "ladder");
+    h.app.vod.start_writer(recording.clone(), "ladder").await;
     let path = format!("/streaming/videos/{id}");
     assert_eq!(h.get(&path).await.expect(200).json()["status"], "pending");
     h.call(Method::DELETE, &path, None).await.expect(204);

@@ -593,7 +593,7 @@ async fn shutdown_leaves_a_recording_clips_video_pending_then_error_at_start() {
         .unwrap();
     assert!(!clip.view().is_complete());
     let vod = Vod::open(local(&dir), "http://h").await.unwrap();
-    vod.spawn_writer(clip.clone(), "ladder");
+    vod.start_writer(clip.clone(), "ladder").await;
     let id = clip.video_id().unwrap();
     assert_eq!(vod.video(id).unwrap().status, VideoStatus::Pending);
     let record = dir.join(VideoRecord::key(id));
@@ -625,7 +625,7 @@ async fn shutdown_lets_a_write_in_progress_finish_within_the_grace_period() {
     let slow = Arc::new(Faulty(local(&dir), Fault::Slow(Duration::from_millis(100))));
     let vod = Vod::open(slow, "http://h").await.unwrap();
     let clip = ladder_clip(&engine, stream);
-    vod.spawn_writer(clip.clone(), "ladder");
+    vod.start_writer(clip.clone(), "ladder").await;
     vod.shutdown(Duration::from_secs(30)).await;
     let id = clip.video_id().unwrap();
     assert_eq!(vod.video(id).unwrap().status, VideoStatus::Ready);
@@ -637,7 +637,7 @@ async fn shutdown_lets_a_write_in_progress_finish_within_the_grace_period() {
     let slow = Arc::new(Faulty(local(&dir), Fault::Slow(Duration::from_secs(60))));
     let vod = Vod::open(slow, "http://h").await.unwrap();
     let clip = ladder_clip(&engine, stream);
-    vod.spawn_writer(clip.clone(), "ladder");
+    vod.start_writer(clip.clone(), "ladder").await;
     vod.shutdown(Duration::from_millis(200)).await;
     let id = clip.video_id().unwrap();
     let after = Vod::open(local(&dir), "http://h").await.unwrap();

@@ -13,8 +13,10 @@ use super::wire::CreateClip;
 use crate::app::App;
 use crate::error::ApiError;
 
-/// `PUT|POST /streaming/streams/{id}/clip_recording`.
-pub fn create(app: &App, id: StreamId, body: &[u8]) -> Result<Value, ApiError> {
+/// `PUT|POST /streaming/streams/{id}/clip_recording`. A `vod_required` clip is
+/// answered once its video's `pending` record is stored, so a crash after the answer
+/// always finds the record to resume (`Vod::resume`).
+pub async fn create(app: &App, id: StreamId, body: &[u8]) -> Result<Value, ApiError> {
     let req = CreateClip::parse(body)?;
     let engine = &app.engine;
     let clip = engine.create_clip(
@@ -30,7 +32,8 @@ pub fn create(app: &App, id: StreamId, body: &[u8]) -> Result<Value, ApiError> {
     if clip.video_id().is_some() {
         let name = engine.stream(id).map(|s| s.name);
         app.vod
-            .spawn_writer(clip.clone(), name.as_deref().unwrap_or("clip"));
+            .start_writer(clip.clone(), name.as_deref().unwrap_or("clip"))
+            .await;
     }
     if let Some(archive) = &app.archive {
         archive.spawn(app.engine.clone(), clip.clone());

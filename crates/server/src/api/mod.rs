@@ -51,7 +51,10 @@ where
         }
         ApiRoute::DvrCleanup(id) => (StatusCode::OK, streams::dvr_cleanup(app, id)?),
         ApiRoute::DvrView(id) => (StatusCode::OK, streams::dvr(app, id)?),
-        ApiRoute::CreateClip(id) => (StatusCode::OK, clips::create(app, id, &json().await?)?),
+        ApiRoute::CreateClip(id) => (
+            StatusCode::OK,
+            clips::create(app, id, &json().await?).await?,
+        ),
         ApiRoute::ListClips(id) => (StatusCode::OK, clips::list(app, id, page()?)?),
         ApiRoute::GetClip(id, clip) => (StatusCode::OK, clips::get(app, id, clip)?),
         ApiRoute::DeleteClip(id, clip) => {

@@ -366,16 +366,19 @@ impl Vod {
     }
 
     /// Starts persisting `clip` if it has a `video_id`: the video is `pending` at
-    /// once (so it answers before this returns), written when the clip completes.
-    pub fn spawn_writer(self: &Arc<Self>, clip: Clip, stream_name: &str) {
+    /// once, its record stored before this returns (so a crash after the clip's
+    /// creation is answered finds it at the next start), written when the clip
+    /// completes.
+    pub async fn start_writer(self: &Arc<Self>, clip: Clip, stream_name: &str) {
         let Some(id) = self.begin(&clip, stream_name) else {
             return;
         };
+        self.save_current(id).await;
         self.spawn_task(id, clip);
     }
 
-    /// The writer of video `id` (its record already in the index): stores the
-    /// record, waits for the clip to complete, writes the media.
+    /// The writer of video `id` (its record already in the index and stored): waits
+    /// for the clip to complete, writes the media.
     fn spawn_task(self: &Arc<Self>, id: u64, clip: Clip) {
         let (mut cancel, ended) = self.register(id);
         let vod = Arc::clone(self);
@@ -385,7 +388,6 @@ impl Vod {
         writers.spawn(async move {
             // Dropped when the task ends, aborted at shutdown too: a delete waits on it.
             let _ended = ended;
-            vod.save_current(id).await;
             let view = tokio::select! {
                 biased;
                 _ = cancelled(&mut cancel) => return,

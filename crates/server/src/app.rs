@@ -2,7 +2,8 @@
 //! the VOD, who may call the API, counters, the memory of bodies in flight, the
 //! cache of built clip MP4s ([`crate::mp4_cache`]) and of rendered playlists
 //! ([`crate::playlist_cache`]). Background work (expiry ticks,
-//! heap trims, the demo stream) is started here and stopped by [`App::shutdown`].
+//! heap trims, the demo stream, the cluster lease) is started here and stopped by
+//! [`App::shutdown`].
 //!
 //! What a request means is not here: the service routes it to the rooms (`api`,
 //! `public`, `ingest`, `ops`), which read this state.
@@ -15,6 +16,7 @@ use parking_lot::Mutex;
 use tokio::task::JoinHandle;
 
 use crate::auth::{ApiKey, Authorize};
+use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::http::body::BodyMemory;
 use crate::metrics::Metrics;
@@ -77,6 +79,8 @@ pub struct App {
     pub spool: Option<Arc<Spool>>,
     /// The SRT door, once the binary starts it (its counters go to `/metrics`).
     pub srt: std::sync::OnceLock<Arc<dvrclip_ingest::srt::SrtDoor>>,
+    /// The cluster this node is part of (`--cluster-etcd`); `None`: one process.
+    pub cluster: Option<Arc<Cluster>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -106,8 +110,22 @@ impl App {
             }
             None => (engine, None),
         };
+        let cluster = match &config.cluster {
+            Some(c) => {
+                let url = c.advertise_url.as_deref().unwrap_or(&config.public_url);
+                let cluster = Arc::new(Cluster::new(c, url)?);
+                // Joined before the first request when etcd answers; else the lease
+                // loop keeps trying and creates are refused meanwhile.
+                if let Err(e) = cluster.join().await {
+                    tracing::warn!(error = %e, "joining the cluster at start");
+                }
+                Some(cluster)
+            }
+            None => None,
+        };
         let mut builder = App::builder(config, Arc::new(engine)).vod(vod);
         builder.spool = spool;
+        builder.cluster = cluster;
         Ok(builder.build())
     }
 
@@ -120,6 +138,7 @@ impl App {
             vod: None,
             auth: None,
             spool: None,
+            cluster: None,
         }
     }
 
@@ -134,8 +153,17 @@ impl App {
         App::builder(config, engine).vod(vod).build()
     }
 
+    /// Leaves the cluster, if in one: the lease is revoked, so the streams this
+    /// node owned are claimable by another at once (the drain's first step).
+    pub async fn leave_cluster(&self) {
+        if let Some(c) = &self.cluster {
+            c.leave().await;
+        }
+    }
+
     /// Stops background tasks; VOD writes in progress get the grace period.
     pub async fn shutdown(&self) {
+        self.leave_cluster().await;
         self.pullers.stop_all();
         self.vod.shutdown(self.config.shutdown_grace).await;
         if let Some(spool) = &self.spool
@@ -180,6 +208,7 @@ pub struct AppBuilder {
     vod: Option<Arc<Vod>>,
     auth: Option<Arc<dyn Authorize>>,
     spool: Option<Arc<Spool>>,
+    cluster: Option<Arc<Cluster>>,
 }
 
 impl AppBuilder {
@@ -220,6 +249,7 @@ impl AppBuilder {
             rtmp: std::sync::OnceLock::new(),
             spool: self.spool,
             srt: std::sync::OnceLock::new(),
+            cluster: self.cluster,
             tasks: Mutex::new(Vec::new()),
             config,
         });
@@ -228,6 +258,9 @@ impl AppBuilder {
         tasks.push(tokio::spawn(trim_loop()));
         if app.config.demo {
             tasks.push(tokio::spawn(crate::demo::run(app.engine.clone())));
+        }
+        if let Some(c) = &app.cluster {
+            tasks.push(tokio::spawn(c.clone().run()));
         }
         drop(tasks);
         // Streams the engine already holds (an embedder's) that are pulled.

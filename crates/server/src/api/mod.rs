@@ -41,12 +41,18 @@ where
     let json = || read_json(app, parts, body);
     let page = || Page::from_query(parts.uri.query());
     let (status, value) = match route {
-        ApiRoute::ListStreams => (StatusCode::OK, streams::list(app, page()?)),
-        ApiRoute::CreateStream => (StatusCode::CREATED, streams::create(app, &json().await?)?),
-        ApiRoute::GetStream(id) => (StatusCode::OK, streams::get(app, id)?),
-        ApiRoute::PatchStream(id) => (StatusCode::OK, streams::patch(app, id, &json().await?)?),
+        ApiRoute::ListStreams => (StatusCode::OK, streams::list(app, page()?).await?),
+        ApiRoute::CreateStream => (
+            StatusCode::CREATED,
+            streams::create(app, &json().await?).await?,
+        ),
+        ApiRoute::GetStream(id) => (StatusCode::OK, streams::get(app, id).await?),
+        ApiRoute::PatchStream(id) => (
+            StatusCode::OK,
+            streams::patch(app, id, &json().await?).await?,
+        ),
         ApiRoute::DeleteStream(id) => {
-            streams::delete(app, id)?;
+            streams::delete(app, id).await?;
             return Ok(no_content());
         }
         ApiRoute::DvrCleanup(id) => (StatusCode::OK, streams::dvr_cleanup(app, id)?),

@@ -23,6 +23,7 @@ pub mod records;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use dvrclip_cluster::{ClusterError, Etcd, Membership, Node, Owner};
@@ -62,6 +63,8 @@ pub struct Cluster {
     ttl: Duration,
     etcd: Etcd,
     membership: RwLock<Option<Arc<Membership>>>,
+    /// Set by [`Cluster::leave`]: the lease loop stops, no join follows.
+    left: AtomicBool,
     /// Streams this node holds a claim on, under its current lease.
     owned: Mutex<HashSet<StreamId>>,
     /// Other nodes' streams: their URL, and when it was looked up.
@@ -95,6 +98,7 @@ impl Cluster {
             forward: Forwarder::new(&config.node_id)?,
             etcd,
             membership: RwLock::new(None),
+            left: AtomicBool::new(false),
             owned: Mutex::new(HashSet::new()),
             owners: Mutex::new(HashMap::new()),
         })
@@ -117,7 +121,7 @@ impl Cluster {
 
     /// Joins under a new lease, unless joined.
     pub async fn join(&self) -> Result<(), ClusterError> {
-        if self.membership.read().is_some() {
+        if self.membership.read().is_some() || self.left.load(Ordering::SeqCst) {
             return Ok(());
         }
         let m = Membership::join(self.etcd.clone(), PREFIX, self.node.clone(), self.ttl).await?;
@@ -129,7 +133,7 @@ impl Cluster {
     /// Keeps the lease alive until the task is aborted: joins when not joined
     /// (etcd away at start, or the lease expired), refreshes every third of the TTL.
     pub async fn run(self: Arc<Self>) {
-        loop {
+        while !self.left.load(Ordering::SeqCst) {
             let member = self.membership.read().clone();
             let wait = match member {
                 None => match self.join().await {
@@ -141,6 +145,9 @@ impl Cluster {
                 },
                 Some(m) => {
                     tokio::time::sleep(m.refresh_every()).await;
+                    if self.left.load(Ordering::SeqCst) {
+                        return;
+                    }
                     match m.keep_alive().await {
                         Ok(()) => continue,
                         Err(ClusterError::LeaseExpired(lease)) => {
@@ -174,16 +181,14 @@ impl Cluster {
     /// Leaves the cluster (SIGTERM): the lease is revoked, so every stream this node
     /// owned is claimable by another at once.
     pub async fn leave(&self) {
+        self.left.store(true, Ordering::SeqCst);
         let member = self.membership.write().take();
         self.owned.lock().clear();
         if let Some(m) = member {
-            match Arc::try_unwrap(m) {
-                Ok(m) => match m.leave().await {
-                    Ok(()) => tracing::info!(node = %self.node.id, "left the cluster"),
-                    Err(e) => tracing::warn!(error = %e, "leaving the cluster"),
-                },
-                // A request still holds it: its lease ends at the TTL instead.
-                Err(_) => tracing::warn!("membership in use at shutdown; lease left to expire"),
+            match m.leave().await {
+                Ok(()) => tracing::info!(node = %self.node.id, "left the cluster"),
+                // etcd away: the lease ends at its TTL instead.
+                Err(e) => tracing::warn!(error = %e, "leaving the cluster"),
             }
         }
     }

@@ -115,7 +115,11 @@ async fn unheld(app: &App, route: ApiRoute) -> Option<Result<HttpResponse, ApiEr
             }));
         }
     };
-    Some(Ok(full(StatusCode::OK, "application/json", value.to_string())))
+    Some(Ok(full(
+        StatusCode::OK,
+        "application/json",
+        value.to_string(),
+    )))
 }
 
 /// 204, as Gcore answers a DELETE.

@@ -169,7 +169,7 @@ def main():
         b = Node(args.bin, etcd_url, "b", args.ttl, tmp)
         nodes = [a, b]
         print(f"loadavg before: {open('/proc/loadavg').read().split()[:3]}, {os.cpu_count()} cores,"
-              f" binary {args.bin}", file=sys.stderr)
+              f" binary {args.bin}")
         st, data = call(a.port, "POST", "/streaming/streams",
                         json.dumps({"name": "bench", "dvr_duration": 600}))
         assert st == 201, data

@@ -350,6 +350,17 @@ impl Config {
         let next_to_listen = |port: u16| {
             demo.then(|| SocketAddr::new(listen.ip(), if listen.port() == 0 { 0 } else { port }))
         };
+        let rtmp_listen = a.rtmp_listen.or_else(|| next_to_listen(1935));
+        let srt_listen = a.srt_listen.or_else(|| next_to_listen(8890));
+        // Not built for a cluster (design/cluster.md "Built so far"): an RTMP or SRT
+        // publish would land in this node's engine without a claim, and the demo
+        // stream takes an id the cluster's counter may hand out again.
+        if cluster.is_some() && (demo || rtmp_listen.is_some() || srt_listen.is_some()) {
+            return Err(ConfigError::Invalid(
+                "--cluster-etcd takes HTTP ingest only for now: not with --demo, --rtmp-listen or --srt-listen"
+                    .into(),
+            ));
+        }
         Ok(Config {
             spool_dir,
             spool_sync,
@@ -363,8 +374,8 @@ impl Config {
             limits,
             shutdown_grace: secs(a.shutdown_grace_secs, Duration::from_secs(10)),
             demo,
-            rtmp_listen: a.rtmp_listen.or_else(|| next_to_listen(1935)),
-            srt_listen: a.srt_listen.or_else(|| next_to_listen(8890)),
+            rtmp_listen,
+            srt_listen,
             srt_passphrase: a.srt_passphrase,
             cluster,
         })
@@ -604,6 +615,11 @@ mod tests {
             ServeArgs {
                 cluster_etcd: Some("http://e:2379".into()),
                 node_id: Some("a/b".into()),
+                ..ServeArgs::default()
+            },
+            ServeArgs {
+                cluster_etcd: Some("http://e:2379".into()),
+                rtmp_listen: Some("127.0.0.1:1935".parse().unwrap()),
                 ..ServeArgs::default()
             },
         ] {

@@ -15,6 +15,9 @@
 //!   stream stays listed;
 //! - etcd stopped: no node crashes, creates are refused with 503 and a reason;
 //!   etcd restarted: creates are accepted again;
+//! - the owner paused (SIGSTOP) past its lease TTL: the other node claims the
+//!   stream; resumed, the old owner drops its claims and joins again, and forwards
+//!   the stream's calls to the new owner instead of answering from its stale DVR;
 //! - the new owner drained with SIGTERM: its stream is claimable at once.
 
 mod common;
@@ -196,8 +199,37 @@ fn three_nodes_behind_nginx() {
         (r.status == 201).then_some(())
     });
 
+    // A lease that expires under a live node (paused past its TTL): another node
+    // claims the stream; the paused one, resumed, drops its claims and joins again,
+    // so what reaches it for the stream goes to the new owner.
+    let paused = &nodes.iter().find(|(id, _)| *id == second).unwrap().1;
+    let (third, other) = nodes.iter().find(|(id, _)| *id != second).unwrap();
+    paused.signal("STOP");
+    // Until the TTL has passed, the other node forwards to the paused one, which
+    // would hold the probe: wait for the lease to end first.
+    std::thread::sleep(Duration::from_millis(TTL * 1000 + 1500));
+    until_claimable(other.addr, &key, Duration::from_secs(2 * TTL));
+    assert_eq!(
+        owner(&etcd_client, &rt, sid).as_deref(),
+        Some(third.as_str())
+    );
+    paused.signal("CONT");
+    poll(
+        "the resumed node forwarding to the new owner",
+        Duration::from_secs(10),
+        || {
+            // Its own DVR of the stream holds chunks; the new owner's holds none.
+            (dvr(paused.addr, sid)["renditions"] == serde_json::json!([])).then_some(())
+        },
+    );
+    assert_eq!(
+        owner(&etcd_client, &rt, sid).as_deref(),
+        Some(third.as_str())
+    );
+
     // SIGTERM drains: the lease is revoked, the stream claimable at once.
-    let at = nodes.iter().position(|(id, _)| *id == second).unwrap();
+    let third = third.clone();
+    let at = nodes.iter().position(|(id, _)| *id == third).unwrap();
     let status = nodes.remove(at).1.terminate();
     assert!(status.success(), "{status}");
     let drained = until_claimable(lb, &key, Duration::from_secs(TTL));
@@ -205,6 +237,8 @@ fn three_nodes_behind_nginx() {
         "drain: SIGTERM exit -> claimable in {} ms",
         drained.as_millis()
     );
-    let third = owner(&etcd_client, &rt, sid).expect("a third owner");
-    assert!(third != first && third != second);
+    assert_eq!(
+        owner(&etcd_client, &rt, sid).as_deref(),
+        Some(second.as_str())
+    );
 }

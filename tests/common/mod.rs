@@ -287,6 +287,16 @@ impl Server {
         line
     }
 
+    /// Sends `signal` (`STOP`, `CONT`, …) with the shell's builtin `kill`.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.id();
+        let ok = Command::new("sh")
+            .args(["-c", &format!("kill -{signal} {pid}")])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill -{signal} {pid}");
+    }
+
     /// Sends SIGTERM and waits (bounded) for the exit status.
     pub fn terminate(mut self) -> ExitStatus {
         let pid = self.child.id().to_string();

@@ -139,7 +139,10 @@ fn an_adopted_stream_keeps_its_id_keys_and_creation_and_is_never_replaced() {
     let again = h
         .engine
         .adopt_stream(id, settings, created, "other".into(), "other2".into());
-    assert!(matches!(again, Err(Error::InvalidSetting { field: "id", .. })));
+    assert!(matches!(
+        again,
+        Err(Error::InvalidSetting { field: "id", .. })
+    ));
     assert_eq!(ok(h.engine.stream(id)).renditions, ["v"]);
     assert_eq!(h.engine.stream_by_ingest_key("other"), None);
     // A stream created here afterwards never takes an adopted id.

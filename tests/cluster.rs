@@ -70,14 +70,23 @@ fn until_claimable(lb: SocketAddr, key: &str, limit: Duration) -> Duration {
     }
 }
 
-/// Cuts `duration` s from a second into the DVR view `rendition` and decodes its MP4
-/// and HLS links (both through nginx: the public URL is the balancer's).
-fn clip_decodes(lb: SocketAddr, sid: u64, rendition: &Value, duration: i64) -> Value {
-    let start = rendition["ranges"][0]["start"]
-        .as_f64()
-        .expect("range start")
-        .ceil() as i64
-        + 1;
+/// Cuts `duration` s from a second into the top rendition's DVR and decodes its MP4
+/// and HLS links (both through nginx: the public URL is the balancer's). The DVR is
+/// read again right before the cut: a playlist's `EXT-X-PROGRAM-DATE-TIME` moves
+/// chunks on the wall clock after they arrive, so an older view may name a range
+/// that now ends earlier (and a clip past its end would be recording).
+fn clip_decodes(lb: SocketAddr, sid: u64, duration: i64) -> Value {
+    let start = poll("a range long enough", Duration::from_secs(30), || {
+        let d = dvr(lb, sid);
+        let r = d["renditions"]
+            .as_array()?
+            .iter()
+            .find(|r| r["name"] == LADDER[0].0)?
+            .clone();
+        let range = r["ranges"].as_array()?.last()?.clone();
+        let start = range["start"].as_f64()?.ceil() as i64 + 1;
+        (start as f64 + duration as f64 + 0.5 <= range["end"].as_f64()?).then_some(start)
+    });
     let clip = create_complete_clip(lb, sid, start, duration);
     for link in ["mp4_master", "hls_master"] {
         let url = clip[link].as_str().expect("link");
@@ -138,9 +147,9 @@ fn three_nodes_behind_nginx() {
     // Push through nginx; the DVR through nginx (forwarded to the owner).
     let top = LADDER[0].0;
     let mut push = ChildGuard(push_ladder(&push_url, 12, 440));
-    let r = wait_chunks(lb, sid, top, 4, Duration::from_secs(40));
+    wait_chunks(lb, sid, top, 4, Duration::from_secs(40));
     let first = owner(&etcd_client, &rt, sid).expect("an owner");
-    let clip = clip_decodes(lb, sid, &r, 4);
+    let clip = clip_decodes(lb, sid, 4);
 
     // A ranged read through a node that does not own the stream: the owner's bytes.
     let mp4 = path_of(clip["mp4_master"].as_str().unwrap()).to_owned();
@@ -177,8 +186,8 @@ fn three_nodes_behind_nginx() {
     let second = owner(&etcd_client, &rt, sid).expect("a new owner");
     assert_ne!(second, first);
     let mut push = ChildGuard(push_ladder(&push_url, 10, 660));
-    let r = wait_chunks(lb, sid, top, 3, Duration::from_secs(40));
-    clip_decodes(lb, sid, &r, 3);
+    wait_chunks(lb, sid, top, 3, Duration::from_secs(40));
+    clip_decodes(lb, sid, 3);
     let _ = push.0.wait();
     // The dead node's clip: 404 until the archive of complete clips serves it.
     expect(get(lb, &mp4), 404);
@@ -219,13 +228,24 @@ fn three_nodes_behind_nginx() {
         Duration::from_secs(10),
         || {
             // Its own DVR of the stream holds chunks; the new owner's holds none.
-            (dvr(paused.addr, sid)["renditions"] == serde_json::json!([])).then_some(())
+            // While it joins again it owns nothing and answers 503.
+            let r = api(paused.addr, "GET", &dvr_path, None);
+            (r.status == 200 && r.json()["renditions"] == serde_json::json!([])).then_some(())
         },
     );
     assert_eq!(
         owner(&etcd_client, &rt, sid).as_deref(),
         Some(third.as_str())
     );
+    // An upload marked as forwarded is not taken into its stale DVR without a claim.
+    let marked = request(
+        paused.addr,
+        "PUT",
+        &format!("/ingest/{key}/master.m3u8"),
+        &[("X-Dvrclip-Forwarded-By", "n0")],
+        Some(b""),
+    );
+    assert_eq!(marked.status, 503, "{}", marked.text());
 
     // SIGTERM drains: the lease is revoked, the stream claimable at once.
     let third = third.clone();

@@ -33,6 +33,7 @@ use tokio::net::TcpListener;
 use tracing::{Instrument, info, info_span};
 
 use crate::app::App;
+use crate::cluster::forward::ForwardError;
 use crate::error::ApiError;
 use crate::http::serve::CONNECTION_BYTES;
 use crate::http::{HttpResponse, answer_head};
@@ -97,17 +98,29 @@ impl Service {
     {
         let route = route(&parts.method, parts.uri.path());
         let public = matches!(route, Route::Public(_));
+        let mut body = body;
         if let Some(cluster) = &app.cluster {
-            match crate::steer::steer(app, cluster, &route, parts).await {
-                Ok(Steer::Here) => {}
-                Ok(Steer::Forward(url, stream)) => {
-                    let answer = cluster.forward.send(&url, parts, body).await;
-                    if answer.is_err() {
-                        cluster.forget_owner(stream);
+            // Placed at most twice: a forward refused before its body was read (the
+            // cached owner just died) is placed again from etcd.
+            let mut tries = 0;
+            loop {
+                tries += 1;
+                match crate::steer::steer(app, cluster, &route, parts).await {
+                    Ok(Steer::Here) => break,
+                    Ok(Steer::Forward(url, stream)) => {
+                        match cluster.forward.send(&url, parts, body).await {
+                            Ok(answer) => return (Ok(answer), public),
+                            Err(e) => {
+                                cluster.forget_owner(stream);
+                                match e {
+                                    ForwardError::Unsent(b, _) if tries < 2 => body = b,
+                                    e => return (Err(e.into_error()), public),
+                                }
+                            }
+                        }
                     }
-                    return (answer, public);
+                    Err(e) => return (Err(e), public),
                 }
-                Err(e) => return (Err(e), public),
             }
         }
         match route {

@@ -15,7 +15,9 @@
 //! - everything else (health, metrics, console): here.
 //!
 //! A request another node forwarded is always answered here ([`Forwarder::is_forwarded`]),
-//! so ownership moving mid-request never bounces it between nodes.
+//! so ownership moving mid-request never bounces it between nodes; an upload among
+//! them is taken only if this node still holds its claim (503 otherwise, and the
+//! encoder's retry finds the new owner).
 
 use http::request::Parts;
 
@@ -43,6 +45,18 @@ pub async fn steer(
     parts: &Parts,
 ) -> Result<Steer, ApiError> {
     if Forwarder::is_forwarded(&parts.headers) {
+        // Media is taken only under a claim: a node that lost the stream since the
+        // sender looked (or a client sending the header itself) must not feed a
+        // DVR that another node now owns.
+        if let Route::Ingest(r) = route
+            && let Some(id) = app.engine.stream_by_ingest_key(&r.key)
+            && !cluster.owns(id)
+        {
+            return Err(ApiError::Unavailable(format!(
+                "node {} does not own stream {id} (ownership is moving); retry",
+                cluster.node().id
+            )));
+        }
         return Ok(Steer::Here);
     }
     let (stream, claim) = match route {

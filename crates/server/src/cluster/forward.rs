@@ -11,7 +11,10 @@
 //!
 //! The proxy is reqwest's client (already in the tree for pulls and etcd). The body
 //! of the incoming request is pumped through a channel of [`PUMP_FRAMES`] frames
-//! on the request's own task, so any body type is forwarded without being `Send`.
+//! on the request's own task, so any body type is forwarded without being `Send`;
+//! the pump starts only when the upstream request first reads its body, so a
+//! request whose owner is gone (connection refused: a cached owner that just died)
+//! comes back whole and can be placed again ([`ForwardError::Unsent`]).
 
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -23,7 +26,7 @@ use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::request::Parts;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::error::ApiError;
 use crate::http::HttpResponse;
@@ -78,13 +81,15 @@ impl Forwarder {
     }
 
     /// Sends the request to `base` (another node's advertised URL) and answers with
-    /// what it answers, streaming both bodies.
+    /// what it answers, streaming both bodies. A failure before any of the body was
+    /// read (the owner's node is gone: connection refused) gives the body back
+    /// ([`ForwardError::Unsent`]), so the caller may place the request again.
     pub async fn send<B>(
         &self,
         base: &str,
         parts: &Parts,
         body: B,
-    ) -> Result<HttpResponse, ApiError>
+    ) -> Result<HttpResponse, ForwardError<B>>
     where
         B: Body<Data = Bytes> + Unpin,
         B::Error: std::fmt::Display,
@@ -99,21 +104,67 @@ impl Forwarder {
         }
         headers.insert(FORWARDED_BY, self.node.clone());
         let (tx, rx) = mpsc::channel(PUMP_FRAMES);
+        let (start, started) = oneshot::channel();
+        // An empty body (a GET) is never lost, whatever happens: no gate.
+        let empty = body.is_end_stream();
         let declared = body.size_hint().exact();
+        let pumped = Pumped {
+            rx,
+            declared,
+            start: (!empty).then_some(start),
+        };
         let request = self
             .client
             .request(parts.method.clone(), &url)
             .headers(headers)
-            .body(reqwest::Body::wrap(Pumped { rx, declared }));
-        let (answer, ()) = tokio::join!(request.send(), pump(body, tx));
-        let answer =
-            answer.map_err(|e| ApiError::BadGateway(format!("forwarding to {base}: {e}")))?;
+            .body(reqwest::Body::wrap(pumped));
+        let gated = async move {
+            if empty {
+                return Some(body);
+            }
+            // The body is read only once the upstream request asks for it, i.e.
+            // once the owner's node took the connection.
+            if started.await.is_err() {
+                return Some(body);
+            }
+            pump(body, tx).await;
+            None
+        };
+        let (answer, unsent) = tokio::join!(request.send(), gated);
+        let answer = match answer {
+            Ok(a) => a,
+            Err(e) => {
+                let e = ApiError::BadGateway(format!("forwarding to {base}: {e}"));
+                return Err(match unsent {
+                    Some(body) => ForwardError::Unsent(body, e),
+                    None => ForwardError::Failed(e),
+                });
+            }
+        };
         let answer: http::Response<reqwest::Body> = answer.into();
         let (mut head, body) = answer.into_parts();
         for name in HOP_BY_HOP {
             head.headers.remove(name);
         }
         Ok(http::Response::from_parts(head, Upstream(body).boxed()))
+    }
+}
+
+/// Why a forward failed.
+#[derive(Debug)]
+pub enum ForwardError<B> {
+    /// Before any of the body was read: the body, to place the request again.
+    Unsent(B, ApiError),
+    /// After: the request is lost (502).
+    Failed(ApiError),
+}
+
+impl<B> ForwardError<B> {
+    /// The error to answer with.
+    pub fn into_error(self) -> ApiError {
+        match self {
+            ForwardError::Unsent(_, e) | ForwardError::Failed(e) => e,
+        }
     }
 }
 
@@ -153,6 +204,8 @@ where
 struct Pumped {
     rx: mpsc::Receiver<Result<Bytes, String>>,
     declared: Option<u64>,
+    /// Fired at the first read: the pump may start taking the client's body.
+    start: Option<oneshot::Sender<()>>,
 }
 
 impl Body for Pumped {
@@ -163,6 +216,9 @@ impl Body for Pumped {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        if let Some(start) = self.start.take() {
+            let _ = start.send(());
+        }
         match self.rx.poll_recv(cx) {
             Poll::Ready(Some(Ok(data))) => Poll::Ready(Some(Ok(Frame::data(data)))),
             Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(std::io::Error::other(e)))),

@@ -150,6 +150,11 @@ fn three_nodes_behind_nginx() {
     wait_chunks(lb, sid, top, 4, Duration::from_secs(40));
     let first = owner(&etcd_client, &rt, sid).expect("an owner");
     let clip = clip_decodes(lb, sid, 4);
+    // Two uploads in three landed on a node that does not own the stream.
+    let sum = |name: &str| addrs.iter().map(|a| metric(*a, name)).sum::<u64>();
+    assert!(sum("dvrclip_cluster_forwarded_total") > 10);
+    assert_eq!(sum("dvrclip_cluster_claims_total"), 1);
+    assert_eq!(sum("dvrclip_cluster_owned_streams"), 1);
 
     // A ranged read through a node that does not own the stream: the owner's bytes.
     let mp4 = path_of(clip["mp4_master"].as_str().unwrap()).to_owned();

@@ -99,5 +99,8 @@ fn render_metrics(app: &App) -> String {
     if let Some(door) = app.srt.get() {
         text.push_str(&door.counters.render_metrics());
     }
+    if let Some(cluster) = &app.cluster {
+        text.push_str(&cluster.render_metrics());
+    }
     text
 }

@@ -108,7 +108,9 @@ impl Service {
                 match crate::steer::steer(app, cluster, &route, parts).await {
                     Ok(Steer::Here) => break,
                     Ok(Steer::Forward(url, stream)) => {
-                        match cluster.forward.send(&url, parts, body).await {
+                        let answer = cluster.forward.send(&url, parts, body).await;
+                        cluster.record_forward(answer.is_ok());
+                        match answer {
                             Ok(answer) => return (Ok(answer), public),
                             Err(e) => {
                                 cluster.forget_owner(stream);

@@ -23,7 +23,8 @@ pub mod records;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use dvrclip_cluster::{ClusterError, Etcd, Membership, Node, Owner};
@@ -69,6 +70,8 @@ pub struct Cluster {
     owned: Mutex<HashSet<StreamId>>,
     /// Other nodes' streams: their URL, and when it was looked up.
     owners: Mutex<HashMap<StreamId, (String, Instant)>>,
+    /// Counters for `/metrics`.
+    counters: Counters,
     /// The stream records.
     pub records: Records,
     /// The reverse proxy to owners.
@@ -101,6 +104,7 @@ impl Cluster {
             left: AtomicBool::new(false),
             owned: Mutex::new(HashSet::new()),
             owners: Mutex::new(HashMap::new()),
+            counters: Counters::default(),
         })
     }
 
@@ -151,6 +155,7 @@ impl Cluster {
                     match m.keep_alive().await {
                         Ok(()) => continue,
                         Err(ClusterError::LeaseExpired(lease)) => {
+                            self.counters.leases_lost.fetch_add(1, Relaxed);
                             tracing::warn!(
                                 lease,
                                 "cluster lease expired: dropping every claim and joining again"
@@ -234,6 +239,7 @@ impl Cluster {
                     return Err(e);
                 }
                 self.owned.lock().insert(stream);
+                self.counters.claims.fetch_add(1, Relaxed);
                 tracing::info!(stream = stream.0, node = %self.node.id, "stream claimed");
                 Ok(Place::Here)
             }
@@ -255,6 +261,66 @@ impl Cluster {
                 Ok(Place::At(url))
             }
         }
+    }
+
+    /// Counts a forwarded request, answered by the owner or not.
+    pub fn record_forward(&self, answered: bool) {
+        let c = if answered {
+            &self.counters.forwarded
+        } else {
+            &self.counters.forward_failures
+        };
+        c.fetch_add(1, Relaxed);
+    }
+
+    /// The node's cluster counters and gauges, in Prometheus text.
+    pub fn render_metrics(&self) -> String {
+        let c = &self.counters;
+        let rows: [(&str, &str, &str, u64); 6] = [
+            (
+                "dvrclip_cluster_joined",
+                "gauge",
+                "1 while the node holds a lease.",
+                u64::from(self.membership.read().is_some()),
+            ),
+            (
+                "dvrclip_cluster_owned_streams",
+                "gauge",
+                "Streams this node holds a claim on.",
+                self.owned.lock().len() as u64,
+            ),
+            (
+                "dvrclip_cluster_claims_total",
+                "counter",
+                "Streams claimed by this node.",
+                c.claims.load(Relaxed),
+            ),
+            (
+                "dvrclip_cluster_leases_lost_total",
+                "counter",
+                "Leases found expired under this live node.",
+                c.leases_lost.load(Relaxed),
+            ),
+            (
+                "dvrclip_cluster_forwarded_total",
+                "counter",
+                "Requests forwarded to a stream's owner and answered by it.",
+                c.forwarded.load(Relaxed),
+            ),
+            (
+                "dvrclip_cluster_forward_failures_total",
+                "counter",
+                "Requests forwarded to an owner that did not answer (502).",
+                c.forward_failures.load(Relaxed),
+            ),
+        ];
+        let mut out = String::new();
+        for (name, kind, help, value) in rows {
+            out.push_str(&format!(
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
+            ));
+        }
+        out
     }
 
     /// Forgets a looked-up owner (a forward to it failed).
@@ -282,6 +348,14 @@ impl Cluster {
             .ok_or_else(|| ApiError::NotFound(format!("unknown stream {stream}")))?;
         adopt(engine, &record)
     }
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    claims: AtomicU64,
+    leases_lost: AtomicU64,
+    forwarded: AtomicU64,
+    forward_failures: AtomicU64,
 }
 
 /// `engine` holds the stream of `record`, with its settings.

@@ -84,6 +84,8 @@ $upstreams  }
 }
 EOF
 if [ "$(id -u)" -eq 0 ]; then
+  # nginx runs as nobody: it must reach its prefix (mktemp makes the dir 0700).
+  chmod a+rx "$dir"
   chmod -R a+rwx "$dir/nginx"
   setpriv --reuid=65534 --regid=65534 --clear-groups "$nginx" -p "$dir/nginx" -c "$dir/nginx/nginx.conf" -e "$dir/nginx/error.log" &
 else

@@ -6,7 +6,8 @@
 //! Per route:
 //! - ingest (`/ingest/{key}/…`): the key's stream, claimed when nobody owns it;
 //! - API calls needing the DVR (DVR view and cleanup, clips) and PATCH/DELETE of a
-//!   stream: its owner; nobody owning it, they are answered here;
+//!   stream: its owner (a clip this node holds is read here); nobody owning it,
+//!   they are answered here;
 //! - list, create and read of streams, videos: here, from the records;
 //! - clip links: here when this node holds the clip (it may have cut it under an
 //!   earlier ownership), else the stream's owner; nobody owning it, 404 (the seam
@@ -68,6 +69,13 @@ pub async fn steer(
             (id, true)
         }
         Route::Api(r) => {
+            // A clip this node cut (under an earlier ownership) is read here, as
+            // its links are.
+            if let ApiRoute::GetClip(_, clip) = r
+                && app.engine.clip(*clip).is_ok()
+            {
+                return Ok(Steer::Here);
+            }
             let id = match r {
                 ApiRoute::PatchStream(id)
                 | ApiRoute::DeleteStream(id)

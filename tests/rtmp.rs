@@ -51,22 +51,6 @@ fn publish(url: &str, secs: u32, video_only: bool) -> Child {
         .expect("spawning ffmpeg")
 }
 
-fn create_clip(addr: SocketAddr, sid: u64, start: i64, duration: i64) -> Value {
-    let body = format!(r#"{{"start": {start}, "duration": {duration}}}"#);
-    let clip = expect(
-        api(
-            addr,
-            "PUT",
-            &format!("/streaming/streams/{sid}/clip_recording"),
-            Some(&body),
-        ),
-        200,
-    )
-    .json();
-    assert_eq!(clip["state"], "complete", "{clip}");
-    clip
-}
-
 /// ffprobe's streams of `url`, frames counted.
 fn probe(url: &str) -> Vec<Value> {
     let p = ffprobe(url, &["-count_frames", "-show_streams"]);
@@ -140,7 +124,7 @@ fn push_reconnect_and_clip() {
     // A clip across the reconnect: 2 s before the first run's end to 3 s into the second.
     let start = ranges[0]["end"].as_f64().unwrap().floor() as i64 - 2;
     let end = ranges[1]["start"].as_f64().unwrap().ceil() as i64 + 3;
-    let clip = create_clip(addr, sid, start, end - start);
+    let clip = create_complete_clip(addr, sid, start, end - start);
     let master = path_of(clip["hls_master"].as_str().unwrap()).to_owned();
     let base = master.strip_suffix("_master.m3u8").unwrap();
     let playlist = expect(get(addr, &format!("{base}_rtmp.m3u8")), 200).text();
@@ -214,7 +198,7 @@ fn video_only_push() {
     let range = &r["ranges"][0];
     let start = range["start"].as_f64().unwrap().ceil() as i64;
     let end = range["end"].as_f64().unwrap().floor() as i64;
-    let clip = create_clip(addr, sid, start, end - start);
+    let clip = create_complete_clip(addr, sid, start, end - start);
     let mp4 = format!(
         "http://{addr}{}",
         path_of(clip["mp4_master"].as_str().unwrap())

@@ -298,6 +298,16 @@ impl Server {
         line
     }
 
+    /// Sends `signal` (`STOP`, `CONT`, …) with the shell's builtin `kill`.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.id();
+        let ok = Command::new("sh")
+            .args(["-c", &format!("kill -{signal} {pid}")])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill -{signal} {pid}");
+    }
+
     /// Sends SIGTERM and waits (bounded) for the exit status.
     pub fn terminate(mut self) -> ExitStatus {
         let pid = self.child.id().to_string();
@@ -562,6 +572,206 @@ pub fn frames(s: &Value) -> u64 {
         .as_str()
         .and_then(|n| n.parse().ok())
         .unwrap_or(0)
+}
+
+/// `PUT /streaming/streams/{sid}/clip_recording` of `duration` s from `start`
+/// (Unix s), which must answer a complete clip.
+pub fn create_complete_clip(addr: SocketAddr, sid: u64, start: i64, duration: i64) -> Value {
+    let body = format!(r#"{{"start": {start}, "duration": {duration}}}"#);
+    let clip = expect(
+        api(
+            addr,
+            "PUT",
+            &format!("/streaming/streams/{sid}/clip_recording"),
+            Some(&body),
+        ),
+        200,
+    )
+    .json();
+    assert_eq!(clip["state"], "complete", "{clip}");
+    clip
+}
+
+/// A free TCP port on loopback (bound, then released for a child to take).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A one-member etcd (Debian's `etcd-server`) on loopback ports with its own data
+/// directory, which a stop and a start keep (a restart finds its keys and leases).
+pub struct EtcdServer {
+    child: Option<Child>,
+    /// `http://127.0.0.1:{client port}`.
+    pub url: String,
+    peer_url: String,
+    dir: PathBuf,
+}
+
+impl EtcdServer {
+    /// Starts etcd and waits until it answers (or panics after 15 s).
+    pub fn start() -> EtcdServer {
+        let dir = temp_dir("etcd");
+        let mut e = EtcdServer {
+            child: None,
+            url: format!("http://127.0.0.1:{}", free_port()),
+            peer_url: format!("http://127.0.0.1:{}", free_port()),
+            dir,
+        };
+        e.resume();
+        e
+    }
+
+    /// Stops it (SIGKILL: as a crash or a partition looks to the nodes).
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts it again on the same ports and data, and waits until it answers.
+    pub fn resume(&mut self) {
+        let child = Command::new("etcd")
+            .arg("--data-dir")
+            .arg(self.dir.join("data"))
+            .args(["--listen-client-urls", &self.url])
+            .args(["--advertise-client-urls", &self.url])
+            .args(["--listen-peer-urls", &self.peer_url])
+            .args(["--initial-advertise-peer-urls", &self.peer_url])
+            .args(["--initial-cluster", &format!("default={}", self.peer_url)])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(self.dir.join("etcd.log")).unwrap())
+            .spawn()
+            .expect("spawning etcd");
+        self.child = Some(child);
+        let addr: SocketAddr = self.url["http://".len()..].parse().unwrap();
+        poll("etcd answering", Duration::from_secs(15), || {
+            let body = br#"{"key": "cmVhZHk="}"#;
+            let raw = format!(
+                "POST /v3/kv/range HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            );
+            let mut raw = raw.into_bytes();
+            raw.extend_from_slice(body);
+            let mut s = TcpStream::connect(addr).ok()?;
+            s.write_all(&raw).ok()?;
+            let mut out = Vec::new();
+            s.read_to_end(&mut out).ok()?;
+            out.starts_with(b"HTTP/1.1 200").then_some(())
+        });
+    }
+}
+
+impl Drop for EtcdServer {
+    fn drop(&mut self) {
+        self.stop();
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// Debian's nginx, by path: `/usr/sbin` is not on a user's `PATH`.
+pub const NGINX: &str = "/usr/sbin/nginx";
+
+/// nginx ([`NGINX`]) in the foreground as a round-robin HTTP balancer in
+/// front of `upstreams`, with its own temp prefix and config; never as root (under
+/// root it is started as `nobody` through `setpriv`). Bodies stream both ways, as a
+/// production balancer in front of ingest is configured.
+pub struct Nginx {
+    child: Child,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    dir: PathBuf,
+}
+
+impl Nginx {
+    /// Starts it on `port` (from [`free_port`]) and waits until it answers.
+    pub fn start(port: u16, upstreams: &[SocketAddr]) -> Nginx {
+        let dir = temp_dir("nginx");
+        let servers: String = upstreams
+            .iter()
+            .map(|a| format!("    server {a} max_fails=1 fail_timeout=30s;\n"))
+            .collect();
+        let d = dir.display();
+        let conf = format!(
+            "daemon off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\n\
+             events {{ worker_connections 512; }}\n\
+             http {{\n  access_log off;\n\
+               client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
+               fastcgi_temp_path {d}/fcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
+               upstream nodes {{\n{servers}  }}\n\
+               server {{\n    listen 127.0.0.1:{port};\n\
+                 client_max_body_size 0;\n    proxy_request_buffering off;\n    proxy_buffering off;\n\
+                 proxy_http_version 1.1;\n    proxy_set_header Host $http_host;\n\
+                 proxy_set_header Connection \"\";\n\
+                 proxy_connect_timeout 1s;\n\
+                 proxy_next_upstream error timeout non_idempotent;\n\
+                 location / {{ proxy_pass http://nodes; }}\n  }}\n}}\n"
+        );
+        std::fs::write(dir.join("nginx.conf"), conf).unwrap();
+        let root = Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+        let mut cmd = if root {
+            // nobody must own what nginx writes.
+            Command::new("chmod")
+                .args(["-R", "a+rwx"])
+                .arg(&dir)
+                .status()
+                .unwrap();
+            let mut c = Command::new("setpriv");
+            c.args(["--reuid=65534", "--regid=65534", "--clear-groups", NGINX]);
+            c
+        } else {
+            Command::new(NGINX)
+        };
+        let child = cmd
+            .arg("-p")
+            .arg(&dir)
+            .arg("-c")
+            .arg(dir.join("nginx.conf"))
+            .arg("-e")
+            .arg(dir.join("error.log"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawning nginx");
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let nginx = Nginx { child, addr, dir };
+        poll("nginx listening", Duration::from_secs(10), || {
+            TcpStream::connect(addr).ok().map(|_| ())
+        });
+        nginx
+    }
+}
+
+impl Drop for Nginx {
+    /// SIGTERM, so the master stops its workers (a SIGKILLed master leaves them
+    /// holding the port), then SIGKILL if it lingers.
+    fn drop(&mut self) {
+        let pid = self.child.id();
+        let _ = Command::new("sh")
+            .args(["-c", &format!("kill -TERM {pid}")])
+            .status();
+        let until = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < until && matches!(self.child.try_wait(), Ok(None)) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("nginx log: {}/error.log", self.dir.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
 }
 
 /// Kills a child process when dropped.

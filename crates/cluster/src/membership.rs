@@ -228,7 +228,10 @@ impl Membership {
 
     /// Leaves now: the lease is revoked, so the node's record and every ownership key
     /// go at once and other nodes may claim its streams without waiting for the TTL.
-    pub async fn leave(self) -> Result<(), ClusterError> {
+    /// By reference, so a node that shares its membership between tasks can leave
+    /// while one of them still holds it; what it does afterwards fails with
+    /// [`ClusterError::LeaseExpired`] or etcd's refusal.
+    pub async fn leave(&self) -> Result<(), ClusterError> {
         self.etcd.revoke(self.lease).await?;
         Ok(())
     }

@@ -119,6 +119,47 @@ fn stream_crud() {
 }
 
 #[test]
+fn an_adopted_stream_keeps_its_id_keys_and_creation_and_is_never_replaced() {
+    let h = Harness::new(EngineConfig::default());
+    let settings = StreamSettings::named("from the cluster");
+    let created = WallTime::from_unix_secs(1_700_000_000);
+    let id = StreamId(42);
+    let info = ok(h.engine.adopt_stream(
+        id,
+        settings.clone(),
+        created,
+        "ingestkey".into(),
+        "playkey".into(),
+    ));
+    assert_eq!((info.id, info.created_at), (id, created));
+    assert_eq!(h.engine.stream_by_ingest_key("ingestkey"), Some(id));
+    assert_eq!(h.engine.stream_by_play_key("playkey"), Some(id));
+    ok(h.engine.push_init(id, "v", init(720, 1)));
+    // The same id again: refused, and the held stream (with its rendition) stays.
+    let again = h
+        .engine
+        .adopt_stream(id, settings, created, "other".into(), "other2".into());
+    assert!(matches!(
+        again,
+        Err(Error::InvalidSetting { field: "id", .. })
+    ));
+    assert_eq!(ok(h.engine.stream(id)).renditions, ["v"]);
+    assert_eq!(h.engine.stream_by_ingest_key("other"), None);
+    // A stream created here afterwards never takes an adopted id.
+    assert!(h.stream(60).0 > 42);
+    // Settings are checked as a creation's are.
+    let bad = StreamSettings {
+        dvr_duration_secs: 0,
+        ..StreamSettings::named("x")
+    };
+    assert!(
+        h.engine
+            .adopt_stream(StreamId(7), bad, created, "a".into(), "b".into())
+            .is_err()
+    );
+}
+
+#[test]
 fn ingest_refusals_leave_the_ring_as_it_was() {
     let h = Harness::new(EngineConfig::default());
     let s = h.stream(60);

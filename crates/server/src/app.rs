@@ -2,7 +2,8 @@
 //! the VOD, who may call the API, counters, the memory of bodies in flight, the
 //! cache of built clip MP4s ([`crate::mp4_cache`]) and of rendered playlists
 //! ([`crate::playlist_cache`]). Background work (expiry ticks,
-//! heap trims, the demo stream) is started here and stopped by [`App::shutdown`].
+//! heap trims, the demo stream, the cluster lease) is started here and stopped by
+//! [`App::shutdown`].
 //!
 //! What a request means is not here: the service routes it to the rooms (`api`,
 //! `public`, `ingest`, `ops`), which read this state.
@@ -16,6 +17,7 @@ use tokio::task::JoinHandle;
 
 use crate::archive::ClipArchive;
 use crate::auth::{ApiKey, Authorize};
+use crate::cluster::Cluster;
 use crate::config::Config;
 use crate::http::body::BodyMemory;
 use crate::metrics::Metrics;
@@ -80,6 +82,8 @@ pub struct App {
     pub srt: std::sync::OnceLock<Arc<dvrclip_ingest::srt::SrtDoor>>,
     /// Where complete clips are archived ([`Config::clip_archive`]), if anywhere.
     pub archive: Option<Arc<ClipArchive>>,
+    /// The cluster this node is part of (`--cluster-etcd`); `None`: one process.
+    pub cluster: Option<Arc<Cluster>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -114,11 +118,25 @@ impl App {
             }
             None => (engine, None),
         };
+        let cluster = match &config.cluster {
+            Some(c) => {
+                let url = c.advertise_url.as_deref().unwrap_or(&config.public_url);
+                let cluster = Arc::new(Cluster::new(c, url)?);
+                // Joined before the first request when etcd answers; else the lease
+                // loop keeps trying and creates are refused meanwhile.
+                if let Err(e) = cluster.join().await {
+                    tracing::warn!(error = %e, "joining the cluster at start");
+                }
+                Some(cluster)
+            }
+            None => None,
+        };
         let engine = Arc::new(engine);
         // Videos left `pending` by the last run: written again if their clip is back.
         vod.resume(&engine).await;
         let mut builder = App::builder(config, engine).vod(vod);
         builder.spool = spool;
+        builder.cluster = cluster;
         Ok(builder.build())
     }
 
@@ -132,6 +150,7 @@ impl App {
             auth: None,
             spool: None,
             archive: None,
+            cluster: None,
         }
     }
 
@@ -146,9 +165,18 @@ impl App {
         App::builder(config, engine).vod(vod).build()
     }
 
+    /// Leaves the cluster, if in one: the lease is revoked, so the streams this
+    /// node owned are claimable by another at once (the drain's first step).
+    pub async fn leave_cluster(&self) {
+        if let Some(c) = &self.cluster {
+            c.leave().await;
+        }
+    }
+
     /// Stops background tasks; VOD and clip archive writes in progress get the grace
     /// period.
     pub async fn shutdown(&self) {
+        self.leave_cluster().await;
         self.pullers.stop_all();
         // VOD and archive writes share one grace period.
         let grace = self.config.shutdown_grace;
@@ -201,6 +229,7 @@ pub struct AppBuilder {
     auth: Option<Arc<dyn Authorize>>,
     spool: Option<Arc<Spool>>,
     archive: Option<Arc<ClipArchive>>,
+    cluster: Option<Arc<Cluster>>,
 }
 
 impl AppBuilder {
@@ -251,6 +280,7 @@ impl AppBuilder {
             spool: self.spool,
             srt: std::sync::OnceLock::new(),
             archive,
+            cluster: self.cluster,
             tasks: Mutex::new(Vec::new()),
             config,
         });
@@ -259,6 +289,9 @@ impl AppBuilder {
         tasks.push(tokio::spawn(trim_loop()));
         if app.config.demo {
             tasks.push(tokio::spawn(crate::demo::run(app.engine.clone())));
+        }
+        if let Some(c) = &app.cluster {
+            tasks.push(tokio::spawn(c.clone().run()));
         }
         drop(tasks);
         // Streams the engine already holds (an embedder's) that are pulled; clips

@@ -75,6 +75,15 @@ async fn run(mut config: Config) -> Result<(), Box<dyn std::error::Error>> {
     if config.listen.port() == 0 && config.public_url == format!("http://{}", config.listen) {
         config.public_url = format!("http://{addr}");
     }
+    // Other nodes of a cluster reach this one at the bound address unless told.
+    if let Some(c) = &mut config.cluster
+        && c.advertise_url.is_none()
+    {
+        if addr.ip().is_unspecified() {
+            return Err("--advertise-url is needed when listening on a wildcard address".into());
+        }
+        c.advertise_url = Some(format!("http://{addr}"));
+    }
     let rtmp = match config.rtmp_listen {
         Some(at) => {
             let l = tokio::net::TcpListener::bind(at).await?;
@@ -122,6 +131,13 @@ async fn run(mut config: Config) -> Result<(), Box<dyn std::error::Error>> {
         None => None,
     };
     info!(%addr, public_url = %app.config.public_url, "listening");
+    if let Some(c) = &app.cluster {
+        println!(
+            "dvrclip node {} advertised at {}",
+            c.node().id,
+            c.node().url
+        );
+    }
     if app.config.api_key_generated {
         println!(
             "API key (none configured; set --api-key to choose one): {}",
@@ -136,7 +152,14 @@ async fn run(mut config: Config) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(at) = app.config.srt_listen {
         println!("dvrclip srt listening on srt://{at}");
     }
-    let served = crate::service::serve(app.clone(), listener, shutdown_signal()).await;
+    // The drain: on the signal, the cluster lease is revoked first (this node's
+    // streams are claimable by another at once), then serving stops.
+    let draining = app.clone();
+    let shutdown = async move {
+        shutdown_signal().await;
+        draining.leave_cluster().await;
+    };
+    let served = crate::service::serve(app.clone(), listener, shutdown).await;
     if let Some(t) = rtmp_task {
         t.abort();
     }

@@ -115,6 +115,30 @@ keys! {
     /// Passphrase SRT callers must encrypt with (10 to 79 bytes); none by default,
     /// and then callers that encrypt are refused.
     srt_passphrase: String = "DVRCLIP_SRT_PASSPHRASE",
+    /// Join a cluster agreeing through etcd at these endpoints (comma-separated
+    /// `http://host:2379`); off unless set (`design/cluster.md`).
+    cluster_etcd: String = "DVRCLIP_CLUSTER_ETCD",
+    /// This node's id in the cluster, unique among live nodes (default: a random one).
+    node_id: String = "DVRCLIP_NODE_ID",
+    /// The URL other nodes reach this node's HTTP at (default: `http://` and the bound
+    /// listen address, which must then not be a wildcard).
+    advertise_url: String = "DVRCLIP_ADVERTISE_URL",
+    /// Seconds of the node's etcd lease: how long after a crash its streams can be
+    /// claimed by another node (default 5).
+    lease_ttl: u64 = "DVRCLIP_LEASE_TTL",
+}
+
+/// What a node of a cluster needs (`--cluster-etcd` and its companions).
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    /// etcd endpoints.
+    pub etcd: Vec<String>,
+    /// This node's id.
+    pub node_id: String,
+    /// Where other nodes reach this node's HTTP; `None`: the bound listen address.
+    pub advertise_url: Option<String>,
+    /// The lease's time to live.
+    pub lease_ttl: Duration,
 }
 
 /// Size and time limits on what clients send (`ref/api.md` "Limits").
@@ -210,6 +234,8 @@ pub struct Config {
     pub srt_passphrase: Option<String>,
     /// Where complete clips are archived (`--clip-archive`); `None`: nowhere.
     pub clip_archive: Option<StoreConfig>,
+    /// The cluster this node joins; `None`: one process, no etcd.
+    pub cluster: Option<ClusterConfig>,
 }
 
 /// A configuration that cannot be used.
@@ -253,6 +279,7 @@ impl Config {
             None => ServeArgs::default(),
         };
         let a = args.clone().or(file);
+        let cluster = cluster_config(&a)?;
         let listen = a
             .listen
             .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
@@ -362,6 +389,17 @@ impl Config {
         let next_to_listen = |port: u16| {
             demo.then(|| SocketAddr::new(listen.ip(), if listen.port() == 0 { 0 } else { port }))
         };
+        let rtmp_listen = a.rtmp_listen.or_else(|| next_to_listen(1935));
+        let srt_listen = a.srt_listen.or_else(|| next_to_listen(8890));
+        // Not built for a cluster (design/cluster.md "Built so far"): an RTMP or SRT
+        // publish would land in this node's engine without a claim, and the demo
+        // stream takes an id the cluster's counter may hand out again.
+        if cluster.is_some() && (demo || rtmp_listen.is_some() || srt_listen.is_some()) {
+            return Err(ConfigError::Invalid(
+                "--cluster-etcd takes HTTP ingest only for now: not with --demo, --rtmp-listen or --srt-listen"
+                    .into(),
+            ));
+        }
         Ok(Config {
             spool_dir,
             spool_sync,
@@ -376,10 +414,11 @@ impl Config {
             limits,
             shutdown_grace: secs(a.shutdown_grace_secs, Duration::from_secs(10)),
             demo,
-            rtmp_listen: a.rtmp_listen.or_else(|| next_to_listen(1935)),
-            srt_listen: a.srt_listen.or_else(|| next_to_listen(8890)),
+            rtmp_listen,
+            srt_listen,
             srt_passphrase: a.srt_passphrase,
             clip_archive,
+            cluster,
         })
     }
 
@@ -405,6 +444,74 @@ impl Config {
             grace: self.shutdown_grace,
         }
     }
+}
+
+/// The cluster keys, checked: the others mean nothing without `cluster_etcd`.
+fn cluster_config(a: &ServeArgs) -> Result<Option<ClusterConfig>, ConfigError> {
+    let Some(endpoints) = &a.cluster_etcd else {
+        if a.node_id.is_some() || a.advertise_url.is_some() || a.lease_ttl.is_some() {
+            return Err(ConfigError::Invalid(
+                "--node-id, --advertise-url and --lease-ttl need --cluster-etcd".into(),
+            ));
+        }
+        return Ok(None);
+    };
+    let etcd: Vec<String> = endpoints
+        .split(',')
+        .map(|e| e.trim().trim_end_matches('/').to_owned())
+        .filter(|e| !e.is_empty())
+        .collect();
+    if etcd.is_empty() || !etcd.iter().all(|e| is_http_url(e)) {
+        return Err(ConfigError::Invalid(format!(
+            "--cluster-etcd {endpoints:?} must name http:// endpoints, comma-separated"
+        )));
+    }
+    let node_id = match &a.node_id {
+        Some(id)
+            if id.is_empty()
+                || id.len() > 64
+                || !id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) =>
+        {
+            return Err(ConfigError::Invalid(format!(
+                "--node-id {id:?}: 1 to 64 of A-Z a-z 0-9 - _ ."
+            )));
+        }
+        Some(id) => id.clone(),
+        None => format!(
+            "node-{}",
+            random_hex::<4>()
+                .map_err(|e| ConfigError::Invalid(format!("no OS randomness: {e}")))?
+        ),
+    };
+    let advertise_url = a
+        .advertise_url
+        .as_deref()
+        .map(|u| u.trim_end_matches('/').to_owned());
+    if let Some(u) = &advertise_url
+        && !is_http_url(u)
+    {
+        return Err(ConfigError::Invalid(format!(
+            "--advertise-url {u:?} must start with http:// or https://"
+        )));
+    }
+    let lease_ttl = a.lease_ttl.unwrap_or(5);
+    if !(1..=300).contains(&lease_ttl) {
+        return Err(ConfigError::Invalid(format!(
+            "--lease-ttl {lease_ttl}: 1 to 300 seconds"
+        )));
+    }
+    Ok(Some(ClusterConfig {
+        etcd,
+        node_id,
+        advertise_url,
+        lease_ttl: Duration::from_secs(lease_ttl),
+    }))
+}
+
+fn is_http_url(u: &str) -> bool {
+    (u.starts_with("http://") || u.starts_with("https://")) && u.len() > "https://".len()
 }
 
 /// Where the spool lives unless configured: tmpfs (`/dev/shm`, a process restart
@@ -539,6 +646,62 @@ mod tests {
                 matches!(archive(bad, None), Err(ConfigError::Invalid(_))),
                 "{bad}"
             );
+        }
+    }
+
+    #[test]
+    fn cluster_flags_need_the_etcd_endpoints() {
+        assert!(
+            Config::resolve(&ServeArgs::default())
+                .unwrap()
+                .cluster
+                .is_none()
+        );
+        let orphan = ServeArgs {
+            node_id: Some("a".into()),
+            ..ServeArgs::default()
+        };
+        assert!(matches!(
+            Config::resolve(&orphan),
+            Err(ConfigError::Invalid(_))
+        ));
+        let c = Config::resolve(&ServeArgs {
+            cluster_etcd: Some("http://127.0.0.1:2379, http://127.0.0.1:2479/".into()),
+            node_id: Some("n1".into()),
+            ..ServeArgs::default()
+        })
+        .unwrap()
+        .cluster
+        .unwrap();
+        assert_eq!(c.etcd, ["http://127.0.0.1:2379", "http://127.0.0.1:2479"]);
+        assert_eq!(c.node_id, "n1");
+        assert_eq!(c.lease_ttl, Duration::from_secs(5));
+        assert_eq!(c.advertise_url, None);
+        for bad in [
+            ServeArgs {
+                cluster_etcd: Some("etcd:2379".into()),
+                ..ServeArgs::default()
+            },
+            ServeArgs {
+                cluster_etcd: Some("http://e:2379".into()),
+                lease_ttl: Some(0),
+                ..ServeArgs::default()
+            },
+            ServeArgs {
+                cluster_etcd: Some("http://e:2379".into()),
+                node_id: Some("a/b".into()),
+                ..ServeArgs::default()
+            },
+            ServeArgs {
+                cluster_etcd: Some("http://e:2379".into()),
+                rtmp_listen: Some("127.0.0.1:1935".parse().unwrap()),
+                ..ServeArgs::default()
+            },
+        ] {
+            assert!(matches!(
+                Config::resolve(&bad),
+                Err(ConfigError::Invalid(_))
+            ));
         }
     }
 

@@ -70,6 +70,13 @@ pub enum ApiError {
     /// 503: over the memory budget, or shutting down.
     #[error("{0}")]
     Unavailable(String),
+    /// 503 (500 for a record this version cannot read): the cluster's etcd failed
+    /// or refused; the reason is in the message.
+    #[error("cluster: {0}")]
+    Cluster(#[from] dvrclip_cluster::ClusterError),
+    /// 502: the node owning the stream did not answer a forwarded request.
+    #[error("{0}")]
+    BadGateway(String),
     /// 500: a bug or a failed dependency; the message is logged, not trusted.
     #[error("{0}")]
     Internal(String),
@@ -109,6 +116,11 @@ impl ApiError {
             ApiError::TooEarly(_) => StatusCode::TOO_EARLY,
             ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Cluster(dvrclip_cluster::ClusterError::Record { .. }) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+            ApiError::Cluster(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -3,14 +3,17 @@
 //! Rooms, by job (dependencies point down this list, never up):
 //! - [`cli`]: the binary's command line;
 //! - [`service`]: every request from its [`route`] to its response; the
-//!   `tower::Service` an embedding router mounts;
+//!   `tower::Service` an embedding router mounts; [`steer`]: in a cluster, which
+//!   node answers it;
 //! - [`api`] (the Gcore-compatible JSON API), [`public`] (clip, live and VOD links),
 //!   [`ingest`] (HTTP uploads), [`ops`] (health, metrics), [`console`] (the browser
 //!   clipping console's static files): the handlers;
 //! - [`app`]: the shared state and its background tasks; [`demo`]: the built-in
 //!   stream; [`vod`]: videos persisted from clips; [`mp4_cache`]: built clip MP4s,
 //!   counted in the memory budget; [`playlist_cache`]: rendered playlists, shared
-//!   between polls; [`pullers`]: the streams pulled from an origin;
+//!   between polls; [`pullers`]: the streams pulled from an origin; [`cluster`]:
+//!   this node's membership, claims, stream records and forwarding (with
+//!   `--cluster-etcd`);
 //! - [`http`]: plumbing that knows no route (accept loop, bodies, payload placement,
 //!   send timeout, byte-range serving); [`auth`] (who may call the API),
 //!   [`config`], [`error`], [`metrics`], [`heap`].
@@ -22,6 +25,7 @@ pub mod app;
 pub mod archive;
 pub mod auth;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod console;
 pub mod demo;
@@ -37,6 +41,7 @@ pub mod public;
 pub mod pullers;
 pub mod route;
 pub mod service;
+pub mod steer;
 pub mod vod;
 
 pub use app::App;

@@ -102,5 +102,8 @@ fn render_metrics(app: &App) -> String {
     if let Some(archive) = &app.archive {
         text.push_str(&archive.render_metrics());
     }
+    if let Some(cluster) = &app.cluster {
+        text.push_str(&cluster.render_metrics());
+    }
     text
 }

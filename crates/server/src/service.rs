@@ -10,7 +10,9 @@
 //! request must carry one too); then its path is decoded once ([`crate::route`]) and
 //! each arm of the nested [`Route`] goes to its room: a route without a handler does
 //! not compile. Errors become responses in one place ([`ApiError::into_response`]);
-//! HEAD is answered in one place ([`answer_head`]); every request is counted, and on
+//! HEAD is answered in one place ([`answer_head`]); in a cluster, a request for a
+//! stream another node owns is forwarded to it ([`crate::steer`]) before any room
+//! sees it; every request is counted, and on
 //! the binary's connections gets a tracing span with its peer.
 
 use std::convert::Infallible;
@@ -31,10 +33,12 @@ use tokio::net::TcpListener;
 use tracing::{Instrument, info, info_span};
 
 use crate::app::App;
+use crate::cluster::forward::ForwardError;
 use crate::error::ApiError;
 use crate::http::serve::CONNECTION_BYTES;
 use crate::http::{HttpResponse, answer_head};
 use crate::route::{Route, route};
+use crate::steer::Steer;
 
 /// The HTTP face of an [`App`]: cheap to clone, one per router or connection.
 #[derive(Clone, Debug)]
@@ -92,7 +96,36 @@ impl Service {
         B: Body<Data = Bytes> + Unpin,
         B::Error: std::fmt::Display,
     {
-        match route(&parts.method, parts.uri.path()) {
+        let route = route(&parts.method, parts.uri.path());
+        let public = matches!(route, Route::Public(_));
+        let mut body = body;
+        if let Some(cluster) = &app.cluster {
+            // Placed at most twice: a forward refused before its body was read (the
+            // cached owner just died) is placed again from etcd.
+            let mut tries = 0;
+            loop {
+                tries += 1;
+                match crate::steer::steer(app, cluster, &route, parts).await {
+                    Ok(Steer::Here) => break,
+                    Ok(Steer::Forward(url, stream)) => {
+                        let answer = cluster.forward.send(&url, parts, body).await;
+                        cluster.record_forward(answer.is_ok());
+                        match answer {
+                            Ok(answer) => return (Ok(answer), public),
+                            Err(e) => {
+                                cluster.forget_owner(stream);
+                                match e {
+                                    ForwardError::Unsent(b, _) if tries < 2 => body = b,
+                                    e => return (Err(e.into_error()), public),
+                                }
+                            }
+                        }
+                    }
+                    Err(e) => return (Err(e), public),
+                }
+            }
+        }
+        match route {
             Route::Api(r) => (crate::api::handle(app, r, parts, body).await, false),
             Route::Public(r) => (crate::public::handle(app, r, parts).await, true),
             Route::Ingest(r) => {

@@ -238,7 +238,9 @@ impl Engine {
         i64::from(self.config.live_timeout_secs) * MICROS_PER_SEC
     }
 
-    fn check_settings(&self, s: &StreamSettings) -> Result<()> {
+    /// Whether this engine would take `s` for a stream (name, DVR window, pull
+    /// needing a URI): what a cluster checks before writing a record elsewhere.
+    pub fn check_settings(&self, s: &StreamSettings) -> Result<()> {
         check_name(&s.name)?;
         if s.dvr_duration_secs == 0 || s.dvr_duration_secs > self.config.max_dvr_duration_secs {
             return Err(Error::InvalidSetting {
@@ -263,7 +265,37 @@ impl Engine {
         let now = self.now();
         let stream = Arc::new(Stream::new(id, settings, now, ingest_key, play_key));
         let info = stream.info(now, self.live_timeout_micros());
+        // A fresh id from the counter: never held (adopted ids move the counter past).
         self.insert_stream(stream);
+        if let Some(p) = self.persist() {
+            p.stream_saved(&info);
+        }
+        Ok(info)
+    }
+
+    /// Takes in a stream made elsewhere, with the id, keys and creation time it was
+    /// given there (a cluster's stream record, claimed by this node): reported to the
+    /// persistence hook as a creation is. Refused when the id is already held, so
+    /// a stream is never replaced under its DVR and clips.
+    pub fn adopt_stream(
+        &self,
+        id: StreamId,
+        settings: StreamSettings,
+        created_at: WallTime,
+        ingest_key: String,
+        play_key: String,
+    ) -> Result<StreamInfo> {
+        self.check_settings(&settings)?;
+        let stream = Arc::new(Stream::new(id, settings, created_at, ingest_key, play_key));
+        let info = stream.info(self.now(), self.live_timeout_micros());
+        if !self.insert_stream(stream) {
+            return Err(Error::InvalidSetting {
+                field: "id",
+                reason: "a stream with this id is held",
+            });
+        }
+        self.next_stream_id
+            .fetch_max(id.0.saturating_add(1), Ordering::SeqCst);
         if let Some(p) = self.persist() {
             p.stream_saved(&info);
         }
@@ -272,14 +304,22 @@ impl Engine {
 
     /// Adds `stream` to the streams map and its keys to the key index: the one way a
     /// stream enters the engine (created or restored).
-    fn insert_stream(&self, stream: Arc<Stream>) {
+    /// Whether it went in: an id already held keeps its stream.
+    fn insert_stream(&self, stream: Arc<Stream>) -> bool {
         let digests = [
             key_digest(KeyKind::Ingest, &stream.ingest_key),
             key_digest(KeyKind::Play, &stream.play_key),
         ];
         let id = stream.id;
-        self.streams.write().insert(id, stream);
+        {
+            let mut streams = self.streams.write();
+            if streams.contains_key(&id) {
+                return false;
+            }
+            streams.insert(id, stream);
+        }
         self.keys.write().extend(digests.map(|d| (d, id)));
+        true
     }
 
     /// Changes settings. A shorter (or disabled) DVR drops older chunks at once;

@@ -40,13 +40,22 @@ where
     app.auth.authorize(&parts.headers)?;
     let json = || read_json(app, parts, body);
     let page = || Page::from_query(parts.uri.query());
+    if let Some(answer) = unheld(app, route).await {
+        return answer;
+    }
     let (status, value) = match route {
-        ApiRoute::ListStreams => (StatusCode::OK, streams::list(app, page()?)),
-        ApiRoute::CreateStream => (StatusCode::CREATED, streams::create(app, &json().await?)?),
-        ApiRoute::GetStream(id) => (StatusCode::OK, streams::get(app, id)?),
-        ApiRoute::PatchStream(id) => (StatusCode::OK, streams::patch(app, id, &json().await?)?),
+        ApiRoute::ListStreams => (StatusCode::OK, streams::list(app, page()?).await?),
+        ApiRoute::CreateStream => (
+            StatusCode::CREATED,
+            streams::create(app, &json().await?).await?,
+        ),
+        ApiRoute::GetStream(id) => (StatusCode::OK, streams::get(app, id).await?),
+        ApiRoute::PatchStream(id) => (
+            StatusCode::OK,
+            streams::patch(app, id, &json().await?).await?,
+        ),
         ApiRoute::DeleteStream(id) => {
-            streams::delete(app, id)?;
+            streams::delete(app, id).await?;
             return Ok(no_content());
         }
         ApiRoute::DvrCleanup(id) => (StatusCode::OK, streams::dvr_cleanup(app, id)?),
@@ -73,6 +82,47 @@ where
         }
     };
     Ok(full(status, "application/json", value.to_string()))
+}
+
+/// In a cluster, a call needing a DVR that no node holds (the stream was created
+/// but no media has reached a node since; [`crate::steer`] already forwarded it if
+/// another node owns it): the answer an empty DVR gives. `None`: answered as usual.
+async fn unheld(app: &App, route: ApiRoute) -> Option<Result<HttpResponse, ApiError>> {
+    let c = app.cluster.as_ref()?;
+    let id = match route {
+        ApiRoute::DvrView(id)
+        | ApiRoute::DvrCleanup(id)
+        | ApiRoute::CreateClip(id)
+        | ApiRoute::ListClips(id) => id,
+        _ => return None,
+    };
+    if app.engine.stream(id).is_ok() {
+        return None;
+    }
+    let record = match c.records.get(id.0).await {
+        Ok(Some(r)) => r,
+        Ok(None) => return None,
+        Err(e) => return Some(Err(e.into())),
+    };
+    let value = match route {
+        ApiRoute::DvrView(_) => json!({
+            "stream_id": id.0, "dvr_duration": record.dvr_duration, "renditions": [],
+        }),
+        ApiRoute::ListClips(_) => json!([]),
+        _ => {
+            return Some(Err(ApiError::Unprocessable {
+                message: format!(
+                    "no node holds stream {id}'s DVR: no media has reached the cluster since its owner left"
+                ),
+                field: None,
+            }));
+        }
+    };
+    Some(Ok(full(
+        StatusCode::OK,
+        "application/json",
+        value.to_string(),
+    )))
 }
 
 /// 204, as Gcore answers a DELETE.

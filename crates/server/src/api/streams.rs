@@ -1,5 +1,12 @@
 //! Streams: create, list, read, change, delete, the DVR cleanup and the DVR view.
 //! The Stream object carries the URLs a client pushes to and plays from.
+//!
+//! In a cluster the streams are the records in etcd ([`crate::cluster::records`]):
+//! ids come from the cluster's counter, a list or read is answered by any node
+//! from the records (a stream this node owns shows its live state and renditions;
+//! another's shows the record, not live), and a change or delete reaching this node
+//! was already forwarded to the owner if another node owns the stream
+//! ([`crate::steer`]), so the record and the owner's engine change together.
 
 use dvrclip_engine::{DvrInfo, StreamId, StreamInfo, StreamPatch, StreamSettings, WallTime};
 use serde_json::{Value, json};
@@ -8,16 +15,36 @@ use super::page::Page;
 use super::unix_secs;
 use super::wire::{CreateStream, PatchStream};
 use crate::app::App;
+use crate::cluster::records::{PatchError, StreamRecord};
+use crate::cluster::{Cluster, Place};
 use crate::error::ApiError;
 
 /// `GET /streaming/streams`: one page, by id.
-pub fn list(app: &App, page: Page) -> Value {
-    let streams = page.of(app.engine.streams());
-    Value::Array(streams.iter().map(|s| stream_json(app, s)).collect())
+pub async fn list(app: &App, page: Page) -> Result<Value, ApiError> {
+    let streams = match &app.cluster {
+        None => page.of(app.engine.streams()),
+        Some(c) => {
+            let records = page.of(c.records.list().await?);
+            records.iter().map(|r| shown(app, c, r)).collect()
+        }
+    };
+    Ok(Value::Array(
+        streams.iter().map(|s| stream_json(app, s)).collect(),
+    ))
+}
+
+/// A stream of the cluster as this node shows it: its engine's view when it owns
+/// the stream, else the record's.
+fn shown(app: &App, c: &Cluster, r: &StreamRecord) -> StreamInfo {
+    let id = StreamId(r.id);
+    match app.engine.stream(id) {
+        Ok(info) if c.owns(id) => info,
+        _ => r.info(),
+    }
 }
 
 /// `POST /streaming/streams`.
-pub fn create(app: &App, body: &[u8]) -> Result<Value, ApiError> {
+pub async fn create(app: &App, body: &[u8]) -> Result<Value, ApiError> {
     let req = CreateStream::parse(body)?;
     let mut settings = StreamSettings::named(req.name);
     settings.active = req.active;
@@ -27,18 +54,46 @@ pub fn create(app: &App, body: &[u8]) -> Result<Value, ApiError> {
     if let Some(d) = req.dvr_duration {
         settings.dvr_duration_secs = d as u32;
     }
-    let info = app.engine.create_stream(settings)?;
-    app.pullers.sync(&app.engine, &info);
-    Ok(stream_json(app, &info))
+    let Some(c) = &app.cluster else {
+        let info = app.engine.create_stream(settings)?;
+        app.pullers.sync(&app.engine, &info);
+        return Ok(stream_json(app, &info));
+    };
+    app.engine.check_settings(&settings)?;
+    let id = c.next_stream_id().await?;
+    let record = StreamRecord::new(id, &settings, app.engine.now()).map_err(ApiError::Internal)?;
+    c.records.create(&record).await?;
+    // A pulled stream has no encoder to claim it: the node that took the create
+    // owns it and pulls.
+    if record.pull && c.place(&app.engine, StreamId(id), true).await? == Place::Here {
+        app.pullers
+            .sync(&app.engine, &app.engine.stream(StreamId(id))?);
+    }
+    Ok(stream_json(app, &shown(app, c, &record)))
+}
+
+/// The record of `id`, or 404.
+async fn record(c: &Cluster, id: StreamId) -> Result<StreamRecord, ApiError> {
+    c.records
+        .get(id.0)
+        .await?
+        .ok_or_else(|| dvrclip_engine::Error::UnknownStream(id).into())
 }
 
 /// `GET /streaming/streams/{id}`.
-pub fn get(app: &App, id: StreamId) -> Result<Value, ApiError> {
-    Ok(stream_json(app, &app.engine.stream(id)?))
+pub async fn get(app: &App, id: StreamId) -> Result<Value, ApiError> {
+    let info = match &app.cluster {
+        None => app.engine.stream(id)?,
+        // The owner's engine holds the record's settings: no etcd round trip, so
+        // reads of what this node owns work while etcd is away.
+        Some(c) if c.owns(id) && app.engine.stream(id).is_ok() => app.engine.stream(id)?,
+        Some(c) => shown(app, c, &record(c, id).await?),
+    };
+    Ok(stream_json(app, &info))
 }
 
 /// `PATCH /streaming/streams/{id}`.
-pub fn patch(app: &App, id: StreamId, body: &[u8]) -> Result<Value, ApiError> {
+pub async fn patch(app: &App, id: StreamId, body: &[u8]) -> Result<Value, ApiError> {
     let req = PatchStream::parse(body)?;
     let patch = StreamPatch {
         name: req.name,
@@ -48,14 +103,45 @@ pub fn patch(app: &App, id: StreamId, body: &[u8]) -> Result<Value, ApiError> {
         pull: req.pull,
         uri: req.uri,
     };
-    let info = app.engine.update_stream(id, patch)?;
-    app.pullers.sync(&app.engine, &info);
-    Ok(stream_json(app, &info))
+    let Some(c) = &app.cluster else {
+        let info = app.engine.update_stream(id, patch)?;
+        app.pullers.sync(&app.engine, &info);
+        return Ok(stream_json(app, &info));
+    };
+    let written = c
+        .records
+        .patch(id.0, &patch, |r| app.engine.check_settings(&r.settings()))
+        .await
+        .map_err(|e| match e {
+            PatchError::Cluster(e) => ApiError::from(e),
+            PatchError::Refused(e) => ApiError::from(e),
+        })?
+        .ok_or(dvrclip_engine::Error::UnknownStream(id))?;
+    if app.engine.stream(id).is_ok() {
+        let info = app.engine.update_stream(id, patch)?;
+        if c.owns(id) {
+            app.pullers.sync(&app.engine, &info);
+        }
+    }
+    Ok(stream_json(app, &shown(app, c, &written)))
 }
 
 /// `DELETE /streaming/streams/{id}`: the stream, its DVR and its clips (archived
 /// ones too).
-pub fn delete(app: &App, id: StreamId) -> Result<(), ApiError> {
+pub async fn delete(app: &App, id: StreamId) -> Result<(), ApiError> {
+    if let Some(c) = &app.cluster {
+        record(c, id).await?;
+        c.records.delete(id.0).await?;
+        if app.engine.stream(id).is_ok() {
+            delete_here(app, id)?;
+        }
+        return c.release(id).await;
+    }
+    delete_here(app, id)
+}
+
+/// Deletes what this node's engine holds of the stream.
+fn delete_here(app: &App, id: StreamId) -> Result<(), ApiError> {
     let clips = app.engine.clips(id).unwrap_or_default();
     app.engine.delete_stream(id)?;
     app.pullers.stop(id);
@@ -72,7 +158,7 @@ pub fn delete(app: &App, id: StreamId) -> Result<(), ApiError> {
 /// `PUT /streaming/streams/{id}/dvr_cleanup`.
 pub fn dvr_cleanup(app: &App, id: StreamId) -> Result<Value, ApiError> {
     app.engine.drop_dvr(id)?;
-    get(app, id)
+    Ok(stream_json(app, &app.engine.stream(id)?))
 }
 
 /// `GET /streaming/streams/{id}/dvr`.

@@ -1,0 +1,291 @@
+//! The reverse proxy a node uses to hand a request to the stream's owner: the
+//! request's method, path, query and end-to-end headers go to the owner's advertised
+//! URL with the body streamed as it arrives, and the owner's answer streams back,
+//! so neither body is ever held whole (an upload of 50 MiB costs a few frames of
+//! memory here, as a download does).
+//!
+//! Every forwarded request carries [`FORWARDED_BY`] naming this node; a request that
+//! already carries it is never forwarded again ([`Forwarder::is_forwarded`]): when
+//! ownership moves while a request is in flight, a node answers it itself rather than
+//! bouncing it between two nodes that each think the other owns the stream.
+//!
+//! The proxy is reqwest's client (already in the tree for pulls and etcd). The body
+//! of the incoming request is pumped through a channel of [`PUMP_FRAMES`] frames
+//! on the request's own task, so any body type is forwarded without being `Send`;
+//! the pump starts only when the upstream request first reads its body, so a
+//! request whose owner is gone (connection refused: a cached owner that just died)
+//! comes back whole and can be placed again ([`ForwardError::Unsent`]).
+
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::request::Parts;
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::ApiError;
+use crate::http::HttpResponse;
+
+/// The header naming the node that forwarded a request.
+pub const FORWARDED_BY: &str = "x-dvrclip-forwarded-by";
+
+/// Frames of a request body in flight between the client's connection and the
+/// owner's: memory per forwarded upload is this many frames (hyper's are at most
+/// its read buffer, ~400 KiB, typically 16 KiB).
+pub const PUMP_FRAMES: usize = 4;
+
+/// Headers that describe one connection, not the message (RFC 9110 §7.6.1), and
+/// `host` (the owner's URL names its own).
+const HOP_BY_HOP: [&str; 9] = [
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+];
+
+/// Sends requests to other nodes.
+#[derive(Debug, Clone)]
+pub struct Forwarder {
+    client: reqwest::Client,
+    node: HeaderValue,
+}
+
+impl Forwarder {
+    /// A forwarder that names `node_id` on what it sends.
+    pub fn new(node_id: &str) -> Result<Forwarder, String> {
+        let node = HeaderValue::from_str(node_id).map_err(|e| e.to_string())?;
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(2))
+            // A stalled owner is given up on as a stalled client is (send timeout).
+            .read_timeout(Duration::from_secs(30))
+            .pool_idle_timeout(Duration::from_secs(30))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(Forwarder { client, node })
+    }
+
+    /// Whether another node already forwarded this request.
+    pub fn is_forwarded(headers: &HeaderMap) -> bool {
+        headers.contains_key(FORWARDED_BY)
+    }
+
+    /// Sends the request to `base` (another node's advertised URL) and answers with
+    /// what it answers, streaming both bodies. A failure before any of the body was
+    /// read (the owner's node is gone: connection refused) gives the body back
+    /// ([`ForwardError::Unsent`]), so the caller may place the request again.
+    pub async fn send<B>(
+        &self,
+        base: &str,
+        parts: &Parts,
+        body: B,
+    ) -> Result<HttpResponse, ForwardError<B>>
+    where
+        B: Body<Data = Bytes> + Unpin,
+        B::Error: std::fmt::Display,
+    {
+        let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        let url = format!("{}{path}", base.trim_end_matches('/'));
+        let mut headers = HeaderMap::with_capacity(parts.headers.len() + 1);
+        for (name, value) in &parts.headers {
+            if !is_hop_by_hop(name) {
+                headers.append(name.clone(), value.clone());
+            }
+        }
+        headers.insert(FORWARDED_BY, self.node.clone());
+        let (tx, rx) = mpsc::channel(PUMP_FRAMES);
+        let (start, started) = oneshot::channel();
+        // An empty body (a GET) is never lost, whatever happens: no gate.
+        let empty = body.is_end_stream();
+        let declared = body.size_hint().exact();
+        let pumped = Pumped {
+            rx,
+            declared,
+            start: (!empty).then_some(start),
+        };
+        let request = self
+            .client
+            .request(parts.method.clone(), &url)
+            .headers(headers)
+            .body(reqwest::Body::wrap(pumped));
+        let gated = async move {
+            if empty {
+                return Some(body);
+            }
+            // The body is read only once the upstream request asks for it, i.e.
+            // once the owner's node took the connection.
+            if started.await.is_err() {
+                return Some(body);
+            }
+            pump(body, tx).await;
+            None
+        };
+        let (answer, unsent) = tokio::join!(request.send(), gated);
+        let answer = match answer {
+            Ok(a) => a,
+            Err(e) => {
+                let e = ApiError::BadGateway(format!("forwarding to {base}: {e}"));
+                return Err(match unsent {
+                    Some(body) => ForwardError::Unsent(body, e),
+                    None => ForwardError::Failed(e),
+                });
+            }
+        };
+        let answer: http::Response<reqwest::Body> = answer.into();
+        let (mut head, body) = answer.into_parts();
+        for name in HOP_BY_HOP {
+            head.headers.remove(name);
+        }
+        Ok(http::Response::from_parts(head, Upstream(body).boxed()))
+    }
+}
+
+/// Why a forward failed.
+#[derive(Debug)]
+pub enum ForwardError<B> {
+    /// Before any of the body was read: the body, to place the request again.
+    Unsent(B, ApiError),
+    /// After: the request is lost (502).
+    Failed(ApiError),
+}
+
+impl<B> ForwardError<B> {
+    /// The error to answer with.
+    pub fn into_error(self) -> ApiError {
+        match self {
+            ForwardError::Unsent(_, e) | ForwardError::Failed(e) => e,
+        }
+    }
+}
+
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    HOP_BY_HOP.contains(&name.as_str()) || name.as_str() == FORWARDED_BY
+}
+
+/// Moves the client's body frames into the channel the upstream request reads,
+/// until the body ends, fails, or the upstream request stops reading.
+async fn pump<B>(mut body: B, tx: mpsc::Sender<Result<Bytes, String>>)
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: std::fmt::Display,
+{
+    loop {
+        // The error as text at once: the body's own error type need not be `Send`.
+        let next = body.frame().await.map(|r| r.map_err(|e| e.to_string()));
+        match next {
+            None => return,
+            Some(Ok(frame)) => {
+                let Ok(data) = frame.into_data() else {
+                    continue; // trailers are not forwarded
+                };
+                if tx.send(Ok(data)).await.is_err() {
+                    return;
+                }
+            }
+            Some(Err(e)) => {
+                let _ = tx.send(Err(e)).await;
+                return;
+            }
+        }
+    }
+}
+
+/// The request body as the upstream request reads it.
+struct Pumped {
+    rx: mpsc::Receiver<Result<Bytes, String>>,
+    declared: Option<u64>,
+    /// Fired at the first read: the pump may start taking the client's body.
+    start: Option<oneshot::Sender<()>>,
+}
+
+impl Body for Pumped {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        if let Some(start) = self.start.take() {
+            let _ = start.send(());
+        }
+        match self.rx.poll_recv(cx) {
+            Poll::Ready(Some(Ok(data))) => Poll::Ready(Some(Ok(Frame::data(data)))),
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(std::io::Error::other(e)))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        // The declared length goes on as `Content-Length`, so the owner can place
+        // the body as it would a direct upload's.
+        self.declared
+            .map_or_else(SizeHint::default, SizeHint::with_exact)
+    }
+}
+
+/// The owner's answer body as this node's response body. A failure mid-body ends
+/// it early: with the `Content-Length` passed on, hyper then closes the connection,
+/// so the client sees a cut answer, never a short one taken for whole.
+struct Upstream(reqwest::Body);
+
+impl Body for Upstream {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        match Pin::new(&mut self.0).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                Ok(data) => Poll::Ready(Some(Ok(Frame::data(data)))),
+                Err(_) => Poll::Ready(None),
+            },
+            Poll::Ready(Some(Err(e))) => {
+                tracing::warn!(error = %e, "forwarded answer cut");
+                Poll::Ready(None)
+            }
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.0.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_headers_and_the_loop_mark_are_not_passed_on() {
+        for h in ["connection", "transfer-encoding", "host", FORWARDED_BY] {
+            assert!(is_hop_by_hop(&HeaderName::from_static(h)), "{h}");
+        }
+        for h in ["authorization", "range", "content-length", "if-none-match"] {
+            assert!(!is_hop_by_hop(&HeaderName::from_static(h)), "{h}");
+        }
+        let mut h = HeaderMap::new();
+        assert!(!Forwarder::is_forwarded(&h));
+        h.insert(FORWARDED_BY, HeaderValue::from_static("n1"));
+        assert!(Forwarder::is_forwarded(&h));
+    }
+}

@@ -1,0 +1,269 @@
+//! A cluster with the real parts (`design/cluster.md`): etcd on loopback, three
+//! `dvrclip serve` nodes joined to it, nginx as a round-robin balancer in front of
+//! their HTTP, ffmpeg pushing a live ladder by HTTP PUT through nginx (so each upload
+//! lands on any node and two in three are forwarded to the owner).
+//!
+//! `three_nodes_behind_nginx`, in order:
+//! - a stream created through nginx is listed by every node (records in etcd);
+//! - the first node given media owns it; a clip cut through nginx is complete, and
+//!   its MP4 and HLS links fetched through nginx decode; a ranged read through a
+//!   node that does not own it is the owner's bytes; a request another node already
+//!   forwarded is answered where it lands (no loop);
+//! - the owner is SIGKILLed: within the lease TTL another node claims the stream
+//!   when media reaches it, a re-push through nginx is owned by another node, new
+//!   clips of it play; the dead node's clip links are 404 (no archive yet) and the
+//!   stream stays listed;
+//! - etcd stopped: no node crashes, creates are refused with 503 and a reason;
+//!   etcd restarted: creates are accepted again;
+//! - the owner paused (SIGSTOP) past its lease TTL: the other node claims the
+//!   stream; resumed, the old owner drops its claims and joins again, and forwards
+//!   the stream's calls to the new owner instead of answering from its stale DVR;
+//! - the new owner drained with SIGTERM: its stream is claimable at once.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use common::*;
+use dvrclip::cluster::Etcd;
+use serde_json::Value;
+
+/// The nodes' lease TTL, seconds.
+const TTL: u64 = 2;
+
+/// The node id owning `sid`, read from etcd.
+fn owner(etcd: &Etcd, rt: &tokio::runtime::Runtime, sid: u64) -> Option<String> {
+    let key = format!("/dvrclip/owners/{sid}");
+    // A connection pooled before an etcd restart fails once.
+    let kv = rt
+        .block_on(etcd.get(key.as_bytes()))
+        .or_else(|_| rt.block_on(etcd.get(key.as_bytes())))
+        .expect("etcd get")?;
+    Some(String::from_utf8(kv.value).expect("node id"))
+}
+
+/// How long until an upload through `lb` with `key` is taken by a live node (not
+/// 502 from a dead owner, nor 503), probing every 50 ms for at most `limit`.
+fn until_claimable(lb: SocketAddr, key: &str, limit: Duration) -> Duration {
+    let started = Instant::now();
+    loop {
+        // An empty master playlist: refused as a playlist (400) by whichever node
+        // takes the stream, after it claimed it.
+        let r = request(
+            lb,
+            "PUT",
+            &format!("/ingest/{key}/master.m3u8"),
+            &[],
+            Some(b""),
+        );
+        if r.status != 502 && r.status != 503 {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < limit,
+            "not claimable: {} {}",
+            r.status,
+            r.text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Cuts `duration` s from a second into the top rendition's DVR and decodes its MP4
+/// and HLS links (both through nginx: the public URL is the balancer's). The DVR is
+/// read again right before the cut: a playlist's `EXT-X-PROGRAM-DATE-TIME` moves
+/// chunks on the wall clock after they arrive, so an older view may name a range
+/// that now ends earlier (and a clip past its end would be recording).
+fn clip_decodes(lb: SocketAddr, sid: u64, duration: i64) -> Value {
+    let start = poll("a range long enough", Duration::from_secs(30), || {
+        let d = dvr(lb, sid);
+        let r = d["renditions"]
+            .as_array()?
+            .iter()
+            .find(|r| r["name"] == LADDER[0].0)?
+            .clone();
+        let range = r["ranges"].as_array()?.last()?.clone();
+        let start = range["start"].as_f64()?.ceil() as i64 + 1;
+        (start as f64 + duration as f64 + 0.5 <= range["end"].as_f64()?).then_some(start)
+    });
+    let clip = create_complete_clip(lb, sid, start, duration);
+    for link in ["mp4_master", "hls_master"] {
+        let url = clip[link].as_str().expect("link");
+        assert!(url.starts_with(&format!("http://{lb}/")), "{url}");
+        let (ok, errors) = ffmpeg_decode(url);
+        assert!(ok && errors.is_empty(), "{url}: {errors}");
+    }
+    clip
+}
+
+#[test]
+fn three_nodes_behind_nginx() {
+    if !(have_ffmpeg() && require_tool("etcd") && require_tool(NGINX)) {
+        return;
+    }
+    let mut etcd = EtcdServer::start();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let etcd_client = Etcd::new(&[&etcd.url], Duration::from_secs(2)).unwrap();
+    let lb_port = free_port();
+    let public = format!("http://127.0.0.1:{lb_port}");
+    let ttl = TTL.to_string();
+    let mut nodes: Vec<(String, Server)> = ["n1", "n2", "n3"]
+        .iter()
+        .map(|id| {
+            let s = Server::start(&[
+                "--cluster-etcd",
+                &etcd.url,
+                "--node-id",
+                id,
+                "--lease-ttl",
+                &ttl,
+                "--public-url",
+                &public,
+            ]);
+            (id.to_string(), s)
+        })
+        .collect();
+    let addrs: Vec<SocketAddr> = nodes.iter().map(|(_, s)| s.addr).collect();
+    let nginx = Nginx::start(lb_port, &addrs);
+    let lb = nginx.addr;
+
+    // Records: created through any node, listed by every node.
+    let stream = create_stream(lb, "cam");
+    let sid = stream["id"].as_u64().unwrap();
+    for a in &addrs {
+        let list = expect(api(*a, "GET", "/streaming/streams", None), 200).json();
+        assert!(
+            list.as_array().unwrap().iter().any(|s| s["id"] == sid),
+            "{list}"
+        );
+    }
+    let push_url = stream["push_url_http"].as_str().unwrap().to_owned();
+    let key = push_url.rsplit('/').next().unwrap().to_owned();
+
+    // Push through nginx; the DVR through nginx (forwarded to the owner).
+    let top = LADDER[0].0;
+    let mut push = ChildGuard(push_ladder(&push_url, 12, 440));
+    wait_chunks(lb, sid, top, 4, Duration::from_secs(40));
+    let first = owner(&etcd_client, &rt, sid).expect("an owner");
+    let clip = clip_decodes(lb, sid, 4);
+    // Two uploads in three landed on a node that does not own the stream.
+    let sum = |name: &str| addrs.iter().map(|a| metric(*a, name)).sum::<u64>();
+    assert!(sum("dvrclip_cluster_forwarded_total") > 10);
+    assert_eq!(sum("dvrclip_cluster_claims_total"), 1);
+    assert_eq!(sum("dvrclip_cluster_owned_streams"), 1);
+
+    // A ranged read through a node that does not own the stream: the owner's bytes.
+    let mp4 = path_of(clip["mp4_master"].as_str().unwrap()).to_owned();
+    let owner_addr = nodes.iter().find(|(id, _)| *id == first).unwrap().1.addr;
+    let other_addr = nodes.iter().find(|(id, _)| *id != first).unwrap().1.addr;
+    let range = [("Range", "bytes=100-4099")];
+    let direct = expect(request(owner_addr, "GET", &mp4, &range, None), 206);
+    let forwarded = expect(request(other_addr, "GET", &mp4, &range, None), 206);
+    assert_eq!(forwarded.body, direct.body);
+    assert_eq!(forwarded.body.len(), 4000);
+    // Already forwarded once: answered where it lands, never sent on again.
+    let dvr_path = format!("/streaming/streams/{sid}/dvr");
+    let looped = request(
+        other_addr,
+        "GET",
+        &dvr_path,
+        &[("Authorization", AUTH), ("X-Dvrclip-Forwarded-By", "n0")],
+        None,
+    );
+    assert_eq!(
+        expect(looped, 200).json()["renditions"],
+        serde_json::json!([])
+    );
+    let _ = push.0.wait();
+
+    // SIGKILL the owner: its stream is claimable within the TTL (plus a refresh).
+    let at = nodes.iter().position(|(id, _)| *id == first).unwrap();
+    drop(nodes.remove(at));
+    let failover = until_claimable(lb, &key, Duration::from_secs(4 * TTL));
+    println!(
+        "failover: SIGKILL -> claimable in {} ms (TTL {TTL} s)",
+        failover.as_millis()
+    );
+    let second = owner(&etcd_client, &rt, sid).expect("a new owner");
+    assert_ne!(second, first);
+    let mut push = ChildGuard(push_ladder(&push_url, 10, 660));
+    wait_chunks(lb, sid, top, 3, Duration::from_secs(40));
+    clip_decodes(lb, sid, 3);
+    let _ = push.0.wait();
+    // The dead node's clip: 404 until the archive of complete clips serves it.
+    expect(get(lb, &mp4), 404);
+    let list = expect(api(lb, "GET", "/streaming/streams", None), 200).json();
+    assert!(list.as_array().unwrap().iter().any(|s| s["id"] == sid));
+
+    // etcd away: no crash, creates refused with a reason; back: accepted.
+    etcd.stop();
+    let refused = api(lb, "POST", "/streaming/streams", Some(r#"{"name": "x"}"#));
+    assert_eq!(refused.status, 503, "{}", refused.text());
+    assert!(refused.text().contains("etcd"), "{}", refused.text());
+    for (_, n) in &nodes {
+        expect(get(n.addr, "/healthz"), 200);
+    }
+    etcd.resume();
+    poll("creates accepted again", Duration::from_secs(15), || {
+        let r = api(lb, "POST", "/streaming/streams", Some(r#"{"name": "y"}"#));
+        (r.status == 201).then_some(())
+    });
+
+    // A lease that expires under a live node (paused past its TTL): another node
+    // claims the stream; the paused one, resumed, drops its claims and joins again,
+    // so what reaches it for the stream goes to the new owner.
+    let paused = &nodes.iter().find(|(id, _)| *id == second).unwrap().1;
+    let (third, other) = nodes.iter().find(|(id, _)| *id != second).unwrap();
+    paused.signal("STOP");
+    // Until the TTL has passed, the other node forwards to the paused one, which
+    // would hold the probe: wait for the lease to end first.
+    std::thread::sleep(Duration::from_millis(TTL * 1000 + 1500));
+    until_claimable(other.addr, &key, Duration::from_secs(2 * TTL));
+    assert_eq!(
+        owner(&etcd_client, &rt, sid).as_deref(),
+        Some(third.as_str())
+    );
+    paused.signal("CONT");
+    poll(
+        "the resumed node forwarding to the new owner",
+        Duration::from_secs(10),
+        || {
+            // Its own DVR of the stream holds chunks; the new owner's holds none.
+            // While it joins again it owns nothing and answers 503.
+            let r = api(paused.addr, "GET", &dvr_path, None);
+            (r.status == 200 && r.json()["renditions"] == serde_json::json!([])).then_some(())
+        },
+    );
+    assert_eq!(
+        owner(&etcd_client, &rt, sid).as_deref(),
+        Some(third.as_str())
+    );
+    // An upload marked as forwarded is not taken into its stale DVR without a claim.
+    let marked = request(
+        paused.addr,
+        "PUT",
+        &format!("/ingest/{key}/master.m3u8"),
+        &[("X-Dvrclip-Forwarded-By", "n0")],
+        Some(b""),
+    );
+    assert_eq!(marked.status, 503, "{}", marked.text());
+
+    // SIGTERM drains: the lease is revoked, the stream claimable at once.
+    let third = third.clone();
+    let at = nodes.iter().position(|(id, _)| *id == third).unwrap();
+    let status = nodes.remove(at).1.terminate();
+    assert!(status.success(), "{status}");
+    let drained = until_claimable(lb, &key, Duration::from_secs(TTL));
+    println!(
+        "drain: SIGTERM exit -> claimable in {} ms",
+        drained.as_millis()
+    );
+    assert_eq!(
+        owner(&etcd_client, &rt, sid).as_deref(),
+        Some(second.as_str())
+    );
+}

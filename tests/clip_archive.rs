@@ -12,14 +12,9 @@ mod common;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::moto::start_moto;
+use common::moto::{CREDENTIALS, start_moto};
 use common::*;
 use sha2::{Digest, Sha256};
-
-const CREDENTIALS: [(&str, &str); 2] = [
-    ("AWS_ACCESS_KEY_ID", "testing"),
-    ("AWS_SECRET_ACCESS_KEY", "testing"),
-];
 
 fn unix_now() -> f64 {
     SystemTime::now()

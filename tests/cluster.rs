@@ -1,6 +1,6 @@
 //! A cluster with the real parts (`design/cluster.md`): etcd on loopback, three
-//! `dvrclip serve` nodes joined to it, nginx as a round-robin balancer in front of
-//! their HTTP, ffmpeg pushing a live ladder by HTTP PUT through nginx (so each upload
+//! `dvrclip serve` nodes joined to it and archiving complete clips to moto (S3),
+//! nginx as a round-robin balancer in front of their HTTP, ffmpeg pushing a live ladder by HTTP PUT through nginx (so each upload
 //! lands on any node and two in three are forwarded to the owner).
 //!
 //! `three_nodes_behind_nginx`, in order:
@@ -11,8 +11,8 @@
 //!   forwarded is answered where it lands (no loop);
 //! - the owner is SIGKILLed: within the lease TTL another node claims the stream
 //!   when media reaches it, a re-push through nginx is owned by another node, new
-//!   clips of it play; the dead node's clip links are 404 (no archive yet) and the
-//!   stream stays listed;
+//!   clips of it play; the dead node's clip is served through nginx from the
+//!   archive, the same bytes, and the stream stays listed;
 //! - etcd stopped: no node crashes, creates are refused with 503 and a reason;
 //!   etcd restarted: creates are accepted again;
 //! - the owner paused (SIGSTOP) past its lease TTL: the other node claims the
@@ -25,6 +25,7 @@ mod common;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use common::moto::{CREDENTIALS, start_moto};
 use common::*;
 use dvrclip::cluster::Etcd;
 use serde_json::Value;
@@ -74,18 +75,23 @@ fn until_claimable(lb: SocketAddr, key: &str, limit: Duration) -> Duration {
 /// and HLS links (both through nginx: the public URL is the balancer's). The DVR is
 /// read again right before the cut: a playlist's `EXT-X-PROGRAM-DATE-TIME` moves
 /// chunks on the wall clock after they arrive, so an older view may name a range
-/// that now ends earlier (and a clip past its end would be recording).
+/// that now ends earlier (and a clip past its end would be recording). Every
+/// rendition must reach the end (a clip is complete when all do), not only the top.
 fn clip_decodes(lb: SocketAddr, sid: u64, duration: i64) -> Value {
     let start = poll("a range long enough", Duration::from_secs(30), || {
         let d = dvr(lb, sid);
-        let r = d["renditions"]
-            .as_array()?
+        let renditions = d["renditions"].as_array()?;
+        let last_range = |r: &Value| r["ranges"].as_array()?.last().cloned();
+        let top = renditions.iter().find(|r| r["name"] == LADDER[0].0)?;
+        let start = last_range(top)?["start"].as_f64()?.ceil() as i64 + 1;
+        let end = renditions
             .iter()
-            .find(|r| r["name"] == LADDER[0].0)?
-            .clone();
-        let range = r["ranges"].as_array()?.last()?.clone();
-        let start = range["start"].as_f64()?.ceil() as i64 + 1;
-        (start as f64 + duration as f64 + 0.5 <= range["end"].as_f64()?).then_some(start)
+            .map(|r| last_range(r)?["end"].as_f64())
+            .collect::<Option<Vec<f64>>>()?
+            .into_iter()
+            .fold(f64::INFINITY, f64::min);
+        (renditions.len() == LADDER.len() && start as f64 + duration as f64 + 0.5 <= end)
+            .then_some(start)
     });
     let clip = create_complete_clip(lb, sid, start, duration);
     for link in ["mp4_master", "hls_master"] {
@@ -102,6 +108,15 @@ fn three_nodes_behind_nginx() {
     if !(have_ffmpeg() && require_tool("etcd") && require_tool(NGINX)) {
         return;
     }
+    let moto = match start_moto() {
+        Ok(m) => m,
+        Err(why) => {
+            require("moto (python3 -m pip install 'moto[server]')", Err(why));
+            return;
+        }
+    };
+    moto.create_bucket("clips");
+    let endpoint = moto.endpoint();
     let mut etcd = EtcdServer::start();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -114,7 +129,9 @@ fn three_nodes_behind_nginx() {
     let mut nodes: Vec<(String, Server)> = ["n1", "n2", "n3"]
         .iter()
         .map(|id| {
-            let s = Server::start(&[
+            let args = [
+                "--api-key",
+                KEY,
                 "--cluster-etcd",
                 &etcd.url,
                 "--node-id",
@@ -123,7 +140,15 @@ fn three_nodes_behind_nginx() {
                 &ttl,
                 "--public-url",
                 &public,
-            ]);
+                "--clip-archive",
+                "s3://clips",
+                "--s3-endpoint",
+                &endpoint,
+                "--s3-region",
+                "us-east-1",
+            ];
+            let dir = temp_dir(&format!("cluster-{id}"));
+            let s = Server::start_env(dir.join("data"), dir, &args, &CREDENTIALS);
             (id.to_string(), s)
         })
         .collect();
@@ -179,6 +204,11 @@ fn three_nodes_behind_nginx() {
         serde_json::json!([])
     );
     let _ = push.0.wait();
+    // The clip is in the archive before its node dies.
+    poll("the clip archived", Duration::from_secs(30), || {
+        (sum("dvrclip_archive_clips_total") >= 1).then_some(())
+    });
+    let served = expect(get(lb, &mp4), 200);
 
     // SIGKILL the owner: its stream is claimable within the TTL (plus a refresh).
     let at = nodes.iter().position(|(id, _)| *id == first).unwrap();
@@ -194,8 +224,10 @@ fn three_nodes_behind_nginx() {
     wait_chunks(lb, sid, top, 3, Duration::from_secs(40));
     clip_decodes(lb, sid, 3);
     let _ = push.0.wait();
-    // The dead node's clip: 404 until the archive of complete clips serves it.
-    expect(get(lb, &mp4), 404);
+    // The dead node's clip: served through nginx from the archive, the same bytes.
+    let archived = expect(get(lb, &mp4), 200);
+    assert_eq!(archived.header("ETag"), served.header("ETag"));
+    assert!(archived.body == served.body, "the archived MP4 differs");
     let list = expect(api(lb, "GET", "/streaming/streams", None), 200).json();
     assert!(list.as_array().unwrap().iter().any(|s| s["id"] == sid));
 

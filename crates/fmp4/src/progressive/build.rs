@@ -31,8 +31,9 @@ use crate::writer::handler;
 /// # Ok(()) }
 /// ```
 ///
-/// Costs: `push` is O(samples of the segment); `build` is O(samples of the clip) and
-/// allocates the header once (about 4 bytes per sample plus run-length tables).
+/// Costs: `push` is O(samples of the segment); `push_prepared` O(runs kept as numbers)
+/// where a run continues; `build` writes the header's own bytes (O(chunks), plus
+/// O(samples) of rows walked by `push`) and takes the encoded rows by reference.
 /// After `push` returns an error the builder is half-updated: drop it.
 #[derive(Debug)]
 pub struct Mp4Builder {
@@ -99,10 +100,11 @@ impl Mp4Builder {
         }
     }
 
-    /// Makes room for `samples` rows in each track's tables before the first push, so
-    /// they fill without reallocating and copying (a 4 h clip has over a million
-    /// samples). A hint, e.g. the samples of every segment about to be pushed: rows
-    /// past it still fit. Call it before the first [`Mp4Builder::push`].
+    /// Makes room for `samples` sizes in each track's table before the first
+    /// [`Mp4Builder::push`], so a clip walked sample by sample fills it without
+    /// reallocating (a 4 h clip has over a million samples). A hint: rows past it
+    /// still fit. Of no use with [`Mp4Builder::push_prepared`], whose rows are
+    /// shared, not copied.
     pub fn reserve_samples(&mut self, samples: usize) {
         self.sample_hint = samples;
     }
@@ -116,8 +118,9 @@ impl Mp4Builder {
 
     /// [`Mp4Builder::push`] with the segment's [`SegmentTables`] made earlier (at
     /// ingest): where a track continues its run (same init, no gap to absorb, no
-    /// timescale to convert) its rows are appended from the summary, O(runs) plus a
-    /// copy of its sizes, instead of sample by sample. The result is the same bytes.
+    /// timescale to convert) its rows are taken from the summary, their encoded bytes
+    /// by reference, instead of sample by sample. The result is the same bytes; the
+    /// header is then pieces, each chunk's rows one.
     pub fn push_prepared(
         &mut self,
         init: &InitSegment,
@@ -203,7 +206,7 @@ impl Mp4Builder {
             // A summary of other samples than these (a caller's mix-up) is not used.
             let prepared = tables
                 .and_then(|t| t.track(ts.track_id))
-                .filter(|t| t.sizes.len() == ts.samples.len());
+                .filter(|t| t.samples == ts.samples.len());
             track.append(ts, prepared, &ctx, &mut seg_chunks)?;
         }
         self.lay_out(segment, seg_index, seg_chunks)?;
@@ -272,7 +275,6 @@ impl Mp4Builder {
             seen.push(t.kind);
             let mut out = OutTrack::new(t, ordinal);
             out.sizes.reserve(self.sample_hint);
-            out.ctts.reserve(self.sample_hint);
             self.tracks.push(out);
         }
         if self.tracks.is_empty() {
@@ -433,7 +435,7 @@ impl Mp4Builder {
                 next_id,
                 wide,
             )?;
-            let header_len = header.len() as u64 + mdat_header_len;
+            let header_len = header.len() + mdat_header_len;
             if !wide && header_len + body_len > u64::from(u32::MAX) {
                 wide = true;
                 continue;
@@ -441,22 +443,23 @@ impl Mp4Builder {
             write::patch_offsets(&mut header, &patches, header_len);
             break (header, header_len);
         };
+        let mdat = header.own();
         if mdat_header_len == 16 {
-            header.extend_from_slice(&1u32.to_be_bytes());
-            header.extend_from_slice(b"mdat");
-            header.extend_from_slice(&(body_len + 16).to_be_bytes());
+            mdat.extend_from_slice(&1u32.to_be_bytes());
+            mdat.extend_from_slice(b"mdat");
+            mdat.extend_from_slice(&(body_len + 16).to_be_bytes());
         } else {
-            header.extend_from_slice(&((body_len + 8) as u32).to_be_bytes());
-            header.extend_from_slice(b"mdat");
+            mdat.extend_from_slice(&((body_len + 8) as u32).to_be_bytes());
+            mdat.extend_from_slice(b"mdat");
         }
+        debug_assert_eq!(header.len(), header_len);
 
-        let mut pieces = Vec::with_capacity(self.body.len() + 1);
-        let mut end = header.len() as u64;
-        pieces.push(Piece {
-            end,
-            data: Bytes::from(header),
-        });
-        for data in self.body {
+        // The header's own bytes and the chunks' encoded rows, then the media.
+        let header_own = header.own_len() as u64;
+        let header_pieces = header.into_pieces();
+        let mut pieces = Vec::with_capacity(header_pieces.len() + self.body.len());
+        let mut end = 0;
+        for data in header_pieces.into_iter().chain(self.body) {
             end += data.len() as u64;
             pieces.push(Piece { end, data });
         }
@@ -481,6 +484,7 @@ impl Mp4Builder {
             pieces,
             len: end,
             header_len,
+            header_own,
             etag,
             content_type: content_type(&headers),
             bounds,
@@ -700,12 +704,13 @@ impl OutTrack {
             return Ok(());
         }
         // The prefix becomes part of the chunk's first sample, a sync sample.
+        // Only a walked segment has a prefix, so its sizes are the table's own.
         let first = self.sizes.len() - samples as usize;
-        let prefix = prefix.filter(|_| self.sync.binary_search(&(first as u32 + 1)).is_ok());
-        if let Some(p) = &prefix {
-            self.sizes[first] = self.sizes[first]
-                .checked_add(p.len() as u32)
-                .ok_or(BuildError::TooLarge("sample size"))?;
+        let mut prefix = prefix.filter(|_| self.sync.contains(first as u32 + 1));
+        if let Some(p) = &prefix
+            && !self.sizes.grow_from_end(samples as usize, p.len())?
+        {
+            prefix = None;
         }
         seg_chunks.push(SegChunk {
             start,

@@ -179,6 +179,8 @@ fn build_prepared(init: &InitSegment, segs: &[(MediaSegment, SegmentTables)]) ->
         identity: b"bench".to_vec(),
         trim: None,
     });
+    // As `Clip::mp4` does.
+    b.reserve_segments(segs.len());
     for (s, t) in segs {
         b.push_prepared(init, s, t).expect("synthetic segment");
     }

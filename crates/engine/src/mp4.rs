@@ -34,7 +34,8 @@ impl Clip {
             trim,
         });
         // Each chunk's rows were summarised and encoded at ingest: the header takes
-        // them by reference, per segment, not per sample (no table to reserve).
+        // them by reference, per segment, not per sample.
+        builder.reserve_segments(r.chunks().len());
         for c in r.chunks() {
             builder.push_prepared(c.init(), c.segment(), c.tables())?;
         }

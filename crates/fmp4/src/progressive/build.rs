@@ -50,6 +50,8 @@ pub struct Mp4Builder {
     hasher: Sha256,
     /// Table rows to make room for in each track when it is created.
     sample_hint: usize,
+    /// Segments about to be pushed (a hint for the per-segment tables).
+    segment_hint: usize,
 }
 
 /// Maps the current run's source timeline onto the output: a source presentation
@@ -97,6 +99,7 @@ impl Mp4Builder {
             body_len: 0,
             hasher,
             sample_hint: 0,
+            segment_hint: 0,
         }
     }
 
@@ -107,6 +110,14 @@ impl Mp4Builder {
     /// shared, not copied.
     pub fn reserve_samples(&mut self, samples: usize) {
         self.sample_hint = samples;
+    }
+
+    /// Makes room for `segments` segments in the per-segment tables (chunks, rows
+    /// taken by reference, `mdat` pieces) before the first push, so a clip of
+    /// thousands of chunks fills them without reallocating. A hint.
+    pub fn reserve_segments(&mut self, segments: usize) {
+        self.segment_hint = segments;
+        self.body.reserve(segments);
     }
 
     /// Appends one media segment described by `init`. A different `init` than the
@@ -166,12 +177,12 @@ impl Mp4Builder {
             });
         }
         if let Some(ts) = ref_samples {
-            let first = &ts.samples[0];
+            let first = Lead::of(ts, tables);
             let t = &self.tracks[r];
             if init_changed || t.expected_src_decode != Some(first.decode_ticks) {
                 // A new run: its first reference sample is presented where everything
                 // before it ends, so the output timeline has neither gap nor overlap.
-                let src = t.to_out(presentation(first)) + t.src_shift;
+                let src = t.to_out(first.presentation()) + t.src_shift;
                 let out = if t.sample_count == 0 {
                     0
                 } else {
@@ -275,6 +286,7 @@ impl Mp4Builder {
             seen.push(t.kind);
             let mut out = OutTrack::new(t, ordinal);
             out.sizes.reserve(self.sample_hint);
+            out.reserve_segments(self.segment_hint);
             self.tracks.push(out);
         }
         if self.tracks.is_empty() {
@@ -519,8 +531,12 @@ impl OutTrack {
             rescaled = self.rescale_samples(&ts.samples);
             &rescaled[..]
         };
-        let Some(first) = samples.first() else {
-            return Ok(());
+        let first = match prepared.filter(|_| self.src_timescale == self.timescale) {
+            Some(tt) => Lead::prepared(tt),
+            None => match samples.first() {
+                Some(s) => Lead::sample(s),
+                None => return Ok(()),
+            },
         };
         let index = ts.sample_description_index.max(1);
         if index > self.desc_count {
@@ -550,7 +566,7 @@ impl OutTrack {
             None => {
                 let out_decode = match ctx.anchor {
                     Some(a) => {
-                        let src = presentation(first) + self.src_shift;
+                        let src = first.presentation() + self.src_shift;
                         let movie = rescale(a.out - a.src, ctx.ref_timescale, self.timescale) + src;
                         if self.sample_count == 0 {
                             self.presentation_offset = movie - cto;
@@ -596,14 +612,11 @@ impl OutTrack {
             .filter(|_| skip == 0 && prefix.is_none() && self.src_timescale == self.timescale)
         {
             self.append_rows(tt)?;
-            for &c in &tt.chunks {
+            for &c in std::iter::once(&tt.first_chunk).chain(&tt.more_chunks) {
                 self.close_chunk(c, description, ctx, ts, None, seg_chunks)?;
             }
             self.last_description = description;
-            self.expected_src_decode = ts
-                .samples
-                .last()
-                .map(|s| s.decode_ticks + u64::from(s.duration));
+            self.expected_src_decode = Some(tt.end_decode);
             return Ok(());
         }
 
@@ -732,10 +745,45 @@ fn out_of_bounds(ctx: &AppendCtx<'_>, ts: &TrackSamples, s: &Sample) -> BuildErr
     }
 }
 
-/// Presentation time in source ticks, without the overflow `Sample::presentation_ticks`
-/// could hit on a hostile `tfdt`.
-fn presentation(s: &Sample) -> i128 {
-    i128::from(s.decode_ticks) + i128::from(s.composition_offset)
+/// What the seams need of a segment's first sample of a track: from the sample, or
+/// from the segment's summary (which saves reading the sample's memory).
+#[derive(Clone, Copy)]
+struct Lead {
+    decode_ticks: u64,
+    composition_offset: i32,
+}
+
+impl Lead {
+    fn sample(s: &Sample) -> Self {
+        Lead {
+            decode_ticks: s.decode_ticks,
+            composition_offset: s.composition_offset,
+        }
+    }
+
+    fn prepared(t: &TrackTables) -> Self {
+        Lead {
+            decode_ticks: t.first_decode,
+            composition_offset: t.first_cto,
+        }
+    }
+
+    /// The first sample of `ts` (which has one), from `tables` when they summarise it.
+    fn of(ts: &TrackSamples, tables: Option<&SegmentTables>) -> Self {
+        match tables
+            .and_then(|t| t.track(ts.track_id))
+            .filter(|t| t.samples == ts.samples.len())
+        {
+            Some(tt) => Lead::prepared(tt),
+            None => Lead::sample(&ts.samples[0]),
+        }
+    }
+
+    /// Presentation time in source ticks, without the overflow
+    /// `Sample::presentation_ticks` could hit on a hostile `tfdt`.
+    fn presentation(self) -> i128 {
+        i128::from(self.decode_ticks) + i128::from(self.composition_offset)
+    }
 }
 
 /// Whether two inits are the same bytes: pointer equality first, as the engine hands

@@ -14,7 +14,7 @@
 
 use bytes::Bytes;
 
-use super::rows::{SegmentRuns, SyncTable};
+use super::rows::{SegmentRuns, SegmentSync};
 use crate::model::{MediaSegment, TrackSamples};
 
 /// The summaries of one segment's tracks.
@@ -36,15 +36,22 @@ pub(super) struct TrackTables {
     pub(super) stts: SegmentRuns<u32>,
     pub(super) ctts: SegmentRuns<i32>,
     /// 1-based numbers of sync samples within the segment's samples of the track.
-    pub(super) sync: SyncTable,
-    /// Contiguous byte runs: (start, end, samples), in sample order.
-    pub(super) chunks: Vec<(u32, u32, u32)>,
+    pub(super) sync: SegmentSync,
+    /// Contiguous byte runs: (start, end, samples), in sample order; the first
+    /// inline (usually the only one), the others after it.
+    pub(super) first_chunk: (u32, u32, u32),
+    pub(super) more_chunks: Vec<(u32, u32, u32)>,
+    /// Source decode time of the first sample.
+    pub(super) first_decode: u64,
     pub(super) duration_sum: u64,
     /// Largest `decode + composition offset + duration` of any sample, the decode
     /// time counted from the segment's first sample.
     pub(super) max_pt_end: i64,
     pub(super) first_cto: i32,
     pub(super) last_duration: u32,
+    /// Source decode time just past the last sample: where the next segment of the
+    /// run starts (kept here so the builder need not read the last sample).
+    pub(super) end_decode: u64,
 }
 
 impl SegmentTables {
@@ -65,7 +72,7 @@ impl SegmentTables {
                 + t.stts.memory_bytes()
                 + t.ctts.memory_bytes()
                 + t.sync.memory_bytes()
-                + t.chunks.capacity() * 12
+                + t.more_chunks.capacity() * 12
         });
         (per_track.sum::<usize>() + self.tracks.capacity() * std::mem::size_of::<TrackTables>())
             as u64
@@ -90,25 +97,29 @@ fn summarise(ts: &TrackSamples) -> Option<TrackTables> {
         uniform_size: None,
         stts: SegmentRuns::new(&[]),
         ctts: SegmentRuns::new(&[]),
-        sync: SyncTable::default(),
-        chunks: Vec::new(),
+        sync: SegmentSync::default(),
+        end_decode: 0,
+        first_chunk: (0, 0, 0),
+        more_chunks: Vec::new(),
+        first_decode: first.decode_ticks,
         duration_sum: 0,
         max_pt_end: i64::MIN,
         first_cto: first.composition_offset,
         last_duration: 0,
     };
+    let mut chunks: Vec<(u32, u32, u32)> = Vec::new();
     let mut decode: u64 = 0;
     for (i, s) in ts.samples.iter().enumerate() {
         let end = s.offset.checked_add(s.size)?;
         // The same grouping as `OutTrack::append`: an empty sample joins the run.
-        match t.chunks.last_mut() {
+        match chunks.last_mut() {
             Some((_, e, c)) if *e == s.offset || s.size == 0 => {
                 if s.size > 0 {
                     *e = end;
                 }
                 *c += 1;
             }
-            _ => t.chunks.push((s.offset, end, 1)),
+            _ => chunks.push((s.offset, end, 1)),
         }
         sizes.extend_from_slice(&s.size.to_be_bytes());
         if uniform_size != Some(s.size) {
@@ -131,7 +142,11 @@ fn summarise(ts: &TrackSamples) -> Option<TrackTables> {
         t.last_duration = s.duration;
     }
     t.duration_sum = decode;
+    let last = ts.samples.last()?;
+    t.end_decode = last.decode_ticks.checked_add(u64::from(last.duration))?;
     t.sizes = Bytes::from(sizes);
+    t.first_chunk = *chunks.first()?;
+    t.more_chunks = chunks.get(1..).unwrap_or_default().to_vec();
     t.uniform_size = uniform_size;
     t.stts = SegmentRuns::new(&stts);
     t.ctts = SegmentRuns::new(&ctts);

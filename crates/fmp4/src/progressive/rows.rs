@@ -132,6 +132,11 @@ impl<T: RowValue> RunTable<T> {
         }
     }
 
+    /// Makes room for `items` runs or encoded stretches.
+    pub(super) fn reserve(&mut self, items: usize) {
+        self.items.reserve(items);
+    }
+
     /// Appends `count` samples of value `v`, joining the last run if it has `v`.
     pub(super) fn push(&mut self, count: u32, v: T) {
         self.nonzero |= !v.is_zero();
@@ -259,6 +264,11 @@ impl SizeTable {
         self.hint = samples;
     }
 
+    /// Makes room for `segments` stretches of encoded rows.
+    pub(super) fn reserve_segments(&mut self, segments: usize) {
+        self.items.reserve(segments);
+    }
+
     /// Samples held.
     pub(super) fn len(&self) -> usize {
         self.len
@@ -325,6 +335,11 @@ impl SizeTable {
         common.filter(|&c| c != 0)
     }
 
+    /// Stretches of sizes, its own or encoded, for sizing the header's piece table.
+    pub(super) fn stretches(&self) -> usize {
+        self.items.len()
+    }
+
     /// Sizes of its own, for sizing the header buffer.
     pub(super) fn own_len(&self) -> usize {
         self.items
@@ -354,14 +369,19 @@ pub(super) struct SyncTable {
 }
 
 impl SyncTable {
+    /// Makes room for `runs` runs.
+    pub(super) fn reserve(&mut self, runs: usize) {
+        self.runs.reserve(runs);
+    }
+
     /// Adds sample number `n`, above every number held.
     pub(super) fn push(&mut self, n: u32) {
         self.push_run(n, 1);
     }
 
     /// Adds the numbers of `segment` (numbered within a segment) shifted by `before`.
-    pub(super) fn append(&mut self, before: u32, segment: &SyncTable) {
-        for &(first, count) in &segment.runs {
+    pub(super) fn append(&mut self, before: u32, segment: &SegmentSync) {
+        for &(first, count) in segment.first.iter().chain(&segment.rest) {
             self.push_run(before + first, count);
         }
     }
@@ -375,11 +395,6 @@ impl SyncTable {
             return;
         }
         self.runs.push((first, count));
-    }
-
-    /// Heap bytes held.
-    pub(super) fn memory_bytes(&self) -> usize {
-        self.runs.capacity() * 8
     }
 
     /// Sync samples held.
@@ -396,6 +411,32 @@ impl SyncTable {
     /// Every sync sample number, in order.
     pub(super) fn numbers(&self) -> impl Iterator<Item = u32> + '_ {
         self.runs.iter().flat_map(|&(f, c)| f..f + c)
+    }
+}
+
+/// One segment's sync sample numbers (1-based, within the segment) as runs, the
+/// first kept inline: most segments have one (a keyframe, or every audio sample),
+/// and a clip's header then reads no other memory to take it.
+#[derive(Debug, Clone, Default)]
+pub(super) struct SegmentSync {
+    first: Option<(u32, u32)>,
+    rest: Vec<(u32, u32)>,
+}
+
+impl SegmentSync {
+    /// Adds sample number `n`, above every number held.
+    pub(super) fn push(&mut self, n: u32) {
+        let last = self.rest.last_mut().or(self.first.as_mut());
+        match last {
+            Some((f, c)) if *f + *c == n => *c += 1,
+            Some(_) => self.rest.push((n, 1)),
+            None => self.first = Some((n, 1)),
+        }
+    }
+
+    /// Heap bytes held.
+    pub(super) fn memory_bytes(&self) -> usize {
+        self.rest.capacity() * 8
     }
 }
 
@@ -468,7 +509,7 @@ mod tests {
     #[test]
     fn sync_runs_answer_membership() {
         let segment = |numbers: &[u32]| {
-            let mut t = SyncTable::default();
+            let mut t = SegmentSync::default();
             numbers.iter().for_each(|&n| t.push(n));
             t
         };
@@ -479,7 +520,11 @@ mod tests {
         assert_eq!(s.numbers().collect::<Vec<_>>(), [1, 2, 3, 7, 8, 9, 13, 14]);
         assert_eq!(s.len(), 8);
         for n in 0..20 {
-            assert_eq!(s.contains(n), [1, 2, 3, 7, 8, 9, 13, 14].contains(&n), "{n}");
+            assert_eq!(
+                s.contains(n),
+                [1, 2, 3, 7, 8, 9, 13, 14].contains(&n),
+                "{n}"
+            );
         }
     }
 

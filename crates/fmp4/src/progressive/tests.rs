@@ -840,7 +840,8 @@ fn over_4_gib_uses_co64_and_largesize() {
     // The header from the rows encoded at ingest: the same bytes, co64 included.
     let mut b = Mp4Builder::new(Options::default());
     for seg in &segs {
-        b.push_prepared(&init, seg, &SegmentTables::new(seg)).unwrap();
+        b.push_prepared(&init, seg, &SegmentTables::new(seg))
+            .unwrap();
     }
     let pieced = b.build().unwrap();
     assert_eq!(pieced.header_len(), mp4.header_len());

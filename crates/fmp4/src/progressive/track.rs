@@ -118,6 +118,15 @@ impl OutTrack {
         }
     }
 
+    /// Makes room for the rows of `segments` segments taken by reference.
+    pub(super) fn reserve_segments(&mut self, segments: usize) {
+        self.chunks.reserve(segments);
+        self.sizes.reserve_segments(segments);
+        self.sync.reserve(segments);
+        // A segment adds at most its first run, its encoded rows and its last two.
+        self.ctts.reserve(segments * 4);
+    }
+
     /// Appends one sample's row to the tables, in output ticks.
     pub(super) fn push_sample(&mut self, s: &Sample) -> Result<(), BuildError> {
         self.sample_count = self

@@ -17,7 +17,7 @@ use std::ops::Range;
 use bytes::Bytes;
 
 use super::BuildError;
-use super::rows::{RunRow, RowValue, SizeRows};
+use super::rows::{RowValue, RunRow, SizeRows};
 use super::track::OutTrack;
 use crate::writer::{self, begin, u16be, u32be, u64be};
 
@@ -70,10 +70,10 @@ pub(super) struct Open {
 }
 
 impl Parts {
-    fn with_capacity(own: usize) -> Self {
+    fn with_capacity(own: usize, pieces: usize) -> Self {
         Parts {
             buf: Vec::with_capacity(own),
-            parts: Vec::new(),
+            parts: Vec::with_capacity(pieces),
             open: 0,
             shared: 0,
         }
@@ -104,13 +104,17 @@ impl Parts {
 
     fn begin_full(&mut self, kind: &[u8; 4], version: u8, flags: u32) -> Open {
         let open = self.begin(kind);
-        u32be(&mut self.buf, (u32::from(version) << 24) | (flags & 0x00ff_ffff));
+        u32be(
+            &mut self.buf,
+            (u32::from(version) << 24) | (flags & 0x00ff_ffff),
+        );
         open
     }
 
     /// Writes the size of a box begun with [`Parts::begin`], which ends here.
     fn end(&mut self, open: Open) -> Result<(), BuildError> {
-        let size = u32::try_from(self.len() - open.start).map_err(|_| too_large(writer::TooLarge))?;
+        let size =
+            u32::try_from(self.len() - open.start).map_err(|_| too_large(writer::TooLarge))?;
         self.buf[open.at..open.at + 4].copy_from_slice(&size.to_be_bytes());
         Ok(())
     }
@@ -130,18 +134,15 @@ impl Parts {
 
     /// The header as `Bytes` pieces in order: slices of its own bytes (one
     /// allocation) and the shared pieces.
-    pub(super) fn into_pieces(mut self) -> Vec<Bytes> {
+    pub(super) fn into_pieces(mut self) -> impl ExactSizeIterator<Item = Bytes> {
         if self.open < self.buf.len() {
             self.parts.push(Part::Own(self.open..self.buf.len()));
         }
         let own = Bytes::from(self.buf);
-        self.parts
-            .into_iter()
-            .map(|p| match p {
-                Part::Own(r) => own.slice(r),
-                Part::Shared(b) => b,
-            })
-            .collect()
+        self.parts.into_iter().map(move |p| match p {
+            Part::Own(r) => own.slice(r),
+            Part::Shared(b) => b,
+        })
     }
 }
 
@@ -191,12 +192,19 @@ pub(super) fn moov(
         .sum::<usize>()
         + 256
         + ftyp.len();
-    let mut parts = Parts::with_capacity(estimate);
+    // A shared piece, and its own bytes before it, per stretch of encoded rows.
+    let pieces: usize = tracks
+        .iter()
+        .map(|h| {
+            2 * (h.track.sizes.stretches() + h.track.stts.own_rows() + h.track.ctts.own_rows())
+        })
+        .sum::<usize>()
+        + 1;
+    let mut parts = Parts::with_capacity(estimate, pieces);
     parts.own().extend_from_slice(ftyp);
     let mut patches = Vec::with_capacity(tracks.len());
     let moov = parts.begin(b"moov");
-    writer::mvhd(parts.own(), movie_timescale, movie_duration, next_track_id)
-        .map_err(too_large)?;
+    writer::mvhd(parts.own(), movie_timescale, movie_duration, next_track_id).map_err(too_large)?;
     for h in tracks {
         trak(&mut parts, h, &mut patches, wide_offsets)?;
     }
@@ -371,10 +379,7 @@ fn stbl(
 }
 
 /// A run-length table's rows: its own written, encoded ones shared.
-fn run_rows<'a, T: RowValue + 'a>(
-    parts: &mut Parts,
-    rows: impl Iterator<Item = RunRow<'a, T>>,
-) {
+fn run_rows<'a, T: RowValue + 'a>(parts: &mut Parts, rows: impl Iterator<Item = RunRow<'a, T>>) {
     for row in rows {
         match row {
             RunRow::Run(n, v) => {

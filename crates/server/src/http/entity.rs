@@ -797,7 +797,11 @@ mod tests {
             frames
         });
         assert_eq!(frames.concat(), &whole[..header as usize]);
-        assert!(frames.len() as u64 <= header / MAX_FRAME as u64 + 2, "{}", frames.len());
+        assert!(
+            frames.len() as u64 <= header / MAX_FRAME as u64 + 2,
+            "{}",
+            frames.len()
+        );
         assert!(frames.iter().all(|f| f.len() <= MAX_FRAME));
         assert_eq!(walked.len(), pieced.len());
     }

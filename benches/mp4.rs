@@ -7,6 +7,13 @@
 //! payload buffer, so the 4 h clip (~7 GB virtual file, 1.1 M samples) fits in
 //! little memory. Targets: 60 s header ≤ 1 ms, 4 h header ≤ 50 ms.
 //!
+//! `build` walks every sample and writes the header as one buffer (the form before
+//! issue 19's pieced header); `build_prepared` is what `Clip::mp4` does: each
+//! segment's rows were summarised and encoded at ingest (`SegmentTables`) and the
+//! header takes them as pieces, so the first byte waits for O(segments) work.
+//! `header_pieces_copied` is the other cost of pieces: reading the whole header out
+//! of them (what a body does gathering them into frames).
+//!
 //! Also what ingest now pays per segment: its rows summarised (`SegmentTables`).
 //!
 //! `cargo bench --bench mp4`; ratios: `memcpy` time / the other's time per group.
@@ -172,12 +179,8 @@ fn build_prepared(init: &InitSegment, segs: &[(MediaSegment, SegmentTables)]) ->
         identity: b"bench".to_vec(),
         trim: None,
     });
-    b.reserve_samples(
-        segs.iter()
-            .flat_map(|(s, _)| &s.tracks)
-            .map(|t| t.samples.len())
-            .sum(),
-    );
+    // As `Clip::mp4` does.
+    b.reserve_segments(segs.len());
     for (s, t) in segs {
         b.push_prepared(init, s, t).expect("synthetic segment");
     }
@@ -209,6 +212,18 @@ fn header(c: &mut Criterion) {
             .collect();
         g.bench_function("build_prepared", |b| {
             b.iter(|| build_prepared(&init, black_box(&prepared)))
+        });
+        let pieced = build_prepared(&init, &prepared);
+        assert_eq!(pieced.header_len(), mp4.header_len(), "the same header");
+        g.bench_function("header_pieces_copied", |b| {
+            b.iter(|| {
+                let mut at = 0;
+                for p in pieced.range(0..pieced.header_len()).expect("in range") {
+                    dst[at..at + p.len()].copy_from_slice(&p);
+                    at += p.len();
+                }
+                black_box(&dst);
+            })
         });
         g.finish();
     }

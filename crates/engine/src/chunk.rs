@@ -27,8 +27,9 @@ pub(crate) struct ChunkMedia {
     pub(crate) name: Option<Arc<str>>,
     pub(crate) init: Arc<InitSegment>,
     pub(crate) segment: MediaSegment,
-    /// Its rows of a progressive MP4's sample tables, summarised at ingest so a clip's
-    /// header is built per segment, not per sample (`crate::mp4`).
+    /// Its rows of a progressive MP4's sample tables, summarised and encoded at
+    /// ingest so a clip's header takes them by reference, per segment, not per
+    /// sample (`crate::mp4`); counted in [`memory_cost`].
     pub(crate) tables: SegmentTables,
     pub(crate) start_ticks: u64,
     pub(crate) duration_ticks: u64,

@@ -3,7 +3,7 @@
 //! [`Clip::mp4`], so a stored video is byte for byte what the link served.
 //!
 //! The cutter stays container-neutral; this module only hands its plan (the chunks,
-//! with the table rows each was summarised into at ingest, and for a precise clip the
+//! with the table rows each was summarised and encoded into at ingest, and for a precise clip the
 //! lead-in and requested duration) to `dvrclip_fmp4::progressive`, which owns every
 //! box.
 
@@ -33,13 +33,9 @@ impl Clip {
             identity: format!("{}/{}", self.id(), r.name()).into_bytes(),
             trim,
         });
-        // Every track's rows fit in the clip's sample count: the tables never regrow.
-        let samples = r
-            .segments()
-            .map(|(_, s)| s.tracks.iter().map(|t| t.samples.len()).sum::<usize>())
-            .sum();
-        builder.reserve_samples(samples);
-        // Each chunk's rows were summarised at ingest: per segment, not per sample.
+        // Each chunk's rows were summarised and encoded at ingest: the header takes
+        // them by reference, per segment, not per sample.
+        builder.reserve_segments(r.chunks().len());
         for c in r.chunks() {
             builder.push_prepared(c.init(), c.segment(), c.tables())?;
         }

@@ -31,8 +31,9 @@ use crate::writer::handler;
 /// # Ok(()) }
 /// ```
 ///
-/// Costs: `push` is O(samples of the segment); `build` is O(samples of the clip) and
-/// allocates the header once (about 4 bytes per sample plus run-length tables).
+/// Costs: `push` is O(samples of the segment); `push_prepared` O(runs kept as numbers)
+/// where a run continues; `build` writes the header's own bytes (O(chunks), plus
+/// O(samples) of rows walked by `push`) and takes the encoded rows by reference.
 /// After `push` returns an error the builder is half-updated: drop it.
 #[derive(Debug)]
 pub struct Mp4Builder {
@@ -49,6 +50,8 @@ pub struct Mp4Builder {
     hasher: Sha256,
     /// Table rows to make room for in each track when it is created.
     sample_hint: usize,
+    /// Segments about to be pushed (a hint for the per-segment tables).
+    segment_hint: usize,
 }
 
 /// Maps the current run's source timeline onto the output: a source presentation
@@ -96,15 +99,25 @@ impl Mp4Builder {
             body_len: 0,
             hasher,
             sample_hint: 0,
+            segment_hint: 0,
         }
     }
 
-    /// Makes room for `samples` rows in each track's tables before the first push, so
-    /// they fill without reallocating and copying (a 4 h clip has over a million
-    /// samples). A hint, e.g. the samples of every segment about to be pushed: rows
-    /// past it still fit. Call it before the first [`Mp4Builder::push`].
+    /// Makes room for `samples` sizes in each track's table before the first
+    /// [`Mp4Builder::push`], so a clip walked sample by sample fills it without
+    /// reallocating (a 4 h clip has over a million samples). A hint: rows past it
+    /// still fit. Of no use with [`Mp4Builder::push_prepared`], whose rows are
+    /// shared, not copied.
     pub fn reserve_samples(&mut self, samples: usize) {
         self.sample_hint = samples;
+    }
+
+    /// Makes room for `segments` segments in the per-segment tables (chunks, rows
+    /// taken by reference, `mdat` pieces) before the first push, so a clip of
+    /// thousands of chunks fills them without reallocating. A hint.
+    pub fn reserve_segments(&mut self, segments: usize) {
+        self.segment_hint = segments;
+        self.body.reserve(segments);
     }
 
     /// Appends one media segment described by `init`. A different `init` than the
@@ -116,8 +129,9 @@ impl Mp4Builder {
 
     /// [`Mp4Builder::push`] with the segment's [`SegmentTables`] made earlier (at
     /// ingest): where a track continues its run (same init, no gap to absorb, no
-    /// timescale to convert) its rows are appended from the summary, O(runs) plus a
-    /// copy of its sizes, instead of sample by sample. The result is the same bytes.
+    /// timescale to convert) its rows are taken from the summary, their encoded bytes
+    /// by reference, instead of sample by sample. The result is the same bytes; the
+    /// header is then pieces, each chunk's rows one.
     pub fn push_prepared(
         &mut self,
         init: &InitSegment,
@@ -163,12 +177,12 @@ impl Mp4Builder {
             });
         }
         if let Some(ts) = ref_samples {
-            let first = &ts.samples[0];
+            let first = Lead::of(ts, tables);
             let t = &self.tracks[r];
             if init_changed || t.expected_src_decode != Some(first.decode_ticks) {
                 // A new run: its first reference sample is presented where everything
                 // before it ends, so the output timeline has neither gap nor overlap.
-                let src = t.to_out(presentation(first)) + t.src_shift;
+                let src = t.to_out(first.presentation()) + t.src_shift;
                 let out = if t.sample_count == 0 {
                     0
                 } else {
@@ -203,7 +217,7 @@ impl Mp4Builder {
             // A summary of other samples than these (a caller's mix-up) is not used.
             let prepared = tables
                 .and_then(|t| t.track(ts.track_id))
-                .filter(|t| t.sizes.len() == ts.samples.len());
+                .filter(|t| t.samples == ts.samples.len());
             track.append(ts, prepared, &ctx, &mut seg_chunks)?;
         }
         self.lay_out(segment, seg_index, seg_chunks)?;
@@ -272,7 +286,7 @@ impl Mp4Builder {
             seen.push(t.kind);
             let mut out = OutTrack::new(t, ordinal);
             out.sizes.reserve(self.sample_hint);
-            out.ctts.reserve(self.sample_hint);
+            out.reserve_segments(self.segment_hint);
             self.tracks.push(out);
         }
         if self.tracks.is_empty() {
@@ -433,7 +447,7 @@ impl Mp4Builder {
                 next_id,
                 wide,
             )?;
-            let header_len = header.len() as u64 + mdat_header_len;
+            let header_len = header.len() + mdat_header_len;
             if !wide && header_len + body_len > u64::from(u32::MAX) {
                 wide = true;
                 continue;
@@ -441,22 +455,23 @@ impl Mp4Builder {
             write::patch_offsets(&mut header, &patches, header_len);
             break (header, header_len);
         };
+        let mdat = header.own();
         if mdat_header_len == 16 {
-            header.extend_from_slice(&1u32.to_be_bytes());
-            header.extend_from_slice(b"mdat");
-            header.extend_from_slice(&(body_len + 16).to_be_bytes());
+            mdat.extend_from_slice(&1u32.to_be_bytes());
+            mdat.extend_from_slice(b"mdat");
+            mdat.extend_from_slice(&(body_len + 16).to_be_bytes());
         } else {
-            header.extend_from_slice(&((body_len + 8) as u32).to_be_bytes());
-            header.extend_from_slice(b"mdat");
+            mdat.extend_from_slice(&((body_len + 8) as u32).to_be_bytes());
+            mdat.extend_from_slice(b"mdat");
         }
+        debug_assert_eq!(header.len(), header_len);
 
-        let mut pieces = Vec::with_capacity(self.body.len() + 1);
-        let mut end = header.len() as u64;
-        pieces.push(Piece {
-            end,
-            data: Bytes::from(header),
-        });
-        for data in self.body {
+        // The header's own bytes and the chunks' encoded rows, then the media.
+        let header_own = header.own_len() as u64;
+        let header_pieces = header.into_pieces();
+        let mut pieces = Vec::with_capacity(header_pieces.len() + self.body.len());
+        let mut end = 0;
+        for data in header_pieces.into_iter().chain(self.body) {
             end += data.len() as u64;
             pieces.push(Piece { end, data });
         }
@@ -481,6 +496,7 @@ impl Mp4Builder {
             pieces,
             len: end,
             header_len,
+            header_own,
             etag,
             content_type: content_type(&headers),
             bounds,
@@ -515,8 +531,12 @@ impl OutTrack {
             rescaled = self.rescale_samples(&ts.samples);
             &rescaled[..]
         };
-        let Some(first) = samples.first() else {
-            return Ok(());
+        let first = match prepared.filter(|_| self.src_timescale == self.timescale) {
+            Some(tt) => Lead::prepared(tt),
+            None => match samples.first() {
+                Some(s) => Lead::sample(s),
+                None => return Ok(()),
+            },
         };
         let index = ts.sample_description_index.max(1);
         if index > self.desc_count {
@@ -546,7 +566,7 @@ impl OutTrack {
             None => {
                 let out_decode = match ctx.anchor {
                     Some(a) => {
-                        let src = presentation(first) + self.src_shift;
+                        let src = first.presentation() + self.src_shift;
                         let movie = rescale(a.out - a.src, ctx.ref_timescale, self.timescale) + src;
                         if self.sample_count == 0 {
                             self.presentation_offset = movie - cto;
@@ -592,14 +612,11 @@ impl OutTrack {
             .filter(|_| skip == 0 && prefix.is_none() && self.src_timescale == self.timescale)
         {
             self.append_rows(tt)?;
-            for &c in &tt.chunks {
+            for &c in std::iter::once(&tt.first_chunk).chain(&tt.more_chunks) {
                 self.close_chunk(c, description, ctx, ts, None, seg_chunks)?;
             }
             self.last_description = description;
-            self.expected_src_decode = ts
-                .samples
-                .last()
-                .map(|s| s.decode_ticks + u64::from(s.duration));
+            self.expected_src_decode = Some(tt.end_decode);
             return Ok(());
         }
 
@@ -700,12 +717,13 @@ impl OutTrack {
             return Ok(());
         }
         // The prefix becomes part of the chunk's first sample, a sync sample.
+        // Only a walked segment has a prefix, so its sizes are the table's own.
         let first = self.sizes.len() - samples as usize;
-        let prefix = prefix.filter(|_| self.sync.binary_search(&(first as u32 + 1)).is_ok());
-        if let Some(p) = &prefix {
-            self.sizes[first] = self.sizes[first]
-                .checked_add(p.len() as u32)
-                .ok_or(BuildError::TooLarge("sample size"))?;
+        let mut prefix = prefix.filter(|_| self.sync.contains(first as u32 + 1));
+        if let Some(p) = &prefix
+            && !self.sizes.grow_from_end(samples as usize, p.len())?
+        {
+            prefix = None;
         }
         seg_chunks.push(SegChunk {
             start,
@@ -727,10 +745,45 @@ fn out_of_bounds(ctx: &AppendCtx<'_>, ts: &TrackSamples, s: &Sample) -> BuildErr
     }
 }
 
-/// Presentation time in source ticks, without the overflow `Sample::presentation_ticks`
-/// could hit on a hostile `tfdt`.
-fn presentation(s: &Sample) -> i128 {
-    i128::from(s.decode_ticks) + i128::from(s.composition_offset)
+/// What the seams need of a segment's first sample of a track: from the sample, or
+/// from the segment's summary (which saves reading the sample's memory).
+#[derive(Clone, Copy)]
+struct Lead {
+    decode_ticks: u64,
+    composition_offset: i32,
+}
+
+impl Lead {
+    fn sample(s: &Sample) -> Self {
+        Lead {
+            decode_ticks: s.decode_ticks,
+            composition_offset: s.composition_offset,
+        }
+    }
+
+    fn prepared(t: &TrackTables) -> Self {
+        Lead {
+            decode_ticks: t.first_decode,
+            composition_offset: t.first_cto,
+        }
+    }
+
+    /// The first sample of `ts` (which has one), from `tables` when they summarise it.
+    fn of(ts: &TrackSamples, tables: Option<&SegmentTables>) -> Self {
+        match tables
+            .and_then(|t| t.track(ts.track_id))
+            .filter(|t| t.samples == ts.samples.len())
+        {
+            Some(tt) => Lead::prepared(tt),
+            None => Lead::sample(&ts.samples[0]),
+        }
+    }
+
+    /// Presentation time in source ticks, without the overflow
+    /// `Sample::presentation_ticks` could hit on a hostile `tfdt`.
+    fn presentation(self) -> i128 {
+        i128::from(self.decode_ticks) + i128::from(self.composition_offset)
+    }
 }
 
 /// Whether two inits are the same bytes: pointer equality first, as the engine hands

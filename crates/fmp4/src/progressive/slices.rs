@@ -42,6 +42,12 @@ impl<D: Deref<Target = VirtualMp4>> Pieces<D> {
     pub fn remaining(&self) -> u64 {
         self.end - self.pos
     }
+
+    /// Whether the next piece yielded lies in the header (`ftyp`, `moov`, the `mdat`
+    /// header), whose pieces are small: a body may gather them into one frame.
+    pub fn in_header(&self) -> bool {
+        self.pos < self.end && self.pos < self.file.header_len
+    }
 }
 
 impl<D: Deref<Target = VirtualMp4>> Iterator for Pieces<D> {

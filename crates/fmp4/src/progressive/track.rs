@@ -6,12 +6,15 @@
 //! `ctts`, §8.6.2 `stss`, §8.7.3 `stsz`, §8.7.4 `stsc`, §8.7.5 chunk offsets, §8.5.2
 //! `stsd` entries) and the two operations that change them sample by sample; also
 //! the per-run state `build` keeps to stitch sources onto them. Must not hold
-//! timeline decisions (those are `build`'s) or box bytes (`write`'s).
+//! timeline decisions (those are `build`'s) or box bytes (`write`'s). The big tables
+//! are `rows`' shapes: a segment summarised at ingest joins them as its encoded rows,
+//! by reference.
 
 use bytes::Bytes;
 
 use super::BuildError;
 use super::prepared::TrackTables;
+use super::rows::{RunTable, SizeTable, SyncTable};
 use crate::model::{Sample, Track, TrackKind, VideoInfo};
 
 /// One `stsd` carried from an init: its entries get `first_index..first_index+count`.
@@ -62,13 +65,13 @@ pub(super) struct OutTrack {
     pub(super) run_offset: Option<i128>,
     pub(super) expected_src_decode: Option<u64>,
     pub(super) sample_count: u32,
-    pub(super) sizes: Vec<u32>,
+    pub(super) sizes: SizeTable,
     /// `stts` runs: (count, duration).
-    pub(super) stts: Vec<(u32, u32)>,
+    pub(super) stts: RunTable<u32>,
     /// `ctts` runs: (count, offset).
-    pub(super) ctts: Vec<(u32, i32)>,
+    pub(super) ctts: RunTable<i32>,
     /// 1-based numbers of sync samples.
-    pub(super) sync: Vec<u32>,
+    pub(super) sync: SyncTable,
     pub(super) chunks: Vec<Chunk>,
     /// Output decode time just past the last sample.
     pub(super) decode_end: u64,
@@ -102,10 +105,10 @@ impl OutTrack {
             run_offset: None,
             expected_src_decode: None,
             sample_count: 0,
-            sizes: Vec::new(),
-            stts: Vec::new(),
-            ctts: Vec::new(),
-            sync: Vec::new(),
+            sizes: SizeTable::default(),
+            stts: RunTable::new(),
+            ctts: RunTable::new(),
+            sync: SyncTable::default(),
             chunks: Vec::new(),
             decode_end: 0,
             last_duration: 0,
@@ -115,6 +118,15 @@ impl OutTrack {
         }
     }
 
+    /// Makes room for the rows of `segments` segments taken by reference.
+    pub(super) fn reserve_segments(&mut self, segments: usize) {
+        self.chunks.reserve(segments);
+        self.sizes.reserve_segments(segments);
+        self.sync.reserve(segments);
+        // A segment adds at most its first run, its encoded rows and its last two.
+        self.ctts.reserve(segments * 4);
+    }
+
     /// Appends one sample's row to the tables, in output ticks.
     pub(super) fn push_sample(&mut self, s: &Sample) -> Result<(), BuildError> {
         self.sample_count = self
@@ -122,14 +134,8 @@ impl OutTrack {
             .checked_add(1)
             .ok_or(BuildError::TooLarge("more than 2^32 samples in a track"))?;
         self.sizes.push(s.size);
-        match self.stts.last_mut() {
-            Some((n, d)) if *d == s.duration => *n += 1,
-            _ => self.stts.push((1, s.duration)),
-        }
-        match self.ctts.last_mut() {
-            Some((n, o)) if *o == s.composition_offset => *n += 1,
-            _ => self.ctts.push((1, s.composition_offset)),
-        }
+        self.stts.push(1, s.duration);
+        self.ctts.push(1, s.composition_offset);
         if s.is_sync {
             self.sync.push(self.sample_count);
         }
@@ -145,17 +151,18 @@ impl OutTrack {
     }
 
     /// Appends a segment's summarised rows: the state [`OutTrack::push_sample`] would
-    /// reach pushing its samples one by one.
+    /// reach pushing its samples one by one, its encoded rows shared, O(runs kept as
+    /// numbers + sync runs), not O(samples).
     pub(super) fn append_rows(&mut self, t: &TrackTables) -> Result<(), BuildError> {
         let before = self.sample_count;
-        self.sample_count = u32::try_from(t.sizes.len())
+        self.sample_count = u32::try_from(t.samples)
             .ok()
             .and_then(|n| before.checked_add(n))
             .ok_or(BuildError::TooLarge("more than 2^32 samples in a track"))?;
-        self.sizes.extend_from_slice(&t.sizes);
-        extend_runs(&mut self.stts, &t.stts);
-        extend_runs(&mut self.ctts, &t.ctts);
-        self.sync.extend(t.sync.iter().map(|&s| before + s));
+        self.sizes.append(&t.sizes, t.samples, t.uniform_size);
+        self.stts.append(&t.stts);
+        self.ctts.append(&t.ctts);
+        self.sync.append(before, &t.sync);
         let decode = self.decode_end as i64;
         if before == 0 {
             self.first_pt = decode + i64::from(t.first_cto);
@@ -169,37 +176,18 @@ impl OutTrack {
 
     /// Changes the duration of the sample last pushed (the seam before a new run).
     pub(super) fn set_last_duration(&mut self, d: u32) {
-        let Some((n, old)) = self.stts.last_mut() else {
+        let Some(old) = self.stts.set_last_sample(d) else {
             return;
         };
-        if *old == d {
+        if old == d {
             return;
         }
-        self.decode_end = self.decode_end - u64::from(*old) + u64::from(d);
-        if *n == 1 {
-            *old = d;
-        } else {
-            *n -= 1;
-            self.stts.push((1, d));
-        }
+        self.decode_end = self.decode_end - u64::from(old) + u64::from(d);
         self.last_duration = d;
         let last_pt =
             self.decode_end as i64 - i64::from(d) + i64::from(self.ctts.last().map_or(0, |c| c.1));
         self.max_pt_end = self.max_pt_end.max(last_pt + i64::from(d));
     }
-}
-
-/// Appends `more` to run-length `runs`, its first run joining the last one when they
-/// hold the same value, as sample-by-sample pushes would.
-fn extend_runs<T: Copy + PartialEq>(runs: &mut Vec<(u32, T)>, more: &[(u32, T)]) {
-    let mut rest = more;
-    if let (Some(last), Some((&(n, v), tail))) = (runs.last_mut(), more.split_first())
-        && last.1 == v
-    {
-        last.0 += n;
-        rest = tail;
-    }
-    runs.extend_from_slice(rest);
 }
 
 #[cfg(test)]
@@ -231,9 +219,9 @@ mod tests {
         ] {
             assert_eq!(t.push_sample(&s), Ok(()));
         }
-        assert_eq!(t.stts, [(2, 512), (1, 256)]);
-        assert_eq!(t.ctts, [(1, 1024), (2, 0)]);
-        assert_eq!(t.sync, [1, 3]);
+        assert_eq!(t.stts.own_runs(), [(2, 512), (1, 256)]);
+        assert_eq!(t.ctts.own_runs(), [(1, 1024), (2, 0)]);
+        assert_eq!(t.sync.numbers().collect::<Vec<_>>(), [1, 3]);
         assert_eq!((t.sample_count, t.decode_end), (3, 1280));
         assert_eq!((t.first_pt, t.max_pt_end), (1024, 1536));
     }
@@ -247,13 +235,13 @@ mod tests {
             assert_eq!(t.push_sample(&sample(512, 0, true)), Ok(()));
         }
         t.set_last_duration(700);
-        assert_eq!(t.stts, [(2, 512), (1, 700)]);
+        assert_eq!(t.stts.own_runs(), [(2, 512), (1, 700)]);
         assert_eq!(
             (t.decode_end, t.last_duration, t.max_pt_end),
             (1724, 700, 1724)
         );
         t.set_last_duration(100);
-        assert_eq!(t.stts, [(2, 512), (1, 100)]);
+        assert_eq!(t.stts.own_runs(), [(2, 512), (1, 100)]);
         // The presentation end is the latest of any sample: shrinking keeps it.
         assert_eq!((t.decode_end, t.max_pt_end), (1124, 1724));
     }

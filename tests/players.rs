@@ -10,36 +10,12 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::{
-    ChildGuard, Server, api, browser_ready, create_stream, expect, have_ffmpeg, path_of,
-    run_browser_script, wait_chunks,
+    ChildGuard, Server, browser_ready, create_complete_clip, create_stream, have_ffmpeg, path_of,
+    publish_test_signal, run_browser_script, wait_chunks,
 };
-
-/// ffmpeg sending `secs` of a `size` test picture and a tone as `format` to `url`,
-/// in real time.
-fn publish(url: &str, format: &str, size: &str, secs: u32) -> ChildGuard {
-    ChildGuard(
-        Command::new("ffmpeg")
-            .args(["-hide_banner", "-nostdin", "-loglevel", "error", "-re"])
-            .args([
-                "-f",
-                "lavfi",
-                "-i",
-                &format!("testsrc2=size={size}:rate=30"),
-            ])
-            .args(["-f", "lavfi", "-i", "sine=frequency=440"])
-            .args(["-t", &secs.to_string()])
-            .args(["-c:v", "libx264", "-preset", "veryfast", "-g", "60"])
-            .args(["-c:a", "aac", "-f", format, url])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("spawning ffmpeg"),
-    )
-}
 
 #[test]
 fn rtmp_and_srt_clips_play_in_a_browser() {
@@ -62,7 +38,7 @@ fn rtmp_and_srt_clips_play_in_a_browser() {
     for (door, field, format, size) in doors {
         let stream = create_stream(addr, door);
         let url = stream[field].as_str().expect(field).to_owned();
-        senders.push(publish(&url, format, size, 12));
+        senders.push(ChildGuard(publish_test_signal(&url, format, size, 12)));
         streams.push((door, stream["id"].as_u64().unwrap(), size));
     }
     let mut clips = Vec::new();
@@ -70,18 +46,7 @@ fn rtmp_and_srt_clips_play_in_a_browser() {
         // Five 2 s chunks: a 6 s clip from the first whole second held is complete.
         let held = wait_chunks(addr, sid, door, 5, Duration::from_secs(30));
         let start = held["ranges"][0]["start"].as_f64().unwrap().ceil() as i64;
-        let body = format!(r#"{{"start": {start}, "duration": 6}}"#);
-        let clip = expect(
-            api(
-                addr,
-                "PUT",
-                &format!("/streaming/streams/{sid}/clip_recording"),
-                Some(&body),
-            ),
-            200,
-        )
-        .json();
-        assert_eq!(clip["state"], "complete", "{clip}");
+        let clip = create_complete_clip(addr, sid, start, 6);
         let link = |field: &str| format!("http://{addr}{}", path_of(clip[field].as_str().unwrap()));
         let (width, height) = size.split_once('x').unwrap();
         clips.push(format!(

@@ -32,18 +32,7 @@ fn ingest_key(stream: &Value) -> String {
 
 /// `ffmpeg -re` sending test video and a tone as MPEG-TS over SRT for `secs`.
 fn publish(url: &str, secs: u32) -> Child {
-    Command::new("ffmpeg")
-        .args(["-hide_banner", "-nostdin", "-loglevel", "error", "-re"])
-        .args(["-f", "lavfi", "-i", "testsrc2=size=320x180:rate=30"])
-        .args(["-f", "lavfi", "-i", "sine=frequency=440"])
-        .args(["-t", &secs.to_string()])
-        .args(["-c:v", "libx264", "-preset", "veryfast", "-g", "60"])
-        .args(["-c:a", "aac", "-f", "mpegts", url])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawning ffmpeg")
+    publish_test_signal(url, "mpegts", "320x180", secs)
 }
 
 /// Runs a sender for `secs` and says whether ffmpeg succeeded.
@@ -140,18 +129,7 @@ fn push_restart_and_clip() {
     // A clip across the restart: 2 s before the first run's end to 3 s into the second.
     let start = ranges[0]["end"].as_f64().unwrap().floor() as i64 - 2;
     let end = ranges[1]["start"].as_f64().unwrap().ceil() as i64 + 3;
-    let body = format!(r#"{{"start": {start}, "duration": {}}}"#, end - start);
-    let clip = expect(
-        api(
-            addr,
-            "PUT",
-            &format!("/streaming/streams/{sid}/clip_recording"),
-            Some(&body),
-        ),
-        200,
-    )
-    .json();
-    assert_eq!(clip["state"], "complete", "{clip}");
+    let clip = create_complete_clip(addr, sid, start, end - start);
     let master = path_of(clip["hls_master"].as_str().unwrap()).to_owned();
     let base = master.strip_suffix("_master.m3u8").unwrap();
     let playlist = expect(get(addr, &format!("{base}_srt.m3u8")), 200).text();

@@ -574,6 +574,29 @@ pub fn frames(s: &Value) -> u64 {
         .unwrap_or(0)
 }
 
+/// ffmpeg sending `secs` of a `size` test picture (30 fps, a keyframe every 2 s) and
+/// a tone, H.264 and AAC, as `format` (`flv`, `mpegts`) to `url`, in real time; its
+/// stderr piped (errors only).
+pub fn publish_test_signal(url: &str, format: &str, size: &str, secs: u32) -> Child {
+    Command::new("ffmpeg")
+        .args(["-hide_banner", "-nostdin", "-loglevel", "error", "-re"])
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            &format!("testsrc2=size={size}:rate=30"),
+        ])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440"])
+        .args(["-t", &secs.to_string()])
+        .args(["-c:v", "libx264", "-preset", "veryfast", "-g", "60"])
+        .args(["-c:a", "aac", "-f", format, url])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawning ffmpeg")
+}
+
 /// `PUT /streaming/streams/{sid}/clip_recording` of `duration` s from `start`
 /// (Unix s), which must answer a complete clip.
 pub fn create_complete_clip(addr: SocketAddr, sid: u64, start: i64, duration: i64) -> Value {

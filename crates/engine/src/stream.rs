@@ -58,6 +58,33 @@ impl StreamSettings {
     }
 }
 
+impl StreamSettings {
+    /// These settings with `patch` applied; an empty `uri` clears it. Not checked:
+    /// the engine checks what it takes.
+    pub fn patched(&self, patch: &StreamPatch) -> StreamSettings {
+        let mut next = self.clone();
+        if let Some(n) = &patch.name {
+            next.name.clone_from(n);
+        }
+        if let Some(v) = patch.dvr_enabled {
+            next.dvr_enabled = v;
+        }
+        if let Some(v) = patch.dvr_duration_secs {
+            next.dvr_duration_secs = v;
+        }
+        if let Some(v) = patch.active {
+            next.active = v;
+        }
+        if let Some(v) = patch.pull {
+            next.pull = v;
+        }
+        if let Some(u) = &patch.uri {
+            next.uri = (!u.trim().is_empty()).then(|| u.clone());
+        }
+        next
+    }
+}
+
 /// A settings change: `None` leaves a field as it is.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct StreamPatch {

@@ -328,25 +328,7 @@ impl Engine {
         let stream = self.stream_arc(id)?;
         let window = {
             let mut cur = stream.settings.write();
-            let mut next = cur.clone();
-            if let Some(n) = patch.name {
-                next.name = n;
-            }
-            if let Some(v) = patch.dvr_enabled {
-                next.dvr_enabled = v;
-            }
-            if let Some(v) = patch.dvr_duration_secs {
-                next.dvr_duration_secs = v;
-            }
-            if let Some(v) = patch.active {
-                next.active = v;
-            }
-            if let Some(v) = patch.pull {
-                next.pull = v;
-            }
-            if let Some(u) = patch.uri {
-                next.uri = (!u.trim().is_empty()).then_some(u);
-            }
+            let next = cur.patched(&patch);
             self.check_settings(&next)?;
             *cur = next;
             self.window_micros(&cur)

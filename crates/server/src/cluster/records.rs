@@ -84,26 +84,16 @@ impl StreamRecord {
 
     /// The record with `patch` applied, as the engine applies one.
     pub fn patched(&self, patch: &StreamPatch) -> StreamRecord {
-        let mut r = self.clone();
-        if let Some(n) = &patch.name {
-            r.name = n.clone();
+        let s = self.settings().patched(patch);
+        StreamRecord {
+            name: s.name,
+            active: s.active,
+            dvr_enabled: s.dvr_enabled,
+            dvr_duration: s.dvr_duration_secs,
+            pull: s.pull,
+            uri: s.uri,
+            ..self.clone()
         }
-        if let Some(v) = patch.dvr_enabled {
-            r.dvr_enabled = v;
-        }
-        if let Some(v) = patch.dvr_duration_secs {
-            r.dvr_duration = v;
-        }
-        if let Some(v) = patch.active {
-            r.active = v;
-        }
-        if let Some(v) = patch.pull {
-            r.pull = v;
-        }
-        if let Some(u) = &patch.uri {
-            r.uri = (!u.trim().is_empty()).then(|| u.clone());
-        }
-        r
     }
 
     /// The stream as a node that does not hold its DVR shows it: not live, no

@@ -213,6 +213,10 @@ async fn publish(shared: &Shared, flv: &FlvPass, id: u64, push_url: &str) -> Res
     socket.write_all(&out).await.map_err(rtmp_io)?;
     let mut inbound = vec![0u8; 4096];
     let (mut pass, mut next) = (0u32, 0usize);
+    // Ticks on a fixed grid (not a sleep after each batch, which would drift by the
+    // time each batch takes); a tick missed under load is taken late, not twice.
+    let mut tick = tokio::time::interval(BATCH);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let elapsed = start.elapsed();
         let now_ms = elapsed.as_millis() as u64;
@@ -243,7 +247,7 @@ async fn publish(shared: &Shared, flv: &FlvPass, id: u64, push_url: &str) -> Res
         }
         // The server's acknowledgements and pings are read and dropped.
         tokio::select! {
-            _ = tokio::time::sleep(BATCH) => {}
+            _ = tick.tick() => {}
             read = socket.read(&mut inbound) => {
                 if read.map_err(rtmp_io)? == 0 {
                     return Err(Error::Api("rtmp: the server closed".into()));

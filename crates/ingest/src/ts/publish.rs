@@ -67,6 +67,18 @@ pub enum TsError {
     /// The engine refused the init or a fragment.
     #[error(transparent)]
     Engine(#[from] dvrclip_engine::Error),
+    /// A sink elsewhere (another node) refused a fragment.
+    #[error("fragments not delivered: {0}")]
+    Elsewhere(String),
+}
+
+impl From<crate::door::SinkError> for TsError {
+    fn from(e: crate::door::SinkError) -> Self {
+        match e {
+            crate::door::SinkError::Engine(e) => TsError::Engine(e),
+            crate::door::SinkError::Elsewhere(m) => TsError::Elsewhere(m),
+        }
+    }
 }
 
 /// What a TS stream did, for logs and metrics.

@@ -107,10 +107,16 @@ async fn run(mut config: Config) -> Result<(), Box<dyn std::error::Error>> {
     // One publisher per stream, whichever push door it comes through.
     let publishers = Arc::new(Publishers::default());
     let rtmp_task = rtmp.map(|listener| {
-        let door = dvrclip_ingest::rtmp::RtmpDoor::sharing(
+        // In a cluster a publish is placed as an upload is: here, or sent to its owner.
+        let router = app.cluster.as_ref().map(|c| {
+            let r = crate::publish_route::ClusterRouter::new(app.engine.clone(), c.clone());
+            r as Arc<dyn dvrclip_ingest::door::PublishRouter>
+        });
+        let door = dvrclip_ingest::rtmp::RtmpDoor::routed(
             app.engine.clone(),
             Default::default(),
             publishers.clone(),
+            router,
         );
         let _ = app.rtmp.set(door.clone());
         info!(addr = ?app.config.rtmp_listen, "rtmp listening");

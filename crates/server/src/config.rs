@@ -391,12 +391,13 @@ impl Config {
         };
         let rtmp_listen = a.rtmp_listen.or_else(|| next_to_listen(1935));
         let srt_listen = a.srt_listen.or_else(|| next_to_listen(8890));
-        // Not built for a cluster (design/cluster.md "Built so far"): an RTMP or SRT
-        // publish would land in this node's engine without a claim, and the demo
-        // stream takes an id the cluster's counter may hand out again.
-        if cluster.is_some() && (demo || rtmp_listen.is_some() || srt_listen.is_some()) {
+        // Not built for a cluster (design/cluster.md "Built so far"): an SRT publish
+        // would land in this node's engine without a claim, and the demo stream takes
+        // an id the cluster's counter may hand out again. RTMP is placed as uploads
+        // are (`publish_route`).
+        if cluster.is_some() && (demo || srt_listen.is_some()) {
             return Err(ConfigError::Invalid(
-                "--cluster-etcd takes HTTP ingest only for now: not with --demo, --rtmp-listen or --srt-listen"
+                "--cluster-etcd takes HTTP and RTMP ingest only for now: not with --demo or --srt-listen"
                     .into(),
             ));
         }
@@ -677,6 +678,14 @@ mod tests {
         assert_eq!(c.node_id, "n1");
         assert_eq!(c.lease_ttl, Duration::from_secs(5));
         assert_eq!(c.advertise_url, None);
+        // RTMP is placed in a cluster as uploads are.
+        let rtmp = Config::resolve(&ServeArgs {
+            cluster_etcd: Some("http://e:2379".into()),
+            node_id: Some("n1".into()),
+            rtmp_listen: Some("127.0.0.1:1935".parse().unwrap()),
+            ..ServeArgs::default()
+        });
+        assert!(rtmp.is_ok_and(|c| c.rtmp_listen.is_some()));
         for bad in [
             ServeArgs {
                 cluster_etcd: Some("etcd:2379".into()),
@@ -694,7 +703,7 @@ mod tests {
             },
             ServeArgs {
                 cluster_etcd: Some("http://e:2379".into()),
-                rtmp_listen: Some("127.0.0.1:1935".parse().unwrap()),
+                srt_listen: Some("127.0.0.1:8890".parse().unwrap()),
                 ..ServeArgs::default()
             },
         ] {

@@ -38,6 +38,7 @@ pub mod mp4_cache;
 pub mod ops;
 pub mod playlist_cache;
 pub mod public;
+pub mod publish_route;
 pub mod pullers;
 pub mod route;
 pub mod service;

@@ -363,7 +363,12 @@ impl Publish {
         }))
     }
 
-    fn push(&mut self, engine: &dyn FragmentSink, ms: i64, sample: InputSample) -> Result<(), PublishError> {
+    fn push(
+        &mut self,
+        engine: &dyn FragmentSink,
+        ms: i64,
+        sample: InputSample,
+    ) -> Result<(), PublishError> {
         let fragments = self.epoch(engine, ms)?.fragmenter.push(sample)?;
         self.store(engine, fragments)
     }
@@ -376,7 +381,11 @@ impl Publish {
         self.store(engine, fragments)
     }
 
-    fn store(&mut self, engine: &dyn FragmentSink, fragments: Vec<Fragment>) -> Result<(), PublishError> {
+    fn store(
+        &mut self,
+        engine: &dyn FragmentSink,
+        fragments: Vec<Fragment>,
+    ) -> Result<(), PublishError> {
         let stats = &mut self.stats;
         crate::door::store_fragments(engine, self.stream, RENDITION, fragments, |len| {
             stats.fragments += 1;

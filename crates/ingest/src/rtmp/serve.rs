@@ -17,8 +17,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tracing::{info, warn};
 
 use super::connection::{Connection, ConnectionLimits, Publishers, RtmpError};
-use crate::door::{PublishRouter, RouteRefusal};
 use super::publish::PublishStats;
+use crate::door::{PublishRouter, RouteRefusal};
 
 /// What a connection is counted for in the memory budget before it holds any media:
 /// its task, its 16 KiB read buffer, `rml_rtmp`'s session and handshake state.

@@ -80,14 +80,20 @@ impl Forwarder {
         headers.contains_key(FORWARDED_BY)
     }
 
-    /// PUTs `body` to `url` (an upload to another node), marked with
+    /// PUTs `body` to `url` (an upload to another node) with `headers`, marked with
     /// [`FORWARDED_BY`] so the owner takes it only under its own claim; the answer's
     /// status.
-    pub async fn put(&self, url: &str, body: Bytes) -> Result<http::StatusCode, reqwest::Error> {
+    pub async fn put(
+        &self,
+        url: &str,
+        mut headers: HeaderMap,
+        body: Bytes,
+    ) -> Result<http::StatusCode, reqwest::Error> {
+        headers.insert(FORWARDED_BY, self.node.clone());
         let answer = self
             .client
             .put(url)
-            .header(FORWARDED_BY, self.node.clone())
+            .headers(headers)
             .body(body)
             .send()
             .await?;

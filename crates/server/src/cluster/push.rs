@@ -2,7 +2,10 @@
 //! owns the stream (`design/cluster.md` "Where a request goes"): each init and
 //! fragment becomes an HTTP PUT ingest upload to the owner (`init.mp4`,
 //! `seg_{n}.m4s` under the door's rendition), marked with the loop header so the
-//! owner takes it only while it holds the claim.
+//! owner takes it only while it holds the claim. A break the door asks for (an
+//! epoch whose init is unchanged: an encoder reconnecting) travels as the
+//! [`DISCONTINUITY`] header on the next fragment, which the owner's ingest honours
+//! on a forwarded upload.
 //!
 //! Bounded: the door hands fragments over without waiting ([`FragmentSink`] never
 //! blocks) into a queue of [`QUEUE`] uploads, sent in order by one task per
@@ -11,17 +14,21 @@
 //! the encoder's reconnect is placed again.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
 
 use bytes::Bytes;
 use dvrclip_engine::StreamId;
 use dvrclip_ingest::door::{FragmentSink, SinkError};
+use http::header::{HeaderMap, HeaderValue};
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
 
 use super::forward::Forwarder;
+
+/// On a forwarded segment upload: open a discontinuity before it.
+pub const DISCONTINUITY: &str = "x-dvrclip-discontinuity";
 
 /// Uploads a publish may have queued for its owner; past it the publish is closed.
 pub const QUEUE: usize = 4;
@@ -42,6 +49,7 @@ pub struct PushCounters {
 struct Upload {
     url: String,
     bytes: Bytes,
+    discontinuity: bool,
 }
 
 /// One publish's fragments on their way to the stream's owner.
@@ -52,6 +60,7 @@ pub struct OwnerSink {
     /// Why the sender task gave up, once it has.
     failed: Arc<Mutex<Option<String>>>,
     next_segment: AtomicU64,
+    pending_break: AtomicBool,
     counters: Arc<PushCounters>,
 }
 
@@ -78,7 +87,11 @@ impl OwnerSink {
             while let Some(u) = rx.recv().await {
                 let started = Instant::now();
                 let len = u.bytes.len() as u64;
-                let reason = match forwarder.put(&u.url, u.bytes).await {
+                let mut headers = HeaderMap::new();
+                if u.discontinuity {
+                    headers.insert(DISCONTINUITY, HeaderValue::from_static("1"));
+                }
+                let reason = match forwarder.put(&u.url, headers, u.bytes).await {
                     Ok(status) if status.is_success() => {
                         task_counters.uploads.fetch_add(1, Relaxed);
                         task_counters.bytes.fetch_add(len, Relaxed);
@@ -100,16 +113,28 @@ impl OwnerSink {
             tx,
             failed,
             next_segment: AtomicU64::new(0),
+            pending_break: AtomicBool::new(false),
             counters,
         }
     }
 
-    fn send(&self, rendition: &str, file: &str, bytes: Bytes) -> Result<(), SinkError> {
+    fn send(
+        &self,
+        rendition: &str,
+        file: &str,
+        bytes: Bytes,
+        discontinuity: bool,
+    ) -> Result<(), SinkError> {
         if let Some(reason) = self.failed.lock().clone() {
             return Err(SinkError::Elsewhere(reason));
         }
         let url = format!("{}/{rendition}/{file}", self.base);
-        match self.tx.try_send(Upload { url, bytes }) {
+        let upload = Upload {
+            url,
+            bytes,
+            discontinuity,
+        };
+        match self.tx.try_send(upload) {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(_)) => {
                 let reason = format!("the owner falls behind: {QUEUE} uploads queued");
@@ -129,17 +154,18 @@ impl OwnerSink {
 
 impl FragmentSink for OwnerSink {
     fn push_init(&self, _: StreamId, rendition: &str, init: Bytes) -> Result<(), SinkError> {
-        self.send(rendition, "init.mp4", init)
+        self.send(rendition, "init.mp4", init, false)
     }
 
-    /// Not carried over HTTP: the owner opens a discontinuity for a new init, or
-    /// for a fragment whose start goes back (an epoch's first).
+    /// Carried by the next fragment's upload ([`DISCONTINUITY`]).
     fn break_discontinuity(&self, _: StreamId, _: &str) -> Result<(), SinkError> {
+        self.pending_break.store(true, Relaxed);
         Ok(())
     }
 
     fn push_segment(&self, _: StreamId, rendition: &str, fragment: Bytes) -> Result<(), SinkError> {
         let n = self.next_segment.fetch_add(1, Relaxed);
-        self.send(rendition, &format!("seg_{n}.m4s"), fragment)
+        let discontinuity = self.pending_break.swap(false, Relaxed);
+        self.send(rendition, &format!("seg_{n}.m4s"), fragment, discontinuity)
     }
 }

@@ -68,6 +68,26 @@ impl FragmentSink for Engine {
     }
 }
 
+/// A shared sink is the sink (callers holding an `Arc<Engine>` pass it as is).
+impl<T: FragmentSink + ?Sized> FragmentSink for Arc<T> {
+    fn push_init(&self, stream: StreamId, rendition: &str, init: Bytes) -> Result<(), SinkError> {
+        (**self).push_init(stream, rendition, init)
+    }
+
+    fn break_discontinuity(&self, stream: StreamId, rendition: &str) -> Result<(), SinkError> {
+        (**self).break_discontinuity(stream, rendition)
+    }
+
+    fn push_segment(
+        &self,
+        stream: StreamId,
+        rendition: &str,
+        fragment: Bytes,
+    ) -> Result<(), SinkError> {
+        (**self).push_segment(stream, rendition, fragment)
+    }
+}
+
 /// Where a publish goes, as a [`PublishRouter`] decided.
 #[derive(Debug)]
 pub enum Destination {

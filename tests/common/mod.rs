@@ -706,23 +706,50 @@ impl Nginx {
         upstreams: &[SocketAddr],
         tcp: Option<(u16, &[SocketAddr])>,
     ) -> Nginx {
+        Nginx::start_with_streams(port, upstreams, tcp, None)
+    }
+
+    /// As [`Nginx::start_with_tcp`], with `udp` a round-robin UDP balancer too, as
+    /// in front of SRT doors: a UDP session (a client's address and port) keeps its
+    /// upstream until silent for 30 s.
+    pub fn start_with_streams(
+        port: u16,
+        upstreams: &[SocketAddr],
+        tcp: Option<(u16, &[SocketAddr])>,
+        udp: Option<(u16, &[SocketAddr])>,
+    ) -> Nginx {
         let dir = temp_dir("nginx");
-        let (load, stream) = match tcp {
-            None => (String::new(), String::new()),
-            Some((tcp_port, tcp_upstreams)) => {
-                let servers: String = tcp_upstreams
-                    .iter()
-                    .map(|a| format!("    server {a};\n"))
-                    .collect();
-                (
-                    format!("load_module {NGINX_STREAM_MODULE};\n"),
-                    format!(
-                        "stream {{\n  upstream doors {{\n{servers}  }}\n\
-                         server {{\n    listen 127.0.0.1:{tcp_port};\n    proxy_pass doors;\n\
-                         proxy_connect_timeout 1s;\n  }}\n}}\n"
-                    ),
-                )
-            }
+        let block = |name: &str, listen: String, ups: &[SocketAddr], extra: &str| {
+            let servers: String = ups.iter().map(|a| format!("    server {a};\n")).collect();
+            format!(
+                "  upstream {name} {{\n{servers}  }}\n  server {{\n    listen {listen};\n\
+                 proxy_pass {name};\n{extra}  }}\n"
+            )
+        };
+        let mut blocks = String::new();
+        if let Some((p, ups)) = tcp {
+            blocks += &block(
+                "doors",
+                format!("127.0.0.1:{p}"),
+                ups,
+                "    proxy_connect_timeout 1s;\n",
+            );
+        }
+        if let Some((p, ups)) = udp {
+            blocks += &block(
+                "udp_doors",
+                format!("127.0.0.1:{p} udp"),
+                ups,
+                "    proxy_timeout 30s;\n",
+            );
+        }
+        let (load, stream) = if blocks.is_empty() {
+            (String::new(), String::new())
+        } else {
+            (
+                format!("load_module {NGINX_STREAM_MODULE};\n"),
+                format!("stream {{\n{blocks}}}\n"),
+            )
         };
         let servers: String = upstreams
             .iter()

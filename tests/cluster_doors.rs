@@ -1,15 +1,16 @@
-//! RTMP into a cluster with the real parts (`design/cluster.md` "Where a request
-//! goes"): etcd on loopback, three `dvrclip serve --rtmp-listen` nodes, nginx
-//! balancing HTTP and, through its `stream` module, TCP round robin to the nodes'
-//! RTMP doors; ffmpeg publishes `-f flv` through nginx three times, so each publish
-//! lands on the next node and two of them on a node that does not own the stream.
+//! The push doors in a cluster with the real parts (`design/cluster.md` "RTMP and
+//! SRT in a cluster"): etcd on loopback, three `dvrclip serve --rtmp-listen
+//! --srt-listen` nodes, nginx balancing HTTP and, through its `stream` module, TCP
+//! (RTMP) or UDP (SRT) round robin to the nodes' doors; ffmpeg publishes through
+//! nginx three times (`-f flv` to RTMP, `-f mpegts` to SRT), so each publish lands
+//! on the next node and two of them on a node that does not own the stream.
 //!
-//! `rtmp_publishes_through_nginx_reach_the_owner`: the first publish claims the
-//! stream on the node it lands on; the others are ended there, fragmented, and sent
-//! to the owner as HTTP uploads (`dvrclip_cluster_door_uploads_total` grows on the
-//! nodes that do not own it, and only one claim is ever made); every publish's
-//! media is in the owner's DVR, and a clip of each publish, cut through nginx,
-//! decodes.
+//! `rtmp_publishes_through_nginx_reach_the_owner`, `srt_…` the same: the first
+//! publish claims the stream on the node it lands on; the others are ended there,
+//! fragmented, and sent to the owner as HTTP uploads
+//! (`dvrclip_cluster_door_uploads_total` grows, only one claim is ever made); every
+//! publish's media is in the owner's DVR, and a clip of each publish, cut through
+//! nginx, decodes.
 
 mod common;
 
@@ -21,18 +22,35 @@ use common::*;
 use dvrclip::cluster::Etcd;
 use serde_json::Value;
 
-/// The rendition an RTMP publish feeds.
-const RENDITION: &str = "rtmp";
+/// A push door: its rendition, and ffmpeg's output format for it.
+#[derive(Clone, Copy)]
+enum Door {
+    Rtmp,
+    Srt,
+}
+
+impl Door {
+    fn rendition(self) -> &'static str {
+        match self {
+            Door::Rtmp => "rtmp",
+            Door::Srt => "srt",
+        }
+    }
+}
 
 /// `ffmpeg -re` publishing test video and a tone to `url` for `secs`.
-fn publish(url: &str, secs: u32) -> Child {
+fn publish(door: Door, url: &str, secs: u32) -> Child {
+    let format = match door {
+        Door::Rtmp => "flv",
+        Door::Srt => "mpegts",
+    };
     Command::new("ffmpeg")
         .args(["-hide_banner", "-nostdin", "-loglevel", "error", "-re"])
         .args(["-f", "lavfi", "-i", "testsrc2=size=320x180:rate=30"])
         .args(["-f", "lavfi", "-i", "sine=frequency=440"])
         .args(["-t", &secs.to_string()])
         .args(["-c:v", "libx264", "-preset", "veryfast", "-g", "30"])
-        .args(["-c:a", "aac", "-f", "flv", url])
+        .args(["-c:a", "aac", "-f", format, url])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -41,18 +59,27 @@ fn publish(url: &str, secs: u32) -> Child {
 }
 
 /// The rendition's last range in the DVR view through `lb`.
-fn last_range(lb: SocketAddr, sid: u64) -> Option<Value> {
+fn last_range(lb: SocketAddr, sid: u64, door: Door) -> Option<Value> {
     let d = dvr(lb, sid);
     let r = d["renditions"]
         .as_array()?
         .iter()
-        .find(|r| r["name"] == RENDITION)?
+        .find(|r| r["name"] == door.rendition())?
         .clone();
     r["ranges"].as_array()?.last().cloned()
 }
 
 #[test]
 fn rtmp_publishes_through_nginx_reach_the_owner() {
+    publishes_through_nginx_reach_the_owner(Door::Rtmp);
+}
+
+#[test]
+fn srt_publishes_through_nginx_reach_the_owner() {
+    publishes_through_nginx_reach_the_owner(Door::Srt);
+}
+
+fn publishes_through_nginx_reach_the_owner(door: Door) {
     let module = std::path::Path::new(NGINX_STREAM_MODULE);
     let stream_module = if module.exists() {
         Ok(())
@@ -74,11 +101,12 @@ fn rtmp_publishes_through_nginx_reach_the_owner() {
         .build()
         .unwrap();
     let etcd_client = Etcd::new(&[&etcd.url], Duration::from_secs(2)).unwrap();
-    let (lb_port, lb_rtmp) = (free_port(), free_port());
+    let (lb_port, lb_door) = (free_port(), free_port());
     let public = format!("http://127.0.0.1:{lb_port}");
     let nodes: Vec<(String, Server, SocketAddr)> = ["n1", "n2", "n3"]
         .iter()
         .map(|id| {
+            // One port for both doors: RTMP's is TCP, SRT's UDP.
             let rtmp = SocketAddr::from(([127, 0, 0, 1], free_port()));
             let s = Server::start(&[
                 "--cluster-etcd",
@@ -91,13 +119,18 @@ fn rtmp_publishes_through_nginx_reach_the_owner() {
                 &public,
                 "--rtmp-listen",
                 &rtmp.to_string(),
+                "--srt-listen",
+                &rtmp.to_string(),
             ]);
             (id.to_string(), s, rtmp)
         })
         .collect();
     let http: Vec<SocketAddr> = nodes.iter().map(|(_, s, _)| s.addr).collect();
     let doors: Vec<SocketAddr> = nodes.iter().map(|(_, _, r)| *r).collect();
-    let nginx = Nginx::start_with_tcp(lb_port, &http, Some((lb_rtmp, &doors)));
+    let nginx = match door {
+        Door::Rtmp => Nginx::start_with_tcp(lb_port, &http, Some((lb_door, &doors))),
+        Door::Srt => Nginx::start_with_streams(lb_port, &http, None, Some((lb_door, &doors))),
+    };
     let lb = nginx.addr;
 
     let stream = create_stream(lb, "cam");
@@ -109,12 +142,15 @@ fn rtmp_publishes_through_nginx_reach_the_owner() {
         .next()
         .unwrap()
         .to_owned();
-    let url = format!("rtmp://127.0.0.1:{lb_rtmp}/live/{key}");
+    let url = match door {
+        Door::Rtmp => format!("rtmp://127.0.0.1:{lb_door}/live/{key}"),
+        Door::Srt => format!("srt://127.0.0.1:{lb_door}?streamid={key}"),
+    };
 
     // Three publishes, one after another: round robin puts each on the next node.
     let mut ends = Vec::new();
     for round in 0..3 {
-        let mut ffmpeg = ChildGuard(publish(&url, 7));
+        let mut ffmpeg = ChildGuard(publish(door, &url, 7));
         let status = ffmpeg.0.wait().expect("ffmpeg");
         let mut err = String::new();
         if let Some(mut e) = ffmpeg.0.stderr.take() {
@@ -124,7 +160,7 @@ fn rtmp_publishes_through_nginx_reach_the_owner() {
         assert!(status.success(), "publish {round}: {status} {err}");
         // The publish's last fragments reach the owner shortly after it ends.
         let end = poll("the publish in the DVR", Duration::from_secs(15), || {
-            let r = last_range(lb, sid)?;
+            let r = last_range(lb, sid, door)?;
             let (start, end) = (r["start"].as_f64()?, r["end"].as_f64()?);
             let after = ends.last().is_none_or(|e| start > *e);
             (after && end - start >= 5.0).then_some((start, end))
@@ -159,6 +195,9 @@ fn rtmp_publishes_through_nginx_reach_the_owner() {
     // Two publishes of three landed on a node that does not own the stream.
     // (each: its init and at least three 2 s fragments of its 7 s).
     assert!(uploads >= 2 * 4, "{uploads} uploads forwarded");
-    let publishes = sum("dvrclip_rtmp_publishes_total");
+    let publishes = sum(match door {
+        Door::Rtmp => "dvrclip_rtmp_publishes_total",
+        Door::Srt => "dvrclip_srt_publishes_total",
+    });
     assert_eq!(publishes, 3);
 }

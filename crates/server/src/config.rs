@@ -703,7 +703,7 @@ mod tests {
             },
             ServeArgs {
                 cluster_etcd: Some("http://e:2379".into()),
-                demo: true,
+                demo: Some(true),
                 ..ServeArgs::default()
             },
         ] {

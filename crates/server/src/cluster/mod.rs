@@ -286,13 +286,13 @@ impl Cluster {
             (
                 "dvrclip_cluster_door_uploads_total",
                 "counter",
-                "Inits and fragments of RTMP publishes sent to the stream's owner.",
+                "Inits and fragments of RTMP and SRT publishes sent to the stream's owner.",
                 p.uploads.load(Relaxed),
             ),
             (
                 "dvrclip_cluster_door_bytes_total",
                 "counter",
-                "Bytes of RTMP publishes sent to the stream's owner.",
+                "Bytes of RTMP and SRT publishes sent to the stream's owner.",
                 p.bytes.load(Relaxed),
             ),
             (

@@ -1,4 +1,4 @@
-//! The sink a push door (RTMP) sends a publish's fragments into when another node
+//! The sink a push door (RTMP, SRT) sends a publish's fragments into when another node
 //! owns the stream (`design/cluster.md` "Where a request goes"): each init and
 //! fragment becomes an HTTP PUT ingest upload to the owner (`init.mp4`,
 //! `seg_{n}.m4s` under the door's rendition), marked with the loop header so the

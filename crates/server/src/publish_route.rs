@@ -1,11 +1,11 @@
-//! Where a push door's (RTMP, SRT) publish goes, in a cluster
-//! (`design/cluster.md` "Where a request goes"): the door's [`PublishRouter`], so
-//! the ingest crate knows nothing of etcd or forwarding. A key is resolved in the engine, else in the stream records;
-//! the stream is placed as an HTTP upload is (`Cluster::place`, claiming it when
-//! nobody owns it): owned here, the publish goes into the engine (the stream taken
-//! in from its record by the claim); owned elsewhere, the door still ends the
-//! protocol and runs the fragmenter, and its fragments go to the owner through an
-//! `OwnerSink`.
+//! Where a push door's (RTMP, SRT) publish goes, in a cluster (`design/cluster.md`
+//! "Where a request goes"): the door's [`PublishRouter`], so the ingest crate knows
+//! nothing of etcd or forwarding. A key is resolved in the engine, else in the
+//! stream records; the stream is placed as an HTTP upload is (`Cluster::place`,
+//! claiming it when nobody owns it): owned here, the publish goes into the engine
+//! (the stream taken in from its record by the claim); owned elsewhere, the door
+//! still ends the protocol and runs the fragmenter, and its fragments go to the
+//! owner through an `OwnerSink`.
 
 use std::sync::Arc;
 

@@ -701,6 +701,9 @@ impl Drop for EtcdServer {
 /// Debian's nginx, by path: `/usr/sbin` is not on a user's `PATH`.
 pub const NGINX: &str = "/usr/sbin/nginx";
 
+/// nginx's TCP/UDP balancer module, Debian's `libnginx-mod-stream`.
+pub const NGINX_STREAM_MODULE: &str = "/usr/lib/nginx/modules/ngx_stream_module.so";
+
 /// nginx ([`NGINX`]) in the foreground as a round-robin HTTP balancer in
 /// front of `upstreams`, with its own temp prefix and config; never as root (under
 /// root it is started as `nobody` through `setpriv`). Bodies stream both ways, as a
@@ -715,14 +718,69 @@ pub struct Nginx {
 impl Nginx {
     /// Starts it on `port` (from [`free_port`]) and waits until it answers.
     pub fn start(port: u16, upstreams: &[SocketAddr]) -> Nginx {
+        Nginx::start_with_tcp(port, upstreams, None)
+    }
+
+    /// As [`Nginx::start`], and with `tcp` (a port and its upstreams) also a
+    /// round-robin TCP balancer (the `stream` module, [`NGINX_STREAM_MODULE`]), as in
+    /// front of RTMP doors.
+    pub fn start_with_tcp(
+        port: u16,
+        upstreams: &[SocketAddr],
+        tcp: Option<(u16, &[SocketAddr])>,
+    ) -> Nginx {
+        Nginx::start_with_streams(port, upstreams, tcp, None)
+    }
+
+    /// As [`Nginx::start_with_tcp`], with `udp` a round-robin UDP balancer too, as
+    /// in front of SRT doors: a UDP session (a client's address and port) keeps its
+    /// upstream until silent for 30 s.
+    pub fn start_with_streams(
+        port: u16,
+        upstreams: &[SocketAddr],
+        tcp: Option<(u16, &[SocketAddr])>,
+        udp: Option<(u16, &[SocketAddr])>,
+    ) -> Nginx {
         let dir = temp_dir("nginx");
+        let block = |name: &str, listen: String, ups: &[SocketAddr], extra: &str| {
+            let servers: String = ups.iter().map(|a| format!("    server {a};\n")).collect();
+            format!(
+                "  upstream {name} {{\n{servers}  }}\n  server {{\n    listen {listen};\n\
+                 proxy_pass {name};\n{extra}  }}\n"
+            )
+        };
+        let mut blocks = String::new();
+        if let Some((p, ups)) = tcp {
+            blocks += &block(
+                "doors",
+                format!("127.0.0.1:{p}"),
+                ups,
+                "    proxy_connect_timeout 1s;\n",
+            );
+        }
+        if let Some((p, ups)) = udp {
+            blocks += &block(
+                "udp_doors",
+                format!("127.0.0.1:{p} udp"),
+                ups,
+                "    proxy_timeout 30s;\n",
+            );
+        }
+        let (load, stream) = if blocks.is_empty() {
+            (String::new(), String::new())
+        } else {
+            (
+                format!("load_module {NGINX_STREAM_MODULE};\n"),
+                format!("stream {{\n{blocks}}}\n"),
+            )
+        };
         let servers: String = upstreams
             .iter()
             .map(|a| format!("    server {a} max_fails=1 fail_timeout=30s;\n"))
             .collect();
         let d = dir.display();
         let conf = format!(
-            "daemon off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\n\
+            "{load}daemon off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\n\
              events {{ worker_connections 512; }}\n\
              http {{\n  access_log off;\n\
                client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
@@ -734,7 +792,7 @@ impl Nginx {
                  proxy_set_header Connection \"\";\n\
                  proxy_connect_timeout 1s;\n\
                  proxy_next_upstream error timeout non_idempotent;\n\
-                 location / {{ proxy_pass http://nodes; }}\n  }}\n}}\n"
+                 location / {{ proxy_pass http://nodes; }}\n  }}\n}}\n{stream}"
         );
         std::fs::write(dir.join("nginx.conf"), conf).unwrap();
         let root = Command::new("id")

@@ -16,7 +16,8 @@
 //!
 //! - [`srt`]: SRT push (`srt://host:port?streamid={key}`), MPEG-TS through [`ts`].
 //!   [`publishers`] keeps one publisher per stream across both push doors; what
-//!   their media paths share (storing fragments, counters as text) is `door`.
+//!   their media paths share (where fragments go, storing them, counters as text) is
+//!   [`door`].
 //!
 //! - [`ts`]: MPEG-TS (SRT pushes, pulled MPEG-TS HLS) demuxed into elementary
 //!   streams through the CMAF fragmenter ([`ts::TsPublish`]).
@@ -27,7 +28,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-mod door;
+pub mod door;
 pub mod flv;
 pub mod publishers;
 pub mod pull;

@@ -106,11 +106,17 @@ async fn run(mut config: Config) -> Result<(), Box<dyn std::error::Error>> {
     println!("dvrclip listening on http://{addr}");
     // One publisher per stream, whichever push door it comes through.
     let publishers = Arc::new(Publishers::default());
+    // In a cluster a publish is placed as an upload is: here, or sent to its owner.
+    let router = app.cluster.as_ref().map(|c| {
+        let r = crate::publish_route::ClusterRouter::new(app.engine.clone(), c.clone());
+        r as Arc<dyn dvrclip_ingest::door::PublishRouter>
+    });
     let rtmp_task = rtmp.map(|listener| {
-        let door = dvrclip_ingest::rtmp::RtmpDoor::sharing(
+        let door = dvrclip_ingest::rtmp::RtmpDoor::routed(
             app.engine.clone(),
             Default::default(),
             publishers.clone(),
+            router.clone(),
         );
         let _ = app.rtmp.set(door.clone());
         info!(addr = ?app.config.rtmp_listen, "rtmp listening");
@@ -118,11 +124,12 @@ async fn run(mut config: Config) -> Result<(), Box<dyn std::error::Error>> {
     });
     let srt_task = match srt {
         Some(socket) => {
-            let door = SrtDoor::new(
+            let door = SrtDoor::routed(
                 app.engine.clone(),
                 srt_limits,
                 app.config.srt_passphrase.as_deref(),
                 publishers,
+                router,
             )?;
             let _ = app.srt.set(door.clone());
             info!(addr = ?app.config.srt_listen, "srt listening");

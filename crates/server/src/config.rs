@@ -391,12 +391,12 @@ impl Config {
         };
         let rtmp_listen = a.rtmp_listen.or_else(|| next_to_listen(1935));
         let srt_listen = a.srt_listen.or_else(|| next_to_listen(8890));
-        // Not built for a cluster (design/cluster.md "Built so far"): an RTMP or SRT
-        // publish would land in this node's engine without a claim, and the demo
-        // stream takes an id the cluster's counter may hand out again.
-        if cluster.is_some() && (demo || rtmp_listen.is_some() || srt_listen.is_some()) {
+        // Not built for a cluster (design/cluster.md "Built so far"): the demo stream
+        // takes an id the cluster's counter may hand out again. RTMP and SRT
+        // publishes are placed as uploads are (`publish_route`).
+        if cluster.is_some() && demo {
             return Err(ConfigError::Invalid(
-                "--cluster-etcd takes HTTP ingest only for now: not with --demo, --rtmp-listen or --srt-listen"
+                "--cluster-etcd is not for --demo: its stream takes an id outside the cluster's counter"
                     .into(),
             ));
         }
@@ -677,6 +677,15 @@ mod tests {
         assert_eq!(c.node_id, "n1");
         assert_eq!(c.lease_ttl, Duration::from_secs(5));
         assert_eq!(c.advertise_url, None);
+        // RTMP and SRT are placed in a cluster as uploads are.
+        let doors = Config::resolve(&ServeArgs {
+            cluster_etcd: Some("http://e:2379".into()),
+            node_id: Some("n1".into()),
+            rtmp_listen: Some("127.0.0.1:1935".parse().unwrap()),
+            srt_listen: Some("127.0.0.1:8890".parse().unwrap()),
+            ..ServeArgs::default()
+        });
+        assert!(doors.is_ok_and(|c| c.rtmp_listen.is_some() && c.srt_listen.is_some()));
         for bad in [
             ServeArgs {
                 cluster_etcd: Some("etcd:2379".into()),
@@ -694,7 +703,7 @@ mod tests {
             },
             ServeArgs {
                 cluster_etcd: Some("http://e:2379".into()),
-                rtmp_listen: Some("127.0.0.1:1935".parse().unwrap()),
+                demo: Some(true),
                 ..ServeArgs::default()
             },
         ] {

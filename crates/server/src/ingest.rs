@@ -8,6 +8,8 @@
 //! was. Status codes follow the DASH-IF Live Media Ingest spec: 403 wrong key, 412
 //! no or mismatched init, 415 unsupported codec, 413 too large, 400 anything
 //! malformed. A DELETE removes nothing: the DVR window alone decides what falls off.
+//! A segment another node forwarded from its RTMP door may ask for a discontinuity
+//! before it ([`DISCONTINUITY`]: that door's publish started an epoch).
 
 use bytes::Bytes;
 use dvrclip_ingest::{FileKind, Stored, Upload};
@@ -16,6 +18,8 @@ use http::request::Parts;
 use http_body::Body;
 
 use crate::app::App;
+use crate::cluster::forward::Forwarder;
+use crate::cluster::push::DISCONTINUITY;
 use crate::error::ApiError;
 use crate::http::body::read_request;
 use crate::http::{HttpResponse, full};
@@ -55,6 +59,12 @@ where
     let limits = limits.body(max_bytes);
     let bytes = read_request(&parts.headers, body, limits, &app.bodies, spool).await?;
     let len = bytes.len();
+    if let (FileKind::Segment, Some(rendition)) = (upload.kind, upload.rendition)
+        && parts.headers.contains_key(DISCONTINUITY)
+        && Forwarder::is_forwarded(&parts.headers)
+    {
+        app.engine.break_discontinuity(upload.stream, rendition)?;
+    }
     let status = status_of(upload.store(&app.engine, bytes)?);
     app.metrics.record_ingest(len);
     Ok(full(status, "text/plain", Bytes::new()))

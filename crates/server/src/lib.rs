@@ -4,7 +4,8 @@
 //! - [`cli`]: the binary's command line;
 //! - [`service`]: every request from its [`route`] to its response; the
 //!   `tower::Service` an embedding router mounts; [`steer`]: in a cluster, which
-//!   node answers it;
+//!   node answers it; [`publish_route`]: in a cluster, where an RTMP or SRT
+//!   publish goes;
 //! - [`api`] (the Gcore-compatible JSON API), [`public`] (clip, live and VOD links),
 //!   [`ingest`] (HTTP uploads), [`ops`] (health, metrics), [`console`] (the browser
 //!   clipping console's static files): the handlers;
@@ -38,6 +39,7 @@ pub mod mp4_cache;
 pub mod ops;
 pub mod playlist_cache;
 pub mod public;
+pub mod publish_route;
 pub mod pullers;
 pub mod route;
 pub mod service;

@@ -2,6 +2,11 @@
 //! bytes to write back out; the handshake and the chunk stream are `rml_rtmp`'s, the
 //! policy (which app, which key, one publisher per key, the caps of `super`'s
 //! module doc) is here, and so is the hand-off of media to [`Publish`].
+//!
+//! The key is resolved in the engine at the publish command, unless the connection
+//! defers it ([`Connection::deferring`]: a server with a [`PublishRouter`](crate::door::PublishRouter)):
+//! then the command waits in [`Connection::pending_publish`] until the caller
+//! answers it with [`Connection::decide`].
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
@@ -14,6 +19,7 @@ use rml_rtmp::sessions::{
 };
 
 use super::publish::{Publish, PublishError, PublishStats};
+use crate::door::{Destination, FragmentSink, RouteRefusal};
 use crate::publishers::Lease;
 pub use crate::publishers::Publishers;
 
@@ -70,6 +76,9 @@ pub enum RtmpError {
     /// The stream is deactivated.
     #[error("stream {0:?} is not active")]
     Inactive(StreamId),
+    /// The server could not place the publish now.
+    #[error("{0}")]
+    Unplaced(String),
     /// Another connection publishes to this stream.
     #[error("stream {0:?} already has a publisher")]
     AlreadyPublishing(StreamId),
@@ -95,7 +104,9 @@ pub struct Connection {
     received: u64,
     since_event: u64,
     commands: u64,
-    publish: Option<(Publish, Lease)>,
+    publish: Option<(Publish, Lease, Arc<dyn FragmentSink>)>,
+    defer: bool,
+    pending: Option<(u32, String)>,
 }
 
 impl std::fmt::Debug for Connection {
@@ -119,17 +130,88 @@ impl Connection {
             since_event: 0,
             commands: 0,
             publish: None,
+            defer: false,
+            pending: None,
+        }
+    }
+
+    /// A connection whose publish command waits for [`Connection::decide`].
+    pub fn deferring(
+        engine: Arc<Engine>,
+        publishers: Arc<Publishers>,
+        limits: ConnectionLimits,
+    ) -> Self {
+        Connection {
+            defer: true,
+            ..Connection::new(engine, publishers, limits)
+        }
+    }
+
+    /// The key of a publish command waiting for [`Connection::decide`].
+    pub fn pending_publish(&self) -> Option<&str> {
+        self.pending.as_ref().map(|(_, k)| k.as_str())
+    }
+
+    /// Answers the waiting publish command with where it goes; appends the answer
+    /// to `out`. A refusal closes the connection (after `out` is written).
+    pub fn decide(
+        &mut self,
+        decided: Result<Destination, RouteRefusal>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), RtmpError> {
+        let Some((request_id, _)) = self.pending.take() else {
+            return Ok(());
+        };
+        let State::Session(session) = &mut self.state else {
+            return Ok(());
+        };
+        let protocol =
+            |e: rml_rtmp::sessions::ServerSessionError| RtmpError::Protocol(e.to_string());
+        let claimed = match decided {
+            Ok(Destination::Local(stream)) => {
+                if self.engine.stream(stream).is_ok_and(|s| s.active) {
+                    let sink: Arc<dyn FragmentSink> = self.engine.clone();
+                    self.publishers
+                        .claim(stream)
+                        .map(|l| (l, sink))
+                        .ok_or(RtmpError::AlreadyPublishing(stream))
+                } else {
+                    Err(RtmpError::Inactive(stream))
+                }
+            }
+            Ok(Destination::Sink(stream, sink)) => self
+                .publishers
+                .claim(stream)
+                .map(|l| (l, sink))
+                .ok_or(RtmpError::AlreadyPublishing(stream)),
+            Err(RouteRefusal::UnknownKey) => Err(RtmpError::UnknownKey),
+            Err(RouteRefusal::Inactive(s)) => Err(RtmpError::Inactive(s)),
+            Err(e @ RouteRefusal::Unavailable(_)) => Err(RtmpError::Unplaced(e.to_string())),
+        };
+        match claimed {
+            Ok((lease, sink)) => {
+                self.publish = Some((Publish::new(lease.stream()), lease, sink));
+                let r = session.accept_request(request_id).map_err(protocol)?;
+                self.process(r, out)
+            }
+            Err(refused) => {
+                let r = session
+                    .reject_request(request_id, "NetStream.Publish.BadName", "refused")
+                    .map_err(protocol)?;
+                write_all(r, out);
+                Err(refused)
+            }
         }
     }
 
     /// The stream this connection publishes, once accepted.
     pub fn publishing(&self) -> Option<StreamId> {
-        self.publish.as_ref().map(|(_, l)| l.stream())
+        self.publish.as_ref().map(|(_, l, _)| l.stream())
     }
 
     /// What the publish did so far.
     pub fn stats(&self) -> Option<PublishStats> {
-        self.publish.as_ref().map(|(p, _)| p.stats())
+        self.publish.as_ref().map(|(p, _, _)| p.stats())
     }
 
     /// Bytes this connection may hold beside its socket buffers: what `rml_rtmp`
@@ -140,7 +222,7 @@ impl Connection {
             + self
                 .publish
                 .as_ref()
-                .map_or(0, |(p, _)| p.held_bytes() as u64)
+                .map_or(0, |(p, _, _)| p.held_bytes() as u64)
     }
 
     /// Takes bytes read from the socket; appends what to write back to `out`. An
@@ -188,10 +270,10 @@ impl Connection {
     /// fragments, and the stream's publisher slot is freed. Returns the publish's
     /// final stats, if there was one.
     pub fn finish(&mut self) -> Result<Option<PublishStats>, RtmpError> {
-        let Some((mut p, lease)) = self.publish.take() else {
+        let Some((mut p, lease, sink)) = self.publish.take() else {
             return Ok(None);
         };
-        let flushed = p.finish(&self.engine);
+        let flushed = p.finish(&*sink);
         drop(lease);
         flushed?;
         Ok(Some(p.stats()))
@@ -236,13 +318,13 @@ impl Connection {
 
     fn media(&mut self, video: bool, data: &Bytes, ms: u32) -> Result<(), RtmpError> {
         // rml_rtmp raises media only for a stream it accepted as publishing.
-        let Some((p, _)) = self.publish.as_mut() else {
+        let Some((p, _, sink)) = self.publish.as_mut() else {
             return Ok(());
         };
         if video {
-            p.video(&self.engine, data, ms)?;
+            p.video(&**sink, data, ms)?;
         } else {
-            p.audio(&self.engine, data, ms)?;
+            p.audio(&**sink, data, ms)?;
         }
         Ok(())
     }
@@ -276,17 +358,21 @@ impl Connection {
                 stream_key,
                 ..
             } => {
-                let claimed = if self.publish.is_some() {
+                let claimed = if self.publish.is_some() || self.pending.is_some() {
                     Err(RtmpError::Protocol(
                         "a second publish on one connection".into(),
                     ))
+                } else if self.defer && is_safe_name(&stream_key) {
+                    self.pending = Some((request_id, stream_key));
+                    return Ok(Vec::new());
                 } else {
                     claim(&self.engine, &self.publishers, &stream_key)
                 };
                 let refused = match claimed {
                     Ok(lease) => {
                         let stream = lease.stream();
-                        self.publish = Some((Publish::new(stream), lease));
+                        let sink: Arc<dyn FragmentSink> = self.engine.clone();
+                        self.publish = Some((Publish::new(stream), lease, sink));
                         return session.accept_request(request_id).map_err(protocol);
                     }
                     Err(e) => e,

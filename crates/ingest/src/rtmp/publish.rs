@@ -1,7 +1,9 @@
 //! One publish's media path: FLV tag bodies with their RTMP timestamps in, CMAF
-//! fragments into the engine out (`flv` → `dvrclip_fmp4::Fragmenter` →
-//! [`Engine::push_init_bytes`] / [`Engine::push_segment_bytes`]). No I/O: the engine
-//! is in memory, so the fuzz target drives this with the connection around it.
+//! fragments into a [`FragmentSink`] out (`flv` → `dvrclip_fmp4::Fragmenter` →
+//! the local engine (`Engine::push_init_bytes`, `Engine::push_segment_bytes`),
+//! or the server's sink for a stream another node owns). No I/O: the engine is in
+//! memory and a sink never waits, so the fuzz target drives this with the
+//! connection around it.
 //!
 //! # Time
 //! RTMP timestamps are 32-bit milliseconds; they are unwrapped to 64 bits by signed
@@ -16,18 +18,19 @@
 //! sequence headers seen by then. A sequence header that differs from the one in use
 //! (a new resolution, a track appearing), or video time going back more than a
 //! second at a keyframe (an encoder that reset its clock), flushes it and starts an
-//! epoch: a new fragmenter, its init pushed, and [`Engine::break_discontinuity`]
+//! epoch: a new fragmenter, its init pushed, and [`FragmentSink::break_discontinuity`]
 //! so the engine opens a discontinuity anchored on arrival even when the init is
 //! byte-identical (without video, a second's regression of the audio does it). A new
 //! publish (an encoder reconnecting) starts in a new epoch too. A smaller regression
 //! drops the sample (video: until the next keyframe).
 
 use bytes::Bytes;
-use dvrclip_engine::{Engine, StreamId};
+use dvrclip_engine::StreamId;
 use dvrclip_fmp4::fragment::{
     CodecConfig, Fragment, FragmentError, Fragmenter, InputSample, Options, TrackConfig,
 };
 
+use crate::door::{FragmentSink, SinkError};
 use crate::flv::{self, Codec, FlvError, Tag};
 
 /// The rendition an RTMP publish feeds: one per publish, the encoder's own stream.
@@ -55,6 +58,18 @@ pub enum PublishError {
     /// The engine refused the init or a fragment.
     #[error(transparent)]
     Engine(#[from] dvrclip_engine::Error),
+    /// A sink elsewhere (another node) refused a fragment or could not keep up.
+    #[error("fragments not delivered: {0}")]
+    Elsewhere(String),
+}
+
+impl From<SinkError> for PublishError {
+    fn from(e: SinkError) -> Self {
+        match e {
+            SinkError::Engine(e) => PublishError::Engine(e),
+            SinkError::Elsewhere(m) => PublishError::Elsewhere(m),
+        }
+    }
 }
 
 /// What a publish did, for its log line.
@@ -140,7 +155,7 @@ impl Publish {
     /// One video message body at RTMP time `raw_ms`.
     pub fn video(
         &mut self,
-        engine: &Engine,
+        engine: &dyn FragmentSink,
         body: &Bytes,
         raw_ms: u32,
     ) -> Result<(), PublishError> {
@@ -194,7 +209,7 @@ impl Publish {
     /// One audio message body at RTMP time `raw_ms`.
     pub fn audio(
         &mut self,
-        engine: &Engine,
+        engine: &dyn FragmentSink,
         body: &Bytes,
         raw_ms: u32,
     ) -> Result<(), PublishError> {
@@ -262,13 +277,13 @@ impl Publish {
     }
 
     /// The publish ended: what is held becomes the last fragments.
-    pub fn finish(&mut self, engine: &Engine) -> Result<(), PublishError> {
+    pub fn finish(&mut self, engine: &dyn FragmentSink) -> Result<(), PublishError> {
         self.end_epoch(engine)
     }
 
     fn config(
         &mut self,
-        engine: &Engine,
+        engine: &dyn FragmentSink,
         video: bool,
         codec: Codec,
         config: Bytes,
@@ -288,7 +303,7 @@ impl Publish {
         self.end_epoch(engine)
     }
 
-    fn epoch(&mut self, engine: &Engine, ms: i64) -> Result<&mut Epoch, PublishError> {
+    fn epoch(&mut self, engine: &dyn FragmentSink, ms: i64) -> Result<&mut Epoch, PublishError> {
         let slot = &mut self.epoch;
         if let Some(e) = slot {
             return Ok(e);
@@ -335,7 +350,7 @@ impl Publish {
             ..Options::default()
         };
         let fragmenter = Fragmenter::new(tracks, options)?;
-        engine.push_init_bytes(self.stream, RENDITION, fragmenter.init_segment().clone())?;
+        engine.push_init(self.stream, RENDITION, fragmenter.init_segment().clone())?;
         engine.break_discontinuity(self.stream, RENDITION)?;
         self.stats.epochs += 1;
         Ok(slot.insert(Epoch {
@@ -348,12 +363,17 @@ impl Publish {
         }))
     }
 
-    fn push(&mut self, engine: &Engine, ms: i64, sample: InputSample) -> Result<(), PublishError> {
+    fn push(
+        &mut self,
+        engine: &dyn FragmentSink,
+        ms: i64,
+        sample: InputSample,
+    ) -> Result<(), PublishError> {
         let fragments = self.epoch(engine, ms)?.fragmenter.push(sample)?;
         self.store(engine, fragments)
     }
 
-    fn end_epoch(&mut self, engine: &Engine) -> Result<(), PublishError> {
+    fn end_epoch(&mut self, engine: &dyn FragmentSink) -> Result<(), PublishError> {
         let Some(mut e) = self.epoch.take() else {
             return Ok(());
         };
@@ -361,7 +381,11 @@ impl Publish {
         self.store(engine, fragments)
     }
 
-    fn store(&mut self, engine: &Engine, fragments: Vec<Fragment>) -> Result<(), PublishError> {
+    fn store(
+        &mut self,
+        engine: &dyn FragmentSink,
+        fragments: Vec<Fragment>,
+    ) -> Result<(), PublishError> {
         let stats = &mut self.stats;
         crate::door::store_fragments(engine, self.stream, RENDITION, fragments, |len| {
             stats.fragments += 1;

@@ -2,7 +2,9 @@
 //! buffer and feeding [`Connection`]; the timeouts, the connection cap, the memory
 //! reservation and the counters. Dropping the future (or `shutdown` resolving) closes
 //! every connection; what a publish held is flushed into the engine first only when
-//! the peer closes, not at shutdown.
+//! the peer closes, not at shutdown. With a [`PublishRouter`] (a cluster), a
+//! publish's key is resolved by it, within the publish deadline, and the publish
+//! goes where it says (the engine, or its sink).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -16,6 +18,7 @@ use tracing::{info, warn};
 
 use super::connection::{Connection, ConnectionLimits, Publishers, RtmpError};
 use super::publish::PublishStats;
+use crate::door::{PublishRouter, RouteRefusal};
 
 /// What a connection is counted for in the memory budget before it holds any media:
 /// its task, its 16 KiB read buffer, `rml_rtmp`'s session and handshake state.
@@ -130,6 +133,7 @@ pub struct RtmpDoor {
     /// Counters.
     pub counters: RtmpCounters,
     limits: RtmpLimits,
+    router: Option<Arc<dyn PublishRouter>>,
 }
 
 impl RtmpDoor {
@@ -145,11 +149,23 @@ impl RtmpDoor {
         limits: RtmpLimits,
         publishers: Arc<Publishers>,
     ) -> Arc<Self> {
+        Self::routed(engine, limits, publishers, None)
+    }
+
+    /// A door sharing `publishers` whose publishes go where `router` says (the
+    /// engine or a sink of the server's); without one, as [`RtmpDoor::sharing`].
+    pub fn routed(
+        engine: Arc<Engine>,
+        limits: RtmpLimits,
+        publishers: Arc<Publishers>,
+        router: Option<Arc<dyn PublishRouter>>,
+    ) -> Arc<Self> {
         Arc::new(RtmpDoor {
             engine,
             publishers,
             counters: RtmpCounters::default(),
             limits,
+            router,
         })
     }
 
@@ -209,11 +225,11 @@ impl RtmpDoor {
     /// timeout, a reset), what its publish holds is flushed into the engine: those
     /// samples arrived whole.
     async fn connection(&self, socket: TcpStream) -> Result<Option<PublishStats>, Closed> {
-        let mut conn = Connection::new(
-            Arc::clone(&self.engine),
-            Arc::clone(&self.publishers),
-            self.limits.connection,
-        );
+        let (engine, publishers) = (Arc::clone(&self.engine), Arc::clone(&self.publishers));
+        let mut conn = match self.router {
+            Some(_) => Connection::deferring(engine, publishers, self.limits.connection),
+            None => Connection::new(engine, publishers, self.limits.connection),
+        };
         let mut last = None;
         let pumped = self.pump(&mut conn, socket, &mut last).await;
         let finished = conn.finish();
@@ -256,7 +272,15 @@ impl RtmpDoor {
                 return Ok(());
             }
             self.counters.bytes.fetch_add(n as u64, Relaxed);
-            let fed = conn.feed(&buf[..n], &mut out);
+            let mut fed = conn.feed(&buf[..n], &mut out);
+            if fed.is_ok()
+                && let (Some(key), Some(router)) = (conn.pending_publish(), &self.router)
+            {
+                let decided = tokio::time::timeout_at(deadline, router.route(key))
+                    .await
+                    .unwrap_or_else(|_| Err(RouteRefusal::Unavailable("timed out".into())));
+                fed = conn.decide(decided, &mut out);
+            }
             if !out.is_empty() {
                 let write = socket.write_all(&out);
                 match tokio::time::timeout(self.limits.send_timeout, write).await {

@@ -11,6 +11,7 @@ use futures_util::StreamExt;
 use srt_tokio::SrtSocket;
 
 use super::serve::SrtCounters;
+use crate::door::FragmentSink;
 use crate::publishers::Lease;
 use crate::ts::{TsError, TsPublish, TsStats};
 
@@ -54,6 +55,7 @@ pub(super) enum Ended {
 /// However it ends, what [`TsPublish`] holds is flushed first.
 pub(super) async fn run(
     engine: &Engine,
+    sink: &dyn FragmentSink,
     counters: &SrtCounters,
     limits: &PublishLimits,
     lease: Lease,
@@ -61,6 +63,7 @@ pub(super) async fn run(
 ) -> Result<TsStats, Ended> {
     let (stats, ended) = receive(
         engine,
+        sink,
         lease.stream(),
         &mut socket,
         limits,
@@ -100,13 +103,14 @@ pub(super) enum Received {
 /// ([`super::pull`]).
 pub(super) async fn receive(
     engine: &Engine,
+    sink: &dyn FragmentSink,
     stream: StreamId,
     socket: &mut SrtSocket,
     limits: &PublishLimits,
     mut seen: impl FnMut(u64, u64),
 ) -> (TsStats, Received) {
     let mut ts = TsPublish::new(stream, RENDITION);
-    let _ = engine.break_discontinuity(stream, RENDITION);
+    let _ = sink.break_discontinuity(stream, RENDITION);
     let base = limits.connection_bytes;
     let mut reserved = base;
     let mut reservation = engine.reserve_memory(reserved);
@@ -121,7 +125,7 @@ pub(super) async fn receive(
             Ok(None | Some(Err(_))) => break,
             Ok(Some(Ok((_, bytes)))) => bytes,
         };
-        let fed = ts.feed(engine, &message);
+        let fed = ts.feed(sink, &message);
         let now = ts.stats().fragments;
         seen(message.len() as u64, now.saturating_sub(fragments));
         fragments = now;
@@ -136,7 +140,7 @@ pub(super) async fn receive(
             reservation = engine.reserve_memory(reserved);
         }
     }
-    let finished = ts.finish(engine);
+    let finished = ts.finish(sink);
     let stats = ts.stats();
     seen(0, stats.fragments.saturating_sub(fragments));
     drop(reservation);

@@ -112,7 +112,7 @@ pub async fn pull(
         .await
         .map_err(|_| SrtPullError::Timeout("connect"))?
         .map_err(SrtPullError::Call)?;
-    let (stats, ended) = receive(engine, stream, &mut socket, limits, |_, _| {}).await;
+    let (stats, ended) = receive(engine, engine, stream, &mut socket, limits, |_, _| {}).await;
     let _ = tokio::time::timeout(Duration::from_secs(1), socket.close_and_finish()).await;
     match ended {
         Received::Closed => Ok(stats),

@@ -28,7 +28,11 @@ use tracing::{info, warn};
 
 use super::publish::{Ended, PublishLimits, run};
 use super::streamid::ingest_key;
+use crate::door::{Destination, FragmentSink, PublishRouter, RouteRefusal};
 use crate::publishers::{Lease, Publishers};
+
+/// How long a router may take to place a caller.
+const ROUTE_DEADLINE: Duration = Duration::from_secs(10);
 
 /// The door's settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -189,6 +193,8 @@ pub(super) enum Refusal {
     Encryption,
     #[error("at the connection limit")]
     Full,
+    #[error("the publish cannot be placed now: {0}")]
+    Unplaced(String),
 }
 
 impl Refusal {
@@ -201,6 +207,7 @@ impl Refusal {
             Refusal::AlreadyPublishing(_) => ServerRejectReason::Conflict,
             Refusal::Encryption => ServerRejectReason::Unacceptable,
             Refusal::Full => ServerRejectReason::Overload,
+            Refusal::Unplaced(_) => ServerRejectReason::Down,
         })
     }
 }
@@ -214,6 +221,7 @@ pub struct SrtDoor {
     pub counters: SrtCounters,
     limits: SrtLimits,
     passphrase: Option<Passphrase>,
+    router: Option<Arc<dyn PublishRouter>>,
 }
 
 impl SrtDoor {
@@ -227,6 +235,18 @@ impl SrtDoor {
         passphrase: Option<&str>,
         publishers: Arc<Publishers>,
     ) -> Result<Arc<Self>, BadPassphrase> {
+        Self::routed(engine, limits, passphrase, publishers, None)
+    }
+
+    /// As [`SrtDoor::new`], its publishes going where `router` says (the engine or a
+    /// sink of the server's); without one, as [`SrtDoor::new`].
+    pub fn routed(
+        engine: Arc<Engine>,
+        limits: SrtLimits,
+        passphrase: Option<&str>,
+        publishers: Arc<Publishers>,
+        router: Option<Arc<dyn PublishRouter>>,
+    ) -> Result<Arc<Self>, BadPassphrase> {
         let passphrase = passphrase
             .map(|p| Passphrase::try_from(p.to_owned()).map_err(|_| BadPassphrase(p.len())))
             .transpose()?;
@@ -236,6 +256,7 @@ impl SrtDoor {
             counters: SrtCounters::default(),
             limits,
             passphrase,
+            router,
         }))
     }
 
@@ -331,10 +352,10 @@ impl SrtDoor {
         let decided = if open > self.limits.max_connections {
             Err(Refusal::Full)
         } else {
-            self.decide(&request)
+            self.decide(&request).await
         };
-        let lease = match decided {
-            Ok(lease) => lease,
+        let (lease, sink) = match decided {
+            Ok(decided) => decided,
             Err(refusal) => {
                 self.counters.refused.fetch_add(1, Relaxed);
                 // The streamid is not logged: it carries a secret key.
@@ -364,6 +385,7 @@ impl SrtDoor {
         info!(%peer, %stream, "srt publish started");
         match run(
             &self.engine,
+            &*sink,
             &self.counters,
             &self.limits.publish,
             lease,
@@ -384,12 +406,43 @@ impl SrtDoor {
     }
 
     /// The access decision: the key names an active stream nobody publishes, and
-    /// encryption is asked only of a door that has a passphrase.
-    fn decide(&self, request: &ConnectionRequest) -> Result<Lease, Refusal> {
+    /// encryption is asked only of a door that has a passphrase; with a router, the
+    /// stream and where its fragments go are the router's (within the publish
+    /// deadline of RTMP's default, 10 s).
+    async fn decide(
+        &self,
+        request: &ConnectionRequest,
+    ) -> Result<(Lease, Arc<dyn FragmentSink>), Refusal> {
         let streamid = request.stream_id().map_or("", |s| s.as_str());
         let key = ingest_key(streamid)?;
         if self.passphrase.is_none() && request.key_size() != KeySize::Unspecified {
             return Err(Refusal::Encryption);
+        }
+        let local: Arc<dyn FragmentSink> = self.engine.clone();
+        if let Some(router) = &self.router {
+            if !is_safe_name(key) {
+                return Err(Refusal::UnknownKey);
+            }
+            let routed = tokio::time::timeout(ROUTE_DEADLINE, router.route(key))
+                .await
+                .unwrap_or_else(|_| Err(RouteRefusal::Unavailable("timed out".into())));
+            let (stream, sink) = match routed {
+                Ok(Destination::Local(stream)) => {
+                    if !self.engine.stream(stream).is_ok_and(|s| s.active) {
+                        return Err(Refusal::Inactive(stream));
+                    }
+                    (stream, local)
+                }
+                Ok(Destination::Sink(stream, sink)) => (stream, sink),
+                Err(RouteRefusal::UnknownKey) => return Err(Refusal::UnknownKey),
+                Err(RouteRefusal::Inactive(s)) => return Err(Refusal::Inactive(s)),
+                Err(RouteRefusal::Unavailable(why)) => return Err(Refusal::Unplaced(why)),
+            };
+            let lease = self
+                .publishers
+                .claim(stream)
+                .ok_or(Refusal::AlreadyPublishing(stream))?;
+            return Ok((lease, sink));
         }
         let stream = is_safe_name(key)
             .then(|| self.engine.stream_by_ingest_key(key))
@@ -398,9 +451,11 @@ impl SrtDoor {
         if !self.engine.stream(stream).is_ok_and(|s| s.active) {
             return Err(Refusal::Inactive(stream));
         }
-        self.publishers
+        let lease = self
+            .publishers
             .claim(stream)
-            .ok_or(Refusal::AlreadyPublishing(stream))
+            .ok_or(Refusal::AlreadyPublishing(stream))?;
+        Ok((lease, local))
     }
 }
 

@@ -1,6 +1,6 @@
 //! One MPEG-TS byte stream into one rendition: bytes in any slicing, CMAF fragments
 //! into the engine out (`demux` → `annexb`/`adts` → `dvrclip_fmp4::Fragmenter` →
-//! [`Engine::push_init_bytes`] / [`Engine::push_segment_bytes`]). No I/O: the SRT
+//! a [`FragmentSink`]: the engine or a server's sink). No I/O: the SRT
 //! door feeds it messages, the puller whole segments; the fuzz target drives it with
 //! an engine in memory. The shape follows `rtmp::publish`.
 //!
@@ -21,7 +21,7 @@
 //! 2 s or 8 MiB, after which the epoch starts without the audio; audio before the
 //! epoch is dropped. An epoch ends (its samples flushed as the last fragments) and the next
 //! one starts at the next keyframe with a new init and
-//! [`Engine::break_discontinuity`] when: the PMT changes what it carries; the
+//! [`FragmentSink::break_discontinuity`] when: the PMT changes what it carries; the
 //! parameter sets or the ADTS configuration change (at the next keyframe); the
 //! demuxer sees a lost packet or a PCR discontinuity; video time goes back more than
 //! a second at a keyframe; or the caller says so ([`TsPublish::discontinuity`]: a
@@ -29,7 +29,9 @@
 //! the next keyframe).
 
 use bytes::Bytes;
-use dvrclip_engine::{Engine, StreamId};
+use dvrclip_engine::StreamId;
+
+use crate::door::FragmentSink;
 use dvrclip_fmp4::fragment::{
     CodecConfig, Fragment, FragmentError, Fragmenter, InputSample, Options, TrackConfig,
 };
@@ -67,6 +69,18 @@ pub enum TsError {
     /// The engine refused the init or a fragment.
     #[error(transparent)]
     Engine(#[from] dvrclip_engine::Error),
+    /// A sink elsewhere (another node) refused a fragment.
+    #[error("fragments not delivered: {0}")]
+    Elsewhere(String),
+}
+
+impl From<crate::door::SinkError> for TsError {
+    fn from(e: crate::door::SinkError) -> Self {
+        match e {
+            crate::door::SinkError::Engine(e) => TsError::Engine(e),
+            crate::door::SinkError::Elsewhere(m) => TsError::Elsewhere(m),
+        }
+    }
 }
 
 /// What a TS stream did, for logs and metrics.
@@ -175,7 +189,7 @@ impl TsPublish {
     /// Feeds bytes of the stream, sliced anyhow (SRT messages of 1316 bytes, whole
     /// HTTP segments). Garbage is skipped and counted; an error is the engine's or
     /// the fragmenter's refusal, and what was stored before it stays.
-    pub fn feed(&mut self, engine: &Engine, bytes: &[u8]) -> Result<(), TsError> {
+    pub fn feed(&mut self, engine: &dyn FragmentSink, bytes: &[u8]) -> Result<(), TsError> {
         let media = &mut self.media;
         self.demux
             .feed(bytes, &mut |event| media.event(engine, event))
@@ -184,7 +198,7 @@ impl TsPublish {
     /// A reconnect or an origin switch: what is held is flushed and the next bytes
     /// start a new epoch (a discontinuity in the rendition). A flush the engine
     /// refuses is dropped with a log line.
-    pub fn discontinuity(&mut self, engine: &Engine) {
+    pub fn discontinuity(&mut self, engine: &dyn FragmentSink) {
         self.demux.reset();
         if let Err(e) = self.media.break_epoch(engine) {
             tracing::warn!(stream = %self.media.stream, rendition = %self.media.rendition, error = %e, "ts: flush at a discontinuity refused");
@@ -193,7 +207,7 @@ impl TsPublish {
 
     /// The stream ended: the PES in progress and what is held become the last
     /// fragments.
-    pub fn finish(&mut self, engine: &Engine) -> Result<(), TsError> {
+    pub fn finish(&mut self, engine: &dyn FragmentSink) -> Result<(), TsError> {
         let media = &mut self.media;
         self.demux.flush(&mut |event| media.event(engine, event))?;
         media.end_epoch(engine)
@@ -234,7 +248,7 @@ impl TsPublish {
 }
 
 impl Media {
-    fn event(&mut self, engine: &Engine, event: Event) -> Result<(), TsError> {
+    fn event(&mut self, engine: &dyn FragmentSink, event: Event) -> Result<(), TsError> {
         match event {
             Event::Program(program) => {
                 self.drop_pending();
@@ -251,7 +265,7 @@ impl Media {
     }
 
     /// Ends the epoch and forgets the clock: the times after a break may be anything.
-    fn break_epoch(&mut self, engine: &Engine) -> Result<(), TsError> {
+    fn break_epoch(&mut self, engine: &dyn FragmentSink) -> Result<(), TsError> {
         self.clock = None;
         self.drop_pending();
         self.end_epoch(engine)
@@ -273,7 +287,7 @@ impl Media {
 
     fn video(
         &mut self,
-        engine: &Engine,
+        engine: &dyn FragmentSink,
         pts: Option<u64>,
         dts: Option<u64>,
         data: &[u8],
@@ -330,7 +344,7 @@ impl Media {
     /// the program lists has its configuration (ffmpeg sends the first audio a
     /// little after the first picture), at most [`MAX_PENDING_BYTES`] or
     /// [`MAX_PENDING_TICKS`]; then the epoch starts without the missing audio.
-    fn wait_or_start(&mut self, engine: &Engine, au: VideoAu) -> Result<(), TsError> {
+    fn wait_or_start(&mut self, engine: &dyn FragmentSink, au: VideoAu) -> Result<(), TsError> {
         if self.pending.is_empty() && !au.keyframe {
             self.stats.samples_dropped += 1;
             return Ok(());
@@ -349,7 +363,7 @@ impl Media {
         Ok(())
     }
 
-    fn drain_pending(&mut self, engine: &Engine) -> Result<(), TsError> {
+    fn drain_pending(&mut self, engine: &dyn FragmentSink) -> Result<(), TsError> {
         self.pending_bytes = 0;
         for au in std::mem::take(&mut self.pending) {
             self.video_sample(engine, au)?;
@@ -363,7 +377,7 @@ impl Media {
         self.pending_bytes = 0;
     }
 
-    fn video_sample(&mut self, engine: &Engine, au: VideoAu) -> Result<(), TsError> {
+    fn video_sample(&mut self, engine: &dyn FragmentSink, au: VideoAu) -> Result<(), TsError> {
         let Some(e) = self.epoch.as_mut() else {
             self.stats.samples_dropped += 1;
             return Ok(());
@@ -391,7 +405,12 @@ impl Media {
         self.push(engine, sample)
     }
 
-    fn audio(&mut self, engine: &Engine, pts: Option<u64>, data: Vec<u8>) -> Result<(), TsError> {
+    fn audio(
+        &mut self,
+        engine: &dyn FragmentSink,
+        pts: Option<u64>,
+        data: Vec<u8>,
+    ) -> Result<(), TsError> {
         if self.program.is_none_or(|p| p.audio.is_none()) {
             return Ok(());
         }
@@ -467,7 +486,7 @@ impl Media {
     /// out when `without_audio`).
     fn start_epoch(
         &mut self,
-        engine: &Engine,
+        engine: &dyn FragmentSink,
         first_ticks: i64,
         without_audio: bool,
     ) -> Result<bool, TsError> {
@@ -517,7 +536,7 @@ impl Media {
             ..Options::default()
         };
         let fragmenter = Fragmenter::new(tracks, options)?;
-        engine.push_init_bytes(
+        engine.push_init(
             self.stream,
             &self.rendition,
             fragmenter.init_segment().clone(),
@@ -536,7 +555,7 @@ impl Media {
         Ok(true)
     }
 
-    fn push(&mut self, engine: &Engine, sample: InputSample) -> Result<(), TsError> {
+    fn push(&mut self, engine: &dyn FragmentSink, sample: InputSample) -> Result<(), TsError> {
         let Some(e) = self.epoch.as_mut() else {
             return Ok(());
         };
@@ -544,7 +563,7 @@ impl Media {
         self.store(engine, fragments)
     }
 
-    fn end_epoch(&mut self, engine: &Engine) -> Result<(), TsError> {
+    fn end_epoch(&mut self, engine: &dyn FragmentSink) -> Result<(), TsError> {
         let Some(mut e) = self.epoch.take() else {
             return Ok(());
         };
@@ -552,7 +571,11 @@ impl Media {
         self.store(engine, fragments)
     }
 
-    fn store(&mut self, engine: &Engine, fragments: Vec<Fragment>) -> Result<(), TsError> {
+    fn store(
+        &mut self,
+        engine: &dyn FragmentSink,
+        fragments: Vec<Fragment>,
+    ) -> Result<(), TsError> {
         let stats = &mut self.stats;
         crate::door::store_fragments(engine, self.stream, &self.rendition, fragments, |len| {
             stats.fragments += 1;

@@ -80,6 +80,26 @@ impl Forwarder {
         headers.contains_key(FORWARDED_BY)
     }
 
+    /// PUTs `body` to `url` (an upload to another node) with `headers`, marked with
+    /// [`FORWARDED_BY`] so the owner takes it only under its own claim; the answer's
+    /// status.
+    pub async fn put(
+        &self,
+        url: &str,
+        mut headers: HeaderMap,
+        body: Bytes,
+    ) -> Result<http::StatusCode, reqwest::Error> {
+        headers.insert(FORWARDED_BY, self.node.clone());
+        let answer = self
+            .client
+            .put(url)
+            .headers(headers)
+            .body(body)
+            .send()
+            .await?;
+        Ok(answer.status())
+    }
+
     /// Sends the request to `base` (another node's advertised URL) and answers with
     /// what it answers, streaming both bodies. A failure before any of the body was
     /// read (the owner's node is gone: connection refused) gives the body back

@@ -1,6 +1,7 @@
 //! This node's part in a cluster (`design/cluster.md`): its membership under an etcd
 //! lease, the streams it owns, where the owner of any other stream is reached, the
-//! stream records ([`records`]) and the reverse proxy to owners ([`forward`]).
+//! stream records ([`records`]), the reverse proxy to owners ([`forward`]) and the
+//! sink that sends a push door's fragments to an owner ([`push`]).
 //! Absent (`App::cluster` is `None`) without `--cluster-etcd`.
 //!
 //! Shaped around one rule: a stream's DVR is on one node, and a node acts on a
@@ -19,6 +20,7 @@
 //! decides which requests are placed, with the engine passed in.
 
 pub mod forward;
+pub mod push;
 pub mod records;
 
 use std::collections::{HashMap, HashSet};
@@ -76,6 +78,8 @@ pub struct Cluster {
     pub records: Records,
     /// The reverse proxy to owners.
     pub forward: Forwarder,
+    /// What push doors' publishes sent to other owners.
+    pub push: Arc<push::PushCounters>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -105,6 +109,7 @@ impl Cluster {
             owned: Mutex::new(HashSet::new()),
             owners: Mutex::new(HashMap::new()),
             counters: Counters::default(),
+            push: Arc::default(),
         })
     }
 
@@ -276,7 +281,32 @@ impl Cluster {
     /// The node's cluster counters and gauges, in Prometheus text.
     pub fn render_metrics(&self) -> String {
         let c = &self.counters;
-        let rows: [(&str, &str, &str, u64); 6] = [
+        let p = &self.push;
+        let rows: [(&str, &str, &str, u64); 10] = [
+            (
+                "dvrclip_cluster_door_uploads_total",
+                "counter",
+                "Inits and fragments of RTMP and SRT publishes sent to the stream's owner.",
+                p.uploads.load(Relaxed),
+            ),
+            (
+                "dvrclip_cluster_door_bytes_total",
+                "counter",
+                "Bytes of RTMP and SRT publishes sent to the stream's owner.",
+                p.bytes.load(Relaxed),
+            ),
+            (
+                "dvrclip_cluster_door_upload_micros_total",
+                "counter",
+                "Microseconds spent sending them, each from its PUT to the owner's answer.",
+                p.micros.load(Relaxed),
+            ),
+            (
+                "dvrclip_cluster_door_forward_failures_total",
+                "counter",
+                "Publishes closed because the owner refused an upload or fell behind.",
+                p.failures.load(Relaxed),
+            ),
             (
                 "dvrclip_cluster_joined",
                 "gauge",

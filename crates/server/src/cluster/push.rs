@@ -1,0 +1,171 @@
+//! The sink a push door (RTMP, SRT) sends a publish's fragments into when another node
+//! owns the stream (`design/cluster.md` "Where a request goes"): each init and
+//! fragment becomes an HTTP PUT ingest upload to the owner (`init.mp4`,
+//! `seg_{n}.m4s` under the door's rendition), marked with the loop header so the
+//! owner takes it only while it holds the claim. A break the door asks for (an
+//! epoch whose init is unchanged: an encoder reconnecting) travels as the
+//! [`DISCONTINUITY`] header on the next fragment, which the owner's ingest honours
+//! on a forwarded upload.
+//!
+//! Bounded: the door hands fragments over without waiting ([`FragmentSink`] never
+//! blocks) into a queue of [`QUEUE`] uploads, sent in order by one task per
+//! publish. An owner that refuses an upload or answers too slowly for the queue
+//! closes the publish (a warning and `dvrclip_cluster_door_forward_failures_total`);
+//! the encoder's reconnect is placed again.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::time::Instant;
+
+use bytes::Bytes;
+use dvrclip_engine::StreamId;
+use dvrclip_ingest::door::{FragmentSink, SinkError};
+use http::header::{HeaderMap, HeaderValue};
+use parking_lot::Mutex;
+use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TrySendError;
+
+use super::forward::Forwarder;
+
+/// On a forwarded segment upload: open a discontinuity before it.
+pub const DISCONTINUITY: &str = "x-dvrclip-discontinuity";
+
+/// Uploads a publish may have queued for its owner; past it the publish is closed.
+pub const QUEUE: usize = 4;
+
+/// What the door sinks of this node sent, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct PushCounters {
+    /// Uploads (inits and fragments) the owner took.
+    pub uploads: AtomicU64,
+    /// Bytes of them.
+    pub bytes: AtomicU64,
+    /// Microseconds spent sending them, from the PUT's start to its answer.
+    pub micros: AtomicU64,
+    /// Publishes closed because the owner refused or fell behind.
+    pub failures: AtomicU64,
+}
+
+struct Upload {
+    url: String,
+    bytes: Bytes,
+    discontinuity: bool,
+}
+
+/// One publish's fragments on their way to the stream's owner.
+#[derive(Debug)]
+pub struct OwnerSink {
+    base: String,
+    tx: mpsc::Sender<Upload>,
+    /// Why the sender task gave up, once it has.
+    failed: Arc<Mutex<Option<String>>>,
+    next_segment: AtomicU64,
+    pending_break: AtomicBool,
+    counters: Arc<PushCounters>,
+}
+
+impl std::fmt::Debug for Upload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Upload({}, {} bytes)", self.url, self.bytes.len())
+    }
+}
+
+impl OwnerSink {
+    /// A sink for the publish of `key` into the owner at `owner_url`; its sender
+    /// task runs until the sink is dropped and the queue drained, or the owner
+    /// refuses.
+    pub fn start(
+        forwarder: Forwarder,
+        owner_url: &str,
+        key: &str,
+        counters: Arc<PushCounters>,
+    ) -> OwnerSink {
+        let (tx, mut rx) = mpsc::channel::<Upload>(QUEUE);
+        let failed: Arc<Mutex<Option<String>>> = Arc::default();
+        let (task_failed, task_counters) = (Arc::clone(&failed), Arc::clone(&counters));
+        tokio::spawn(async move {
+            while let Some(u) = rx.recv().await {
+                let started = Instant::now();
+                let len = u.bytes.len() as u64;
+                let mut headers = HeaderMap::new();
+                if u.discontinuity {
+                    headers.insert(DISCONTINUITY, HeaderValue::from_static("1"));
+                }
+                let reason = match forwarder.put(&u.url, headers, u.bytes).await {
+                    Ok(status) if status.is_success() => {
+                        task_counters.uploads.fetch_add(1, Relaxed);
+                        task_counters.bytes.fetch_add(len, Relaxed);
+                        let us = started.elapsed().as_micros() as u64;
+                        task_counters.micros.fetch_add(us, Relaxed);
+                        continue;
+                    }
+                    Ok(status) => format!("the owner answered {status} to {}", u.url),
+                    Err(e) => format!("sending {} to the owner: {e}", u.url),
+                };
+                tracing::warn!(%reason, "forwarded publish closed");
+                task_counters.failures.fetch_add(1, Relaxed);
+                *task_failed.lock() = Some(reason);
+                break;
+            }
+        });
+        OwnerSink {
+            base: format!("{}/ingest/{key}", owner_url.trim_end_matches('/')),
+            tx,
+            failed,
+            next_segment: AtomicU64::new(0),
+            pending_break: AtomicBool::new(false),
+            counters,
+        }
+    }
+
+    fn send(
+        &self,
+        rendition: &str,
+        file: &str,
+        bytes: Bytes,
+        discontinuity: bool,
+    ) -> Result<(), SinkError> {
+        if let Some(reason) = self.failed.lock().clone() {
+            return Err(SinkError::Elsewhere(reason));
+        }
+        let url = format!("{}/{rendition}/{file}", self.base);
+        let upload = Upload {
+            url,
+            bytes,
+            discontinuity,
+        };
+        match self.tx.try_send(upload) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(_)) => {
+                let reason = format!("the owner falls behind: {QUEUE} uploads queued");
+                tracing::warn!(%reason, "forwarded publish closed");
+                self.counters.failures.fetch_add(1, Relaxed);
+                Err(SinkError::Elsewhere(reason))
+            }
+            Err(TrySendError::Closed(_)) => Err(SinkError::Elsewhere(
+                self.failed
+                    .lock()
+                    .clone()
+                    .unwrap_or_else(|| "the sender stopped".into()),
+            )),
+        }
+    }
+}
+
+impl FragmentSink for OwnerSink {
+    fn push_init(&self, _: StreamId, rendition: &str, init: Bytes) -> Result<(), SinkError> {
+        self.send(rendition, "init.mp4", init, false)
+    }
+
+    /// Carried by the next fragment's upload ([`DISCONTINUITY`]).
+    fn break_discontinuity(&self, _: StreamId, _: &str) -> Result<(), SinkError> {
+        self.pending_break.store(true, Relaxed);
+        Ok(())
+    }
+
+    fn push_segment(&self, _: StreamId, rendition: &str, fragment: Bytes) -> Result<(), SinkError> {
+        let n = self.next_segment.fetch_add(1, Relaxed);
+        let discontinuity = self.pending_break.swap(false, Relaxed);
+        self.send(rendition, &format!("seg_{n}.m4s"), fragment, discontinuity)
+    }
+}

@@ -269,6 +269,38 @@ async fn a_complete_clips_master_mp4_is_built_before_any_request() {
     assert_eq!(metric(&service, "dvrclip_mp4_memory_bytes").await, 0);
 }
 
+/// A recording clip's master MP4 is built when it completes (here by its recording
+/// deadline: the encoder stopped), not before; then the first request finds it.
+#[tokio::test]
+async fn a_recording_clips_master_mp4_is_built_when_it_completes() {
+    let (engine, clock, stream) = setup(1 << 30);
+    let app = app(engine.clone());
+    let service = Service::new(app.clone());
+    let first = engine.rendition_chunks(stream, "v").unwrap()[0].start_utc();
+    let path = format!("/streaming/streams/{}/clip_recording", stream.0);
+    let body = format!(r#"{{"duration": 120, "start": {}}}"#, first.unix_secs());
+    let resp = api(&service, Method::PUT, &path, &body).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let json: serde_json::Value = serde_json::from_slice(&body_of(resp).await).unwrap();
+    let clip = engine
+        .clip(ClipId::parse(json["id"].as_str().unwrap()).unwrap())
+        .unwrap();
+    assert!(!clip.view().is_complete());
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(metric(&service, "dvrclip_mp4_builds_total").await, 0);
+    assert_eq!(engine.memory().reserved_bytes, 0);
+
+    clock.advance_secs(300);
+    app.tick();
+    assert!(clip.view().is_complete());
+    wait_for_metric(&service, "dvrclip_mp4_prebuilt_total", 1).await;
+    let (mp4, _, _) = links(&clip, stream);
+    assert_eq!(get(&service, &mp4, &[]).await.status(), StatusCode::OK);
+    assert_eq!(metric(&service, "dvrclip_mp4_builds_total").await, 1);
+}
+
 /// One build per clip whoever asks first: a request right after the cut, at every
 /// point of the background build from not yet started to done (the number of
 /// scheduler turns between them swept), finds or waits for that build, or builds

@@ -1,13 +1,13 @@
 //! Built clip MP4s, each counted in the memory budget for as long as it lives.
 //!
-//! A complete clip rendition's [`VirtualMp4`] is built once, by whoever asks first:
-//! the background build of a complete clip's master (the app starts it when the
-//! clip is cut) or a request (concurrent askers wait for that one build, [`Mp4Cache::clip_rendition`]),
-//! and kept until the clip is gone (expired: [`Mp4Cache::retain`] from the app's
-//! tick; deleted: [`Mp4Cache::forget`]). Its own bytes, the header (`ftyp`, and a
-//! `moov` whose sample tables reach about 7 MB for a 4 h rendition) and the piece
-//! table ([`VirtualMp4::memory_bytes`]), live outside the chunks, so each
-//! [`CachedMp4`] holds an engine [`MemoryReservation`] of that size from its build
+//! A complete clip rendition's [`VirtualMp4`] is built once, by whoever asks first
+//! ([`Mp4Cache::clip_rendition`]; concurrent askers wait for that one build): the
+//! background build of a complete clip's master (the app starts it when the clip
+//! is cut) or a request, and kept until the clip is gone (expired:
+//! [`Mp4Cache::retain`] from the app's tick; deleted: [`Mp4Cache::forget`]). Its
+//! own bytes, the header (`ftyp`, and a `moov` whose sample tables reach about 7 MB
+//! for a 4 h rendition) and the piece table ([`VirtualMp4::memory_bytes`]), live
+//! outside the chunks, so each [`CachedMp4`] holds an engine [`MemoryReservation`] of that size from its build
 //! until its last reference drops: the cache's, or a download's still in flight. The
 //! media pieces are the chunks' own `Bytes`, already counted with the chunks.
 //!
@@ -179,8 +179,8 @@ impl Mp4Cache {
     }
 
     /// The MP4 of `clip`'s `rendition`, built by `build` on first use (concurrent
-    /// askers share one build, counted as `asker`'s) and counted in `engine`'s budget. A build
-    /// that fails, or whose header does not fit the budget
+    /// askers share one build, counted as `asker`'s) and counted in `engine`'s
+    /// budget. A build that fails, or whose header does not fit the budget
     /// ([`Engine::try_reserve_memory`]), caches nothing: a later request tries again.
     async fn get_or_build<E, F, Fut>(
         &self,

@@ -2,7 +2,8 @@
 //! the VOD, who may call the API, counters, the memory of bodies in flight, the
 //! cache of built clip MP4s ([`crate::mp4_cache`]) and of rendered playlists
 //! ([`crate::playlist_cache`]). Background work (expiry ticks,
-//! heap trims, the demo stream, the cluster lease) is started here and stopped by
+//! heap trims, the demo stream, the cluster lease, complete clips' master MP4s built
+//! ahead of their requests: [`crate::mp4_prebuild`]) is started here and stopped by
 //! [`App::shutdown`].
 //!
 //! What a request means is not here: the service routes it to the rooms (`api`,
@@ -11,7 +12,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use dvrclip_engine::{ClipId, Engine, EngineConfig};
+use dvrclip_engine::{Clip, ClipId, Engine, EngineConfig};
 use parking_lot::Mutex;
 use tokio::task::JoinHandle;
 
@@ -22,6 +23,7 @@ use crate::config::Config;
 use crate::http::body::BodyMemory;
 use crate::metrics::Metrics;
 use crate::mp4_cache::Mp4Cache;
+use crate::mp4_prebuild::Mp4Prebuild;
 use crate::playlist_cache::{Key, Playlists};
 use crate::pullers::Pullers;
 use crate::vod::Vod;
@@ -64,7 +66,9 @@ pub struct App {
     pub auth: Arc<dyn Authorize>,
     /// Built MP4s of complete clips, by clip and rendition, each built once and
     /// counted in the memory budget; pruned when the clip expires or is deleted.
-    pub(crate) mp4_cache: Mp4Cache,
+    pub(crate) mp4_cache: Arc<Mp4Cache>,
+    /// Complete clips' master MP4s built into `mp4_cache` before any request.
+    pub(crate) mp4_prebuild: Mp4Prebuild,
     /// Rendered live and clip playlists, each kept until what it lists changes;
     /// pruned when its stream or clip is gone.
     pub(crate) playlists: Playlists,
@@ -191,9 +195,16 @@ impl App {
         {
             tracing::warn!(error = %e, "spool: final sync failed");
         }
+        self.mp4_prebuild.shutdown();
         for t in self.tasks.lock().drain(..) {
             t.abort();
         }
+    }
+
+    /// Builds `clip`'s master MP4 in the background once it is complete, so that its
+    /// first request finds it built ([`crate::mp4_prebuild`]). Returns at once.
+    pub(crate) fn prebuild_mp4(&self, clip: Clip) {
+        self.mp4_prebuild.spawn(clip);
     }
 
     /// Forgets the built MP4s of `clips` (deleted, alone or with their stream).
@@ -267,14 +278,16 @@ impl AppBuilder {
         let auth = self
             .auth
             .unwrap_or_else(|| Arc::new(ApiKey::new(config.api_key.clone())));
+        let mp4_cache = Arc::new(Mp4Cache::default());
         let app = Arc::new(App {
+            mp4_prebuild: Mp4Prebuild::new(Arc::clone(&self.engine), Arc::clone(&mp4_cache)),
+            mp4_cache,
             bodies: BodyMemory::new(body_memory_bytes(&config)),
             pullers: Pullers::new(&config),
             engine: self.engine,
             vod,
             auth,
             metrics: Metrics::default(),
-            mp4_cache: Mp4Cache::default(),
             playlists: Playlists::default(),
             rtmp: std::sync::OnceLock::new(),
             spool: self.spool,

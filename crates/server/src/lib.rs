@@ -11,7 +11,8 @@
 //!   clipping console's static files): the handlers;
 //! - [`app`]: the shared state and its background tasks; [`demo`]: the built-in
 //!   stream; [`vod`]: videos persisted from clips; [`mp4_cache`]: built clip MP4s,
-//!   counted in the memory budget; [`playlist_cache`]: rendered playlists, shared
+//!   counted in the memory budget; [`mp4_prebuild`]: complete clips' master MP4s
+//!   built before their first request; [`playlist_cache`]: rendered playlists, shared
 //!   between polls; [`pullers`]: the streams pulled from an origin; [`cluster`]:
 //!   this node's membership, claims, stream records and forwarding (with
 //!   `--cluster-etcd`);
@@ -36,6 +37,7 @@ pub mod http;
 pub mod ingest;
 pub mod metrics;
 pub mod mp4_cache;
+pub mod mp4_prebuild;
 pub mod ops;
 pub mod playlist_cache;
 pub mod public;

@@ -89,6 +89,7 @@ fn render_metrics(app: &App) -> String {
         ),
         ("dvrclip_clips", "Clips not yet expired.", clips),
     ]);
+    text.push_str(&app.mp4_cache.render_metrics());
     text.push_str(&app.pullers.render_metrics());
     if let Some(door) = app.rtmp.get() {
         text.push_str(&door.counters.render_metrics());

@@ -1,11 +1,15 @@
 //! A clip's public links served in process on a manual clock (ref/api.md "Public clip
 //! links", "Operations"): a built MP4 counts in the memory budget until its clip
-//! expires and its last download ends, a header that does not fit is refused, and
-//! clip media may be cached exactly until the clip expires. No socket, no sleep.
+//! expires and its last download ends, a header that does not fit is refused, a
+//! clip cut through the API has its master MP4 built before any request (one build,
+//! shared with a request that comes during it), and clip media may be cached
+//! exactly until the clip expires. No socket; the only waits are for the
+//! background build, polled.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
+use dvrclip_engine::ClipId;
 use dvrclip_engine::{
     Clip, ClipRequest, Engine, EngineConfig, ManualClock, StreamId, StreamSettings, WallTime,
 };
@@ -13,8 +17,8 @@ use dvrclip_server::app::App;
 use dvrclip_server::config::{Config, ServeArgs};
 use dvrclip_server::http::HttpResponse;
 use dvrclip_server::service::Service;
-use http::{Request, StatusCode};
-use http_body_util::{BodyExt, Empty};
+use http::{Method, Request, StatusCode};
+use http_body_util::{BodyExt, Empty, Full};
 
 const START: i64 = 1_800_000_000;
 
@@ -172,6 +176,167 @@ async fn a_built_mp4_is_counted_until_its_clip_expires_and_its_downloads_end() {
     assert_eq!(body(first).await.len() as u64, built.len());
     assert_eq!(engine.memory().reserved_bytes, 0);
     assert_eq!(metric(&service, "dvrclip_mp4_memory_bytes").await, 0);
+}
+
+/// A JSON API call (the app's key is `k`).
+async fn api(service: &Service, method: Method, path: &str, body: &str) -> HttpResponse {
+    let req = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("Host", "links.test")
+        .header("Authorization", "APIKey k")
+        .header("Content-Type", "application/json")
+        .body(Full::new(Bytes::from(body.to_owned())))
+        .unwrap();
+    service.handle(req).await
+}
+
+/// A complete clip of everything held, cut through the API (which starts the
+/// background build of its master MP4).
+async fn api_clip(service: &Service, engine: &Engine, stream: StreamId) -> Clip {
+    let first = engine.rendition_chunks(stream, "v").unwrap()[0].start_utc();
+    let path = format!("/streaming/streams/{}/clip_recording", stream.0);
+    let body = format!(r#"{{"duration": 4, "start": {}}}"#, first.unix_secs());
+    let resp = api(service, Method::PUT, &path, &body).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let json: serde_json::Value = serde_json::from_slice(&body_of(resp).await).unwrap();
+    let id = ClipId::parse(json["id"].as_str().unwrap()).unwrap();
+    let clip = engine.clip(id).unwrap();
+    assert!(clip.view().is_complete());
+    clip
+}
+
+async fn body_of(resp: HttpResponse) -> Bytes {
+    body(resp).await
+}
+
+/// Polls `/metrics` until `name` reaches `want` (the background build runs on a
+/// blocking thread); fails after 10 s.
+async fn wait_for_metric(service: &Service, name: &str, want: u64) {
+    for _ in 0..10_000 {
+        if metric(service, name).await >= want {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    panic!("{name} never reached {want}");
+}
+
+/// Issue 19, "a 4 h clip's first byte": a complete clip's master MP4 is built in
+/// the background when the clip is cut, before any request, into the same counted
+/// cache; the first request is served from it (no second build, the ETag and bytes
+/// of a build on request), and a delete drops it as before.
+#[tokio::test]
+async fn a_complete_clips_master_mp4_is_built_before_any_request() {
+    let (engine, _, stream) = setup(1 << 30);
+    let app = app(engine.clone());
+    let service = Service::new(app.clone());
+    let clip = api_clip(&service, &engine, stream).await;
+    wait_for_metric(&service, "dvrclip_mp4_prebuilt_total", 1).await;
+    let expected = clip
+        .mp4(&clip.view(), clip.view().reference().unwrap())
+        .unwrap();
+    let counted = expected.memory_bytes();
+    assert_eq!(engine.memory().reserved_bytes, counted);
+    assert_eq!(metric(&service, "dvrclip_mp4_memory_bytes").await, counted);
+    assert_eq!(metric(&service, "dvrclip_mp4_builds_total").await, 1);
+
+    let (mp4, _, _) = links(&clip, stream);
+    let resp = get(&service, &mp4, &[]).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(header(&resp, "etag"), expected.etag());
+    let want: Vec<u8> = expected
+        .range(0..expected.len())
+        .unwrap()
+        .flat_map(|b| b.to_vec())
+        .collect();
+    assert_eq!(body(resp).await.as_ref(), &want[..]);
+    assert_eq!(metric(&service, "dvrclip_mp4_builds_total").await, 1);
+    assert_eq!(metric(&service, "dvrclip_mp4_prebuilt_total").await, 1);
+
+    let path = format!(
+        "/streaming/streams/{}/clip_recording/{}",
+        stream.0,
+        clip.id()
+    );
+    let resp = api(&service, Method::DELETE, &path, "").await;
+    assert!(resp.status().is_success(), "{}", resp.status());
+    assert_eq!(
+        get(&service, &mp4, &[]).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(engine.memory().reserved_bytes, 0);
+    assert_eq!(metric(&service, "dvrclip_mp4_memory_bytes").await, 0);
+}
+
+/// A recording clip's master MP4 is built when it completes (here by its recording
+/// deadline: the encoder stopped), not before; then the first request finds it.
+#[tokio::test]
+async fn a_recording_clips_master_mp4_is_built_when_it_completes() {
+    let (engine, clock, stream) = setup(1 << 30);
+    let app = app(engine.clone());
+    let service = Service::new(app.clone());
+    let first = engine.rendition_chunks(stream, "v").unwrap()[0].start_utc();
+    let path = format!("/streaming/streams/{}/clip_recording", stream.0);
+    let body = format!(r#"{{"duration": 120, "start": {}}}"#, first.unix_secs());
+    let resp = api(&service, Method::PUT, &path, &body).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let json: serde_json::Value = serde_json::from_slice(&body_of(resp).await).unwrap();
+    let clip = engine
+        .clip(ClipId::parse(json["id"].as_str().unwrap()).unwrap())
+        .unwrap();
+    assert!(!clip.view().is_complete());
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(metric(&service, "dvrclip_mp4_builds_total").await, 0);
+    assert_eq!(engine.memory().reserved_bytes, 0);
+
+    clock.advance_secs(300);
+    app.tick();
+    assert!(clip.view().is_complete());
+    wait_for_metric(&service, "dvrclip_mp4_prebuilt_total", 1).await;
+    let (mp4, _, _) = links(&clip, stream);
+    assert_eq!(get(&service, &mp4, &[]).await.status(), StatusCode::OK);
+    assert_eq!(metric(&service, "dvrclip_mp4_builds_total").await, 1);
+}
+
+/// One build per clip whoever asks first: a request right after the cut, at every
+/// point of the background build from not yet started to done (the number of
+/// scheduler turns between them swept), finds or waits for that build, or builds
+/// it itself and the background build then finds it; never two builds.
+#[tokio::test]
+async fn a_request_during_the_background_build_shares_it() {
+    let (engine, _, stream) = setup(1 << 30);
+    let app = app(engine.clone());
+    let service = Service::new(app.clone());
+    let (mut first, mut background, mut prebuilt) = (None, None, 0);
+    for turns in 0..40u64 {
+        let clip = api_clip(&service, &engine, stream).await;
+        for _ in 0..turns {
+            tokio::task::yield_now().await;
+        }
+        let (mp4, _, _) = links(&clip, stream);
+        let resp = get(&service, &mp4, &[("Range", "bytes=0-0")]).await;
+        assert_eq!(resp.status(), StatusCode::PARTIAL_CONTENT);
+        assert_eq!(
+            metric(&service, "dvrclip_mp4_builds_total").await,
+            turns + 1
+        );
+        let now = metric(&service, "dvrclip_mp4_prebuilt_total").await;
+        if now == prebuilt {
+            first.get_or_insert(turns);
+        } else {
+            background.get_or_insert(turns);
+        }
+        prebuilt = now;
+    }
+    // Both orders were seen: a request building (the background then finds it)
+    // and the background building (the request found or waited for it).
+    assert!(
+        first.is_some() && background.is_some(),
+        "{first:?} {background:?}"
+    );
 }
 
 /// ref/api.md 503 "over the memory budget (clips hold all of it)": a header that

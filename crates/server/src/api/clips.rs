@@ -1,5 +1,6 @@
 //! Clips: cut one (`PUT|POST .../clip_recording`), list a stream's, read one,
-//! delete one. A `vod_required` clip also starts its VOD writer here, and every clip
+//! delete one. A `vod_required` clip also starts its VOD writer here, every clip the
+//! background build of its master MP4 (`App::prebuild_mp4`), and every clip
 //! its archiving when there is a clip archive (a delete removes it from there too).
 //! A clip whose media a restart lost ([`LostClip`]) is listed, read and deleted like
 //! the others, with `state: lost`.
@@ -38,6 +39,9 @@ pub async fn create(app: &App, id: StreamId, body: &[u8]) -> Result<Value, ApiEr
     if let Some(archive) = &app.archive {
         archive.spawn(app.engine.clone(), clip.clone());
     }
+    // Its master MP4's header, built in the background once the clip is complete:
+    // the answer does not wait for it.
+    app.prebuild_mp4(clip.clone());
     Ok(clip_json(app, &clip))
 }
 

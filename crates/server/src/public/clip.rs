@@ -16,7 +16,6 @@
 //! ([`archived`]), before the 404.
 
 use dvrclip_engine::{Clip, ClipId, ClipRendition, ClipView, StreamId};
-use dvrclip_fmp4::progressive::VirtualMp4;
 use dvrclip_hls::{MediaFile, PlaylistKind, master_playlist, media_playlist};
 use http::StatusCode;
 use http::request::Parts;
@@ -27,7 +26,7 @@ use crate::archive::ClipFile;
 use crate::error::ApiError;
 use crate::http::entity;
 use crate::http::{HttpResponse, full};
-use crate::mp4_cache::CachedMp4;
+use crate::mp4_cache::{Asker, CachedMp4};
 use crate::playlist_cache::Key;
 use crate::route::LinkFormat;
 
@@ -152,9 +151,9 @@ fn rendition<'a>(view: &'a ClipView, name: &str) -> Result<&'a ClipRendition, Ap
     found.ok_or_else(|| ApiError::NotFound(format!("clip has no rendition {name:?}")))
 }
 
-/// The clip's MP4 of `name` (`master` = the highest rendition), built on first use:
-/// concurrent first requests share one build, and the build (tens of milliseconds
-/// for a 4 h clip) runs off the runtime's worker threads.
+/// The clip's MP4 of `name` (`master` = the highest rendition), built on first use
+/// unless the background build of a complete clip's master got there first
+/// ([`crate::mp4_prebuild`]); a request during that build waits for it.
 async fn mp4_of(app: &App, clip: &Clip, name: &str) -> Result<CachedMp4, ApiError> {
     let view = clip.view();
     if !view.is_complete() {
@@ -165,20 +164,8 @@ async fn mp4_of(app: &App, clip: &Clip, name: &str) -> Result<CachedMp4, ApiErro
         )));
     }
     let rendition_name = rendition(&view, name)?.name().to_owned();
-    let build = || {
-        let clip = clip.clone();
-        let rendition_name = rendition_name.clone();
-        async move {
-            tokio::task::spawn_blocking(move || -> Result<VirtualMp4, ApiError> {
-                let r = rendition(&view, &rendition_name)?;
-                Ok(clip.mp4(&view, r)?)
-            })
-            .await
-            .map_err(|e| ApiError::Internal(format!("building the MP4: {e}")))?
-        }
-    };
     // Over the budget (clips and other headers hold all of it): 503, nothing cached.
     app.mp4_cache
-        .get_or_build(&app.engine, clip.id(), &rendition_name, build)
+        .clip_rendition(&app.engine, clip, view, &rendition_name, Asker::Request)
         .await
 }

@@ -15,7 +15,7 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::Duration;
 
 use common::*;
@@ -44,18 +44,7 @@ fn publish(door: Door, url: &str, secs: u32) -> Child {
         Door::Rtmp => "flv",
         Door::Srt => "mpegts",
     };
-    Command::new("ffmpeg")
-        .args(["-hide_banner", "-nostdin", "-loglevel", "error", "-re"])
-        .args(["-f", "lavfi", "-i", "testsrc2=size=320x180:rate=30"])
-        .args(["-f", "lavfi", "-i", "sine=frequency=440"])
-        .args(["-t", &secs.to_string()])
-        .args(["-c:v", "libx264", "-preset", "veryfast", "-g", "30"])
-        .args(["-c:a", "aac", "-f", format, url])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawning ffmpeg")
+    publish_test_signal(url, format, "320x180", secs)
 }
 
 /// The rendition's last range in the DVR view through `lb`.

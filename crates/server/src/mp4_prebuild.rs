@@ -64,14 +64,19 @@ impl Mp4Prebuild {
         while tasks.try_join_next().is_some() {}
         tasks.spawn(async move {
             // A deleted or expired clip completes too: the check below drops it.
-            let view = clip.wait_complete().await;
+            let id = clip.id();
+            clip.wait_complete().await;
+            // Nothing of the clip is held while waiting for a turn, so a clip deleted
+            // meanwhile releases its chunks at once; it is taken again from the
+            // engine when its turn comes.
+            drop(clip);
             let Ok(_permit) = permits.acquire().await else {
                 return;
             };
-            let id = clip.id();
-            if engine.clip(id).is_err() {
+            let Ok(clip) = engine.clip(id) else {
                 return;
-            }
+            };
+            let view = clip.view();
             let Some(name) = view.reference().map(|r| r.name().to_owned()) else {
                 return;
             };

@@ -323,6 +323,14 @@ async fn a_clip_is_read_and_deleted() {
         h.get(&h.clips_path()).await.expect(200).json(),
         Value::Array(vec![])
     );
+    // Released once nothing reads the clip any more: the background MP4 build
+    // (`mp4_prebuild`) may still be finishing, as a download in flight would.
+    for _ in 0..1000 {
+        if h.engine.memory().clip_bytes == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
     assert_eq!(
         h.engine.memory().clip_bytes,
         0,

@@ -19,6 +19,12 @@
 //!   stream; resumed, the old owner drops its claims and joins again, and forwards
 //!   the stream's calls to the new owner instead of answering from its stale DVR;
 //! - the new owner drained with SIGTERM: its stream is claimable at once.
+//!
+//! Two races found by a CI run, each made certain: an upload forwarded to a node
+//! that has claimed the stream but not yet taken it in is taken
+//! (`forwarded_upload_taken_before_the_owner_holds_the_stream`), and a key index
+//! read just before another node's create finds the new stream
+//! (`a_fresh_index_finds_a_stream_created_elsewhere`).
 
 mod common;
 
@@ -171,11 +177,6 @@ fn three_nodes_behind_nginx() {
 
     // Push through nginx; the DVR through nginx (forwarded to the owner).
     let top = LADDER[0].0;
-    // The stream claimed before ffmpeg's first uploads: once in a CI run the three
-    // inits of a brand-new stream, sent at once, were refused 403 by the node that
-    // had just created it (not reproduced since; see design/cluster.md), and ffmpeg
-    // never sends an init again.
-    until_claimable(lb, &key, Duration::from_secs(10));
     let mut push = ChildGuard(push_ladder(&push_url, 12, 440));
     wait_chunks(lb, sid, top, 4, Duration::from_secs(40));
     let first = owner(&etcd_client, &rt, sid).expect("an owner");
@@ -303,4 +304,102 @@ fn three_nodes_behind_nginx() {
         owner(&etcd_client, &rt, sid).as_deref(),
         Some(second.as_str())
     );
+}
+
+/// An upload another node forwarded reaches the owner while the owner is still
+/// taking the stream in: the sender saw the claim in etcd, the owner's engine does
+/// not hold the stream yet. Once seen in CI as 403 on every init of a brand-new
+/// stream (three inits at once through nginx: one node claimed, the other two
+/// forwarded to it before its own request had taken the stream in). Made certain
+/// here: the claim is written in etcd on the node's lease, and the node has never
+/// been given media for the stream.
+#[test]
+fn forwarded_upload_taken_before_the_owner_holds_the_stream() {
+    if !require_tool("etcd") {
+        return;
+    }
+    let etcd = EtcdServer::start();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let etcd_client = Etcd::new(&[&etcd.url], Duration::from_secs(2)).unwrap();
+    let dir = temp_dir("cluster-forwarded-first");
+    let args = [
+        "--api-key",
+        KEY,
+        "--cluster-etcd",
+        &etcd.url,
+        "--node-id",
+        "n1",
+    ];
+    let node = Server::start_env(dir.join("data"), dir, &args, &[]);
+    let stream = create_stream(node.addr, "cam");
+    let sid = stream["id"].as_u64().unwrap();
+    let push_url = stream["push_url_http"].as_str().unwrap();
+    let key = push_url.rsplit('/').next().unwrap();
+
+    // n1's claim, as its own first upload would write it.
+    let lease = rt
+        .block_on(etcd_client.get(b"/dvrclip/nodes/n1"))
+        .unwrap()
+        .expect("n1's node record")
+        .lease;
+    let claimed = rt
+        .block_on(etcd_client.create(format!("/dvrclip/owners/{sid}").as_bytes(), b"n1", lease))
+        .unwrap();
+    assert!(claimed.succeeded);
+
+    let init = fixture("h264_aac/init.mp4");
+    let r = request(
+        node.addr,
+        "PUT",
+        &format!("/ingest/{key}/h264/init.mp4"),
+        &[("x-dvrclip-forwarded-by", "n2")],
+        Some(&init),
+    );
+    assert!(r.status / 100 == 2, "{} {}", r.status, r.text());
+    assert_eq!(metric(node.addr, "dvrclip_cluster_owned_streams"), 1);
+}
+
+/// A node whose key index was read a moment before another node created a stream
+/// still finds the new stream's keys at once (an encoder pushing right after the
+/// create must not be refused as unknown), and a wrong key is still unknown.
+#[test]
+fn a_fresh_index_finds_a_stream_created_elsewhere() {
+    use dvrclip::engine::{StreamId, StreamSettings, WallTime};
+    use dvrclip::server::cluster::records::{Records, StreamRecord};
+    if !require_tool("etcd") {
+        return;
+    }
+    let etcd = EtcdServer::start();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let node = || {
+        Records::new(
+            Etcd::new(&[&etcd.url], Duration::from_secs(2)).unwrap(),
+            "/t",
+        )
+    };
+    let (here, elsewhere) = (node(), node());
+    let settings = StreamSettings {
+        name: "cam".into(),
+        dvr_enabled: true,
+        dvr_duration_secs: 60,
+        active: true,
+        pull: false,
+        uri: None,
+    };
+    let record = StreamRecord::new(7, &settings, WallTime::from_unix_micros(0)).unwrap();
+    rt.block_on(async {
+        assert!(here.list().await.unwrap().is_empty());
+        elsewhere.create(&record).await.unwrap();
+        let found = here.by_ingest_key(&record.ingest_key).await.unwrap();
+        assert_eq!(found, Some(StreamId(7)));
+        let found = here.by_play_key(&record.play_key).await.unwrap();
+        assert_eq!(found, Some(StreamId(7)));
+        assert_eq!(here.by_ingest_key("not-a-key").await.unwrap(), None);
+    });
 }

@@ -46,17 +46,8 @@ pub async fn steer(
     parts: &Parts,
 ) -> Result<Steer, ApiError> {
     if Forwarder::is_forwarded(&parts.headers) {
-        // Media is taken only under a claim: a node that lost the stream since the
-        // sender looked (or a client sending the header itself) must not feed a
-        // DVR that another node now owns.
-        if let Route::Ingest(r) = route
-            && let Some(id) = app.engine.stream_by_ingest_key(&r.key)
-            && !cluster.owns(id)
-        {
-            return Err(ApiError::Unavailable(format!(
-                "node {} does not own stream {id} (ownership is moving); retry",
-                cluster.node().id
-            )));
+        if let Route::Ingest(r) = route {
+            forwarded_upload(app, cluster, &r.key).await?;
         }
         return Ok(Steer::Here);
     }
@@ -118,4 +109,34 @@ pub async fn steer(
         // a stream whose owner is gone is a 404 until the archive serves it).
         Place::Here | Place::Nobody => Steer::Here,
     })
+}
+
+/// Lets an upload another node forwarded through only under this node's own claim:
+/// a node that lost the stream since the sender looked (or a client sending the
+/// header itself) must not feed a DVR that another node now owns.
+///
+/// The stream may not be in the engine yet: the sender saw this node's claim in
+/// etcd, and the upload can arrive while the request that claimed is still taking
+/// the stream in from its record. So an unknown key is looked up in the records,
+/// and a stream etcd says this node owns is taken in here as well (`Cluster::place`
+/// does both, idempotently) rather than refused as unknown.
+async fn forwarded_upload(app: &App, cluster: &Cluster, key: &str) -> Result<(), ApiError> {
+    let id = match app.engine.stream_by_ingest_key(key) {
+        Some(id) => id,
+        None => match cluster.records.by_ingest_key(key).await? {
+            Some(id) => id,
+            // Unknown everywhere: the room refuses it as on one node.
+            None => return Ok(()),
+        },
+    };
+    if cluster.owns(id) {
+        return Ok(());
+    }
+    match cluster.place(&app.engine, id, false).await? {
+        Place::Here => Ok(()),
+        Place::At(_) | Place::Nobody => Err(ApiError::Unavailable(format!(
+            "node {} does not own stream {id} (ownership is moving); retry",
+            cluster.node().id
+        ))),
+    }
 }

@@ -8,7 +8,10 @@
 //! are the stream's secrets: a node that receives an upload or a live-playlist request
 //! for a stream it does not hold finds the stream through a digest index of the
 //! records ([`Records::by_ingest_key`]), rebuilt from one etcd range at most every
-//! [`INDEX_REFRESH`] so a flood of wrong keys costs no more than that.
+//! [`INDEX_REFRESH`] so a flood of wrong keys costs no more than that. A miss is
+//! answered only by a rebuild begun after it (waiting for the next one if need be):
+//! a stream created on another node a moment ago is found, never refused as
+//! unknown because this node's index was read just before the create.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -140,7 +143,12 @@ fn digest(kind: KeyKind, key: &str) -> [u8; 32] {
 #[derive(Default)]
 struct Index {
     by_digest: HashMap<[u8; 32], u64>,
+    /// When the last rebuild's etcd range was sent: it holds every record
+    /// written before then.
     built: Option<Instant>,
+    /// Keys of records this node wrote, with when: a rebuild whose range was sent
+    /// before the write may not hold them, so it keeps them.
+    recent: Vec<([u8; 32], u64, Instant)>,
 }
 
 /// The stream records of one cluster.
@@ -148,6 +156,8 @@ pub struct Records {
     etcd: Etcd,
     prefix: String,
     index: Mutex<Index>,
+    /// One rebuild of the index at a time.
+    rebuild: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Records {
@@ -165,6 +175,7 @@ impl Records {
             etcd,
             prefix: prefix.trim_end_matches('/').to_owned(),
             index: Mutex::new(Index::default()),
+            rebuild: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -205,6 +216,7 @@ impl Records {
     /// Every record, by id.
     pub async fn list(&self) -> Result<Vec<StreamRecord>, ClusterError> {
         let prefix = format!("{}/streams/", self.prefix);
+        let sent = Instant::now();
         let mut all = self
             .etcd
             .list(prefix.as_bytes())
@@ -215,6 +227,12 @@ impl Records {
         // etcd orders keys as bytes ("10" before "9").
         all.sort_by_key(|r| r.id);
         let mut index = self.index.lock();
+        if index.built.is_some_and(|t| t > sent) {
+            // A newer rebuild finished first.
+            return Ok(all);
+        }
+        index.recent.retain(|(_, _, at)| *at >= sent);
+        let recent: Vec<_> = index.recent.iter().map(|(d, id, _)| (*d, *id)).collect();
         index.by_digest = all
             .iter()
             .flat_map(|r| {
@@ -223,8 +241,9 @@ impl Records {
                     (digest(KeyKind::Play, &r.play_key), r.id),
                 ]
             })
+            .chain(recent)
             .collect();
-        index.built = Some(Instant::now());
+        index.built = Some(sent);
         Ok(all)
     }
 
@@ -285,28 +304,35 @@ impl Records {
 
     async fn by_key(&self, kind: KeyKind, key: &str) -> Result<Option<StreamId>, ClusterError> {
         let d = digest(kind, key);
-        let stale = {
-            let index = self.index.lock();
-            if let Some(id) = index.by_digest.get(&d) {
-                return Ok(Some(StreamId(*id)));
-            }
-            index.built.is_none_or(|t| t.elapsed() >= INDEX_REFRESH)
-        };
-        if !stale {
-            return Ok(None);
+        let lookup = || self.index.lock().by_digest.get(&d).map(|id| StreamId(*id));
+        let missed = Instant::now();
+        if let Some(id) = lookup() {
+            return Ok(Some(id));
         }
-        self.list().await?;
-        Ok(self.index.lock().by_digest.get(&d).map(|id| StreamId(*id)))
+        // Misses queue here; the first rebuilds (at most once per INDEX_REFRESH),
+        // and those behind it whose miss came before that rebuild's range are
+        // answered by it.
+        let _turn = self.rebuild.lock().await;
+        let built = self.index.lock().built;
+        if built.is_none_or(|t| t <= missed) {
+            if let Some(t) = built {
+                tokio::time::sleep_until((t + INDEX_REFRESH).into()).await;
+            }
+            self.list().await?;
+        }
+        Ok(lookup())
     }
 
     fn remember(&self, r: &StreamRecord) {
+        let now = Instant::now();
         let mut index = self.index.lock();
-        index
-            .by_digest
-            .insert(digest(KeyKind::Ingest, &r.ingest_key), r.id);
-        index
-            .by_digest
-            .insert(digest(KeyKind::Play, &r.play_key), r.id);
+        for d in [
+            digest(KeyKind::Ingest, &r.ingest_key),
+            digest(KeyKind::Play, &r.play_key),
+        ] {
+            index.by_digest.insert(d, r.id);
+            index.recent.push((d, r.id, now));
+        }
     }
 }
 

@@ -26,6 +26,7 @@
 //! hardware-assisted (SSE4.2 / ARMv8 CRC), so verifying a 1 h DVR's gigabytes at
 //! start-up costs a fraction of a second.
 
+pub mod frozen;
 mod hook;
 mod journal;
 mod payload;

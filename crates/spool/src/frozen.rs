@@ -29,20 +29,21 @@ use parking_lot::Mutex;
 /// each is a live mapping of its own.
 static REGIONS: Mutex<BTreeMap<usize, usize>> = Mutex::new(BTreeMap::new());
 
-/// A region's place in the record, removed when dropped.
+/// A region's place in the record, removed when dropped (none for an empty one).
 #[derive(Debug)]
 pub struct Frozen {
-    start: usize,
+    start: Option<usize>,
 }
 
 /// Records `bytes`, a whole mapping that its owner will never write again, until
 /// the returned [`Frozen`] drops; the owner must drop it before unmapping.
 pub fn freeze(bytes: &[u8]) -> Frozen {
-    let start = bytes.as_ptr() as usize;
-    if !bytes.is_empty() {
-        REGIONS.lock().insert(start, start + bytes.len());
+    if bytes.is_empty() {
+        return Frozen { start: None };
     }
-    Frozen { start }
+    let start = bytes.as_ptr() as usize;
+    REGIONS.lock().insert(start, start + bytes.len());
+    Frozen { start: Some(start) }
 }
 
 /// Whether every byte of `bytes` lies in one frozen region. The caller holds a
@@ -65,14 +66,11 @@ pub fn contains_range(start: usize, len: usize) -> bool {
         .is_some_and(|(_, &region_end)| end <= region_end)
 }
 
-/// Regions frozen now.
-pub fn count() -> usize {
-    REGIONS.lock().len()
-}
-
 impl Drop for Frozen {
     fn drop(&mut self) {
-        REGIONS.lock().remove(&self.start);
+        if let Some(start) = self.start {
+            REGIONS.lock().remove(&start);
+        }
     }
 }
 
@@ -91,6 +89,9 @@ mod tests {
         assert!(contains(&region[9_999..]));
         assert!(!contains(&region[5..5]), "nothing to send");
         assert!(!contains(&other));
+        // An empty region records nothing, and dropping it removes nothing.
+        drop(freeze(&region[..0]));
+        assert!(contains(&region[10..20]));
         drop(held);
         assert!(!contains(&region[10..20]));
     }

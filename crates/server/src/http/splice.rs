@@ -21,8 +21,19 @@
 //! mappings, where `sendfile` needs a descriptor kept open per chunk (a 1 h DVR of
 //! a ladder is 5,400 chunks, against `RLIMIT_NOFILE`) or one `open` per send, and
 //! memfd-backed buffers for memory-only mode. Both hand page references to TCP the
-//! same way (`skb_splice_from_iter`); measured in BENCHMARKS.md "Where the cycles
-//! go".
+//! same way (`splice_to_socket`); they differ in how the references are taken: a
+//! page-table walk (`get_user_pages`, 19% of the CPU of a whole-file download) where
+//! nginx's `sendfile` looks pages up in the page cache (12% of its CPU).
+//!
+//! Measured (BENCHMARKS.md "Where the cycles go", `scripts/serving_ab.py`, the
+//! previous build, this one and nginx with sendfile alternated in one sitting): a
+//! 20 MB clip MP4 whole went from 2.55 to 5.57 GB per server CPU-second (0.24–0.35x
+//! nginx to 0.61–0.77x), 1 MiB ranges from 2.45 to 3.93 (0.55–0.83x to 0.93–1.17x);
+//! the kernel's copy, 65% of the CPU before, is 0.4%. A stand-alone loop sending a
+//! mapped tmpfs file over loopback (`write` against `vmsplice`+`splice` against
+//! `sendfile`, 128 KiB to 2 MiB a call) could not tell the three apart on the shared
+//! machine (3.4–5.7 GB per sender CPU-second each, run to run); the server A/B
+//! could.
 //!
 //! The pipe: bytes `vmsplice`d into it are the client's (hyper is told they were
 //! written), so they leave it before anything else is written, flushed or shut
@@ -32,6 +43,10 @@
 //! that, or if the kernel refuses a pipe or a `vmsplice`, bytes are copied as
 //! before. A connection waits until its socket is writable before it takes a pipe,
 //! so a client that stops reading holds one only for the bytes already spliced.
+//!
+//! A peer that has gone makes `splice` fail with `EPIPE` (and raise `SIGPIPE`, which a
+//! Rust binary ignores, as `writev` does); the connection ends as with a failed
+//! `writev`.
 //!
 //! Frozen pages stay valid while spliced: the pipe and the socket hold references
 //! to the pages, not the mapping, so the chunk can leave the DVR, its clip expire

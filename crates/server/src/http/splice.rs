@@ -26,10 +26,11 @@
 //! nginx's `sendfile` looks pages up in the page cache (12% of its CPU).
 //!
 //! Measured (BENCHMARKS.md "Where the cycles go", `scripts/serving_ab.py`, the
-//! previous build, this one and nginx with sendfile alternated in one sitting): a
-//! 20 MB clip MP4 whole went from 2.55 to 5.57 GB per server CPU-second (0.24–0.35x
-//! nginx to 0.61–0.77x), 1 MiB ranges from 2.45 to 3.93 (0.55–0.83x to 0.93–1.17x);
-//! the kernel's copy, 65% of the CPU before, is 0.4%. A stand-alone loop sending a
+//! previous build, this one and nginx with sendfile alternated in one sitting, two
+//! sittings): a 20 MB clip MP4 whole went from 2.55–3.24 to 5.57–8.02 GB per server
+//! CPU-second (0.24–0.39x nginx to 0.61–0.96x), 1 MiB ranges from 2.45–3.55 to
+//! 3.88–3.93 (0.55–0.87x to 0.93–1.17x); the kernel's copy, 65% of the CPU before, is
+//! 0.4%. A stand-alone loop sending a
 //! mapped tmpfs file over loopback (`write` against `vmsplice`+`splice` against
 //! `sendfile`, 128 KiB to 2 MiB a call) could not tell the three apart on the shared
 //! machine (3.4–5.7 GB per sender CPU-second each, run to run); the server A/B

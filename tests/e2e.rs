@@ -549,6 +549,15 @@ fn live_ladder_through_the_real_binary() {
         304,
     );
     assert_eq!(not_modified.header("etag"), Some(etag.as_str()));
+    // The bodies above went out by page reference (`http::splice`): the media's
+    // pages handed to the socket, the same bytes as the full file's.
+    let metrics = expect(get(addr, "/metrics"), 200).text();
+    let spliced: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("dvrclip_http_spliced_bytes_total "))
+        .and_then(|v| v.parse().ok())
+        .expect("the spliced bytes counter");
+    assert!(spliced > 0, "no payload byte spliced: {metrics}");
     // A browser's preflight.
     let pre = expect(request(addr, "OPTIONS", &mp4_path, &[], None), 204);
     assert_eq!(pre.header("access-control-allow-origin"), Some("*"));

@@ -89,6 +89,11 @@ fn render_metrics(app: &App) -> String {
         ),
         ("dvrclip_clips", "Clips not yet expired.", clips),
     ]);
+    let spliced = crate::http::splice::spliced_bytes();
+    text.push_str(&format!(
+        "# HELP dvrclip_http_spliced_bytes_total Response bytes sent by page reference (vmsplice) rather than copied.\n\
+         # TYPE dvrclip_http_spliced_bytes_total counter\ndvrclip_http_spliced_bytes_total {spliced}\n"
+    ));
     text.push_str(&app.mp4_cache.render_metrics());
     text.push_str(&app.pullers.render_metrics());
     if let Some(door) = app.rtmp.get() {

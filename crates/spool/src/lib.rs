@@ -1,5 +1,6 @@
 //! dvrclip's spool: what a restart must not lose, on a filesystem. Chunk payloads
-//! are files the server maps and serves from (`payload`), and one checksummed
+//! are files the server maps and serves from (`payload`; each mapping is listed in
+//! [`frozen`] so the server may send its pages by reference), and one checksummed
 //! journal (`journal`, framed by `record`) records every commit the engine reports
 //! through [`dvrclip_engine::persist::Persist`]: streams with their keys, inits,
 //! chunks, chunks leaving the ring, clips. At start-up [`Spool::open`] folds the
@@ -26,6 +27,7 @@
 //! hardware-assisted (SSE4.2 / ARMv8 CRC), so verifying a 1 h DVR's gigabytes at
 //! start-up costs a fraction of a second.
 
+pub mod frozen;
 mod hook;
 mod journal;
 mod payload;

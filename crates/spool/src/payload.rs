@@ -26,6 +26,9 @@
 //! never traded for a read later: the engine's `Bytes` point into it, and it lives
 //! as long as they do.
 //!
+//! A mapping is recorded in [`crate::frozen`] while it lives, so the server may send
+//! its pages by reference; a heap copy never is (its pages go back to the allocator).
+//!
 //! The spool's only `unsafe`: mapping a file (`memmap2::Mmap::map`), sound as long as
 //! no one truncates the file while it is mapped. The spool directory is the process's
 //! own (an exclusive lock on `lock` keeps a second dvrclip out), files are never
@@ -214,7 +217,12 @@ impl Files {
             };
             Backing::Read(heap)
         };
+        let frozen = match &backing {
+            Backing::Mapped(map) => Some(crate::frozen::freeze(map)),
+            Backing::Read(_) => None,
+        };
         let payload = Payload {
+            _frozen: frozen,
             backing,
             file,
             files: Arc::clone(self),
@@ -371,6 +379,9 @@ enum Backing {
 
 /// The owner of one payload inside a `Bytes`.
 struct Payload {
+    /// A mapping's entry in [`crate::frozen`] (its file is never written again);
+    /// declared before `backing` so it leaves the record before the unmap.
+    _frozen: Option<crate::frozen::Frozen>,
     backing: Backing,
     file: u64,
     files: Arc<Files>,

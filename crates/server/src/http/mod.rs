@@ -1,8 +1,8 @@
 //! HTTP plumbing that knows no route: the accept loop and its limits ([`serve`]),
 //! request bodies under a memory pool ([`body`]) placed where they are kept
-//! ([`payload`]), the write timeout ([`send_timeout`]), byte-range serving of
-//! immutable entities ([`entity`]), and the `Host` check every request passes
-//! ([`host`]).
+//! ([`payload`]), the write timeout ([`send_timeout`]), the socket that sends payload
+//! pages by reference ([`splice`]), byte-range serving of immutable entities
+//! ([`entity`]), and the `Host` check every request passes ([`host`]).
 //!
 //! Nothing here imports the API, the public links or the application state; they
 //! import this room.
@@ -13,6 +13,7 @@ pub mod host;
 pub mod payload;
 pub mod send_timeout;
 pub mod serve;
+pub mod splice;
 
 use std::convert::Infallible;
 

@@ -184,7 +184,7 @@ impl PayloadBuf {
             Inner::Spooled { writer, .. } => writer.finish()?,
             Inner::Heap(v) => keep(v),
             Inner::Mapped { map, filled, slot } if filled == map.len() => {
-                Bytes::from_owner(Mapped { map, _slot: slot })
+                Bytes::from_owner(Mapped::frozen(map, slot))
             }
             // Shorter than declared: hyper reports that as an error first.
             Inner::Mapped { map, filled, .. } => keep(map[..filled].to_vec()),
@@ -214,18 +214,31 @@ impl Drop for Slot {
 }
 
 /// A mapping holding one payload. `Bytes` hands out shared slices only, so it is
-/// never written again (sealing it read-only would cost an `mprotect` per chunk).
+/// never written again (sealing it read-only would cost an `mprotect` per chunk),
+/// which is what its entry in [`dvrclip_spool::frozen`] promises: the socket writer
+/// may send its pages by reference (`http::splice`).
 struct Mapped {
+    /// Declared before `map`: it leaves the record before the unmap.
+    _frozen: dvrclip_spool::frozen::Frozen,
     map: MmapMut,
     _slot: Slot,
 }
 
 impl Mapped {
+    /// `map`, filled and never written again.
+    fn frozen(map: MmapMut, slot: Slot) -> Mapped {
+        Mapped {
+            _frozen: dvrclip_spool::frozen::freeze(&map),
+            map,
+            _slot: slot,
+        }
+    }
+
     fn copy_of(bytes: &[u8]) -> Option<Mapped> {
         let slot = Slot::take()?;
         let mut map = MmapMut::map_anon(bytes.len()).ok()?;
         map.copy_from_slice(bytes);
-        Some(Mapped { map, _slot: slot })
+        Some(Mapped::frozen(map, slot))
     }
 }
 

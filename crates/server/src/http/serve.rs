@@ -10,6 +10,9 @@
 //! hyper's header-read timer runs from the moment a connection waits for a request,
 //! so it also bounds how long an idle keep-alive connection stays open; a client that
 //! stops reading a response is cut off by [`SendTimeout`].
+//!
+//! Each connection's socket is a [`Spliced`]: response bytes that lie in frozen
+//! payload mappings go out by page reference instead of a copy (`http::splice`).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -28,6 +31,7 @@ use tracing::{info, warn};
 
 use super::HttpResponse;
 use super::send_timeout::SendTimeout;
+use super::splice::Spliced;
 
 /// What one open connection is counted for in the memory budget, bytes: hyper's
 /// buffers and the connection's task. `scripts/connection_cost.py` measures RSS per
@@ -107,7 +111,7 @@ where
         let mut stop_rx = stop_rx.clone();
         connections.spawn(async move {
             let _slot = slot;
-            let io = TokioIo::new(SendTimeout::new(stream, send_timeout));
+            let io = TokioIo::new(SendTimeout::new(Spliced::new(stream), send_timeout));
             let conn = builder.serve_connection(io, service);
             tokio::pin!(conn);
             tokio::select! {

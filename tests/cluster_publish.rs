@@ -48,19 +48,7 @@ struct Set {
 impl Set {
     /// etcd, nodes `n1`, `n2`, `n3` (`extra[i]` flags for node i) and nginx.
     fn start(extra: [&[&str]; 3]) -> Option<Set> {
-        let module = std::path::Path::new(NGINX_STREAM_MODULE);
-        let stream_module = if module.exists() {
-            Ok(())
-        } else {
-            Err(format!(
-                "{NGINX_STREAM_MODULE} missing (libnginx-mod-stream)"
-            ))
-        };
-        if !(have_ffmpeg()
-            && require_tool("etcd")
-            && require_tool(NGINX)
-            && require("nginx stream module", stream_module))
-        {
+        if !(have_ffmpeg() && require_tool("etcd") && require_nginx_stream()) {
             return None;
         }
         let etcd_server = EtcdServer::start();
@@ -125,13 +113,7 @@ impl Set {
     fn stream_owned_by(&self, i: usize) -> (u64, String) {
         let s = create_stream(self.nginx.addr, "cam");
         let sid = s["id"].as_u64().unwrap();
-        let key = s["push_url_http"]
-            .as_str()
-            .unwrap()
-            .rsplit('/')
-            .next()
-            .unwrap()
-            .to_owned();
+        let key = ingest_key(&s);
         // An empty master playlist: the node claims the stream, then refuses it.
         let r = request(
             self.http(i),
@@ -211,39 +193,62 @@ fn one_publisher_per_stream_across_nodes() {
 
     // The first publisher lands on n2 and is forwarded to n1, which holds the slot.
     let mut first = publish(&set.rtmp(1, &key), 14);
-    poll("the forwarded publish holding n1's slot", Duration::from_secs(15), || {
-        (metric(set.http(0), "dvrclip_cluster_forwarded_publishes") == 1).then_some(())
-    });
+    poll(
+        "the forwarded publish holding n1's slot",
+        Duration::from_secs(15),
+        || (metric(set.http(0), "dvrclip_cluster_forwarded_publishes") == 1).then_some(()),
+    );
     // A second encoder on n3 (forwarded too) is refused by the owner: closed.
     let mut second = publish(&set.rtmp(2, &key), 10);
     let (status, err) = finished(&mut second.0, Duration::from_secs(20));
-    assert!(!status.success(), "a second publisher via n3 was taken: {err}");
-    assert!(metric(set.http(0), "dvrclip_cluster_forwarded_publishes_refused_total") >= 1);
+    assert!(
+        !status.success(),
+        "a second publisher via n3 was taken: {err}"
+    );
+    assert!(
+        metric(
+            set.http(0),
+            "dvrclip_cluster_forwarded_publishes_refused_total"
+        ) >= 1
+    );
     assert!(metric(set.http(2), "dvrclip_cluster_door_forward_failures_total") >= 1);
     // A third on the owner's own door is refused there, as on one node.
     let mut third = publish(&set.rtmp(0, &key), 10);
     let (status, err) = finished(&mut third.0, Duration::from_secs(20));
-    assert!(!status.success(), "a second publisher on the owner was taken: {err}");
+    assert!(
+        !status.success(),
+        "a second publisher on the owner was taken: {err}"
+    );
 
     // The first went on undisturbed, and its end frees the slot.
     let (status, err) = finished(&mut first.0, Duration::from_secs(30));
     assert!(status.success(), "the first publisher: {err}");
-    poll("the slot freed at the publish's end", Duration::from_secs(10), || {
-        (metric(set.http(0), "dvrclip_cluster_forwarded_publishes") == 0).then_some(())
-    });
-    let first_end = poll("the first publish in the DVR", Duration::from_secs(15), || {
-        let (start, end) = last_range(lb, sid)?;
-        (end - start >= 10.0).then_some(end)
-    });
+    poll(
+        "the slot freed at the publish's end",
+        Duration::from_secs(10),
+        || (metric(set.http(0), "dvrclip_cluster_forwarded_publishes") == 0).then_some(()),
+    );
+    let first_end = poll(
+        "the first publish in the DVR",
+        Duration::from_secs(15),
+        || {
+            let (start, end) = last_range(lb, sid)?;
+            (end - start >= 10.0).then_some(end)
+        },
+    );
 
     // Now a publish on n3 is taken and its media lands on the owner.
     let mut again = publish(&set.rtmp(2, &key), 6);
     let (status, err) = finished(&mut again.0, Duration::from_secs(30));
     assert!(status.success(), "a publish after the first ended: {err}");
-    poll("the new publish in the DVR", Duration::from_secs(15), || {
-        let (start, end) = last_range(lb, sid)?;
-        (start > first_end && end - start >= 3.0).then_some(())
-    });
+    poll(
+        "the new publish in the DVR",
+        Duration::from_secs(15),
+        || {
+            let (start, end) = last_range(lb, sid)?;
+            (start > first_end && end - start >= 3.0).then_some(())
+        },
+    );
     assert_eq!(set.sum("dvrclip_cluster_claims_total"), 1);
     assert_eq!(set.owner(sid).as_deref(), Some("n1"));
     set.no_panic();
@@ -260,7 +265,10 @@ fn forwarded_fragments_count_in_the_memory_budget() {
     let (sid, key) = set.stream_owned_by(0);
     let mut refused = publish(&set.rtmp(1, &key), 10);
     let (status, err) = finished(&mut refused.0, Duration::from_secs(25));
-    assert!(!status.success(), "a publish over n2's budget was forwarded: {err}");
+    assert!(
+        !status.success(),
+        "a publish over n2's budget was forwarded: {err}"
+    );
     assert!(metric(set.http(1), "dvrclip_cluster_door_over_budget_total") >= 1);
     assert!(metric(set.http(1), "dvrclip_cluster_door_forward_failures_total") >= 1);
     assert_eq!(metric(set.http(1), "dvrclip_cluster_door_uploads_total"), 0);
@@ -272,7 +280,10 @@ fn forwarded_fragments_count_in_the_memory_budget() {
         let (start, end) = last_range(lb, sid)?;
         (end - start >= 3.0).then_some(())
     });
-    assert_eq!(metric(set.http(2), "dvrclip_cluster_door_over_budget_total"), 0);
+    assert_eq!(
+        metric(set.http(2), "dvrclip_cluster_door_over_budget_total"),
+        0
+    );
     set.no_panic();
 }
 
@@ -285,10 +296,14 @@ fn the_owner_dying_mid_publish() {
     let lb = set.nginx.addr;
     let (sid, key) = set.stream_owned_by(0);
     let mut forwarded = publish(&set.rtmp(1, &key), 60);
-    let before = poll("the forwarded publish in n1's DVR", Duration::from_secs(20), || {
-        let (start, end) = last_range(lb, sid)?;
-        (end - start >= 4.0).then_some(end)
-    });
+    let before = poll(
+        "the forwarded publish in n1's DVR",
+        Duration::from_secs(20),
+        || {
+            let (start, end) = last_range(lb, sid)?;
+            (end - start >= 4.0).then_some(end)
+        },
+    );
     let uploads = metric(set.http(1), "dvrclip_cluster_door_uploads_total");
     assert!(uploads >= 2, "{uploads} uploads forwarded");
 
@@ -319,10 +334,14 @@ fn the_owner_dying_mid_publish() {
     }
     let owner = set.owner(sid).expect("an owner");
     assert!(owner == "n2" || owner == "n3", "owned by {owner}");
-    poll("the new publish in the new owner's DVR", Duration::from_secs(15), || {
-        let (start, end) = last_range(lb, sid)?;
-        (start > before && end - start >= 3.0).then_some(())
-    });
+    poll(
+        "the new publish in the new owner's DVR",
+        Duration::from_secs(15),
+        || {
+            let (start, end) = last_range(lb, sid)?;
+            (start > before && end - start >= 3.0).then_some(())
+        },
+    );
     println!("re-published after {attempts} attempts, owner {owner}");
     assert_eq!(set.sum("dvrclip_cluster_claims_total"), 1);
     set.no_panic();

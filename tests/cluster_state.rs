@@ -60,16 +60,6 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-fn ingest_key(stream: &Value) -> String {
-    stream["push_url_http"]
-        .as_str()
-        .unwrap()
-        .rsplit('/')
-        .next()
-        .unwrap()
-        .to_owned()
-}
-
 /// A `vod_required` clip of `sid` (a second of what its top rendition holds),
 /// through `addr`: the answer's status and body.
 fn vod_clip(addr: SocketAddr, sid: u64) -> (u16, Value) {
@@ -88,7 +78,10 @@ fn vod_clip(addr: SocketAddr, sid: u64) -> (u16, Value) {
     );
     let status = resp.status;
     let text = resp.text();
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
 }
 
 #[test]
@@ -162,12 +155,12 @@ fn video_ids_are_unique_across_nodes() {
             .iter()
             .map(|a| expect(get(*a, &format!("/vod/{v}.mp4")), 200).body)
             .collect();
-        assert!(!mp4[0].is_empty() && mp4[0] == mp4[1], "video {v}'s MP4 differs");
+        assert!(
+            !mp4[0].is_empty() && mp4[0] == mp4[1],
+            "video {v}'s MP4 differs"
+        );
     }
-    assert_eq!(
-        api(lb, "GET", "/streaming/videos/999999", None).status,
-        404
-    );
+    assert_eq!(api(lb, "GET", "/streaming/videos/999999", None).status, 404);
 
     // etcd away: n1 hands out what its blocks hold (its stream's clips need no
     // etcd), then refuses with the reason instead of an id another node may draw.
@@ -189,7 +182,11 @@ fn video_ids_are_unique_across_nodes() {
     println!("etcd away: {handed} more video ids handed out, then {refusal}");
     // Clips without a video are still cut.
     let d = dvr(http[0], sids[0]);
-    let start = d["renditions"][0]["ranges"][0]["start"].as_f64().unwrap().ceil() as i64 + 1;
+    let start = d["renditions"][0]["ranges"][0]["start"]
+        .as_f64()
+        .unwrap()
+        .ceil() as i64
+        + 1;
     let body = format!(r#"{{"start": {start}, "duration": 1}}"#);
     let path = format!("/streaming/streams/{}/clip_recording", sids[0]);
     expect(api(http[0], "PUT", &path, Some(&body)), 200);
@@ -233,7 +230,13 @@ fn a_new_streams_first_uploads_on_another_node_are_taken() {
     // And through nginx, as an encoder sends them.
     let s = create_stream(nginx.addr, "lb");
     let key = ingest_key(&s);
-    let r = request(nginx.addr, "PUT", &format!("/ingest/{key}/v/init.mp4"), &[], Some(&init));
+    let r = request(
+        nginx.addr,
+        "PUT",
+        &format!("/ingest/{key}/v/init.mp4"),
+        &[],
+        Some(&init),
+    );
     assert_eq!(r.status, 201, "{}", r.text());
 }
 
@@ -249,8 +252,7 @@ fn pulled_streams_fail_over() {
     let etcd = EtcdServer::start();
     let lb_port = free_port();
     let public = format!("http://127.0.0.1:{lb_port}");
-    let mut servers: Vec<Option<Server>> =
-        nodes(&etcd, 3, &public).into_iter().map(Some).collect();
+    let mut servers: Vec<Option<Server>> = nodes(&etcd, 3, &public).into_iter().map(Some).collect();
     let http: Vec<SocketAddr> = servers.iter().map(|s| s.as_ref().unwrap().addr).collect();
     let nginx = Nginx::start(lb_port, &http);
     let lb = nginx.addr;
@@ -273,9 +275,11 @@ fn pulled_streams_fail_over() {
     let dead = servers[0].take().unwrap();
     dead.signal("KILL");
     drop(dead);
-    let new_owner = poll("a live node owning the stream", Duration::from_secs(20), || {
-        owner(&client, &rt, sid).filter(|o| o != "n1")
-    });
+    let new_owner = poll(
+        "a live node owning the stream",
+        Duration::from_secs(20),
+        || owner(&client, &rt, sid).filter(|o| o != "n1"),
+    );
     let alive = [http[1], http[2]];
     let r = wait_chunks(alive[0], sid, "v0", 2, Duration::from_secs(30));
     println!("taken over by {new_owner}: {r}");

@@ -615,6 +615,16 @@ pub fn create_complete_clip(addr: SocketAddr, sid: u64, start: i64, duration: i6
     clip
 }
 
+/// The ingest key of a stream as the API answers it (the last segment of its
+/// `push_url_http`).
+pub fn ingest_key(stream: &Value) -> String {
+    stream["push_url_http"]
+        .as_str()
+        .and_then(|u| u.rsplit('/').next())
+        .unwrap_or_else(|| panic!("no push_url_http in {stream}"))
+        .to_owned()
+}
+
 /// A free TCP port on loopback (bound, then released for a child to take).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -703,6 +713,21 @@ pub const NGINX: &str = "/usr/sbin/nginx";
 
 /// nginx's TCP/UDP balancer module, Debian's `libnginx-mod-stream`.
 pub const NGINX_STREAM_MODULE: &str = "/usr/lib/nginx/modules/ngx_stream_module.so";
+
+/// Whether nginx and its stream module ([`NGINX_STREAM_MODULE`]) are here (under CI:
+/// fails the test when not).
+#[track_caller]
+pub fn require_nginx_stream() -> bool {
+    let module = std::path::Path::new(NGINX_STREAM_MODULE);
+    let found = if module.exists() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{NGINX_STREAM_MODULE} missing (libnginx-mod-stream)"
+        ))
+    };
+    require_tool(NGINX) && require("nginx stream module", found)
+}
 
 /// nginx ([`NGINX`]) in the foreground as a round-robin HTTP balancer in
 /// front of `upstreams`, with its own temp prefix and config; never as root (under

@@ -288,7 +288,11 @@ impl Membership {
                     let value = next(Some(counter(&key, &kv)?)).ok_or_else(overflow)?;
                     let t = self
                         .etcd
-                        .swap(key.as_bytes(), kv.mod_revision, value.to_string().as_bytes())
+                        .swap(
+                            key.as_bytes(),
+                            kv.mod_revision,
+                            value.to_string().as_bytes(),
+                        )
                         .await?;
                     (t.succeeded, value)
                 }

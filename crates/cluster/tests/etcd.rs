@@ -209,7 +209,10 @@ fn video_id_blocks_are_unique_and_name_their_node() {
         assert_eq!(all, (1..=n).collect::<Vec<u64>>());
         // A floor (ids a node's store already holds) is skipped over, blocks aligned.
         let r = a.reserve_video_ids(n + 100).await.unwrap();
-        assert!(*r.start() >= n + 100 && r.start() % VIDEO_ID_BLOCK == 1, "{r:?}");
+        assert!(
+            *r.start() >= n + 100 && r.start() % VIDEO_ID_BLOCK == 1,
+            "{r:?}"
+        );
         assert_eq!(a.video_holder(n + 100).await.unwrap(), None);
         assert_eq!(a.video_holder(0).await.unwrap(), None);
     });

@@ -2,8 +2,8 @@
 //! the VOD, who may call the API, counters, the memory of bodies in flight, the
 //! cache of built clip MP4s ([`crate::mp4_cache`]) and of rendered playlists
 //! ([`crate::playlist_cache`]). Background work (expiry ticks,
-//! heap trims, the demo stream, the cluster lease, its video id blocks and pulled
-//! streams' takeover, complete clips' master MP4s built
+//! heap trims, the demo stream, the cluster lease and its video id blocks, complete
+//! clips' master MP4s built
 //! ahead of their requests: [`crate::mp4_prebuild`]) is started here and stopped by
 //! [`App::shutdown`].
 //!
@@ -316,7 +316,6 @@ impl AppBuilder {
         if let Some(c) = &app.cluster {
             tasks.push(tokio::spawn(c.clone().run()));
             tasks.push(tokio::spawn(c.video_ids.clone().run(c.clone())));
-            tasks.push(tokio::spawn(crate::pull_takeover::run(Arc::downgrade(&app))));
         }
         drop(tasks);
         // Streams the engine already holds (an embedder's) that are pulled; clips

@@ -54,7 +54,10 @@ async fn scan(app: &Arc<App>, cluster: &Cluster) {
         (_, Err(e)) => return tracing::debug!(error = %e, "pull takeover: owners"),
     };
     let mut claims = 0;
-    for r in records.iter().filter(|r| r.pull && r.active && r.uri.is_some()) {
+    for r in records
+        .iter()
+        .filter(|r| r.pull && r.active && r.uri.is_some())
+    {
         let id = StreamId(r.id);
         if !cluster.owns(id) {
             if owned.contains(&id) || claims == CLAIMS_PER_SCAN {

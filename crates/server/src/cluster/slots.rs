@@ -74,7 +74,11 @@ impl ForwardedSlots {
         let Some(lease) = publishers.claim(stream) else {
             return Err(self.refuse(stream));
         };
-        tracing::info!(stream = stream.0, publish, "forwarded publish holds the slot");
+        tracing::info!(
+            stream = stream.0,
+            publish,
+            "forwarded publish holds the slot"
+        );
         held.insert(
             stream,
             Held {

@@ -7,9 +7,6 @@
 //!   (`GET /streaming/videos/{id}`, its MP4) through any node and through nginx;
 //!   etcd away, a node hands out what its blocks hold, then answers 503 with the
 //!   reason;
-//! - `a_new_streams_first_uploads_on_another_node_are_taken`: the first uploads of
-//!   a stream created a moment before on another node, sent at once to a node whose
-//!   key index was built a moment before the create, are taken (once answered 403);
 //! - `pulled_streams_fail_over`: the node pulling a `pull: true` stream is
 //!   SIGKILLed; a live node claims the stream and pulls it, its DVR fills again.
 //!
@@ -191,53 +188,6 @@ fn video_ids_are_unique_across_nodes() {
     let path = format!("/streaming/streams/{}/clip_recording", sids[0]);
     expect(api(http[0], "PUT", &path, Some(&body)), 200);
     drop(pushes);
-}
-
-#[test]
-fn a_new_streams_first_uploads_on_another_node_are_taken() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    if !(require_tool("etcd") && require_tool(NGINX)) {
-        return;
-    }
-    let etcd = EtcdServer::start();
-    let lb_port = free_port();
-    let public = format!("http://127.0.0.1:{lb_port}");
-    let servers = nodes(&etcd, 2, &public);
-    let (a, b) = (servers[0].addr, servers[1].addr);
-    let nginx = Nginx::start(lb_port, &[a, b]);
-    let init = fixture("h264_aac/init.mp4");
-    for round in 0..5 {
-        // b's key index is built now, by a wrong key.
-        let wrong = request(b, "PUT", "/ingest/nosuchkey/v/init.mp4", &[], Some(&init));
-        assert_eq!(wrong.status, 403);
-        // A stream created on a, then its first uploads sent at once to b.
-        let s = create_stream(a, &format!("cam{round}"));
-        let key = ingest_key(&s);
-        let answers: Vec<u16> = std::thread::scope(|scope| {
-            let puts: Vec<_> = (0..3)
-                .map(|i| {
-                    let (key, init) = (&key, &init);
-                    scope.spawn(move || {
-                        let path = format!("/ingest/{key}/r{i}/init.mp4");
-                        request(b, "PUT", &path, &[], Some(init)).status
-                    })
-                })
-                .collect();
-            puts.into_iter().map(|p| p.join().unwrap()).collect()
-        });
-        assert_eq!(answers, [201, 201, 201], "round {round}");
-    }
-    // And through nginx, as an encoder sends them.
-    let s = create_stream(nginx.addr, "lb");
-    let key = ingest_key(&s);
-    let r = request(
-        nginx.addr,
-        "PUT",
-        &format!("/ingest/{key}/v/init.mp4"),
-        &[],
-        Some(&init),
-    );
-    assert_eq!(r.status, 201, "{}", r.text());
 }
 
 #[test]

@@ -20,14 +20,12 @@
 //! A request another node forwarded is always answered here ([`Forwarder::is_forwarded`]),
 //! so ownership moving mid-request never bounces it between nodes; an upload among
 //! them is taken only if this node still holds its claim (503 otherwise, and the
-//! encoder's retry finds the new owner); one from another node's push door holds the
-//! stream's publisher slot ([`crate::cluster::slots`]).
+//! encoder's retry finds the new owner).
 
 use http::request::Parts;
 
 use crate::app::App;
 use crate::cluster::forward::Forwarder;
-use crate::cluster::slots::PUBLISH;
 use crate::cluster::{Cluster, Place};
 use crate::error::ApiError;
 use crate::route::{ApiRoute, PublicRoute, Route};
@@ -43,6 +41,15 @@ pub enum Steer {
     Forward(String, Option<StreamId>),
 }
 
+/// The video a route reads or changes: a video's API call or its media.
+fn video_of(route: &Route) -> Option<u64> {
+    match route {
+        Route::Api(ApiRoute::GetVideo(v) | ApiRoute::PatchVideo(v) | ApiRoute::DeleteVideo(v))
+        | Route::Public(PublicRoute::Vod(v, _)) => Some(*v),
+        _ => None,
+    }
+}
+
 /// Where `route` is answered. Errors are answers (503 when etcd is needed and away).
 pub async fn steer(
     app: &App,
@@ -56,22 +63,12 @@ pub async fn steer(
         // DVR that another node now owns.
         if let Route::Ingest(r) = route
             && let Some(id) = app.engine.stream_by_ingest_key(&r.key)
+            && !cluster.owns(id)
         {
-            if !cluster.owns(id) {
-                return Err(ApiError::Unavailable(format!(
-                    "node {} does not own stream {id} (ownership is moving); retry",
-                    cluster.node().id
-                )));
-            }
-            // A push door's publish on another node: it holds the stream's one
-            // publisher slot here while its uploads come, until its end (a DELETE).
-            if let Some(publish) = parts.headers.get(PUBLISH).and_then(|v| v.to_str().ok()) {
-                if r.delete {
-                    cluster.slots.end(id, publish);
-                } else {
-                    cluster.slots.hold(&app.publishers, id, publish)?;
-                }
-            }
+            return Err(ApiError::Unavailable(format!(
+                "node {} does not own stream {id} (ownership is moving); retry",
+                cluster.node().id
+            )));
         }
         return Ok(Steer::Here);
     }
@@ -146,13 +143,4 @@ pub async fn steer(
         // a stream whose owner is gone is a 404 until the archive serves it).
         Place::Here | Place::Nobody => Steer::Here,
     })
-}
-
-/// The video a route reads or changes: a video's API call or its media.
-fn video_of(route: &Route) -> Option<u64> {
-    match route {
-        Route::Api(ApiRoute::GetVideo(v) | ApiRoute::PatchVideo(v) | ApiRoute::DeleteVideo(v))
-        | Route::Public(PublicRoute::Vod(v, _)) => Some(*v),
-        _ => None,
-    }
 }

@@ -8,12 +8,7 @@
 //! are the stream's secrets: a node that receives an upload or a live-playlist request
 //! for a stream it does not hold finds the stream through a digest index of the
 //! records ([`Records::by_ingest_key`]), rebuilt from one etcd range at most every
-//! [`INDEX_REFRESH`] so a flood of wrong keys costs no more than that. A key the
-//! index misses is answered from an index whose range was read after the request
-//! arrived (waiting for the next rebuild, shared by every miss meanwhile), never
-//! from an older one: a stream created on another node just before its first
-//! upload is found (an index built a moment before the create once refused its
-//! uploads, 403 in 0.1 ms).
+//! [`INDEX_REFRESH`] so a flood of wrong keys costs no more than that.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -145,8 +140,6 @@ fn digest(kind: KeyKind, key: &str) -> [u8; 32] {
 #[derive(Default)]
 struct Index {
     by_digest: HashMap<[u8; 32], u64>,
-    /// When the range it was built from was asked for: it holds every record
-    /// written before then.
     built: Option<Instant>,
 }
 
@@ -155,8 +148,6 @@ pub struct Records {
     etcd: Etcd,
     prefix: String,
     index: Mutex<Index>,
-    /// Held by the miss that rebuilds the index; the others wait for its result.
-    rebuild: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Records {
@@ -174,7 +165,6 @@ impl Records {
             etcd,
             prefix: prefix.trim_end_matches('/').to_owned(),
             index: Mutex::new(Index::default()),
-            rebuild: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -214,7 +204,6 @@ impl Records {
 
     /// Every record, by id.
     pub async fn list(&self) -> Result<Vec<StreamRecord>, ClusterError> {
-        let asked = Instant::now();
         let prefix = format!("{}/streams/", self.prefix);
         let mut all = self
             .etcd
@@ -235,7 +224,7 @@ impl Records {
                 ]
             })
             .collect();
-        index.built = Some(asked);
+        index.built = Some(Instant::now());
         Ok(all)
     }
 
@@ -296,23 +285,16 @@ impl Records {
 
     async fn by_key(&self, kind: KeyKind, key: &str) -> Result<Option<StreamId>, ClusterError> {
         let d = digest(kind, key);
-        let arrived = Instant::now();
-        if let Some(id) = self.index.lock().by_digest.get(&d) {
-            return Ok(Some(StreamId(*id)));
-        }
-        // A miss: answered from an index read after this request arrived.
-        let _rebuilding = self.rebuild.lock().await;
-        let wait = {
+        let stale = {
             let index = self.index.lock();
-            match index.built {
-                Some(built) if built >= arrived => {
-                    return Ok(index.by_digest.get(&d).map(|id| StreamId(*id)));
-                }
-                Some(built) => INDEX_REFRESH.saturating_sub(built.elapsed()),
-                None => Duration::ZERO,
+            if let Some(id) = index.by_digest.get(&d) {
+                return Ok(Some(StreamId(*id)));
             }
+            index.built.is_none_or(|t| t.elapsed() >= INDEX_REFRESH)
         };
-        tokio::time::sleep(wait).await;
+        if !stale {
+            return Ok(None);
+        }
         self.list().await?;
         Ok(self.index.lock().by_digest.get(&d).map(|id| StreamId(*id)))
     }

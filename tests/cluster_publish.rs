@@ -309,8 +309,10 @@ fn the_owner_dying_mid_publish() {
 
     // SIGKILL the owner: n2's next upload fails and the publish is closed.
     set.nodes[0].1.as_ref().unwrap().signal("KILL");
+    let killed = Instant::now();
     drop(set.nodes[0].1.take());
     let (status, _) = finished(&mut forwarded.0, Duration::from_secs(20));
+    let closed = killed.elapsed();
     assert!(!status.success(), "the publish went on with its owner dead");
     assert!(metric(set.http(1), "dvrclip_cluster_door_forward_failures_total") >= 1);
 
@@ -342,7 +344,11 @@ fn the_owner_dying_mid_publish() {
             (start > before && end - start >= 3.0).then_some(())
         },
     );
-    println!("re-published after {attempts} attempts, owner {owner}");
+    println!(
+        "the forwarded publish closed {closed:?} after the kill; re-published through \
+         nginx after {attempts} attempts, owner {owner}, media in its DVR {:?} after the kill",
+        killed.elapsed()
+    );
     assert_eq!(set.sum("dvrclip_cluster_claims_total"), 1);
     set.no_panic();
 }

@@ -69,19 +69,7 @@ fn srt_publishes_through_nginx_reach_the_owner() {
 }
 
 fn publishes_through_nginx_reach_the_owner(door: Door) {
-    let module = std::path::Path::new(NGINX_STREAM_MODULE);
-    let stream_module = if module.exists() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{NGINX_STREAM_MODULE} missing (libnginx-mod-stream)"
-        ))
-    };
-    if !(have_ffmpeg()
-        && require_tool("etcd")
-        && require_tool(NGINX)
-        && require("nginx stream module", stream_module))
-    {
+    if !(have_ffmpeg() && require_tool("etcd") && require_nginx_stream()) {
         return;
     }
     let etcd = EtcdServer::start();
@@ -124,13 +112,7 @@ fn publishes_through_nginx_reach_the_owner(door: Door) {
 
     let stream = create_stream(lb, "cam");
     let sid = stream["id"].as_u64().unwrap();
-    let key = stream["push_url_http"]
-        .as_str()
-        .unwrap()
-        .rsplit('/')
-        .next()
-        .unwrap()
-        .to_owned();
+    let key = ingest_key(&stream);
     let url = match door {
         Door::Rtmp => format!("rtmp://127.0.0.1:{lb_door}/live/{key}"),
         Door::Srt => format!("srt://127.0.0.1:{lb_door}?streamid={key}"),

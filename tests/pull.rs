@@ -8,44 +8,11 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
 use serde_json::Value;
-
-/// ffmpeg writing a live 2-rendition fMP4 HLS ladder (`v0` 426x240, `v1` 256x144,
-/// H.264 + AAC, 2 s segments, dated) into `dir` for `secs` seconds of real time.
-fn write_ladder(dir: &Path, secs: u32) -> ChildGuard {
-    let d = dir.display();
-    let child = Command::new("ffmpeg")
-        .args(["-hide_banner", "-nostdin", "-loglevel", "error", "-re"])
-        .args(["-f", "lavfi", "-i", "testsrc2=size=426x240:rate=30"])
-        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
-        .args(["-t", &secs.to_string()])
-        .args(["-filter_complex", "[0:v]split=2[a][b];[b]scale=256:144[b2]"])
-        .args(["-map", "[a]", "-map", "[b2]", "-map", "1:a", "-map", "1:a"])
-        .args(["-c:v", "libx264", "-preset", "ultrafast", "-g", "60"])
-        .args(["-keyint_min", "60", "-sc_threshold", "0"])
-        .args([
-            "-b:v:0", "300k", "-b:v:1", "150k", "-c:a", "aac", "-b:a", "64k",
-        ])
-        .args(["-f", "hls", "-hls_time", "2", "-hls_segment_type", "fmp4"])
-        .args(["-hls_list_size", "6"])
-        .args(["-hls_flags", "program_date_time+independent_segments"])
-        .args(["-master_pl_name", "master.m3u8"])
-        .args(["-var_stream_map", "v:0,a:0,name:v0 v:1,a:1,name:v1"])
-        .args(["-hls_fmp4_init_filename", "init.mp4"])
-        .args(["-hls_segment_filename", &format!("{d}/%v/seg_%05d.m4s")])
-        .arg(format!("{d}/%v/index.m3u8"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawning ffmpeg");
-    ChildGuard(child)
-}
 
 fn stream(addr: SocketAddr, id: u64) -> Value {
     expect(
@@ -134,7 +101,7 @@ fn a_live_ladder_is_pulled_and_the_second_origin_takes_over() {
     }
     let started = Instant::now();
     let dir = temp_dir("pull-origin");
-    let _ffmpeg = write_ladder(&dir, 40);
+    let _ffmpeg = write_hls_ladder(&dir, 40);
     let (first, p1) = http_origin(&dir);
     let (_second, p2) = http_origin(&dir);
     let server = Server::start(&[]);

@@ -66,13 +66,7 @@ fn push_reconnect_and_clip() {
     let addr = server.addr;
     let stream = create_stream(addr, "rtmp");
     let sid = stream["id"].as_u64().unwrap();
-    let key = stream["push_url_http"]
-        .as_str()
-        .unwrap()
-        .rsplit('/')
-        .next()
-        .unwrap()
-        .to_owned();
+    let key = ingest_key(&stream);
     // ref/api.md "Streams": `push_url` is `rtmp://{host}:{port}/live/{ingest key}`.
     let url = stream["push_url"].as_str().unwrap().to_owned();
     assert!(

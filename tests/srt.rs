@@ -23,12 +23,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::*;
-use serde_json::Value;
-
-fn ingest_key(stream: &Value) -> String {
-    let http = stream["push_url_http"].as_str().unwrap();
-    http.rsplit('/').next().unwrap().to_owned()
-}
 
 /// `ffmpeg -re` sending test video and a tone as MPEG-TS over SRT for `secs`.
 fn publish(url: &str, secs: u32) -> Child {

@@ -615,6 +615,16 @@ pub fn create_complete_clip(addr: SocketAddr, sid: u64, start: i64, duration: i6
     clip
 }
 
+/// The ingest key of a stream as the API answers it (the last segment of its
+/// `push_url_http`).
+pub fn ingest_key(stream: &Value) -> String {
+    stream["push_url_http"]
+        .as_str()
+        .and_then(|u| u.rsplit('/').next())
+        .unwrap_or_else(|| panic!("no push_url_http in {stream}"))
+        .to_owned()
+}
+
 /// A free TCP port on loopback (bound, then released for a child to take).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -703,6 +713,21 @@ pub const NGINX: &str = "/usr/sbin/nginx";
 
 /// nginx's TCP/UDP balancer module, Debian's `libnginx-mod-stream`.
 pub const NGINX_STREAM_MODULE: &str = "/usr/lib/nginx/modules/ngx_stream_module.so";
+
+/// Whether nginx and its stream module ([`NGINX_STREAM_MODULE`]) are here (under CI:
+/// fails the test when not).
+#[track_caller]
+pub fn require_nginx_stream() -> bool {
+    let module = std::path::Path::new(NGINX_STREAM_MODULE);
+    let found = if module.exists() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{NGINX_STREAM_MODULE} missing (libnginx-mod-stream)"
+        ))
+    };
+    require_tool(NGINX) && require("nginx stream module", found)
+}
 
 /// nginx ([`NGINX`]) in the foreground as a round-robin HTTP balancer in
 /// front of `upstreams`, with its own temp prefix and config; never as root (under
@@ -863,6 +888,38 @@ impl Drop for ChildGuard {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// ffmpeg writing a live 2-rendition fMP4 HLS ladder (`v0` 426x240, `v1` 256x144,
+/// H.264 + AAC, 2 s segments, dated) into `dir` for `secs` seconds of real time.
+pub fn write_hls_ladder(dir: &Path, secs: u32) -> ChildGuard {
+    let d = dir.display();
+    let child = Command::new("ffmpeg")
+        .args(["-hide_banner", "-nostdin", "-loglevel", "error", "-re"])
+        .args(["-f", "lavfi", "-i", "testsrc2=size=426x240:rate=30"])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+        .args(["-t", &secs.to_string()])
+        .args(["-filter_complex", "[0:v]split=2[a][b];[b]scale=256:144[b2]"])
+        .args(["-map", "[a]", "-map", "[b2]", "-map", "1:a", "-map", "1:a"])
+        .args(["-c:v", "libx264", "-preset", "ultrafast", "-g", "60"])
+        .args(["-keyint_min", "60", "-sc_threshold", "0"])
+        .args([
+            "-b:v:0", "300k", "-b:v:1", "150k", "-c:a", "aac", "-b:a", "64k",
+        ])
+        .args(["-f", "hls", "-hls_time", "2", "-hls_segment_type", "fmp4"])
+        .args(["-hls_list_size", "6"])
+        .args(["-hls_flags", "program_date_time+independent_segments"])
+        .args(["-master_pl_name", "master.m3u8"])
+        .args(["-var_stream_map", "v:0,a:0,name:v0 v:1,a:1,name:v1"])
+        .args(["-hls_fmp4_init_filename", "init.mp4"])
+        .args(["-hls_segment_filename", &format!("{d}/%v/seg_%05d.m4s")])
+        .arg(format!("{d}/%v/index.m3u8"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawning ffmpeg");
+    ChildGuard(child)
 }
 
 /// `python3 -m http.server` on `127.0.0.1:0` serving `dir` (an HLS origin); returns

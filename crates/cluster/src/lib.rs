@@ -17,4 +17,4 @@ pub mod etcd;
 pub mod membership;
 
 pub use etcd::{Etcd, EtcdError};
-pub use membership::{ClusterError, Membership, Node, Owner};
+pub use membership::{ClusterError, Membership, Node, Owner, VIDEO_ID_BLOCK};

@@ -13,13 +13,19 @@
 //! - `nodes/{node id}`: the node's record (JSON [`Node`]), on its lease;
 //! - `owners/{stream id}`: the owning node's id, on the owner's lease;
 //! - `ids/stream`: the last stream id drawn, a decimal counter moved by
-//!   compare-and-swap, so ids are unique across nodes without a coordinator.
+//!   compare-and-swap, so ids are unique across nodes without a coordinator;
+//! - `ids/video`: the last video id handed out in a block ([`VIDEO_ID_BLOCK`] at a
+//!   time), and `video_blocks/{n}`: the node that drew block `n` (ids
+//!   `(n-1)·B+1 ..= n·B`), kept without a lease.
 
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::etcd::{Etcd, EtcdError, KeyValue};
+
+/// How many video ids a node draws at once ([`Membership::reserve_video_ids`]).
+pub const VIDEO_ID_BLOCK: u64 = 32;
 
 /// Attempts at drawing an id before [`ClusterError::Contended`]: each failed
 /// attempt means another node drew one meanwhile, so this is only reached under a
@@ -39,7 +45,7 @@ pub enum ClusterError {
     #[error("node id {0:?} is held by a live node")]
     NodeTaken(String),
     /// Too many nodes drew ids at once.
-    #[error("stream id counter contended {ID_ATTEMPTS} times in a row")]
+    #[error("id counter contended {ID_ATTEMPTS} times in a row")]
     Contended,
     /// A record in etcd that this version cannot read.
     #[error("unreadable cluster record at {key}: {reason}")]
@@ -186,6 +192,19 @@ impl Membership {
         }
     }
 
+    /// The streams some live node owns now (one etcd range).
+    pub async fn owned_streams(&self) -> Result<Vec<u64>, ClusterError> {
+        let prefix = self.key("owners", "");
+        Ok(self
+            .etcd
+            .list(prefix.as_bytes())
+            .await?
+            .iter()
+            .filter_map(|kv| kv.key.strip_prefix(prefix.as_bytes()))
+            .filter_map(|id| std::str::from_utf8(id).ok()?.parse().ok())
+            .collect())
+    }
+
     /// Gives `stream` up, if this node still owns it.
     pub async fn release(&self, stream: u64) -> Result<(), ClusterError> {
         let key = self.key("owners", &stream.to_string());
@@ -197,30 +216,89 @@ impl Membership {
 
     /// A stream id no node has drawn before: 1, 2, 3, … across the cluster.
     pub async fn next_stream_id(&self) -> Result<u64, ClusterError> {
-        let key = self.key("ids", "stream");
+        self.advance("stream", |cur| cur.map_or(Some(1), |c| c.checked_add(1)))
+            .await
+    }
+
+    /// A block of [`VIDEO_ID_BLOCK`] video ids no node has drawn, none below
+    /// `floor` (ids this node's VOD store already holds): drawn from the counter
+    /// `ids/video` (the last id handed out, always a multiple of the block), and
+    /// the block's holder written at `video_blocks/{block}` (no lease: a video
+    /// outlives its node's lease) so a read of a video finds its node
+    /// ([`Membership::video_holder`]). A block whose holder could not be written
+    /// is lost, never handed out twice.
+    pub async fn reserve_video_ids(
+        &self,
+        floor: u64,
+    ) -> Result<std::ops::RangeInclusive<u64>, ClusterError> {
+        let last = self
+            .advance("video", |cur| {
+                let after = cur.unwrap_or(0).checked_add(VIDEO_ID_BLOCK)?;
+                let above_floor = floor.checked_add(VIDEO_ID_BLOCK - 1)?;
+                after
+                    .max(above_floor)
+                    .checked_next_multiple_of(VIDEO_ID_BLOCK)
+            })
+            .await?;
+        let first = last - VIDEO_ID_BLOCK + 1;
+        let holder = self.key("video_blocks", &(last / VIDEO_ID_BLOCK).to_string());
+        self.etcd
+            .put(holder.as_bytes(), self.node.id.as_bytes(), 0)
+            .await?;
+        Ok(first..=last)
+    }
+
+    /// The id of the node that drew the block holding video `id`, if any did.
+    pub async fn video_holder(&self, id: u64) -> Result<Option<String>, ClusterError> {
+        let Some(block) = id.checked_next_multiple_of(VIDEO_ID_BLOCK) else {
+            return Ok(None);
+        };
+        let key = self.key("video_blocks", &(block / VIDEO_ID_BLOCK).to_string());
+        Ok(self
+            .etcd
+            .get(key.as_bytes())
+            .await?
+            .map(|kv| String::from_utf8_lossy(&kv.value).into_owned()))
+    }
+
+    /// Moves the counter `ids/{name}` from its value (`None`: never moved) to
+    /// `next` of it by compare-and-swap, retried while other nodes move it; the
+    /// value written.
+    async fn advance(
+        &self,
+        name: &str,
+        next: impl Fn(Option<u64>) -> Option<u64>,
+    ) -> Result<u64, ClusterError> {
+        let key = self.key("ids", name);
+        let overflow = || ClusterError::Record {
+            key: key.clone(),
+            reason: format!("{name} id counter at its end"),
+        };
         for _ in 0..ID_ATTEMPTS {
             let t = match self.etcd.get(key.as_bytes()).await? {
-                None => self.etcd.create(key.as_bytes(), b"1", 0).await?,
-                Some(kv) => {
-                    let next =
-                        counter(&key, &kv)?
-                            .checked_add(1)
-                            .ok_or_else(|| ClusterError::Record {
-                                key: key.clone(),
-                                reason: "stream id counter at u64::MAX".into(),
-                            })?;
+                None => {
+                    let value = next(None).ok_or_else(overflow)?;
                     let t = self
                         .etcd
-                        .swap(key.as_bytes(), kv.mod_revision, next.to_string().as_bytes())
+                        .create(key.as_bytes(), value.to_string().as_bytes(), 0)
                         .await?;
-                    if t.succeeded {
-                        return Ok(next);
-                    }
-                    t
+                    (t.succeeded, value)
+                }
+                Some(kv) => {
+                    let value = next(Some(counter(&key, &kv)?)).ok_or_else(overflow)?;
+                    let t = self
+                        .etcd
+                        .swap(
+                            key.as_bytes(),
+                            kv.mod_revision,
+                            value.to_string().as_bytes(),
+                        )
+                        .await?;
+                    (t.succeeded, value)
                 }
             };
-            if t.succeeded {
-                return Ok(1);
+            if t.0 {
+                return Ok(t.1);
             }
         }
         Err(ClusterError::Contended)

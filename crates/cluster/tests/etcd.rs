@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use dvrclip_cluster::{ClusterError, Etcd, EtcdError, Membership, Node, Owner};
+use dvrclip_cluster::{ClusterError, Etcd, EtcdError, Membership, Node, Owner, VIDEO_ID_BLOCK};
 
 struct EtcdServer {
     child: Child,
@@ -183,6 +183,38 @@ fn ids_are_unique_across_nodes() {
         x.extend(y);
         x.sort_unstable();
         assert_eq!(x, (1..=80).collect::<Vec<u64>>());
+    });
+}
+
+#[test]
+fn video_id_blocks_are_unique_and_name_their_node() {
+    let Some(server) = etcd() else { return };
+    runtime().block_on(async {
+        let a = join(&server, "a", 10).await.unwrap();
+        let b = join(&server, "b", 10).await.unwrap();
+        let (mut x, mut y) = (Vec::new(), Vec::new());
+        for _ in 0..5 {
+            let (ra, rb) = tokio::join!(a.reserve_video_ids(1), b.reserve_video_ids(1));
+            x.extend(ra.unwrap());
+            y.extend(rb.unwrap());
+        }
+        for (ids, holder) in [(&x, "a"), (&y, "b")] {
+            for id in [ids[0], ids[ids.len() - 1]] {
+                assert_eq!(a.video_holder(id).await.unwrap().as_deref(), Some(holder));
+            }
+        }
+        let mut all: Vec<u64> = x.iter().chain(&y).copied().collect();
+        all.sort_unstable();
+        let n = 10 * VIDEO_ID_BLOCK;
+        assert_eq!(all, (1..=n).collect::<Vec<u64>>());
+        // A floor (ids a node's store already holds) is skipped over, blocks aligned.
+        let r = a.reserve_video_ids(n + 100).await.unwrap();
+        assert!(
+            *r.start() >= n + 100 && r.start() % VIDEO_ID_BLOCK == 1,
+            "{r:?}"
+        );
+        assert_eq!(a.video_holder(n + 100).await.unwrap(), None);
+        assert_eq!(a.video_holder(0).await.unwrap(), None);
     });
 }
 

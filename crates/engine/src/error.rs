@@ -91,6 +91,11 @@ pub enum Error {
         available_bytes: u64,
     },
 
+    /// No video id can be handed out now (a cluster's block spent while its store
+    /// is away) (HTTP 503, with the reason).
+    #[error("no video id available: {0}")]
+    NoVideoId(String),
+
     /// The persistent store refused the payload (a full disk): nothing changed
     /// (HTTP 503, with the reason).
     #[error("storage refused the upload: {reason}")]

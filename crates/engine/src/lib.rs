@@ -48,7 +48,7 @@ pub use chunk::Chunk;
 pub use clip::{Clip, ClipId, ClipProgress, ClipRendition, ClipRequest, ClipState, ClipView};
 pub use cut::FOLLOW_TOLERANCE_MICROS;
 pub use dvr::{DvrDiscontinuity, DvrGap, DvrInfo, DvrRange, RenditionDvr};
-pub use engine::{Engine, EngineConfig, TickReport};
+pub use engine::{Engine, EngineConfig, TickReport, VideoIds};
 pub use error::{Error, Result};
 pub use lost::{LostClip, MEDIA_LOST};
 pub use memory::{MemoryReservation, MemoryStats};

@@ -2,7 +2,8 @@
 //! the VOD, who may call the API, counters, the memory of bodies in flight, the
 //! cache of built clip MP4s ([`crate::mp4_cache`]) and of rendered playlists
 //! ([`crate::playlist_cache`]). Background work (expiry ticks,
-//! heap trims, the demo stream, the cluster lease, complete clips' master MP4s built
+//! heap trims, the demo stream, the cluster lease and its video id blocks, complete
+//! clips' master MP4s built
 //! ahead of their requests: [`crate::mp4_prebuild`]) is started here and stopped by
 //! [`App::shutdown`].
 //!
@@ -78,6 +79,9 @@ pub struct App {
     pub bodies: BodyMemory,
     /// Streams pulled from an origin (`pull: true`).
     pub pullers: Pullers,
+    /// The push doors' publisher slots (one publisher per stream), also held for
+    /// publishes other nodes of a cluster forward here.
+    pub publishers: Arc<dvrclip_ingest::publishers::Publishers>,
     /// The RTMP door, once the binary starts it (its counters go to `/metrics`).
     pub rtmp: std::sync::OnceLock<Arc<dvrclip_ingest::rtmp::RtmpDoor>>,
     /// The spool the engine persists into, if any ([`Config::spool_dir`]).
@@ -125,7 +129,7 @@ impl App {
         let cluster = match &config.cluster {
             Some(c) => {
                 let url = c.advertise_url.as_deref().unwrap_or(&config.public_url);
-                let cluster = Arc::new(Cluster::new(c, url)?);
+                let cluster = Arc::new(Cluster::new(c, url, vod.next_video_id())?);
                 // Joined before the first request when etcd answers; else the lease
                 // loop keeps trying and creates are refused meanwhile.
                 if let Err(e) = cluster.join().await {
@@ -134,6 +138,11 @@ impl App {
                 Some(cluster)
             }
             None => None,
+        };
+        // In a cluster, video ids come from blocks drawn from etcd.
+        let engine = match &cluster {
+            Some(c) => engine.with_video_ids(c.video_ids.clone()),
+            None => engine,
         };
         let engine = Arc::new(engine);
         // Videos left `pending` by the last run: written again if their clip is back.
@@ -284,6 +293,7 @@ impl AppBuilder {
             mp4_cache,
             bodies: BodyMemory::new(body_memory_bytes(&config)),
             pullers: Pullers::new(&config),
+            publishers: Arc::default(),
             engine: self.engine,
             vod,
             auth,
@@ -305,6 +315,7 @@ impl AppBuilder {
         }
         if let Some(c) = &app.cluster {
             tasks.push(tokio::spawn(c.clone().run()));
+            tasks.push(tokio::spawn(c.video_ids.clone().run(c.clone())));
         }
         drop(tasks);
         // Streams the engine already holds (an embedder's) that are pulled; clips

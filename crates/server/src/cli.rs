@@ -5,7 +5,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use dvrclip_ingest::publishers::Publishers;
 use dvrclip_ingest::srt::{SrtDoor, SrtLimits};
 use tracing::{error, info};
 
@@ -104,8 +103,13 @@ async fn run(mut config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let app = crate::app::App::start(config).await?;
     // Tests and scripts read this line to find the port when listening on :0.
     println!("dvrclip listening on http://{addr}");
-    // One publisher per stream, whichever push door it comes through.
-    let publishers = Arc::new(Publishers::default());
+    // One publisher per stream, whichever push door it comes through (and, in a
+    // cluster, whichever node a forwarded publish comes from).
+    let publishers = app.publishers.clone();
+    // In a cluster, pulled streams whose owner is gone are taken over by a live node.
+    if app.cluster.is_some() {
+        tokio::spawn(crate::pull_takeover::run(Arc::downgrade(&app)));
+    }
     // In a cluster a publish is placed as an upload is: here, or sent to its owner.
     let router = app.cluster.as_ref().map(|c| {
         let r = crate::publish_route::ClusterRouter::new(app.engine.clone(), c.clone());

@@ -35,6 +35,9 @@ pub enum ApiError {
     /// 404: no such stream, clip, video or path.
     #[error("{0}")]
     NotFound(String),
+    /// 409: the stream already has a publisher (a forwarded publish refused).
+    #[error("{0}")]
+    Conflict(String),
     /// 405: the path exists, not with this method.
     #[error("method not allowed")]
     MethodNotAllowed(&'static str),
@@ -106,6 +109,7 @@ impl ApiError {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Timeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::Gone(_) => StatusCode::GONE,
@@ -240,7 +244,9 @@ impl From<dvrclip_engine::Error> for ApiError {
             E::ClipLost { .. } => ApiError::Gone(message),
             E::NoInit { .. } | E::TrackMismatch { .. } => ApiError::PreconditionFailed(message),
             E::TooManyClips { .. } => ApiError::TooManyRequests(message),
-            E::OverBudget { .. } | E::Storage { .. } => ApiError::Unavailable(message),
+            E::OverBudget { .. } | E::Storage { .. } | E::NoVideoId(_) => {
+                ApiError::Unavailable(message)
+            }
             _ => ApiError::Internal(message),
         }
     }

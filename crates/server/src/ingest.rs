@@ -9,7 +9,10 @@
 //! no or mismatched init, 415 unsupported codec, 413 too large, 400 anything
 //! malformed. A DELETE removes nothing: the DVR window alone decides what falls off.
 //! A segment another node forwarded from its RTMP door may ask for a discontinuity
-//! before it ([`DISCONTINUITY`]: that door's publish started an epoch).
+//! before it ([`DISCONTINUITY`]: that door's publish started an epoch), and every
+//! upload of such a publish names it ([`PUBLISH`]): the publish holds the stream's
+//! one publisher slot here while its uploads come, until its end (a DELETE naming
+//! it) ([`crate::cluster::slots`]).
 
 use bytes::Bytes;
 use dvrclip_ingest::{FileKind, Stored, Upload};
@@ -20,6 +23,7 @@ use http_body::Body;
 use crate::app::App;
 use crate::cluster::forward::Forwarder;
 use crate::cluster::push::DISCONTINUITY;
+use crate::cluster::slots::PUBLISH;
 use crate::error::ApiError;
 use crate::http::body::read_request;
 use crate::http::{HttpResponse, full};
@@ -42,6 +46,19 @@ where
         route.rendition.as_deref(),
         &route.file,
     )?;
+    // A forwarded publish's upload (steer let it through under this node's claim).
+    if let Some(cluster) = &app.cluster
+        && Forwarder::is_forwarded(&parts.headers)
+        && let Some(publish) = parts.headers.get(PUBLISH).and_then(|v| v.to_str().ok())
+    {
+        if route.delete {
+            cluster.slots.end(upload.stream, publish);
+        } else {
+            cluster
+                .slots
+                .hold(&app.publishers, upload.stream, publish)?;
+        }
+    }
     if route.delete {
         return Ok(full(StatusCode::NO_CONTENT, "text/plain", Bytes::new()));
     }

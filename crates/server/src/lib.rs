@@ -42,6 +42,7 @@ pub mod ops;
 pub mod playlist_cache;
 pub mod public;
 pub mod publish_route;
+pub mod pull_takeover;
 pub mod pullers;
 pub mod route;
 pub mod service;

@@ -61,11 +61,13 @@ impl ClusterRouter {
                 }
                 tracing::info!(stream = stream.0, owner = %url, "publish forwarded to the owner");
                 let sink = OwnerSink::start(
+                    Arc::clone(&self.engine),
                     self.cluster.forward.clone(),
                     &url,
                     key,
                     Arc::clone(&self.cluster.push),
-                );
+                )
+                .map_err(|e| unavailable(&e))?;
                 Ok(Destination::Sink(stream, Arc::new(sink)))
             }
             Place::Nobody => Err(RouteRefusal::Unavailable(format!(

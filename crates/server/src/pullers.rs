@@ -73,6 +73,11 @@ impl Pullers {
         drop(self.running.lock().remove(&id));
     }
 
+    /// The streams pulled now.
+    pub fn running(&self) -> Vec<StreamId> {
+        self.running.lock().keys().copied().collect()
+    }
+
     /// Stops every pull (shutdown).
     pub fn stop_all(&self) {
         drop(std::mem::take(&mut *self.running.lock()));

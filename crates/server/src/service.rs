@@ -113,7 +113,9 @@ impl Service {
                         match answer {
                             Ok(answer) => return (Ok(answer), public),
                             Err(e) => {
-                                cluster.forget_owner(stream);
+                                if let Some(stream) = stream {
+                                    cluster.forget_owner(stream);
+                                }
                                 match e {
                                     ForwardError::Unsent(b, _) if tries < 2 => body = b,
                                     e => return (Err(e.into_error()), public),

@@ -8,7 +8,9 @@
 //! - API calls needing the DVR (DVR view and cleanup, clips) and PATCH/DELETE of a
 //!   stream: its owner (a clip this node holds is read here); nobody owning it,
 //!   they are answered here;
-//! - list, create and read of streams, videos: here, from the records;
+//! - list, create and read of streams: here, from the records;
+//! - a video (API call or media): here when this node's VOD holds it, else the node
+//!   that drew its id (`Cluster::video_node`); the list of videos: here;
 //! - clip links: here when this node holds the clip (it may have cut it under an
 //!   earlier ownership), else the stream's owner; nobody owning it, 404 (the seam
 //!   where an archive of complete clips slots in);
@@ -34,8 +36,18 @@ use dvrclip_engine::StreamId;
 pub enum Steer {
     /// Answer it here.
     Here,
-    /// Forward it to the node at this URL, owner of this stream.
-    Forward(String, StreamId),
+    /// Forward it to the node at this URL: the owner of this stream, or (no stream)
+    /// the node that holds a video.
+    Forward(String, Option<StreamId>),
+}
+
+/// The video a route reads or changes: a video's API call or its media.
+fn video_of(route: &Route) -> Option<u64> {
+    match route {
+        Route::Api(ApiRoute::GetVideo(v) | ApiRoute::PatchVideo(v) | ApiRoute::DeleteVideo(v))
+        | Route::Public(PublicRoute::Vod(v, _)) => Some(*v),
+        _ => None,
+    }
 }
 
 /// Where `route` is answered. Errors are answers (503 when etcd is needed and away).
@@ -50,6 +62,19 @@ pub async fn steer(
             forwarded_upload(app, cluster, &r.key).await?;
         }
         return Ok(Steer::Here);
+    }
+    if let Some(video) = video_of(route) {
+        if app.vod.video(video).is_some() {
+            return Ok(Steer::Here);
+        }
+        if matches!(route, Route::Api(_)) {
+            app.auth.authorize(&parts.headers)?;
+        }
+        // Another node's video (its id from that node's block), else a 404 here.
+        return Ok(match cluster.video_node(video).await? {
+            Some(url) => Steer::Forward(url, None),
+            None => Steer::Here,
+        });
     }
     let (stream, claim) = match route {
         Route::Ingest(r) => {
@@ -104,7 +129,7 @@ pub async fn steer(
         return Ok(Steer::Here);
     };
     Ok(match cluster.place(&app.engine, stream, claim).await? {
-        Place::At(url) => Steer::Forward(url, stream),
+        Place::At(url) => Steer::Forward(url, Some(stream)),
         // Nobody owning it: answered here from what this node holds (a clip link of
         // a stream whose owner is gone is a 404 until the archive serves it).
         Place::Here | Place::Nobody => Steer::Here,

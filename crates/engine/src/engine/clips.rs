@@ -6,7 +6,6 @@
 use std::cmp::Reverse;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use super::{
     EXPIRATION_DEFAULT_SECS, EXPIRATION_MAX_SECS, EXPIRATION_MIN_SECS, Engine, TickReport,
@@ -119,6 +118,10 @@ impl Engine {
             });
         }
 
+        let video_id = match req.vod_required {
+            true => Some(self.draw_video_id()?),
+            false => None,
+        };
         let clip = Clip::new(NewClip {
             id: ClipId::random()?,
             stream: id,
@@ -126,9 +129,7 @@ impl Engine {
             end,
             expiration: WallTime::from_unix_secs(expiration_secs),
             created_at: now,
-            video_id: req
-                .vod_required
-                .then(|| self.next_video_id.fetch_add(1, Ordering::SeqCst)),
+            video_id,
             names: rings.iter().map(|r| Arc::clone(&r.name)).collect(),
             heads: rings
                 .iter()

@@ -136,6 +136,14 @@ fn key_digest(kind: KeyKind, key: &str) -> KeyDigest {
         .into()
 }
 
+/// Where `vod_required` clips' video ids come from when one counter per engine is not
+/// enough (a cluster's nodes draw blocks from a shared counter). Called on the clip
+/// creation path: must answer from memory, never wait on I/O.
+pub trait VideoIds: Send + Sync + std::fmt::Debug {
+    /// A video id never handed out before, or why none is available now.
+    fn next_video_id(&self) -> std::result::Result<u64, String>;
+}
+
 /// The dvrclip engine. `Send + Sync`: share it in an `Arc`.
 pub struct Engine {
     config: EngineConfig,
@@ -146,6 +154,8 @@ pub struct Engine {
     keys: RwLock<HashMap<KeyDigest, StreamId>>,
     next_stream_id: AtomicU64,
     next_video_id: AtomicU64,
+    /// Where video ids come from instead of `next_video_id` (a cluster's blocks).
+    video_ids: Option<Arc<dyn VideoIds>>,
     clips: RwLock<HashMap<ClipId, Clip>>,
     /// Clips whose media a restore could not bring back, kept until their
     /// expiration so they are reported ([`crate::LostClip`]).
@@ -188,6 +198,7 @@ impl Engine {
             keys: RwLock::new(HashMap::new()),
             next_stream_id: AtomicU64::new(1),
             next_video_id: AtomicU64::new(first_video_id),
+            video_ids: None,
             clips: RwLock::new(HashMap::new()),
             lost: RwLock::new(HashMap::new()),
             expiry: Mutex::new(BinaryHeap::new()),
@@ -202,6 +213,21 @@ impl Engine {
     pub fn with_persist(mut self, persist: Arc<dyn Persist>) -> Self {
         self.persist = Some(persist);
         self
+    }
+
+    /// Draws `vod_required` clips' video ids from `ids` instead of the engine's own
+    /// counter (before the engine is shared).
+    pub fn with_video_ids(mut self, ids: Arc<dyn VideoIds>) -> Self {
+        self.video_ids = Some(ids);
+        self
+    }
+
+    /// The next `video_id`: the source's, else the engine's own counter.
+    pub(crate) fn draw_video_id(&self) -> Result<u64> {
+        match &self.video_ids {
+            Some(ids) => ids.next_video_id().map_err(Error::NoVideoId),
+            None => Ok(self.next_video_id.fetch_add(1, Ordering::SeqCst)),
+        }
     }
 
     /// The persistence hook, if any.

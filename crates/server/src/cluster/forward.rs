@@ -100,6 +100,18 @@ impl Forwarder {
         Ok(answer.status())
     }
 
+    /// DELETEs `url` (the end of a forwarded publish) with `headers`, marked as
+    /// [`Forwarder::put`] marks an upload; the answer's status.
+    pub async fn delete(
+        &self,
+        url: &str,
+        mut headers: HeaderMap,
+    ) -> Result<http::StatusCode, reqwest::Error> {
+        headers.insert(FORWARDED_BY, self.node.clone());
+        let answer = self.client.delete(url).headers(headers).send().await?;
+        Ok(answer.status())
+    }
+
     /// Sends the request to `base` (another node's advertised URL) and answers with
     /// what it answers, streaming both bodies. A failure before any of the body was
     /// read (the owner's node is gone: connection refused) gives the body back

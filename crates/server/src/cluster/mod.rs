@@ -22,6 +22,8 @@
 pub mod forward;
 pub mod push;
 pub mod records;
+pub mod slots;
+pub mod video_ids;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -37,6 +39,7 @@ use crate::config::ClusterConfig;
 use crate::error::ApiError;
 use forward::Forwarder;
 use records::{Records, StreamRecord};
+use video_ids::VideoIdBlocks;
 
 /// The etcd key prefix every node of a cluster shares.
 pub const PREFIX: &str = "/dvrclip";
@@ -80,6 +83,10 @@ pub struct Cluster {
     pub forward: Forwarder,
     /// What push doors' publishes sent to other owners.
     pub push: Arc<push::PushCounters>,
+    /// The video ids this node hands out.
+    pub video_ids: Arc<VideoIdBlocks>,
+    /// Publisher slots held for publishes other nodes forward here.
+    pub slots: slots::ForwardedSlots,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -91,8 +98,13 @@ impl std::fmt::Debug for Cluster {
 }
 
 impl Cluster {
-    /// The cluster of `config`, this node reached at `advertise_url`; not joined yet.
-    pub fn new(config: &ClusterConfig, advertise_url: &str) -> Result<Cluster, String> {
+    /// The cluster of `config`, this node reached at `advertise_url`, handing out no
+    /// video id below `first_video_id`; not joined yet.
+    pub fn new(
+        config: &ClusterConfig,
+        advertise_url: &str,
+        first_video_id: u64,
+    ) -> Result<Cluster, String> {
         let endpoints: Vec<&str> = config.etcd.iter().map(String::as_str).collect();
         let etcd = Etcd::new(&endpoints, ETCD_TIMEOUT).map_err(|e| e.to_string())?;
         Ok(Cluster {
@@ -110,6 +122,8 @@ impl Cluster {
             owners: Mutex::new(HashMap::new()),
             counters: Counters::default(),
             push: Arc::default(),
+            video_ids: VideoIdBlocks::new(first_video_id),
+            slots: slots::ForwardedSlots::default(),
         })
     }
 
@@ -143,6 +157,7 @@ impl Cluster {
     /// (etcd away at start, or the lease expired), refreshes every third of the TTL.
     pub async fn run(self: Arc<Self>) {
         while !self.left.load(Ordering::SeqCst) {
+            self.slots.sweep();
             let member = self.membership.read().clone();
             let wait = match member {
                 None => match self.join().await {
@@ -186,6 +201,7 @@ impl Cluster {
         *self.membership.write() = None;
         self.owned.lock().clear();
         self.owners.lock().clear();
+        self.slots.clear();
     }
 
     /// Leaves the cluster (SIGTERM): the lease is revoked, so every stream this node
@@ -194,6 +210,7 @@ impl Cluster {
         self.left.store(true, Ordering::SeqCst);
         let member = self.membership.write().take();
         self.owned.lock().clear();
+        self.slots.clear();
         if let Some(m) = member {
             match m.leave().await {
                 Ok(()) => tracing::info!(node = %self.node.id, "left the cluster"),
@@ -211,6 +228,31 @@ impl Cluster {
     /// A stream id no node has drawn.
     pub async fn next_stream_id(&self) -> Result<u64, ApiError> {
         Ok(self.membership()?.next_stream_id().await?)
+    }
+
+    /// A block of video ids no node has drawn, none below `floor`.
+    pub async fn reserve_video_ids(
+        &self,
+        floor: u64,
+    ) -> Result<std::ops::RangeInclusive<u64>, ApiError> {
+        Ok(self.membership()?.reserve_video_ids(floor).await?)
+    }
+
+    /// The URL of the live node other than this one that drew video `id`, if any:
+    /// where a read of a video this node does not hold is answered.
+    pub async fn video_node(&self, id: u64) -> Result<Option<String>, ApiError> {
+        let m = self.membership()?;
+        let Some(holder) = m.video_holder(id).await? else {
+            return Ok(None);
+        };
+        if holder == self.node.id {
+            return Ok(None);
+        }
+        Ok(m.nodes()
+            .await?
+            .into_iter()
+            .find(|n| n.id == holder)
+            .map(|n| n.url))
     }
 
     /// Where `stream`'s requests are answered. With `claim` (a request bringing
@@ -268,6 +310,17 @@ impl Cluster {
         }
     }
 
+    /// The streams some live node owns now.
+    pub async fn owned_streams(&self) -> Result<HashSet<StreamId>, ApiError> {
+        let m = self.membership()?;
+        Ok(m.owned_streams().await?.into_iter().map(StreamId).collect())
+    }
+
+    /// Counts a pulled stream this node took over (its owner gone).
+    pub fn record_pull_takeover(&self) {
+        self.counters.pulls_taken_over.fetch_add(1, Relaxed);
+    }
+
     /// Counts a forwarded request, answered by the owner or not.
     pub fn record_forward(&self, answered: bool) {
         let c = if answered {
@@ -282,7 +335,31 @@ impl Cluster {
     pub fn render_metrics(&self) -> String {
         let c = &self.counters;
         let p = &self.push;
-        let rows: [(&str, &str, &str, u64); 10] = [
+        let rows: [(&str, &str, &str, u64); 14] = [
+            (
+                "dvrclip_cluster_pulls_taken_over_total",
+                "counter",
+                "Pulled streams whose owner was gone, claimed by this node, which pulls them since.",
+                c.pulls_taken_over.load(Relaxed),
+            ),
+            (
+                "dvrclip_cluster_door_over_budget_total",
+                "counter",
+                "Forwarded publishes closed because the memory budget had no room for a fragment on its way.",
+                p.over_budget.load(Relaxed),
+            ),
+            (
+                "dvrclip_cluster_forwarded_publishes",
+                "gauge",
+                "Publisher slots this owner holds for RTMP and SRT publishes other nodes forward.",
+                self.slots.held() as u64,
+            ),
+            (
+                "dvrclip_cluster_forwarded_publishes_refused_total",
+                "counter",
+                "Forwarded uploads refused because another publisher held the stream's slot.",
+                self.slots.refused.load(Relaxed),
+            ),
             (
                 "dvrclip_cluster_door_uploads_total",
                 "counter",
@@ -383,6 +460,7 @@ impl Cluster {
 #[derive(Debug, Default)]
 struct Counters {
     claims: AtomicU64,
+    pulls_taken_over: AtomicU64,
     leases_lost: AtomicU64,
     forwarded: AtomicU64,
     forward_failures: AtomicU64,

@@ -7,18 +7,25 @@
 //! [`DISCONTINUITY`] header on the next fragment, which the owner's ingest honours
 //! on a forwarded upload.
 //!
+//! Every upload carries the publish's id ([`PUBLISH`]), so the owner holds the
+//! stream's one publisher slot for it ([`super::slots`]) and refuses a second
+//! publisher wherever it lands; when the publish ends (the sink dropped, its queue
+//! drained) a DELETE with the id frees the slot.
+//!
 //! Bounded: the door hands fragments over without waiting ([`FragmentSink`] never
 //! blocks) into a queue of [`QUEUE`] uploads, sent in order by one task per
-//! publish. An owner that refuses an upload or answers too slowly for the queue
-//! closes the publish (a warning and `dvrclip_cluster_door_forward_failures_total`);
-//! the encoder's reconnect is placed again.
+//! publish, each counted in the engine's memory budget until sent
+//! ([`Engine::try_reserve_memory`]). An owner that refuses an upload or answers too
+//! slowly for the queue, or a fragment the budget has no room for, closes the
+//! publish (a warning and `dvrclip_cluster_door_forward_failures_total`, and
+//! `…_over_budget_total` for the budget); the encoder's reconnect is placed again.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
 
 use bytes::Bytes;
-use dvrclip_engine::StreamId;
+use dvrclip_engine::{Engine, MemoryReservation, StreamId};
 use dvrclip_ingest::door::{FragmentSink, SinkError};
 use http::header::{HeaderMap, HeaderValue};
 use parking_lot::Mutex;
@@ -26,6 +33,7 @@ use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
 
 use super::forward::Forwarder;
+use super::slots::PUBLISH;
 
 /// On a forwarded segment upload: open a discontinuity before it.
 pub const DISCONTINUITY: &str = "x-dvrclip-discontinuity";
@@ -42,19 +50,26 @@ pub struct PushCounters {
     pub bytes: AtomicU64,
     /// Microseconds spent sending them, from the PUT's start to its answer.
     pub micros: AtomicU64,
-    /// Publishes closed because the owner refused or fell behind.
+    /// Publishes closed because the owner refused or fell behind, or the memory
+    /// budget had no room.
     pub failures: AtomicU64,
+    /// Of those, publishes closed because the memory budget had no room for a
+    /// fragment on its way.
+    pub over_budget: AtomicU64,
 }
 
 struct Upload {
     url: String,
     bytes: Bytes,
     discontinuity: bool,
+    /// The upload's bytes in the memory budget until it is sent.
+    _memory: MemoryReservation,
 }
 
 /// One publish's fragments on their way to the stream's owner.
 #[derive(Debug)]
 pub struct OwnerSink {
+    engine: Arc<Engine>,
     base: String,
     tx: mpsc::Sender<Upload>,
     /// Why the sender task gave up, once it has.
@@ -71,23 +86,29 @@ impl std::fmt::Debug for Upload {
 }
 
 impl OwnerSink {
-    /// A sink for the publish of `key` into the owner at `owner_url`; its sender
-    /// task runs until the sink is dropped and the queue drained, or the owner
-    /// refuses.
+    /// A sink for the publish of `key` into the owner at `owner_url`, its fragments
+    /// counted in `engine`'s memory budget while queued; its sender task runs
+    /// until the sink is dropped and the queue drained (then the publish's end is
+    /// sent), or the owner refuses. `None` when no publish id can be drawn.
     pub fn start(
+        engine: Arc<Engine>,
         forwarder: Forwarder,
         owner_url: &str,
         key: &str,
         counters: Arc<PushCounters>,
-    ) -> OwnerSink {
+    ) -> Result<OwnerSink, String> {
+        let publish = dvrclip_engine::secret::random_hex::<8>().map_err(|e| e.to_string())?;
+        let publish = HeaderValue::from_str(&publish).map_err(|e| e.to_string())?;
         let (tx, mut rx) = mpsc::channel::<Upload>(QUEUE);
         let failed: Arc<Mutex<Option<String>>> = Arc::default();
         let (task_failed, task_counters) = (Arc::clone(&failed), Arc::clone(&counters));
         tokio::spawn(async move {
+            let mut last_url = None;
             while let Some(u) = rx.recv().await {
                 let started = Instant::now();
                 let len = u.bytes.len() as u64;
                 let mut headers = HeaderMap::new();
+                headers.insert(PUBLISH, publish.clone());
                 if u.discontinuity {
                     headers.insert(DISCONTINUITY, HeaderValue::from_static("1"));
                 }
@@ -97,6 +118,7 @@ impl OwnerSink {
                         task_counters.bytes.fetch_add(len, Relaxed);
                         let us = started.elapsed().as_micros() as u64;
                         task_counters.micros.fetch_add(us, Relaxed);
+                        last_url = Some(u.url);
                         continue;
                     }
                     Ok(status) => format!("the owner answered {status} to {}", u.url),
@@ -107,15 +129,25 @@ impl OwnerSink {
                 *task_failed.lock() = Some(reason);
                 break;
             }
+            // The publish is over: the owner frees its publisher slot (an owner
+            // that is gone or refused frees it itself: nothing to do then).
+            if let Some(url) = last_url {
+                let mut headers = HeaderMap::new();
+                headers.insert(PUBLISH, publish);
+                if let Err(e) = forwarder.delete(&url, headers).await {
+                    tracing::debug!(error = %e, "ending a forwarded publish");
+                }
+            }
         });
-        OwnerSink {
+        Ok(OwnerSink {
+            engine,
             base: format!("{}/ingest/{key}", owner_url.trim_end_matches('/')),
             tx,
             failed,
             next_segment: AtomicU64::new(0),
             pending_break: AtomicBool::new(false),
             counters,
-        }
+        })
     }
 
     fn send(
@@ -128,11 +160,23 @@ impl OwnerSink {
         if let Some(reason) = self.failed.lock().clone() {
             return Err(SinkError::Elsewhere(reason));
         }
+        let memory = match self.engine.try_reserve_memory(bytes.len() as u64) {
+            Ok(m) => m,
+            Err(e) => {
+                let reason = format!("no room for a fragment on its way to the owner: {e}");
+                tracing::warn!(%reason, "forwarded publish closed");
+                self.counters.over_budget.fetch_add(1, Relaxed);
+                self.counters.failures.fetch_add(1, Relaxed);
+                *self.failed.lock() = Some(reason.clone());
+                return Err(SinkError::Elsewhere(reason));
+            }
+        };
         let url = format!("{}/{rendition}/{file}", self.base);
         let upload = Upload {
             url,
             bytes,
             discontinuity,
+            _memory: memory,
         };
         match self.tx.try_send(upload) {
             Ok(()) => Ok(()),

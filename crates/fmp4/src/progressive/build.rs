@@ -9,6 +9,7 @@
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
+use super::block::BlockTables;
 use super::prepared::{SegmentTables, TrackTables};
 use super::track::{Chunk, Description, OutTrack};
 use super::write::{self, Edit, TrackHeader};
@@ -139,6 +140,78 @@ impl Mp4Builder {
         tables: &SegmentTables,
     ) -> Result<(), BuildError> {
         self.push_with(init, segment, Some(tables))
+    }
+
+    /// Appends the segments `block` summarises, all decoded with `init`, as one:
+    /// O(chunks of the block) in a tight loop and a handful of pieces, instead of a
+    /// visit per segment. Only where they continue what was pushed before on every
+    /// track (same init, no seam to stitch, no sample entry switch, same timescale,
+    /// not the first segment): there the result is the same bytes as pushing them
+    /// one by one. Otherwise returns `Ok(false)` having changed nothing, and the
+    /// caller pushes the segments itself.
+    pub fn push_block(
+        &mut self,
+        init: &InitSegment,
+        block: &BlockTables,
+    ) -> Result<bool, BuildError> {
+        if !self.takes_block(init, block) {
+            return Ok(false);
+        }
+        let base = self.body_len;
+        for t in &mut self.tracks {
+            let Some(bt) = t.src_track_id.and_then(|id| block.track(id)) else {
+                continue;
+            };
+            t.append_rows(&bt.tables)?;
+            let description = t.last_description;
+            t.chunks.extend(bt.chunks.iter().map(|&(samples, at)| Chunk {
+                samples,
+                description,
+                body_pos: at.map_or(0, |at| base + at),
+            }));
+            t.expected_src_decode = Some(bt.tables.end_decode);
+        }
+        self.hasher.update(block.segment_lens());
+        self.body.extend(block.body.iter().cloned());
+        self.body_len += block.body_len;
+        self.segments += block.segments();
+        Ok(true)
+    }
+
+    /// Whether pushing `block`'s segments one by one would take each track's
+    /// summarised rows whole, with no seam: see [`Mp4Builder::push_block`].
+    fn takes_block(&self, init: &InitSegment, block: &BlockTables) -> bool {
+        let same_init = self
+            .last_init
+            .as_ref()
+            .is_some_and(|b| same_bytes(b, &init.bytes));
+        if self.segments == 0 || !same_init {
+            return false;
+        }
+        // Every track of the block is written, the reference among them.
+        let written = |id: u32| self.tracks.iter().any(|t| t.src_track_id == Some(id));
+        if !block.tracks.iter().all(|bt| written(bt.tables.track_id))
+            || self.tracks[self.reference]
+                .src_track_id
+                .and_then(|id| block.track(id))
+                .is_none()
+        {
+            return false;
+        }
+        self.tracks.iter().all(|t| {
+            let Some(bt) = t.src_track_id.and_then(|id| block.track(id)) else {
+                return true;
+            };
+            let index = bt.description_index.max(1);
+            let first = bt.tables.first_decode;
+            t.sample_count > 0
+                && t.src_timescale == t.timescale
+                && index <= t.desc_count
+                && t.desc_base.saturating_add(index - 1) == t.last_description
+                && t.expected_src_decode == Some(first)
+                && t.run_offset
+                    .is_some_and(|o| i128::from(first) + o == i128::from(t.decode_end))
+        })
     }
 
     fn push_with(

@@ -49,6 +49,7 @@
 //! (`tests/progressive.rs`; `DVRCLIP_KEEP_MP4=1` keeps the files); costs are in
 //! `benches/mp4.rs` (`cargo bench --bench mp4`).
 
+mod block;
 mod build;
 mod prepared;
 mod rows;
@@ -62,6 +63,7 @@ use std::ops::Range;
 
 use bytes::Bytes;
 
+pub use block::BlockTables;
 pub use build::Mp4Builder;
 pub use prepared::SegmentTables;
 pub use slices::Pieces;

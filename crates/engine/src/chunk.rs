@@ -18,6 +18,7 @@ use dvrclip_fmp4::{InitSegment, MediaSegment};
 
 use crate::WallTime;
 use crate::memory::Ticket;
+use crate::ring::BLOCK_SHARE_BYTES;
 use crate::time::{MICROS_PER_SEC, micros_from_ticks};
 
 /// The immutable part of a chunk, shared by every `Chunk` that places it in time.
@@ -154,14 +155,17 @@ impl Chunk {
 }
 
 /// What a chunk of `segment` will cost ([`Chunk::memory_bytes`]): the payload, its
-/// parsed tables, their MP4 summary and the chunk's own record. Computed once, when
-/// its ticket is made.
+/// parsed tables, their MP4 summary, its share of the ring's MP4 header index (the
+/// summary again, merged into its block, and [`BLOCK_SHARE_BYTES`]; counted whether
+/// or not its block is made) and the chunk's own record. Computed once, when its
+/// ticket is made.
 pub(crate) fn memory_cost(segment: &MediaSegment, tables: &SegmentTables) -> u64 {
     (segment.bytes.len()
         + segment.table_bytes()
         + std::mem::size_of::<ChunkMedia>()
         + std::mem::size_of::<Chunk>()) as u64
-        + tables.memory_bytes()
+        + 2 * tables.memory_bytes()
+        + BLOCK_SHARE_BYTES
 }
 
 /// Rough bitrate of a run of chunks, bytes per second; used to estimate what a

@@ -227,6 +227,12 @@ impl VirtualMp4 {
         self.header_len
     }
 
+    /// Pieces the header is made of (its own bytes between the shared rows): what a
+    /// body reading the header gathers, and a sign of how it was built.
+    pub fn header_pieces(&self) -> usize {
+        self.pieces.partition_point(|p| p.end <= self.header_len)
+    }
+
     /// Heap bytes this value holds of its own: the header's own bytes (box headers,
     /// counts, chunk offsets, `stsc`, `stss`: about 60 bytes a 2 s chunk for 30 fps
     /// video with its audio, 0.4 MB for 4 h), the piece table (40 bytes a piece,

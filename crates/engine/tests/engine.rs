@@ -1073,7 +1073,10 @@ fn a_clip_takes_whole_blocks_of_the_index_and_builds_the_same_file() {
         pieces.flat_map(|p| p.to_vec()).collect()
     };
     let indexed = ok_build(&clip);
-    assert_eq!((indexed.etag(), indexed.len()), (reference.etag(), reference.len()));
+    assert_eq!(
+        (indexed.etag(), indexed.len()),
+        (reference.etag(), reference.len())
+    );
     assert!(whole(&indexed) == whole(&reference), "the same bytes");
     assert!(
         indexed.header_pieces() * 2 < reference.header_pieces(),

@@ -65,9 +65,9 @@ use crate::chunk::Chunk;
 use crate::memory::Account;
 use crate::time::MICROS_PER_SEC;
 use crate::{Error, Result, StreamId, WallTime};
+pub(crate) use index::{BLOCK_SHARE_BYTES, Block, DEFAULT_BLOCK_CHUNKS};
 use place::Anchor;
 pub use place::AnchorSource;
-pub(crate) use index::{BLOCK_SHARE_BYTES, Block, DEFAULT_BLOCK_CHUNKS};
 pub(crate) use place::SharedAnchor;
 pub(crate) use restore::{ChunkParts, rebuild_chunk};
 
@@ -391,9 +391,18 @@ impl RingState {
     /// Adds `block`, made from chunks the ring held at the push, if they are all
     /// still held (eviction may have taken the oldest meanwhile).
     fn add_block(&mut self, block: Block) {
-        let held = self.chunks.front().is_some_and(|c| c.seq() <= block.first_seq)
-            && self.chunks.back().is_some_and(|c| block.last_seq <= c.seq());
-        let after = self.blocks.back().is_none_or(|b| b.last_seq < block.first_seq);
+        let held = self
+            .chunks
+            .front()
+            .is_some_and(|c| c.seq() <= block.first_seq)
+            && self
+                .chunks
+                .back()
+                .is_some_and(|c| block.last_seq <= c.seq());
+        let after = self
+            .blocks
+            .back()
+            .is_none_or(|b| b.last_seq < block.first_seq);
         if held && after {
             self.blocks.push_back(Arc::new(block));
         }
@@ -409,11 +418,18 @@ impl RingState {
             _ => *self.open_since.insert(seq),
         };
         let n = self.chunks.len();
-        if self.block_chunks < 2 || seq + 1 - since < self.block_chunks as u64 || n < self.block_chunks {
+        if self.block_chunks < 2
+            || seq + 1 - since < self.block_chunks as u64
+            || n < self.block_chunks
+        {
             return Vec::new();
         }
         self.open_since = None;
-        let chunks: Vec<Arc<Chunk>> = self.chunks.range(n - self.block_chunks..).cloned().collect();
+        let chunks: Vec<Arc<Chunk>> = self
+            .chunks
+            .range(n - self.block_chunks..)
+            .cloned()
+            .collect();
         // Evicted from under the run (a small window): no block.
         if chunks[0].seq() != since {
             return Vec::new();
@@ -518,7 +534,10 @@ impl RingState {
             };
             let mut after = lo;
             for b in &self.blocks {
-                assert!(after <= b.first_seq && b.last_seq <= hi, "blocks inside, in order");
+                assert!(
+                    after <= b.first_seq && b.last_seq <= hi,
+                    "blocks inside, in order"
+                );
                 after = b.last_seq + 1;
             }
         }
@@ -636,7 +655,11 @@ mod tests {
         assert_eq!(ring.pop_oldest().map(|c| c.seq()), Some(0));
         assert_eq!(seqs(0, 20), [(4, 7), (10, 13)]);
         let cost = ring.read(|st| st.chunks[0].memory_bytes());
-        assert_eq!(account.total_bytes(), 14 * cost, "blocks are in the chunks' cost");
+        assert_eq!(
+            account.total_bytes(),
+            14 * cost,
+            "blocks are in the chunks' cost"
+        );
         ring.clear();
         assert_eq!(seqs(0, 20), []);
     }

@@ -164,11 +164,12 @@ impl Mp4Builder {
             };
             t.append_rows(&bt.tables)?;
             let description = t.last_description;
-            t.chunks.extend(bt.chunks.iter().map(|&(samples, at)| Chunk {
-                samples,
-                description,
-                body_pos: at.map_or(0, |at| base + at),
-            }));
+            t.chunks
+                .extend(bt.chunks.iter().map(|&(samples, at)| Chunk {
+                    samples,
+                    description,
+                    body_pos: at.map_or(0, |at| base + at),
+                }));
             t.expected_src_decode = Some(bt.tables.end_decode);
         }
         self.hasher.update(block.segment_lens());

@@ -18,7 +18,6 @@ use dvrclip_fmp4::{InitSegment, MediaSegment};
 
 use crate::WallTime;
 use crate::memory::Ticket;
-use crate::ring::BLOCK_SHARE_BYTES;
 use crate::time::{MICROS_PER_SEC, micros_from_ticks};
 
 /// The immutable part of a chunk, shared by every `Chunk` that places it in time.
@@ -153,6 +152,14 @@ impl Chunk {
         Arc::ptr_eq(&self.media, &other.media)
     }
 }
+
+/// What a chunk's share of its block in the ring's MP4 header index (`ring::index`)
+/// costs beyond its own table rows, bytes: its
+/// `stsc` chunks (24 bytes per track), a sync number (8), its `mdat` slice (32),
+/// its length (8), the runs it kept as numbers that the block encodes (up to 24
+/// bytes per table that changes within it: `ctts` of B-frame video), with room for
+/// a third track. Counted in [`memory_cost`]; a test holds a block to it.
+pub(crate) const BLOCK_SHARE_BYTES: u64 = 192;
 
 /// What a chunk of `segment` will cost ([`Chunk::memory_bytes`]): the payload, its
 /// parsed tables, their MP4 summary, its share of the ring's MP4 header index (the

@@ -26,7 +26,7 @@
 //!
 //! Cost: a block holds about what its chunks' [`dvrclip_fmp4::progressive::SegmentTables`]
 //! hold (the `stsz` rows and inner `stts`/`ctts` runs again, merged), plus
-//! [`BLOCK_SHARE_BYTES`] a chunk (its `stsc` chunks, sync numbers, `mdat` slice and
+//! [`crate::chunk::BLOCK_SHARE_BYTES`] a chunk (its `stsc` chunks, sync numbers, `mdat` slice and
 //! length, runs kept as numbers): about 1.5 KB for a 2 s chunk of 30 fps video
 //! with B-frames and AAC. Each chunk's
 //! memory cost counts that share from ingest, whether or not its block is made.
@@ -41,13 +41,6 @@ use crate::chunk::{Chunk, ChunkMedia};
 /// 128 s of 2 s chunks. Larger blocks mean fewer pieces per
 /// header but more chunks visited one by one at a clip's ends (up to twice this).
 pub(crate) const DEFAULT_BLOCK_CHUNKS: usize = 64;
-
-/// What a chunk's share of its block costs beyond its own table rows, bytes: its
-/// `stsc` chunks (24 bytes per track), a sync number (8), its `mdat` slice (32),
-/// its length (8), the runs it kept as numbers that the block encodes (up to 24
-/// bytes per table that changes within it: `ctts` of B-frame video), with room for
-/// a third track. Counted in [`crate::chunk::memory_cost`]; a test holds a block to it.
-pub(crate) const BLOCK_SHARE_BYTES: u64 = 192;
 
 /// A block of the index: see the module doc.
 #[derive(Debug)]

@@ -65,7 +65,7 @@ use crate::chunk::Chunk;
 use crate::memory::Account;
 use crate::time::MICROS_PER_SEC;
 use crate::{Error, Result, StreamId, WallTime};
-pub(crate) use index::{BLOCK_SHARE_BYTES, Block, DEFAULT_BLOCK_CHUNKS};
+pub(crate) use index::{Block, DEFAULT_BLOCK_CHUNKS};
 use place::Anchor;
 pub use place::AnchorSource;
 pub(crate) use place::SharedAnchor;
@@ -608,7 +608,7 @@ mod tests {
         use bytes::Bytes;
         use dvrclip_fmp4::synthetic;
 
-        use super::BLOCK_SHARE_BYTES;
+        use crate::chunk::BLOCK_SHARE_BYTES;
         use crate::memory::Account;
         use crate::ring::Ring;
         use crate::testutil::{FRAME, init, input, segment};

@@ -105,7 +105,7 @@ impl BlockTables {
                 }
                 sums[i].add(&ts.samples, &mut runs)?;
                 for &(start, end, samples) in &runs {
-                    if !inside(seg, start, end) {
+                    if !inside_mdat(seg, start, end) {
                         return None;
                     }
                     chunks[i].push((samples, None));
@@ -197,9 +197,9 @@ impl BlockTables {
     }
 }
 
-/// Whether a run of bytes lies inside one of the segment's `mdat` bodies, as
-/// `build`'s `close_chunk` checks (an empty run always does).
-fn inside(seg: &MediaSegment, start: u32, end: u32) -> bool {
+/// Whether a run of bytes lies inside one of the segment's `mdat` bodies (an empty
+/// run always does): what `build` checks of each chunk it places.
+pub(super) fn inside_mdat(seg: &MediaSegment, start: u32, end: u32) -> bool {
     end == start
         || u64::from(end) <= seg.bytes.len() as u64
             && seg

@@ -9,7 +9,7 @@
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
-use super::block::BlockTables;
+use super::block::{BlockTables, inside_mdat};
 use super::prepared::{SegmentTables, TrackTables};
 use super::track::{Chunk, Description, OutTrack};
 use super::write::{self, Edit, TrackHeader};
@@ -765,15 +765,7 @@ impl OutTrack {
         prefix: Option<Bytes>,
         seg_chunks: &mut Vec<SegChunk>,
     ) -> Result<(), BuildError> {
-        let seg_len = ctx.segment.bytes.len() as u64;
-        let inside = end == start
-            || u64::from(end) <= seg_len
-                && ctx
-                    .segment
-                    .mdat_ranges
-                    .iter()
-                    .any(|r| r.start <= start && end <= r.end);
-        if !inside {
+        if !inside_mdat(ctx.segment, start, end) {
             return Err(BuildError::SampleOutOfBounds {
                 segment: ctx.seg_index,
                 track_id: ts.track_id,

@@ -16,8 +16,9 @@
 //! It holds the segments' payloads (`Bytes` slices): whoever keeps a block keeps
 //! them alive, so its owner (the engine's ring) drops it with its first chunk.
 
-use bytes::Bytes;
+use std::sync::Arc;
 
+use super::BodyRun;
 use super::prepared::{Summary, TrackTables};
 use crate::model::{InitSegment, MediaSegment, TrackKind};
 
@@ -29,8 +30,8 @@ pub struct BlockTables {
     /// Each segment's length as 8 big-endian bytes: what the ETag hashes per segment.
     segment_lens: Vec<u8>,
     pub(super) tracks: Vec<BlockTrack>,
-    pub(super) body: Vec<Bytes>,
-    pub(super) body_len: u64,
+    /// The `mdat` slices, shared whole with each file built from the block.
+    pub(super) body: Arc<BodyRun>,
 }
 
 /// One track over the whole block.
@@ -82,8 +83,9 @@ impl BlockTables {
         }
         let mut sums: Vec<Summary> = Vec::with_capacity(shape.len());
         let mut chunks: Vec<Vec<(u32, Option<u64>)>> = vec![Vec::new(); shape.len()];
-        let mut body = Vec::with_capacity(segments.len());
-        let mut body_len = 0u64;
+        let mut body = BodyRun::default();
+        body.slices.reserve(segments.len());
+        body.ends.reserve(segments.len());
         let mut segment_lens = Vec::with_capacity(segments.len() * 8);
         let mut runs: Vec<(u32, u32, u32)> = Vec::new();
         let mut seg_runs: Vec<SegRun> = Vec::new();
@@ -128,17 +130,15 @@ impl BlockTables {
                     Some((_, e)) if r.start < e => return None,
                     Some((s, e)) => {
                         body.push(seg.bytes.slice(s as usize..e as usize));
-                        body_len += u64::from(e - s);
                         Some((r.start, r.end))
                     }
                     None => Some((r.start, r.end)),
                 };
                 let s = open.map_or(r.start, |(s, _)| s);
-                chunks[r.track][r.chunk].1 = Some(body_len + u64::from(r.start - s));
+                chunks[r.track][r.chunk].1 = Some(body.len() + u64::from(r.start - s));
             }
             if let Some((s, e)) = open {
                 body.push(seg.bytes.slice(s as usize..e as usize));
-                body_len += u64::from(e - s);
             }
         }
         let tracks = sums
@@ -157,8 +157,7 @@ impl BlockTables {
             segments: segments.len(),
             segment_lens,
             tracks,
-            body,
-            body_len,
+            body: Arc::new(body),
         })
     }
 
@@ -183,7 +182,7 @@ impl BlockTables {
             .sum();
         (tracks
             + self.segment_lens.capacity()
-            + self.body.capacity() * std::mem::size_of::<Bytes>()
+            + self.body.memory_bytes()
             + std::mem::size_of::<BlockTables>()) as u64
     }
 

@@ -13,7 +13,7 @@ use super::block::{BlockTables, inside_mdat};
 use super::prepared::{SegmentTables, TrackTables};
 use super::track::{Chunk, Description, OutTrack};
 use super::write::{self, Edit, TrackHeader};
-use super::{BuildError, ClipBounds, FORMAT_VERSION, Options, Piece, VirtualMp4};
+use super::{BuildError, ClipBounds, FORMAT_VERSION, Options, Piece, PieceData, VirtualMp4};
 use crate::model::{EditEntry, FourCC, InitSegment, MediaSegment, Sample, TrackKind, TrackSamples};
 use crate::writer::handler;
 
@@ -46,7 +46,7 @@ pub struct Mp4Builder {
     segments: usize,
     last_init: Option<Bytes>,
     anchor: Option<Anchor>,
-    body: Vec<Bytes>,
+    body: Vec<PieceData>,
     body_len: u64,
     hasher: Sha256,
     /// Table rows to make room for in each track when it is created.
@@ -173,8 +173,11 @@ impl Mp4Builder {
             t.expected_src_decode = Some(bt.tables.end_decode);
         }
         self.hasher.update(block.segment_lens());
-        self.body.extend(block.body.iter().cloned());
-        self.body_len += block.body_len;
+        if block.body.len() > 0 {
+            self.body_len += block.body.len();
+            self.body
+                .push(PieceData::Run(std::sync::Arc::clone(&block.body)));
+        }
         self.segments += block.segments();
         Ok(true)
     }
@@ -316,7 +319,7 @@ impl Mp4Builder {
                 }
                 self.tracks[c.track].chunks[c.chunk].body_pos = self.body_len;
                 self.body_len += prefix.len() as u64;
-                self.body.push(prefix);
+                self.body.push(PieceData::One(prefix));
                 run = Some((c.start, c.end));
                 continue;
             }
@@ -345,8 +348,9 @@ impl Mp4Builder {
 
     fn flush(&mut self, segment: &MediaSegment, start: u32, end: u32) {
         // Bounds were checked against `mdat_ranges` and the segment length in append.
-        self.body
-            .push(segment.bytes.slice(start as usize..end as usize));
+        self.body.push(PieceData::One(
+            segment.bytes.slice(start as usize..end as usize),
+        ));
         self.body_len += u64::from(end - start);
     }
 
@@ -545,8 +549,8 @@ impl Mp4Builder {
         let header_pieces = header.into_pieces();
         let mut pieces = Vec::with_capacity(header_pieces.len() + self.body.len());
         let mut end = 0;
-        for data in header_pieces.into_iter().chain(self.body) {
-            end += data.len() as u64;
+        for data in header_pieces.map(PieceData::One).chain(self.body) {
+            end += data.len();
             pieces.push(Piece { end, data });
         }
 

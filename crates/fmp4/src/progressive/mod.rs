@@ -60,6 +60,7 @@ mod track;
 mod write;
 
 use std::ops::Range;
+use std::sync::Arc;
 
 use bytes::Bytes;
 
@@ -188,12 +189,54 @@ pub struct RangeError {
 }
 
 /// One contiguous run of the file: header bytes (its own, or a chunk's encoded table
-/// rows) or a slice of a segment's `mdat`.
+/// rows), a slice of a segment's `mdat`, or a block's `mdat` slices.
 #[derive(Clone, Debug)]
 struct Piece {
     /// File offset just past this piece; pieces are sorted by it.
     end: u64,
-    data: Bytes,
+    data: PieceData,
+}
+
+#[derive(Clone, Debug)]
+enum PieceData {
+    One(Bytes),
+    /// The `mdat` slices of a block of segments, shared with the block
+    /// ([`BlockTables`]): one piece of the table, and no reference count of a
+    /// segment touched, per block.
+    Run(Arc<BodyRun>),
+}
+
+impl PieceData {
+    fn len(&self) -> u64 {
+        match self {
+            PieceData::One(b) => b.len() as u64,
+            PieceData::Run(r) => r.len(),
+        }
+    }
+}
+
+/// Consecutive `mdat` slices and where each ends, counted from the first's start.
+#[derive(Debug, Default)]
+struct BodyRun {
+    slices: Vec<Bytes>,
+    ends: Vec<u64>,
+}
+
+impl BodyRun {
+    fn push(&mut self, slice: Bytes) {
+        let end = self.len() + slice.len() as u64;
+        self.slices.push(slice);
+        self.ends.push(end);
+    }
+
+    fn len(&self) -> u64 {
+        self.ends.last().copied().unwrap_or(0)
+    }
+
+    /// Heap bytes held of its own (the slices' payloads are the segments').
+    fn memory_bytes(&self) -> usize {
+        self.slices.capacity() * std::mem::size_of::<Bytes>() + self.ends.capacity() * 8
+    }
 }
 
 /// An immutable progressive MP4 built from a clip's segments. Cheap to share behind
@@ -240,7 +283,17 @@ impl VirtualMp4 {
     /// rows and the media pieces are `Bytes` of the chunks it was built from and are
     /// not included: the chunks count them.
     pub fn memory_bytes(&self) -> u64 {
-        let table = self.pieces.capacity() * std::mem::size_of::<Piece>()
+        // A block's slices count here too, though the block may still share them.
+        let runs: usize = self
+            .pieces
+            .iter()
+            .map(|p| match &p.data {
+                PieceData::Run(r) => r.memory_bytes(),
+                PieceData::One(_) => 0,
+            })
+            .sum();
+        let table = runs
+            + self.pieces.capacity() * std::mem::size_of::<Piece>()
             + self.sample_counts.capacity() * std::mem::size_of::<(FourCC, u64)>()
             + self.etag.capacity()
             + self.content_type.capacity();

@@ -1127,7 +1127,21 @@ fn same_with_blocks(
         (Ok(x), Ok(y)) => {
             prop_assert_eq!(x.etag(), y.etag());
             prop_assert_eq!(x.len(), y.len());
-            prop_assert!(whole(&x) == whole(&y), "files differ");
+            let all = whole(&x);
+            prop_assert!(all == whole(&y), "files differ");
+            // Ranges starting and ending anywhere, inside a block's slices too.
+            let n = y.len();
+            for (a, b) in [
+                (0, 1),
+                (n / 3, 2 * n / 3),
+                (n / 2 + 7, n),
+                (n - 1, n),
+                (5, 5),
+            ] {
+                let (a, b) = (a.min(n), b.min(n));
+                let got: Vec<u8> = y.range(a..b).unwrap().flat_map(|p| p.to_vec()).collect();
+                prop_assert!(got[..] == all[a as usize..b as usize], "range {}..{}", a, b);
+            }
         }
         (x, y) => prop_assert_eq!(x.err(), y.err()),
     }

@@ -84,8 +84,9 @@ impl Chunk {
         self.media.segment.bytes.len() as u64
     }
 
-    /// What holding the chunk costs, bytes: the payload, its parsed sample tables and
-    /// the chunk's own record. The memory budget counts this, so it bounds what the
+    /// What holding the chunk costs, bytes: the payload, its parsed sample tables,
+    /// their MP4 summary, its share of its ring's MP4 header index and the chunk's
+    /// own record ([`memory_cost`]). The memory budget counts this, so it bounds what the
     /// process really holds (the tables are about a tenth of a 2 s segment's bytes).
     pub fn memory_bytes(&self) -> u64 {
         self.media.ticket.bytes()

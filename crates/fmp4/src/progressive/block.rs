@@ -14,7 +14,9 @@
 //! Anything else is `None`, and the builder visits those segments one by one.
 //!
 //! It holds the segments' payloads (`Bytes` slices): whoever keeps a block keeps
-//! them alive, so its owner (the engine's ring) drops it with its first chunk.
+//! them alive, so its owner (the engine's ring) drops it with its first chunk. A file
+//! built from it shares those slices (one `Arc`), which are exactly the file's
+//! media, as each segment's slice was when pushed one by one.
 
 use std::sync::Arc;
 

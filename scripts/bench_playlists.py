@@ -36,7 +36,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench_compare as bc  # noqa: E402
-from load_test import boxes, timescales  # noqa: E402
+from load_test import boxes, shift_tfdt, timescales  # noqa: E402
 
 FIXTURE = os.path.join(bc.ROOT, "tests", "fixtures", "ladder", "media_1_144")
 RENDITION = "media_1_144"
@@ -114,29 +114,6 @@ def trex_defaults(init):
     return out
 
 
-def shift_ticks(seg, add):
-    """A copy of a media segment with each track's tfdt moved `add[track_ID]` ticks."""
-    out = bytearray(seg)
-    for kind, pos, hdr, size in boxes(seg, 0, len(seg)):
-        if kind != "moof":
-            continue
-        for k, p, h, s in boxes(seg, pos + hdr, pos + size):
-            if k != "traf":
-                continue
-            track = None
-            for k2, p2, h2, s2 in boxes(seg, p + h, p + s):
-                if k2 == "tfhd":
-                    track = struct.unpack(">I", seg[p2 + 12 : p2 + 16])[0]
-                elif k2 == "tfdt":
-                    if seg[p2 + 8] == 1:
-                        v = struct.unpack(">Q", seg[p2 + 12 : p2 + 20])[0]
-                        out[p2 + 12 : p2 + 20] = struct.pack(">Q", v + add[track])
-                    else:
-                        v = struct.unpack(">I", seg[p2 + 12 : p2 + 16])[0]
-                        out[p2 + 12 : p2 + 16] = struct.pack(">I", (v + add[track]) & 0xFFFFFFFF)
-    return bytes(out)
-
-
 def push_window(srv):
     """A stream whose ring holds SEGMENTS chunks, dated so that they end now."""
     stream = srv.api("POST", "/streaming/streams", {"name": "window4h", "dvr_duration": 14400})
@@ -163,7 +140,7 @@ def push_window(srv):
     t0 = time.perf_counter()
     for n in range(SEGMENTS):
         loop, k = divmod(n, len(segs))
-        body = shift_ticks(segs[k], {t: loop * d for t, d in span.items()}) if loop else segs[k]
+        body = shift_tfdt(segs[k], scales, 0, {t: loop * d for t, d in span.items()}) if loop else segs[k]
         put(f"{path}/{RENDITION}/w_{n:05d}.m4s", body)
     # The first segment's date: the window then ends about now.
     first = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=SEGMENTS * SEG_SECS + 5)

@@ -895,6 +895,31 @@ proptest! {
     }
 }
 
+/// A 300-byte segment with two `mdat` bodies (8..200, 220..300) and the given
+/// video (track 1, sample description `sdi`) and audio (track 2) samples.
+fn hostile_segment(video: Vec<Sample>, audio: Vec<Sample>, sdi: u32) -> MediaSegment {
+    MediaSegment {
+        bytes: Bytes::from(vec![3u8; 300]),
+        producer_time: None,
+        events: vec![],
+        tracks: vec![
+            TrackSamples {
+                track_id: 1,
+                base_decode_ticks: 0,
+                sample_description_index: sdi,
+                samples: video,
+            },
+            TrackSamples {
+                track_id: 2,
+                base_decode_ticks: 0,
+                sample_description_index: 1,
+                samples: audio,
+            },
+        ],
+        mdat_ranges: vec![8..200, 220..300],
+    }
+}
+
 fn hostile_sample(offsets: Range<u32>) -> impl Strategy<Value = Sample> {
     (
         any::<u64>(),
@@ -938,16 +963,7 @@ proptest! {
         other.tracks[1].timescale = timescale / 2 + 1;
         let mut b = Mp4Builder::new(Options::default());
         for (video, audio, sdi, restart) in segs {
-            let seg = MediaSegment {
-                bytes: Bytes::from(vec![3u8; 300]),
-                producer_time: None,
-                events: vec![],
-                tracks: vec![
-                    TrackSamples { track_id: 1, base_decode_ticks: 0, sample_description_index: sdi, samples: video },
-                    TrackSamples { track_id: 2, base_decode_ticks: 0, sample_description_index: 1, samples: audio },
-                ],
-                mdat_ranges: vec![8..200, 220..300],
-            };
+            let seg = hostile_segment(video, audio, sdi);
             let _ = b.push(if restart { &other } else { &init }, &seg);
         }
         let built = b.build();
@@ -1057,16 +1073,7 @@ proptest! {
         let mut other = init.clone();
         other.bytes = Bytes::from_static(b"another init");
         other.tracks[1].timescale = timescale;
-        let segs: Vec<(bool, MediaSegment)> = segs.into_iter().map(|(video, audio, sdi, restart)| (restart, MediaSegment {
-            bytes: Bytes::from(vec![3u8; 300]),
-            producer_time: None,
-            events: vec![],
-            tracks: vec![
-                TrackSamples { track_id: 1, base_decode_ticks: 0, sample_description_index: sdi, samples: video },
-                TrackSamples { track_id: 2, base_decode_ticks: 0, sample_description_index: 1, samples: audio },
-            ],
-            mdat_ranges: vec![8..200, 220..300],
-        })).collect();
+        let segs: Vec<(bool, MediaSegment)> = segs.into_iter().map(|(video, audio, sdi, restart)| (restart, hostile_segment(video, audio, sdi))).collect();
         let pushes: Vec<(&InitSegment, &MediaSegment)> =
             segs.iter().map(|(r, s)| (if *r { &other } else { &init }, s)).collect();
         same_both_ways(&pushes, Options::default())?;
@@ -1192,16 +1199,7 @@ proptest! {
         groups in proptest::collection::vec(1usize..5, 1..4),
     ) {
         let init = Synth::default().init();
-        let segs: Vec<MediaSegment> = segs.into_iter().map(|(video, audio, sdi)| MediaSegment {
-            bytes: Bytes::from(vec![3u8; 300]),
-            producer_time: None,
-            events: vec![],
-            tracks: vec![
-                TrackSamples { track_id: 1, base_decode_ticks: 0, sample_description_index: sdi, samples: video },
-                TrackSamples { track_id: 2, base_decode_ticks: 0, sample_description_index: 1, samples: audio },
-            ],
-            mdat_ranges: vec![8..200, 220..300],
-        }).collect();
+        let segs: Vec<MediaSegment> = segs.into_iter().map(|(video, audio, sdi)| hostile_segment(video, audio, sdi)).collect();
         let pushes: Vec<(&InitSegment, &MediaSegment)> = segs.iter().map(|s| (&init, s)).collect();
         same_with_blocks(&pushes, &groups, Options::default())?;
     }

@@ -1001,6 +1001,18 @@ fn time_jumps_with_the_same_init_are_stitched() {
     assert!((8_000_000..8_021_334).contains(&d), "{d}");
 }
 
+/// Three encoders a stream may restart into: two sample entries, three time bases.
+fn encoders(audio_shift: i64) -> Vec<Synth> {
+    (0u8..3)
+        .map(|k| Synth {
+            audio_shift,
+            entry_tag: k % 2,
+            time_base: u64::from(k) * 1_000_000,
+            ..Synth::default()
+        })
+        .collect()
+}
+
 /// Both ways of pushing a segment, side by side: the file (or the error) must be the
 /// same, byte for byte.
 fn same_both_ways(
@@ -1039,12 +1051,7 @@ proptest! {
         audio_shift in -3000i64..3000,
         trim in proptest::option::of((0u64..3_000_000, 1u64..20_000_000)),
     ) {
-        let synths: Vec<Synth> = (0u8..3).map(|k| Synth {
-            audio_shift,
-            entry_tag: k % 2,
-            time_base: u64::from(k) * 1_000_000,
-            ..Synth::default()
-        }).collect();
+        let synths = encoders(audio_shift);
         let inits: Vec<InitSegment> = synths.iter().map(|s| s.init()).collect();
         let mut segs = Vec::new();
         for (i, &(n, which, _)) in steps.iter().enumerate() {
@@ -1168,12 +1175,7 @@ proptest! {
         audio_shift in -3000i64..3000,
         trim in proptest::option::of((0u64..3_000_000, 1u64..30_000_000)),
     ) {
-        let synths: Vec<Synth> = (0u8..3).map(|k| Synth {
-            audio_shift,
-            entry_tag: k % 2,
-            time_base: u64::from(k) * 1_000_000,
-            ..Synth::default()
-        }).collect();
+        let synths = encoders(audio_shift);
         let inits: Vec<InitSegment> = synths.iter().map(|s| s.init()).collect();
         let mut segs = Vec::new();
         for (i, &(start, len, which)) in runs.iter().enumerate() {
@@ -1272,12 +1274,7 @@ proptest! {
         audio_shift in -3000i64..3000,
         trim in proptest::option::of((0u64..3_000_000, 1u64..60_000_000)),
     ) {
-        let synths: Vec<Synth> = (0u8..3).map(|k| Synth {
-            audio_shift,
-            entry_tag: k % 2,
-            time_base: u64::from(k) * 1_000_000,
-            ..Synth::default()
-        }).collect();
+        let synths = encoders(audio_shift);
         let inits: Vec<InitSegment> = synths.iter().map(|s| s.init()).collect();
         let segs: Vec<(usize, MediaSegment)> = steps
             .iter()

@@ -19,7 +19,8 @@
 //! block the clip holds whole is taken as a few pieces, the rest segment by segment
 //! (here the first block, which starts the file, and the last 32 segments).
 //!
-//! Also what ingest now pays per segment: its rows summarised (`SegmentTables`).
+//! Also what ingest now pays per segment: its rows summarised (`SegmentTables`), and
+//! per 64 segments: their block of the index (`index_block_64_segments`).
 //!
 //! `cargo bench --bench mp4`; ratios: `memcpy` time / the other's time per group.
 
@@ -342,5 +343,30 @@ fn summarise(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, header, read_range, summarise);
+/// What ingest pays once per 64 chunks since the rings' header index: one block of
+/// 64 2 s segments summarised as one (`BlockTables::new`, O(samples)), beside a
+/// memcpy of the 64 segments' bytes.
+fn index_block(c: &mut Criterion) {
+    let init = init();
+    let segs = segments(BLOCK as u64);
+    let refs: Vec<&MediaSegment> = segs.iter().collect();
+    let one = segs[0].bytes.len();
+    let mut g = c.benchmark_group("index_block_64_segments");
+    g.throughput(Throughput::Bytes((one * BLOCK) as u64));
+    let mut dst = vec![0u8; one];
+    g.bench_function("memcpy", |b| {
+        b.iter(|| {
+            for s in &segs {
+                dst.copy_from_slice(black_box(&s.bytes));
+                black_box(&dst);
+            }
+        })
+    });
+    g.bench_function("block_tables", |b| {
+        b.iter(|| black_box(BlockTables::new(&init, black_box(&refs))))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, header, read_range, summarise, index_block);
 criterion_main!(benches);

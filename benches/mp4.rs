@@ -14,7 +14,13 @@
 //! `header_pieces_copied` is the other cost of pieces: reading the whole header out
 //! of them (what a body does gathering them into frames).
 //!
-//! Also what ingest now pays per segment: its rows summarised (`SegmentTables`).
+//! `build_blocks` is what `Clip::mp4` does since the ring keeps an index of blocks
+//! (64 consecutive segments summarised as one, `BlockTables`, made at ingest): a
+//! block the clip holds whole is taken as a few pieces, the rest segment by segment
+//! (here the first block, which starts the file, and the last 32 segments).
+//!
+//! Also what ingest now pays per segment: its rows summarised (`SegmentTables`), and
+//! per 64 segments: their block of the index (`index_block_64_segments`).
 //!
 //! `cargo bench --bench mp4`; ratios: `memcpy` time / the other's time per group.
 
@@ -22,7 +28,7 @@ use std::hint::black_box;
 
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use dvrclip::fmp4::progressive::{Mp4Builder, Options, SegmentTables, VirtualMp4};
+use dvrclip::fmp4::progressive::{BlockTables, Mp4Builder, Options, SegmentTables, VirtualMp4};
 use dvrclip::fmp4::{
     AudioInfo, FourCC, InitSegment, MediaSegment, Sample, SampleEntry, Track, TrackDefaults,
     TrackKind, TrackSamples, VideoInfo,
@@ -187,6 +193,34 @@ fn build_prepared(init: &InitSegment, segs: &[(MediaSegment, SegmentTables)]) ->
     b.build().expect("synthetic clip")
 }
 
+/// Segments per block, as the engine's ring makes them.
+const BLOCK: usize = 64;
+
+/// As `Clip::mp4` builds from the ring's blocks: each whole block in one push where
+/// the builder takes it, the other segments one by one.
+fn build_blocks(
+    init: &InitSegment,
+    segs: &[(MediaSegment, SegmentTables)],
+    blocks: &[BlockTables],
+) -> VirtualMp4 {
+    let mut b = Mp4Builder::new(Options {
+        identity: b"bench".to_vec(),
+        trim: None,
+    });
+    b.reserve_segments(segs.len());
+    for (k, group) in segs.chunks(BLOCK).enumerate() {
+        let taken = blocks
+            .get(k)
+            .is_some_and(|block| b.push_block(init, block).expect("synthetic block"));
+        if !taken {
+            for (s, t) in group {
+                b.push_prepared(init, s, t).expect("synthetic segment");
+            }
+        }
+    }
+    b.build().expect("synthetic clip")
+}
+
 fn header(c: &mut Criterion) {
     let init = init();
     for (name, n, samples) in [("60s", 30, 100), ("4h", 7200, 10)] {
@@ -215,6 +249,26 @@ fn header(c: &mut Criterion) {
         });
         let pieced = build_prepared(&init, &prepared);
         assert_eq!(pieced.header_len(), mp4.header_len(), "the same header");
+        // Whole blocks only, as the ring makes them (the last partial one is not).
+        let blocks: Vec<BlockTables> = segs
+            .chunks_exact(BLOCK)
+            .map(|g| {
+                let refs: Vec<&MediaSegment> = g.iter().collect();
+                BlockTables::new(&init, &refs).expect("continuous segments")
+            })
+            .collect();
+        let held: u64 = blocks.iter().map(|b| b.memory_bytes()).sum();
+        eprintln!(
+            "header_{name}: {} blocks hold {held} bytes of their own, {} per segment",
+            blocks.len(),
+            held / (blocks.len() * BLOCK).max(1) as u64
+        );
+        let blocked = build_blocks(&init, &prepared, &blocks);
+        assert_eq!(blocked.etag(), mp4.etag(), "the same file");
+        assert_eq!(blocked.header_len(), mp4.header_len(), "the same header");
+        g.bench_function("build_blocks", |b| {
+            b.iter(|| build_blocks(&init, black_box(&prepared), black_box(&blocks)))
+        });
         g.bench_function("header_pieces_copied", |b| {
             b.iter(|| {
                 let mut at = 0;
@@ -289,5 +343,30 @@ fn summarise(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, header, read_range, summarise);
+/// What ingest pays once per 64 chunks since the rings' header index: one block of
+/// 64 2 s segments summarised as one (`BlockTables::new`, O(samples)), beside a
+/// memcpy of the 64 segments' bytes.
+fn index_block(c: &mut Criterion) {
+    let init = init();
+    let segs = segments(BLOCK as u64);
+    let refs: Vec<&MediaSegment> = segs.iter().collect();
+    let one = segs[0].bytes.len();
+    let mut g = c.benchmark_group("index_block_64_segments");
+    g.throughput(Throughput::Bytes((one * BLOCK) as u64));
+    let mut dst = vec![0u8; one];
+    g.bench_function("memcpy", |b| {
+        b.iter(|| {
+            for s in &segs {
+                dst.copy_from_slice(black_box(&s.bytes));
+                black_box(&dst);
+            }
+        })
+    });
+    g.bench_function("block_tables", |b| {
+        b.iter(|| black_box(BlockTables::new(&init, black_box(&refs))))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, header, read_range, summarise, index_block);
 criterion_main!(benches);

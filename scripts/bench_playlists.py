@@ -8,7 +8,12 @@ Part of scripts/bench-compare.sh (bench_compare.py calls `run`); alone:
 
 One stream, one rendition: tests/fixtures/ladder/media_1_144's 4 segments (2 s of
 30 fps H.264 + AAC each) pushed 7,200 times over HTTP PUT, tfdt shifted, so the ring
-holds 4 h of real sample tables (the moov's cost is per sample, not per byte); a
+holds 4 h of real sample tables (the moov's cost is per sample, not per byte); each
+track is shifted by its own span of the 4 segments (video 8 s, AAC 376 frames =
+8.021 s), so every track continues across the loops as an encoder's would (audio
+then drifts 21 ms per loop from the video, which no benchmark here looks at; shifted
+by 8 s, each loop's first audio frame overlapped the last one: a seam every 8 s,
+which a clip's MP4 header must stitch sample by sample); a
 playlist then dates the first segment 4 h ago, which moves the whole window into the
 past so a clip of it is complete. Then, with wrk -t2 -c16 on 127.0.0.1:
   - the live media playlist (7,200 entries, about 280 KB), plain and with
@@ -24,13 +29,14 @@ import http.client
 import os
 import shutil
 import statistics
+import struct
 import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench_compare as bc  # noqa: E402
-from load_test import shift_tfdt, timescales  # noqa: E402
+from load_test import boxes, shift_tfdt, timescales  # noqa: E402
 
 FIXTURE = os.path.join(bc.ROOT, "tests", "fixtures", "ladder", "media_1_144")
 RENDITION = "media_1_144"
@@ -59,13 +65,69 @@ http {{
 INM_LUA = 'wrk.headers["If-None-Match"] = \'{etag}\'\n'
 
 
+def track_durations(seg, init_defaults):
+    """track_ID -> sum of its sample durations in a media segment (ISO/IEC 14496-12
+    §8.8.7 tfhd default, §8.8.8 trun; `init_defaults` the trex defaults)."""
+    out = {}
+    for kind, pos, hdr, size in boxes(seg, 0, len(seg)):
+        if kind != "moof":
+            continue
+        for k, p, h, sz in boxes(seg, pos + hdr, pos + size):
+            if k != "traf":
+                continue
+            track, default = None, None
+            for k2, p2, h2, s2 in boxes(seg, p + h, p + sz):
+                if k2 == "tfhd":
+                    flags = struct.unpack(">I", seg[p2 + 8 : p2 + 12])[0] & 0xFFFFFF
+                    track = struct.unpack(">I", seg[p2 + 12 : p2 + 16])[0]
+                    at = p2 + 16 + (8 if flags & 1 else 0) + (4 if flags & 2 else 0)
+                    default = (struct.unpack(">I", seg[at : at + 4])[0] if flags & 8
+                               else init_defaults.get(track, 0))
+                elif k2 == "trun":
+                    flags = struct.unpack(">I", seg[p2 + 8 : p2 + 12])[0] & 0xFFFFFF
+                    count = struct.unpack(">I", seg[p2 + 12 : p2 + 16])[0]
+                    at = p2 + 16 + (4 if flags & 1 else 0) + (4 if flags & 4 else 0)
+                    width = 4 * bin(flags & 0xF00).count("1")
+                    total = 0
+                    for i in range(count):
+                        if flags & 0x100:
+                            total += struct.unpack(">I", seg[at + i * width : at + i * width + 4])[0]
+                        else:
+                            total += default
+                    out[track] = out.get(track, 0) + total
+    return out
+
+
+def trex_defaults(init):
+    """track_ID -> default_sample_duration of its trex (§8.8.3)."""
+    out = {}
+    for kind, pos, hdr, size in boxes(init, 0, len(init)):
+        if kind != "moov":
+            continue
+        for k, p, h, s in boxes(init, pos + hdr, pos + size):
+            if k != "mvex":
+                continue
+            for k2, p2, h2, s2 in boxes(init, p + h, p + s):
+                if k2 == "trex":
+                    track, _, duration = struct.unpack(">III", init[p2 + 12 : p2 + 24])
+                    out[track] = duration
+    return out
+
+
 def push_window(srv):
     """A stream whose ring holds SEGMENTS chunks, dated so that they end now."""
     stream = srv.api("POST", "/streaming/streams", {"name": "window4h", "dvr_duration": 14400})
     path = stream["push_url"].split(str(srv.port), 1)[1]
     init = open(os.path.join(FIXTURE, "init_2.mp4"), "rb").read()
     segs = [open(os.path.join(FIXTURE, f"seg_{i:05d}.m4s"), "rb").read() for i in range(4)]
+    defaults = trex_defaults(init)
+    # Each track's span of the 4 segments: a loop continues every track.
+    span = {}
+    for seg in segs:
+        for track, ticks in track_durations(seg, defaults).items():
+            span[track] = span.get(track, 0) + ticks
     scales = timescales(init)
+    assert set(span) == set(scales), (span, scales)
     conn = http.client.HTTPConnection("127.0.0.1", srv.port)
 
     def put(p, body):
@@ -78,7 +140,7 @@ def push_window(srv):
     t0 = time.perf_counter()
     for n in range(SEGMENTS):
         loop, k = divmod(n, len(segs))
-        body = shift_tfdt(segs[k], scales, loop * len(segs) * SEG_SECS) if loop else segs[k]
+        body = shift_tfdt(segs[k], scales, 0, {t: loop * d for t, d in span.items()}) if loop else segs[k]
         put(f"{path}/{RENDITION}/w_{n:05d}.m4s", body)
     # The first segment's date: the window then ends about now.
     first = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=SEGMENTS * SEG_SECS + 5)

@@ -80,8 +80,9 @@ def timescales(init):
     return out
 
 
-def shift_tfdt(seg, scales, secs):
-    """A copy of a media segment with every tfdt moved `secs` later."""
+def shift_tfdt(seg, scales, secs, ticks=None):
+    """A copy of a media segment with every tfdt moved `secs` later, or each track's
+    by `ticks[track_ID]` ticks when `ticks` is given."""
     out = bytearray(seg)
     for kind, pos, hdr, size in boxes(seg, 0, len(seg)):
         if kind != "moof":
@@ -94,7 +95,7 @@ def shift_tfdt(seg, scales, secs):
                 if k2 == "tfhd":
                     track = struct.unpack(">I", seg[p2 + 12 : p2 + 16])[0]
                 elif k2 == "tfdt":
-                    add = int(round(secs * scales[track]))
+                    add = ticks[track] if ticks else int(round(secs * scales[track]))
                     if seg[p2 + 8] == 1:
                         v = struct.unpack(">Q", seg[p2 + 12 : p2 + 20])[0]
                         out[p2 + 12 : p2 + 20] = struct.pack(">Q", v + add)

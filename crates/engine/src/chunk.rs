@@ -84,8 +84,9 @@ impl Chunk {
         self.media.segment.bytes.len() as u64
     }
 
-    /// What holding the chunk costs, bytes: the payload, its parsed sample tables and
-    /// the chunk's own record. The memory budget counts this, so it bounds what the
+    /// What holding the chunk costs, bytes: the payload, its parsed sample tables,
+    /// their MP4 summary, its share of its ring's MP4 header index and the chunk's
+    /// own record ([`memory_cost`]). The memory budget counts this, so it bounds what the
     /// process really holds (the tables are about a tenth of a 2 s segment's bytes).
     pub fn memory_bytes(&self) -> u64 {
         self.media.ticket.bytes()
@@ -153,15 +154,26 @@ impl Chunk {
     }
 }
 
+/// What a chunk's share of its block in the ring's MP4 header index (`ring::index`)
+/// costs beyond its own table rows, bytes: its
+/// `stsc` chunks (24 bytes per track), a sync number (8), its `mdat` slice (32),
+/// its length (8), the runs it kept as numbers that the block encodes (up to 24
+/// bytes per table that changes within it: `ctts` of B-frame video), with room for
+/// a third track. Counted in [`memory_cost`]; a test holds a block to it.
+pub(crate) const BLOCK_SHARE_BYTES: u64 = 192;
+
 /// What a chunk of `segment` will cost ([`Chunk::memory_bytes`]): the payload, its
-/// parsed tables, their MP4 summary and the chunk's own record. Computed once, when
-/// its ticket is made.
+/// parsed tables, their MP4 summary, its share of the ring's MP4 header index (the
+/// summary again, merged into its block, and [`BLOCK_SHARE_BYTES`]; counted whether
+/// or not its block is made) and the chunk's own record. Computed once, when its
+/// ticket is made.
 pub(crate) fn memory_cost(segment: &MediaSegment, tables: &SegmentTables) -> u64 {
     (segment.bytes.len()
         + segment.table_bytes()
         + std::mem::size_of::<ChunkMedia>()
         + std::mem::size_of::<Chunk>()) as u64
-        + tables.memory_bytes()
+        + 2 * tables.memory_bytes()
+        + BLOCK_SHARE_BYTES
 }
 
 /// Rough bitrate of a run of chunks, bytes per second; used to estimate what a

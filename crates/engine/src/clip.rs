@@ -11,7 +11,7 @@
 //! as long as the view lives, so a download holding an old view keeps its chunks
 //! counted even after the clip expired.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use dvrclip_fmp4::{InitSegment, MediaSegment, VideoInfo};
 use parking_lot::{Mutex, RwLock};
@@ -19,6 +19,7 @@ use tokio::sync::watch;
 
 use crate::chunk::Chunk;
 use crate::cut::Track;
+use crate::ring::Ring;
 use crate::{Error, Result, StreamId, WallTime};
 
 /// A clip's id: 128 bits from the OS RNG, written as 32 lowercase hex characters
@@ -120,6 +121,10 @@ pub struct ClipProgress {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct RenditionHead {
     pub(crate) init: Option<Arc<InitSegment>>,
+    /// The ring the clip was cut from, for its MP4 header index (`Clip::mp4`); none
+    /// for a clip restored from the spool or a live view (their MP4 headers visit
+    /// every chunk).
+    pub(crate) ring: Weak<Ring>,
     pub(crate) bandwidth_bps: u64,
     /// The longest recent chunk rounded up, seconds: keeps a recording clip's
     /// `EXT-X-TARGETDURATION` from changing as it grows (RFC 8216 §6.2.1).
@@ -168,6 +173,11 @@ impl ClipRendition {
     /// The target duration announced when the clip was cut, seconds (0: none).
     pub fn announced_target_secs(&self) -> u64 {
         self.head.target_secs
+    }
+
+    /// The ring the chunks came from, while it exists: its MP4 header index.
+    pub(crate) fn ring(&self) -> Option<Arc<Ring>> {
+        self.head.ring.upgrade()
     }
 
     /// Chunks in play order. Each carries its init, discontinuity, UTC start, bytes,

@@ -5,7 +5,10 @@
 //! The cutter stays container-neutral; this module only hands its plan (the chunks,
 //! with the table rows each was summarised and encoded into at ingest, and for a precise clip the
 //! lead-in and requested duration) to `dvrclip_fmp4::progressive`, which owns every
-//! box.
+//! box. Where the clip holds a whole block of its ring's MP4 header index
+//! (`ring::index`), the block goes in one push instead of its 64 chunks: O(blocks)
+//! pieces and lookups, the chunks at the clip's ends (and any the index lacks)
+//! visited one by one. The bytes are the same either way.
 
 use dvrclip_fmp4::progressive::{BuildError, Mp4Builder, Options, Trim, VirtualMp4};
 
@@ -34,10 +37,28 @@ impl Clip {
             trim,
         });
         // Each chunk's rows were summarised and encoded at ingest: the header takes
-        // them by reference, per segment, not per sample.
-        builder.reserve_segments(r.chunks().len());
-        for c in r.chunks() {
+        // them by reference, per block of the ring's index where the clip holds one
+        // whole, else per chunk; never per sample.
+        let chunks = r.chunks();
+        builder.reserve_segments(chunks.len());
+        let blocks = match (r.ring(), chunks.first(), chunks.last()) {
+            (Some(ring), Some(first), Some(last)) => ring.blocks(first.seq(), last.seq()),
+            _ => Vec::new(),
+        };
+        let mut blocks = blocks.iter().peekable();
+        let mut i = 0;
+        while let Some(c) = chunks.get(i) {
+            while blocks.next_if(|b| b.first_seq < c.seq()).is_some() {}
+            if let Some(b) = blocks.peek().filter(|b| b.first_seq == c.seq())
+                && let Some(run) = chunks.get(i..i + b.len())
+                && b.covers(run)
+                && builder.push_block(c.init(), &b.tables)?
+            {
+                i += run.len();
+                continue;
+            }
             builder.push_prepared(c.init(), c.segment(), c.tables())?;
+            i += 1;
         }
         builder.build()
     }

@@ -42,7 +42,7 @@ pub(crate) fn input(
 /// A ring fed 1 s chunks; `keyframes[i]` says whether chunk i starts a GOP. Chunk i
 /// starts at `t0 + i` seconds.
 pub(crate) fn ring(keyframes: &[bool], t0: WallTime, offset_micros: i64) -> (Ring, Arc<Account>) {
-    let ring = Ring::new(Arc::from("r"));
+    let ring = Ring::new(Arc::from("r"), 0);
     let account = Arc::new(Account::default());
     let _ = ring.push_init(init());
     let mut shared: Option<SharedAnchor> = None;

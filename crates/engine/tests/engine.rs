@@ -1030,6 +1030,67 @@ fn clips_deep_in_a_4_hour_dvr_play_for_their_whole_lifetime() {
     assert_eq!(h.engine.memory().clip_bytes, 0);
 }
 
+/// A clip of 10 min out of a 1 h DVR takes its ring's MP4 header index (blocks of
+/// 64 chunks) where it holds whole blocks: the same file as its chunks pushed one by
+/// one, its header made of far fewer pieces (a block's `stsz` rows are one, not 64);
+/// the same file again after the DVR has evicted the blocks (the clip then visits
+/// every chunk).
+#[test]
+fn a_clip_takes_whole_blocks_of_the_index_and_builds_the_same_file() {
+    use dvrclip_fmp4::progressive::{Mp4Builder, Options, VirtualMp4};
+    let (h, s) = playable(3600);
+    // Frames of 9, 10 and 11 bytes, so `stsz` lists them.
+    let push = |first: u64, n: u64| {
+        for k in first..first + n {
+            h.clock.advance_secs(2);
+            let mut seg = segment(k * SEG_TICKS, SEG_FRAMES, true, 10);
+            let mut at = 0;
+            for (i, x) in seg.tracks[0].samples.iter_mut().enumerate() {
+                (x.offset, x.size) = (at, 9 + i as u32 % 3);
+                at += x.size;
+            }
+            ok(h.engine.push_segment(s, "v720", None, seg));
+        }
+    };
+    push(0, 1800);
+    let start = h.engine.now().add_micros(-1500 * 1_000_000);
+    let clip = ok(h.engine.create_clip(s, req(600, Some(start))));
+    let v = clip.view();
+    let r = v.reference().expect("a reference rendition");
+    assert!(r.chunks().len() >= 300, "{} chunks", r.chunks().len());
+    let mut b = Mp4Builder::new(Options {
+        identity: format!("{}/{}", clip.id(), r.name()).into_bytes(),
+        trim: None,
+    });
+    for c in r.chunks() {
+        if let Err(e) = b.push_prepared(c.init(), c.segment(), c.tables()) {
+            panic!("{e}");
+        }
+    }
+    let reference = b.build().unwrap_or_else(|e| panic!("{e}"));
+    let whole = |f: &VirtualMp4| -> Vec<u8> {
+        let pieces = f.range(0..f.len()).expect("the whole file");
+        pieces.flat_map(|p| p.to_vec()).collect()
+    };
+    let indexed = ok_build(&clip);
+    assert_eq!(
+        (indexed.etag(), indexed.len()),
+        (reference.etag(), reference.len())
+    );
+    assert!(whole(&indexed) == whole(&reference), "the same bytes");
+    assert!(
+        indexed.header_pieces() * 2 < reference.header_pieces(),
+        "{} vs {} pieces: the blocks were not taken",
+        indexed.header_pieces(),
+        reference.header_pieces()
+    );
+    // The DVR moves on past the clip: its blocks leave with their chunks.
+    push(1800, 1800);
+    let after = ok_build(&clip);
+    assert_eq!(after.header_pieces(), reference.header_pieces());
+    assert!(whole(&after) == whole(&reference), "the same bytes");
+}
+
 fn ok_build(c: &dvrclip_engine::Clip) -> dvrclip_fmp4::progressive::VirtualMp4 {
     let v = c.view();
     let r = v.reference().expect("a reference rendition");

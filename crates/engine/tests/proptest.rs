@@ -1,7 +1,10 @@
 //! Property tests: random streams (segment durations, GOP lengths, lost uploads,
 //! encoder restarts, arrival jitter, DVR windows, memory budgets) and random clip
 //! requests. Every clip must obey the cutting rules of ref/api.md "Clips" against the ring it
-//! was cut from, and the memory account must equal the bytes actually held.
+//! was cut from, and the memory account must equal the bytes actually held. The rings'
+//! MP4 header index cuts blocks of 3 chunks here, so that blocks form, wrap and leave
+//! with eviction, and a clip's MP4 must be the very file its chunks give walked
+//! sample by sample ([`check_mp4`]).
 
 mod common;
 
@@ -11,6 +14,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use common::*;
 use dvrclip_engine::{Chunk, Clip, ClipRequest, EngineConfig, Error, StreamId, WallTime};
+use dvrclip_fmp4::progressive::{Mp4Builder, Options, VirtualMp4};
 use proptest::prelude::*;
 
 #[derive(Debug, Clone)]
@@ -195,9 +199,40 @@ fn check_cut(ring: &[Arc<Chunk>], c: &[Arc<Chunk>], s: WallTime, e: WallTime) {
     assert!(!next_taken, "a chunk before the end was left out");
 }
 
+/// The clip's MP4 (whole blocks of the ring's index where it holds them, its other
+/// chunks one by one) is the file its chunks give pushed sample by sample: the same
+/// ETag and bytes, or the same error.
+fn check_mp4(clip: &Clip) {
+    let v = clip.view();
+    let Some(r) = v.reference() else {
+        return;
+    };
+    let mut b = Mp4Builder::new(Options {
+        identity: format!("{}/{}", clip.id(), r.name()).into_bytes(),
+        trim: None,
+    });
+    let walked = r
+        .chunks()
+        .iter()
+        .try_for_each(|c| b.push(c.init(), c.segment()))
+        .and_then(|()| b.build());
+    let whole = |f: &VirtualMp4| -> Vec<u8> {
+        let pieces = f.range(0..f.len()).expect("the whole file");
+        pieces.flat_map(|p| p.to_vec()).collect()
+    };
+    match (walked, clip.mp4(&v, r)) {
+        (Ok(x), Ok(y)) => {
+            assert_eq!((x.etag(), x.len()), (y.etag(), y.len()));
+            assert!(whole(&x) == whole(&y), "clip {} MP4 differs", clip.id());
+        }
+        (x, y) => assert_eq!(x.err(), y.err()),
+    }
+}
+
 fn run(ops: Vec<Op>, gop: u64, dvr_secs: u32, budget_chunks: Option<u64>) {
     let config = EngineConfig {
         memory_budget_bytes: budget_chunks.map_or(1 << 40, |n| n * 60 * u64::from(FRAME_BYTES)),
+        mp4_index_block_chunks: 3,
         ..Default::default()
     };
     let h = Harness::new(config);
@@ -270,6 +305,7 @@ fn run(ops: Vec<Op>, gop: u64, dvr_secs: u32, budget_chunks: Option<u64>) {
                         assert_eq!(clip.reference_rendition(), "high");
                         if v.is_complete() {
                             check_cut(&sim.ring("high"), &refr, start, end);
+                            check_mp4(&clip);
                         }
                         // The follower takes the same boundaries (same cadence here).
                         let low = v
@@ -322,6 +358,7 @@ fn run(ops: Vec<Op>, gop: u64, dvr_secs: u32, budget_chunks: Option<u64>) {
         if c.first().is_some_and(held) {
             check_cut(&ring, &c, clip.start_utc(), clip.end_utc());
         }
+        check_mp4(clip);
         for w in c.windows(2) {
             assert!(w[0].seq() < w[1].seq());
             assert!(

@@ -136,6 +136,7 @@ impl Engine {
                 .zip(&rates)
                 .map(|(r, rate)| RenditionHead {
                     init: r.current_init(),
+                    ring: Arc::downgrade(r),
                     bandwidth_bps: rate.saturating_mul(8),
                     target_secs: r
                         .read(|st| {

@@ -51,7 +51,10 @@ impl Engine {
                                 max: self.config.max_renditions,
                             });
                         }
-                        let r = Arc::new(Ring::new(Arc::from(rendition)));
+                        let r = Arc::new(Ring::new(
+                            Arc::from(rendition),
+                            self.config.mp4_index_block_chunks,
+                        ));
                         list.push(Arc::clone(&r));
                         r
                     }

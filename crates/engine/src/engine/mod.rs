@@ -43,7 +43,7 @@ use crate::chunk::Chunk;
 use crate::clip::{Build, Clip, ClipId};
 use crate::memory::Account;
 use crate::persist::Persist;
-use crate::ring::Ring;
+use crate::ring::{DEFAULT_BLOCK_CHUNKS, Ring};
 use crate::secret::{constant_time_eq, random_hex};
 use crate::stream::{Stream, StreamId, StreamInfo, StreamPatch, StreamSettings, check_name};
 use crate::time::MICROS_PER_SEC;
@@ -78,6 +78,10 @@ pub struct EngineConfig {
     /// The first `video_id` handed to a `vod_required` clip (a VOD store that
     /// survived a restart passes its next free id).
     pub first_video_id: u64,
+    /// Chunks per block of each ring's MP4 header index (`ring::index`); below 2,
+    /// no index (every clip header visits each chunk). 64 unless a test needs
+    /// blocks to form in a few chunks.
+    pub mp4_index_block_chunks: usize,
 }
 
 impl Default for EngineConfig {
@@ -93,6 +97,7 @@ impl Default for EngineConfig {
             max_renditions: 16,
             max_clips_per_stream: 10_000,
             first_video_id: 1,
+            mp4_index_block_chunks: DEFAULT_BLOCK_CHUNKS,
         }
     }
 }

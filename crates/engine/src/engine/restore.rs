@@ -158,6 +158,7 @@ impl Engine {
             tracks.push(Track::restored(chunks, complete));
             heads.push(RenditionHead {
                 init: r.init,
+                ring: std::sync::Weak::new(),
                 bandwidth_bps: r.bandwidth_bps,
                 target_secs: r.target_secs,
             });

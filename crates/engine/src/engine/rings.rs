@@ -124,6 +124,7 @@ fn live_rendition(ring: &Ring) -> ClipRendition {
         let chunks: Vec<Arc<Chunk>> = st.chunks.iter().cloned().collect();
         let head = RenditionHead {
             init: st.init().cloned(),
+            ring: std::sync::Weak::new(),
             bandwidth_bps: bytes_per_sec(st.chunks.iter().rev().take(8)) * 8,
             // None of its own: the target duration is then the longest chunk held
             // (`ClipRendition::target_duration_secs`), which moves only if the

@@ -48,6 +48,7 @@
 //! time; `bytes` equals the payloads held. A state they rule out is reported as
 //! [`Error::Internal`], never as the caller's fault.
 
+mod index;
 mod place;
 mod push;
 mod restore;
@@ -64,6 +65,7 @@ use crate::chunk::Chunk;
 use crate::memory::Account;
 use crate::time::MICROS_PER_SEC;
 use crate::{Error, Result, StreamId, WallTime};
+pub(crate) use index::{Block, DEFAULT_BLOCK_CHUNKS};
 use place::Anchor;
 pub use place::AnchorSource;
 pub(crate) use place::SharedAnchor;
@@ -121,6 +123,14 @@ pub(crate) struct RingState {
     /// next chunk's wall time when eviction has emptied the ring (budget eviction can
     /// drop a ring's newest chunk while a clip still holds it).
     newest: Option<(WallTime, WallTime)>,
+    /// The MP4 header index (`index`): blocks of consecutive chunks, oldest first,
+    /// each wholly inside `chunks`.
+    blocks: VecDeque<Arc<Block>>,
+    /// Sequence number of the first chunk pushed since the last block was cut or
+    /// the discontinuity opened: the next block starts there.
+    open_since: Option<u64>,
+    /// Chunks per block; below 2, no index.
+    block_chunks: usize,
     /// Taken from [`NEXT_GENERATION`] at every write: equal values mean the same
     /// state, so what is rendered from the window (a live playlist) can be reused.
     pub(crate) generation: u64,
@@ -153,14 +163,19 @@ pub(crate) struct PushInput<'a> {
 pub(crate) struct Pushed {
     pub(crate) outcome: PushOutcome,
     pub(crate) evicted: Vec<Arc<Chunk>>,
+    /// The chunks of a block of the index to make, after the write lock.
+    pub(crate) seal: Vec<Arc<Chunk>>,
 }
 
 impl Ring {
-    pub(crate) fn new(name: Arc<str>) -> Self {
+    /// An empty ring whose MP4 header index cuts blocks of `block_chunks` chunks
+    /// (below 2: none).
+    pub(crate) fn new(name: Arc<str>, block_chunks: usize) -> Self {
         Ring {
             name,
             state: RwLock::new(RingState {
                 generation: NEXT_GENERATION.fetch_add(1, Ordering::Relaxed),
+                block_chunks,
                 ..RingState::default()
             }),
         }
@@ -213,6 +228,7 @@ impl Ring {
             return Ok(Pushed {
                 outcome: PushOutcome::Duplicate,
                 evicted: Vec::new(),
+                seal: Vec::new(),
             });
         }
         let placed = place::place(&st.place_input(&c, inp.arrival, *shared));
@@ -222,7 +238,30 @@ impl Ring {
             *shared = Some(a);
         }
         push::admit(&c, &placed, inp.stream, &self.name)?;
-        st.commit(c, &placed, inp, &self.name)
+        let mut pushed = st.commit(c, &placed, inp, &self.name)?;
+        drop(st);
+        // The index's block, made outside the lock; what it changes renders nothing,
+        // so the generation stays.
+        let seal = std::mem::take(&mut pushed.seal);
+        if let Some(block) = Block::new(&seal) {
+            let mut st = self.state.write();
+            st.add_block(block);
+            st.check_invariants();
+        }
+        Ok(pushed)
+    }
+
+    /// The index's blocks wholly inside the chunks `first_seq..=last_seq`, oldest
+    /// first. O(log n + blocks returned) under the read lock.
+    pub(crate) fn blocks(&self, first_seq: u64, last_seq: u64) -> Vec<Arc<Block>> {
+        self.read(|st| {
+            let from = st.blocks.partition_point(|b| b.first_seq < first_seq);
+            st.blocks
+                .range(from..)
+                .take_while(|b| b.last_seq <= last_seq)
+                .cloned()
+                .collect()
+        })
     }
 
     /// Re-anchors the newest chunk named `segment_name`, and the chunks after it in its
@@ -308,6 +347,8 @@ impl Ring {
         let mut st = self.write();
         st.bytes = 0;
         st.sources.clear();
+        st.blocks.clear();
+        st.open_since = None;
         let out = st.chunks.drain(..).collect();
         st.check_invariants();
         out
@@ -340,7 +381,60 @@ impl RingState {
         let c = self.chunks.pop_front()?;
         self.sources.pop_front();
         self.bytes -= c.len_bytes();
+        // A block leaves with its first chunk: it holds the payloads' slices.
+        while self.blocks.front().is_some_and(|b| b.first_seq <= c.seq()) {
+            self.blocks.pop_front();
+        }
         Some(c)
+    }
+
+    /// Adds `block`, made from chunks the ring held at the push, if they are all
+    /// still held (eviction may have taken the oldest meanwhile).
+    fn add_block(&mut self, block: Block) {
+        let held = self
+            .chunks
+            .front()
+            .is_some_and(|c| c.seq() <= block.first_seq)
+            && self
+                .chunks
+                .back()
+                .is_some_and(|c| block.last_seq <= c.seq());
+        let after = self
+            .blocks
+            .back()
+            .is_none_or(|b| b.last_seq < block.first_seq);
+        if held && after {
+            self.blocks.push_back(Arc::new(block));
+        }
+    }
+
+    /// After `chunk` is stored: the chunks of the block it completes, if it does.
+    fn seal(&mut self, new_discontinuity: bool) -> Vec<Arc<Chunk>> {
+        let Some(seq) = self.chunks.back().map(|c| c.seq()) else {
+            return Vec::new();
+        };
+        let since = match self.open_since {
+            Some(s) if !new_discontinuity => s,
+            _ => *self.open_since.insert(seq),
+        };
+        let n = self.chunks.len();
+        if self.block_chunks < 2
+            || seq + 1 - since < self.block_chunks as u64
+            || n < self.block_chunks
+        {
+            return Vec::new();
+        }
+        self.open_since = None;
+        let chunks: Vec<Arc<Chunk>> = self
+            .chunks
+            .range(n - self.block_chunks..)
+            .cloned()
+            .collect();
+        // Evicted from under the run (a small window): no block.
+        if chunks[0].seq() != since {
+            return Vec::new();
+        }
+        chunks
     }
 
     /// Pops chunks that ended before the newest chunk's end minus the window.
@@ -434,6 +528,18 @@ impl RingState {
                 }
             }
             assert_eq!(bytes, self.bytes, "byte count");
+            let (lo, hi) = match (self.chunks.front(), self.chunks.back()) {
+                (Some(f), Some(b)) => (f.seq(), b.seq()),
+                _ => (1, 0),
+            };
+            let mut after = lo;
+            for b in &self.blocks {
+                assert!(
+                    after <= b.first_seq && b.last_seq <= hi,
+                    "blocks inside, in order"
+                );
+                after = b.last_seq + 1;
+            }
         }
     }
 }
@@ -473,7 +579,7 @@ mod tests {
         use crate::ring::Ring;
         use crate::testutil::{init, input, segment};
 
-        let ring = Ring::new(Arc::from("r"));
+        let ring = Ring::new(Arc::from("r"), 0);
         let account = Arc::new(Account::default());
         ring.push_init(init()).unwrap();
         let mut seg = segment(0, 30, true);
@@ -490,6 +596,72 @@ mod tests {
         assert!(matches!(r, Err(Error::BadTiming { .. })), "{:?}", r.err());
         ring.read(|st| assert!(st.chunks.is_empty()));
         assert_eq!(account.total_bytes(), 0);
+    }
+
+    /// The MP4 header index (`index`): a block per 4 chunks that continue each
+    /// other, none across a restart, each gone with its first chunk; a block holds
+    /// no more than its chunks are charged for it.
+    #[test]
+    fn the_index_cuts_blocks_and_drops_them_with_their_first_chunk() {
+        use std::sync::Arc;
+
+        use bytes::Bytes;
+        use dvrclip_fmp4::synthetic;
+
+        use crate::chunk::BLOCK_SHARE_BYTES;
+        use crate::memory::Account;
+        use crate::ring::Ring;
+        use crate::testutil::{FRAME, init, input, segment};
+
+        let t0 = WallTime::from_unix_secs(1000);
+        let ring = Ring::new(Arc::from("r"), 4);
+        let account = Arc::new(Account::default());
+        let mut shared = None;
+        ring.push_init(init()).unwrap();
+        let push = |shared: &mut _, i: u64, secs: i64| {
+            let seg = segment(i * 30 * FRAME, 30, true);
+            let at = t0.add_micros(secs * 1_000_000);
+            ring.push(input(seg, at, &account), shared).unwrap();
+        };
+        for i in 0..10 {
+            push(&mut shared, i, i as i64);
+        }
+        let seqs = |first, last| -> Vec<(u64, u64)> {
+            let blocks = ring.blocks(first, last);
+            blocks.iter().map(|b| (b.first_seq, b.last_seq)).collect()
+        };
+        assert_eq!(seqs(0, 9), [(0, 3), (4, 7)], "8 and 9 wait for two more");
+        assert_eq!(seqs(1, 9), [(4, 7)]);
+        assert_eq!(seqs(0, 6), [(0, 3)]);
+        let (chunks, block) = ring.read(|st| (st.chunks.clone(), Arc::clone(&st.blocks[0])));
+        let chunks: Vec<_> = chunks.into_iter().collect();
+        assert!(block.covers(&chunks[0..4]));
+        assert!(!block.covers(&chunks[1..5]) && !block.covers(&chunks[0..3]));
+        let charged: u64 = chunks[0..4]
+            .iter()
+            .map(|c| c.tables().memory_bytes() + BLOCK_SHARE_BYTES)
+            .sum();
+        assert!(block.tables.memory_bytes() <= charged, "{charged}");
+
+        // A restart: a new init opens a discontinuity, whose chunks start a block.
+        let other = synthetic::video_init(Bytes::from_static(b"init 2"), 1280, 720);
+        ring.push_init(other).unwrap();
+        for i in 0..5 {
+            push(&mut shared, i, 20 + i as i64);
+        }
+        assert_eq!(seqs(0, 20), [(0, 3), (4, 7), (10, 13)]);
+        drop((chunks, block));
+        // A block leaves with its first chunk.
+        assert_eq!(ring.pop_oldest().map(|c| c.seq()), Some(0));
+        assert_eq!(seqs(0, 20), [(4, 7), (10, 13)]);
+        let cost = ring.read(|st| st.chunks[0].memory_bytes());
+        assert_eq!(
+            account.total_bytes(),
+            14 * cost,
+            "blocks are in the chunks' cost"
+        );
+        ring.clear();
+        assert_eq!(seqs(0, 20), []);
     }
 
     #[test]

@@ -238,6 +238,7 @@ impl RingState {
         self.sources.push_back(placed.source);
         self.bytes += bytes;
         let evicted = self.prune_window(inp.window_micros);
+        let seal = self.seal(placed.new_discontinuity);
         self.check_invariants();
         Ok(Pushed {
             outcome: PushOutcome::Stored {
@@ -246,6 +247,7 @@ impl RingState {
                 start_utc: placed.start_utc,
             },
             evicted,
+            seal,
         })
     }
 }

@@ -9,10 +9,11 @@
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
+use super::block::{BlockTables, inside_mdat};
 use super::prepared::{SegmentTables, TrackTables};
 use super::track::{Chunk, Description, OutTrack};
 use super::write::{self, Edit, TrackHeader};
-use super::{BuildError, ClipBounds, FORMAT_VERSION, Options, Piece, VirtualMp4};
+use super::{BuildError, ClipBounds, FORMAT_VERSION, Options, Piece, PieceData, VirtualMp4};
 use crate::model::{EditEntry, FourCC, InitSegment, MediaSegment, Sample, TrackKind, TrackSamples};
 use crate::writer::handler;
 
@@ -45,7 +46,7 @@ pub struct Mp4Builder {
     segments: usize,
     last_init: Option<Bytes>,
     anchor: Option<Anchor>,
-    body: Vec<Bytes>,
+    body: Vec<PieceData>,
     body_len: u64,
     hasher: Sha256,
     /// Table rows to make room for in each track when it is created.
@@ -139,6 +140,82 @@ impl Mp4Builder {
         tables: &SegmentTables,
     ) -> Result<(), BuildError> {
         self.push_with(init, segment, Some(tables))
+    }
+
+    /// Appends the segments `block` summarises, all decoded with `init`, as one:
+    /// O(chunks of the block) in a tight loop and a handful of pieces, instead of a
+    /// visit per segment. Only where they continue what was pushed before on every
+    /// track (same init, no seam to stitch, no sample entry switch, same timescale,
+    /// not the first segment): there the result is the same bytes as pushing them
+    /// one by one. Otherwise returns `Ok(false)` having changed nothing, and the
+    /// caller pushes the segments itself.
+    pub fn push_block(
+        &mut self,
+        init: &InitSegment,
+        block: &BlockTables,
+    ) -> Result<bool, BuildError> {
+        if !self.takes_block(init, block) {
+            return Ok(false);
+        }
+        let base = self.body_len;
+        for t in &mut self.tracks {
+            let Some(bt) = t.src_track_id.and_then(|id| block.track(id)) else {
+                continue;
+            };
+            t.append_rows(&bt.tables)?;
+            let description = t.last_description;
+            t.chunks
+                .extend(bt.chunks.iter().map(|&(samples, at)| Chunk {
+                    samples,
+                    description,
+                    body_pos: at.map_or(0, |at| base + at),
+                }));
+            t.expected_src_decode = Some(bt.tables.end_decode);
+        }
+        self.hasher.update(block.segment_lens());
+        if block.body.len() > 0 {
+            self.body_len += block.body.len();
+            self.body
+                .push(PieceData::Run(std::sync::Arc::clone(&block.body)));
+        }
+        self.segments += block.segments();
+        Ok(true)
+    }
+
+    /// Whether pushing `block`'s segments one by one would take each track's
+    /// summarised rows whole, with no seam: see [`Mp4Builder::push_block`].
+    fn takes_block(&self, init: &InitSegment, block: &BlockTables) -> bool {
+        let same_init = self
+            .last_init
+            .as_ref()
+            .is_some_and(|b| same_bytes(b, &init.bytes));
+        if self.segments == 0 || !same_init {
+            return false;
+        }
+        // Every track of the block is written, the reference among them.
+        let written = |id: u32| self.tracks.iter().any(|t| t.src_track_id == Some(id));
+        if !block.tracks.iter().all(|bt| written(bt.tables.track_id))
+            || self.tracks[self.reference]
+                .src_track_id
+                .and_then(|id| block.track(id))
+                .is_none()
+        {
+            return false;
+        }
+        self.tracks.iter().all(|t| {
+            let Some(bt) = t.src_track_id.and_then(|id| block.track(id)) else {
+                return true;
+            };
+            let index = bt.description_index.max(1);
+            let first = bt.tables.first_decode;
+            t.sample_count > 0
+                && t.src_timescale == t.timescale
+                && index <= t.desc_count
+                && t.desc_base.saturating_add(index - 1) == t.last_description
+                && t.expected_src_decode == Some(first)
+                && t.run_offset
+                    .is_some_and(|o| i128::from(first) + o == i128::from(t.decode_end))
+        })
     }
 
     fn push_with(
@@ -242,7 +319,7 @@ impl Mp4Builder {
                 }
                 self.tracks[c.track].chunks[c.chunk].body_pos = self.body_len;
                 self.body_len += prefix.len() as u64;
-                self.body.push(prefix);
+                self.body.push(PieceData::One(prefix));
                 run = Some((c.start, c.end));
                 continue;
             }
@@ -271,8 +348,9 @@ impl Mp4Builder {
 
     fn flush(&mut self, segment: &MediaSegment, start: u32, end: u32) {
         // Bounds were checked against `mdat_ranges` and the segment length in append.
-        self.body
-            .push(segment.bytes.slice(start as usize..end as usize));
+        self.body.push(PieceData::One(
+            segment.bytes.slice(start as usize..end as usize),
+        ));
         self.body_len += u64::from(end - start);
     }
 
@@ -471,8 +549,8 @@ impl Mp4Builder {
         let header_pieces = header.into_pieces();
         let mut pieces = Vec::with_capacity(header_pieces.len() + self.body.len());
         let mut end = 0;
-        for data in header_pieces.into_iter().chain(self.body) {
-            end += data.len() as u64;
+        for data in header_pieces.map(PieceData::One).chain(self.body) {
+            end += data.len();
             pieces.push(Piece { end, data });
         }
 
@@ -691,15 +769,7 @@ impl OutTrack {
         prefix: Option<Bytes>,
         seg_chunks: &mut Vec<SegChunk>,
     ) -> Result<(), BuildError> {
-        let seg_len = ctx.segment.bytes.len() as u64;
-        let inside = end == start
-            || u64::from(end) <= seg_len
-                && ctx
-                    .segment
-                    .mdat_ranges
-                    .iter()
-                    .any(|r| r.start <= start && end <= r.end);
-        if !inside {
+        if !inside_mdat(ctx.segment, start, end) {
             return Err(BuildError::SampleOutOfBounds {
                 segment: ctx.seg_index,
                 track_id: ts.track_id,

@@ -15,7 +15,7 @@
 use bytes::Bytes;
 
 use super::rows::{SegmentRuns, SegmentSync};
-use crate::model::{MediaSegment, TrackSamples};
+use crate::model::{MediaSegment, Sample, TrackSamples};
 
 /// The summaries of one segment's tracks.
 #[derive(Debug, Clone, Default)]
@@ -85,70 +85,126 @@ impl SegmentTables {
 
 fn summarise(ts: &TrackSamples) -> Option<TrackTables> {
     let first = ts.samples.first()?;
-    let n = ts.samples.len();
-    let mut sizes = Vec::with_capacity(n * 4);
-    let mut uniform_size = Some(first.size);
-    let mut stts: Vec<(u32, u32)> = Vec::new();
-    let mut ctts: Vec<(u32, i32)> = Vec::new();
-    let mut t = TrackTables {
-        track_id: ts.track_id,
-        samples: n,
-        sizes: Bytes::new(),
-        uniform_size: None,
-        stts: SegmentRuns::new(&[]),
-        ctts: SegmentRuns::new(&[]),
-        sync: SegmentSync::default(),
-        end_decode: 0,
-        first_chunk: (0, 0, 0),
-        more_chunks: Vec::new(),
-        first_decode: first.decode_ticks,
-        duration_sum: 0,
-        max_pt_end: i64::MIN,
-        first_cto: first.composition_offset,
-        last_duration: 0,
-    };
-    let mut chunks: Vec<(u32, u32, u32)> = Vec::new();
-    let mut decode: u64 = 0;
-    for (i, s) in ts.samples.iter().enumerate() {
-        let end = s.offset.checked_add(s.size)?;
-        // The same grouping as `OutTrack::append`: an empty sample joins the run.
-        match chunks.last_mut() {
-            Some((_, e, c)) if *e == s.offset || s.size == 0 => {
-                if s.size > 0 {
-                    *e = end;
-                }
-                *c += 1;
-            }
-            _ => chunks.push((s.offset, end, 1)),
-        }
-        sizes.extend_from_slice(&s.size.to_be_bytes());
-        if uniform_size != Some(s.size) {
-            uniform_size = None;
-        }
-        match stts.last_mut() {
-            Some((c, d)) if *d == s.duration => *c += 1,
-            _ => stts.push((1, s.duration)),
-        }
-        match ctts.last_mut() {
-            Some((c, o)) if *o == s.composition_offset => *c += 1,
-            _ => ctts.push((1, s.composition_offset)),
-        }
-        if s.is_sync {
-            t.sync.push(u32::try_from(i + 1).ok()?);
-        }
-        let pt_end = decode as i64 + i64::from(s.composition_offset) + i64::from(s.duration);
-        t.max_pt_end = t.max_pt_end.max(pt_end);
-        decode += u64::from(s.duration);
-        t.last_duration = s.duration;
-    }
-    t.duration_sum = decode;
-    let last = ts.samples.last()?;
-    t.end_decode = last.decode_ticks.checked_add(u64::from(last.duration))?;
-    t.sizes = Bytes::from(sizes);
+    let mut acc = Summary::start(ts.track_id, first);
+    let mut chunks = Vec::new();
+    acc.add(&ts.samples, &mut chunks)?;
+    let mut t = acc.finish()?;
     t.first_chunk = *chunks.first()?;
     t.more_chunks = chunks.get(1..).unwrap_or_default().to_vec();
-    t.uniform_size = uniform_size;
-    t.stts = SegmentRuns::new(&stts);
-    t.ctts = SegmentRuns::new(&ctts);
     Some(t)
+}
+
+/// The rows of one track summarised over one or more consecutive sample runs (one
+/// segment, or a block of segments continuing each other): what [`SegmentTables`]
+/// and `block` both make, so the two cannot disagree.
+pub(super) struct Summary {
+    t: TrackTables,
+    sizes: Vec<u8>,
+    uniform_size: Option<u32>,
+    stts: Vec<(u32, u32)>,
+    ctts: Vec<(u32, i32)>,
+    /// Sum of the durations so far: decode time from the first sample.
+    decode: u64,
+}
+
+impl Summary {
+    pub(super) fn start(track_id: u32, first: &Sample) -> Self {
+        Summary {
+            t: TrackTables {
+                track_id,
+                samples: 0,
+                sizes: Bytes::new(),
+                uniform_size: None,
+                stts: SegmentRuns::new(&[]),
+                ctts: SegmentRuns::new(&[]),
+                sync: SegmentSync::default(),
+                end_decode: 0,
+                first_chunk: (0, 0, 0),
+                more_chunks: Vec::new(),
+                first_decode: first.decode_ticks,
+                duration_sum: 0,
+                max_pt_end: i64::MIN,
+                first_cto: first.composition_offset,
+                last_duration: 0,
+            },
+            sizes: Vec::new(),
+            uniform_size: Some(first.size),
+            stts: Vec::new(),
+            ctts: Vec::new(),
+            decode: 0,
+        }
+    }
+
+    /// Decode time (source ticks) the next sample must have to continue the run:
+    /// the first sample's plus every duration so far.
+    pub(super) fn next_decode(&self) -> u64 {
+        self.t.first_decode.saturating_add(self.decode)
+    }
+
+    /// Source decode time just past the last sample added, if any was.
+    pub(super) fn end_decode(&self) -> Option<u64> {
+        (self.t.samples > 0).then_some(self.t.end_decode)
+    }
+
+    /// Adds `samples`, setting `chunks` to their contiguous byte runs `(start, end,
+    /// samples)`. `None` when an offset or a count overflows.
+    pub(super) fn add(
+        &mut self,
+        samples: &[Sample],
+        chunks: &mut Vec<(u32, u32, u32)>,
+    ) -> Option<()> {
+        let before = self.t.samples;
+        self.sizes.reserve(samples.len() * 4);
+        chunks.clear();
+        for (i, s) in samples.iter().enumerate() {
+            let end = s.offset.checked_add(s.size)?;
+            // The same grouping as `OutTrack::append`: an empty sample joins the run.
+            match chunks.last_mut() {
+                Some((_, e, c)) if *e == s.offset || s.size == 0 => {
+                    if s.size > 0 {
+                        *e = end;
+                    }
+                    *c += 1;
+                }
+                _ => chunks.push((s.offset, end, 1)),
+            }
+            self.sizes.extend_from_slice(&s.size.to_be_bytes());
+            if self.uniform_size != Some(s.size) {
+                self.uniform_size = None;
+            }
+            match self.stts.last_mut() {
+                Some((c, d)) if *d == s.duration => *c += 1,
+                _ => self.stts.push((1, s.duration)),
+            }
+            match self.ctts.last_mut() {
+                Some((c, o)) if *o == s.composition_offset => *c += 1,
+                _ => self.ctts.push((1, s.composition_offset)),
+            }
+            if s.is_sync {
+                self.t.sync.push(u32::try_from(before + i + 1).ok()?);
+            }
+            let pt_end =
+                self.decode as i64 + i64::from(s.composition_offset) + i64::from(s.duration);
+            self.t.max_pt_end = self.t.max_pt_end.max(pt_end);
+            self.decode += u64::from(s.duration);
+            self.t.last_duration = s.duration;
+        }
+        self.t.samples = before + samples.len();
+        let last = samples.last()?;
+        self.t.end_decode = last.decode_ticks.checked_add(u64::from(last.duration))?;
+        Some(())
+    }
+
+    /// The summary of everything added (which must be at least one sample).
+    pub(super) fn finish(mut self) -> Option<TrackTables> {
+        if self.t.samples == 0 {
+            return None;
+        }
+        self.t.duration_sum = self.decode;
+        self.t.sizes = Bytes::from(self.sizes);
+        self.t.uniform_size = self.uniform_size;
+        self.t.stts = SegmentRuns::new(&self.stts);
+        self.t.ctts = SegmentRuns::new(&self.ctts);
+        Some(self.t)
+    }
 }

@@ -2,13 +2,15 @@
 //!
 //! Owns only the lookup: a binary search over the pieces' end offsets finds the
 //! first piece (O(log n)), then each later piece is yielded whole or cut at the
-//! range's end. `Bytes::slice` shares the segment's buffer, so nothing is copied.
+//! range's end; a piece that is a block's `mdat` slices yields them one by one (a
+//! binary search over its slices' ends to enter it). `Bytes::slice` shares the
+//! segment's buffer, so nothing is copied.
 
 use std::ops::{Deref, Range};
 
 use bytes::Bytes;
 
-use super::{RangeError, VirtualMp4};
+use super::{PieceData, RangeError, VirtualMp4};
 
 /// An iterator over the pieces of one byte range of a [`VirtualMp4`].
 #[derive(Debug)]
@@ -58,15 +60,25 @@ impl<D: Deref<Target = VirtualMp4>> Iterator for Pieces<D> {
             return None;
         }
         let piece = self.file.pieces.get(self.index)?;
-        let piece_start = piece.end - piece.data.len() as u64;
-        let stop = self.end.min(piece.end);
-        // Both bounds lie inside the piece: `pos` was found by the search or is the
-        // previous piece's end, and `stop` is clamped to this piece.
-        let data = piece
-            .data
-            .slice((self.pos - piece_start) as usize..(stop - piece_start) as usize);
+        let piece_start = piece.end - piece.data.len();
+        // `pos` lies inside the piece: it was found by the search or is the end of
+        // what was yielded before.
+        let (bytes, start) = match &piece.data {
+            PieceData::One(b) => (b, piece_start),
+            PieceData::Run(run) => {
+                let at = self.pos - piece_start;
+                let i = run.ends.partition_point(|&e| e <= at);
+                let slice = run.slices.get(i)?;
+                let end = run.ends.get(i)?;
+                (slice, piece_start + end - slice.len() as u64)
+            }
+        };
+        let stop = self.end.min(start + bytes.len() as u64);
+        let data = bytes.slice((self.pos - start) as usize..(stop - start) as usize);
         self.pos = stop;
-        self.index += 1;
+        if stop == piece.end {
+            self.index += 1;
+        }
         Some(data)
     }
 

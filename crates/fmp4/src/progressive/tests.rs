@@ -895,6 +895,31 @@ proptest! {
     }
 }
 
+/// A 300-byte segment with two `mdat` bodies (8..200, 220..300) and the given
+/// video (track 1, sample description `sdi`) and audio (track 2) samples.
+fn hostile_segment(video: Vec<Sample>, audio: Vec<Sample>, sdi: u32) -> MediaSegment {
+    MediaSegment {
+        bytes: Bytes::from(vec![3u8; 300]),
+        producer_time: None,
+        events: vec![],
+        tracks: vec![
+            TrackSamples {
+                track_id: 1,
+                base_decode_ticks: 0,
+                sample_description_index: sdi,
+                samples: video,
+            },
+            TrackSamples {
+                track_id: 2,
+                base_decode_ticks: 0,
+                sample_description_index: 1,
+                samples: audio,
+            },
+        ],
+        mdat_ranges: vec![8..200, 220..300],
+    }
+}
+
 fn hostile_sample(offsets: Range<u32>) -> impl Strategy<Value = Sample> {
     (
         any::<u64>(),
@@ -938,16 +963,7 @@ proptest! {
         other.tracks[1].timescale = timescale / 2 + 1;
         let mut b = Mp4Builder::new(Options::default());
         for (video, audio, sdi, restart) in segs {
-            let seg = MediaSegment {
-                bytes: Bytes::from(vec![3u8; 300]),
-                producer_time: None,
-                events: vec![],
-                tracks: vec![
-                    TrackSamples { track_id: 1, base_decode_ticks: 0, sample_description_index: sdi, samples: video },
-                    TrackSamples { track_id: 2, base_decode_ticks: 0, sample_description_index: 1, samples: audio },
-                ],
-                mdat_ranges: vec![8..200, 220..300],
-            };
+            let seg = hostile_segment(video, audio, sdi);
             let _ = b.push(if restart { &other } else { &init }, &seg);
         }
         let built = b.build();
@@ -983,6 +999,18 @@ fn time_jumps_with_the_same_init_are_stitched() {
     );
     let d = mp4.bounds().duration_micros;
     assert!((8_000_000..8_021_334).contains(&d), "{d}");
+}
+
+/// Three encoders a stream may restart into: two sample entries, three time bases.
+fn encoders(audio_shift: i64) -> Vec<Synth> {
+    (0u8..3)
+        .map(|k| Synth {
+            audio_shift,
+            entry_tag: k % 2,
+            time_base: u64::from(k) * 1_000_000,
+            ..Synth::default()
+        })
+        .collect()
 }
 
 /// Both ways of pushing a segment, side by side: the file (or the error) must be the
@@ -1023,12 +1051,7 @@ proptest! {
         audio_shift in -3000i64..3000,
         trim in proptest::option::of((0u64..3_000_000, 1u64..20_000_000)),
     ) {
-        let synths: Vec<Synth> = (0u8..3).map(|k| Synth {
-            audio_shift,
-            entry_tag: k % 2,
-            time_base: u64::from(k) * 1_000_000,
-            ..Synth::default()
-        }).collect();
+        let synths = encoders(audio_shift);
         let inits: Vec<InitSegment> = synths.iter().map(|s| s.init()).collect();
         let mut segs = Vec::new();
         for (i, &(n, which, _)) in steps.iter().enumerate() {
@@ -1057,20 +1080,148 @@ proptest! {
         let mut other = init.clone();
         other.bytes = Bytes::from_static(b"another init");
         other.tracks[1].timescale = timescale;
-        let segs: Vec<(bool, MediaSegment)> = segs.into_iter().map(|(video, audio, sdi, restart)| (restart, MediaSegment {
-            bytes: Bytes::from(vec![3u8; 300]),
-            producer_time: None,
-            events: vec![],
-            tracks: vec![
-                TrackSamples { track_id: 1, base_decode_ticks: 0, sample_description_index: sdi, samples: video },
-                TrackSamples { track_id: 2, base_decode_ticks: 0, sample_description_index: 1, samples: audio },
-            ],
-            mdat_ranges: vec![8..200, 220..300],
-        })).collect();
+        let segs: Vec<(bool, MediaSegment)> = segs.into_iter().map(|(video, audio, sdi, restart)| (restart, hostile_segment(video, audio, sdi))).collect();
         let pushes: Vec<(&InitSegment, &MediaSegment)> =
             segs.iter().map(|(r, s)| (if *r { &other } else { &init }, s)).collect();
         same_both_ways(&pushes, Options::default())?;
     }
+}
+
+/// Pushes `pushes` sample by sample, and again with consecutive segments grouped
+/// into blocks of the sizes `groups` gives in turn (a group taken whole where
+/// [`BlockTables::new`] and [`Mp4Builder::push_block`] accept it, else segment by
+/// segment): the file, or the error, must be the same byte for byte. Returns how
+/// many blocks were taken whole.
+fn same_with_blocks(
+    pushes: &[(&InitSegment, &MediaSegment)],
+    groups: &[usize],
+    options: Options,
+) -> Result<usize, TestCaseError> {
+    let mut walked = Mp4Builder::new(options.clone());
+    let walked = pushes
+        .iter()
+        .try_for_each(|&(init, seg)| walked.push(init, seg))
+        .and_then(|()| walked.build());
+    let mut blocked = Mp4Builder::new(options);
+    let mut taken = 0;
+    let mut rest = pushes;
+    let mut sizes = groups.iter().cycle();
+    let mut result = Ok(());
+    while !rest.is_empty() && result.is_ok() {
+        let n = (*sizes.next().unwrap_or(&1)).clamp(1, rest.len());
+        let (group, tail) = rest.split_at(n);
+        rest = tail;
+        let init = group[0].0;
+        let segs: Vec<&MediaSegment> = group.iter().map(|p| p.1).collect();
+        let block = group
+            .iter()
+            .all(|p| std::ptr::eq(p.0, init))
+            .then(|| BlockTables::new(init, &segs))
+            .flatten();
+        if let Some(block) = block {
+            prop_assert_eq!(block.segments(), n);
+            match blocked.push_block(init, &block) {
+                Ok(true) => {
+                    taken += 1;
+                    continue;
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        result = group
+            .iter()
+            .try_for_each(|&(i, s)| blocked.push_prepared(i, s, &SegmentTables::new(s)));
+    }
+    let blocked = result.and_then(|()| blocked.build());
+    match (walked, blocked) {
+        (Ok(x), Ok(y)) => {
+            prop_assert_eq!(x.etag(), y.etag());
+            prop_assert_eq!(x.len(), y.len());
+            let all = whole(&x);
+            prop_assert!(all == whole(&y), "files differ");
+            // Ranges starting and ending anywhere, inside a block's slices too.
+            let n = y.len();
+            for (a, b) in [
+                (0, 1),
+                (n / 3, 2 * n / 3),
+                (n / 2 + 7, n),
+                (n - 1, n),
+                (5, 5),
+            ] {
+                let (a, b) = (a.min(n), b.min(n));
+                let got: Vec<u8> = y.range(a..b).unwrap().flat_map(|p| p.to_vec()).collect();
+                prop_assert!(got[..] == all[a as usize..b as usize], "range {}..{}", a, b);
+            }
+        }
+        (x, y) => prop_assert_eq!(x.err(), y.err()),
+    }
+    Ok(taken)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+    /// Blocks of consecutive segments taken whole give the very file the
+    /// sample-by-sample path writes: over runs of consecutive segments broken by
+    /// gaps, jumps back, encoder restarts (another init, base time or sample entry)
+    /// and audio leads, blocks cut anywhere (across a seam they are refused).
+    #[test]
+    fn blocks_write_the_same_file(
+        runs in proptest::collection::vec((0u64..12, 1u64..6, 0u8..3), 1..6),
+        groups in proptest::collection::vec(1usize..6, 1..6),
+        audio_shift in -3000i64..3000,
+        trim in proptest::option::of((0u64..3_000_000, 1u64..30_000_000)),
+    ) {
+        let synths = encoders(audio_shift);
+        let inits: Vec<InitSegment> = synths.iter().map(|s| s.init()).collect();
+        let mut segs = Vec::new();
+        for (i, &(start, len, which)) in runs.iter().enumerate() {
+            let which = if i == 0 { 0 } else { usize::from(which) };
+            for n in start..start + len {
+                segs.push((which, synths[which].segment(n)));
+            }
+        }
+        let pushes: Vec<(&InitSegment, &MediaSegment)> =
+            segs.iter().map(|(w, s)| (&inits[*w], s)).collect();
+        let trim = trim.map(|(lead_in_micros, duration_micros)| Trim { lead_in_micros, duration_micros });
+        same_with_blocks(&pushes, &groups, Options { identity: b"x".to_vec(), trim })?;
+    }
+
+    /// The same over hostile tables: any times, offsets, sizes, empty samples.
+    #[test]
+    fn blocks_match_on_hostile_input(
+        segs in proptest::collection::vec(
+            (proptest::collection::vec(hostile_sample(0..210), 0..6),
+             proptest::collection::vec(hostile_sample(215..300), 0..6),
+             0u32..3),
+            1..8),
+        groups in proptest::collection::vec(1usize..5, 1..4),
+    ) {
+        let init = Synth::default().init();
+        let segs: Vec<MediaSegment> = segs.into_iter().map(|(video, audio, sdi)| hostile_segment(video, audio, sdi)).collect();
+        let pushes: Vec<(&InitSegment, &MediaSegment)> = segs.iter().map(|s| (&init, s)).collect();
+        same_with_blocks(&pushes, &groups, Options::default())?;
+    }
+}
+
+/// A long continuous run is taken in blocks (not refused everywhere), and the file
+/// is the same as walked; a block straddling a time jump is refused.
+#[test]
+fn continuous_blocks_are_taken_whole() {
+    let synth = Synth::default();
+    let init = synth.init();
+    let segs: Vec<MediaSegment> = (0..20).map(|n| synth.segment(n)).collect();
+    let pushes: Vec<(&InitSegment, &MediaSegment)> = segs.iter().map(|s| (&init, s)).collect();
+    // One segment first (a block never starts a file), then blocks of 4 and 5.
+    let taken = same_with_blocks(&pushes, &[1, 4, 5, 5, 5], Options::default()).unwrap();
+    assert_eq!(taken, 4);
+    let jump = [synth.segment(0), synth.segment(1), synth.segment(3)];
+    let refs: Vec<&MediaSegment> = jump.iter().collect();
+    assert!(BlockTables::new(&init, &refs).is_none(), "a gap inside");
+    assert!(BlockTables::new(&init, &refs[..2]).is_some());
 }
 
 /// Every sample of a parsed track as a player reads it: decode time, duration,
@@ -1123,12 +1274,7 @@ proptest! {
         audio_shift in -3000i64..3000,
         trim in proptest::option::of((0u64..3_000_000, 1u64..60_000_000)),
     ) {
-        let synths: Vec<Synth> = (0u8..3).map(|k| Synth {
-            audio_shift,
-            entry_tag: k % 2,
-            time_base: u64::from(k) * 1_000_000,
-            ..Synth::default()
-        }).collect();
+        let synths = encoders(audio_shift);
         let inits: Vec<InitSegment> = synths.iter().map(|s| s.init()).collect();
         let segs: Vec<(usize, MediaSegment)> = steps
             .iter()

@@ -49,14 +49,23 @@ pub async fn steer(
         // Media is taken only under a claim: a node that lost the stream since the
         // sender looked (or a client sending the header itself) must not feed a
         // DVR that another node now owns.
-        if let Route::Ingest(r) = route
-            && let Some(id) = app.engine.stream_by_ingest_key(&r.key)
-            && !cluster.owns(id)
-        {
-            return Err(ApiError::Unavailable(format!(
-                "node {} does not own stream {id} (ownership is moving); retry",
-                cluster.node().id
-            )));
+        // Etcd may say this node owns it while its claim is still being taken in
+        // (the stream restored from its shipped DVR): `place` waits for that
+        // rather than let the upload find no stream here.
+        if let Route::Ingest(r) = route {
+            let id = match app.engine.stream_by_ingest_key(&r.key) {
+                Some(id) => Some(id),
+                None => cluster.records.by_ingest_key(&r.key).await?,
+            };
+            if let Some(id) = id
+                && !cluster.owns(id)
+                && cluster.place(&app.engine, id, false).await? != Place::Here
+            {
+                return Err(ApiError::Unavailable(format!(
+                    "node {} does not own stream {id} (ownership is moving); retry",
+                    cluster.node().id
+                )));
+            }
         }
         return Ok(Steer::Here);
     }

@@ -31,6 +31,7 @@ mod journal;
 mod payload;
 pub mod record;
 mod recover;
+pub mod shipped;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -42,6 +43,7 @@ use dvrclip_engine::persist::Restore;
 use dvrclip_engine::{InitSegment, WallTime};
 use parking_lot::Mutex;
 
+pub use hook::clip_record;
 use journal::Journal;
 use payload::Files;
 pub use payload::{PayloadCounts, PayloadWriter};

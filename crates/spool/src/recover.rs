@@ -229,12 +229,36 @@ pub(crate) struct Recovered {
     pub(crate) report: RecoveryReport,
 }
 
-/// Maps and verifies the payloads `fold` names under `files`, as of `now`.
+/// Maps and verifies the payloads `fold` names under `files`, as of `now`, and
+/// removes the payload files no kept record names.
 pub(crate) fn build(
     fold: Fold,
     files: &Arc<Files>,
     now: WallTime,
     report: &mut RecoveryReport,
+) -> Recovered {
+    let mut recovered = build_with(fold, now, report, &mut |c, report| verify(files, c, report));
+    let kept_files: HashSet<u64> = recovered
+        .snapshot
+        .iter()
+        .filter_map(|r| match r {
+            Record::Chunk(c) => Some(c.file),
+            _ => None,
+        })
+        .collect();
+    report.orphans_removed = remove_orphans(files, &kept_files);
+    recovered.report = *report;
+    recovered
+}
+
+/// What is alive in `fold` as of `now`, each chunk's payload given by `payload`
+/// (`None`: dropped; it counts its own failures in the report): the spool's
+/// recovery with its files, a shipped DVR's restore with its objects.
+pub(crate) fn build_with(
+    fold: Fold,
+    now: WallTime,
+    report: &mut RecoveryReport,
+    payload: &mut dyn FnMut(&ChunkRec, &mut RecoveryReport) -> Option<Bytes>,
 ) -> Recovered {
     let next_init = fold.inits.keys().next_back().map_or(1, |l| l + 1);
     let mut parsed: HashMap<u64, Option<Arc<InitSegment>>> = HashMap::new();
@@ -259,7 +283,6 @@ pub(crate) fn build(
     }];
     let mut kept_inits: BTreeMap<u64, ()> = BTreeMap::new();
     let mut kept_chunks: Vec<ChunkRec> = Vec::new();
-    let mut kept_files: HashSet<u64> = HashSet::new();
     let mut streams = Vec::new();
     for (id, s) in &fold.streams {
         snapshot.push(Record::Stream(s.clone()));
@@ -291,12 +314,11 @@ pub(crate) fn build(
                 let Some(chunk_init) = init_of(c.init, report) else {
                     continue;
                 };
-                let Some(bytes) = verify(files, c, report) else {
+                let Some(bytes) = payload(c, report) else {
                     continue;
                 };
                 let in_ring = !c.held_only && !fold.left.contains(key);
                 kept_inits.insert(c.init, ());
-                kept_files.insert(c.file);
                 kept_chunks.push(ChunkRec {
                     held_only: !in_ring,
                     ..c.clone()
@@ -367,7 +389,6 @@ pub(crate) fn build(
     }
     snapshot.extend(kept_chunks.into_iter().map(Record::Chunk));
     snapshot.extend(kept_clips.into_iter().map(Record::Clip));
-    report.orphans_removed = remove_orphans(files, &kept_files);
     let inits = parsed
         .into_iter()
         .filter_map(|(id, i)| i.map(|i| (id, i)))

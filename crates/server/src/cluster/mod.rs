@@ -1,7 +1,8 @@
 //! This node's part in a cluster (`design/cluster.md`): its membership under an etcd
 //! lease, the streams it owns, where the owner of any other stream is reached, the
 //! stream records ([`records`]), the reverse proxy to owners ([`forward`]) and the
-//! sink that sends a push door's fragments to an owner ([`push`]).
+//! sink that sends a push door's fragments to an owner ([`push`]), and the shipping
+//! of owned streams' DVR to the object store with its restore on a claim ([`ship`]).
 //! Absent (`App::cluster` is `None`) without `--cluster-etcd`.
 //!
 //! Shaped around one rule: a stream's DVR is on one node, and a node acts on a
@@ -22,6 +23,7 @@
 pub mod forward;
 pub mod push;
 pub mod records;
+pub mod ship;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -80,6 +82,8 @@ pub struct Cluster {
     pub forward: Forwarder,
     /// What push doors' publishes sent to other owners.
     pub push: Arc<push::PushCounters>,
+    /// The DVR shipper (with `--clip-archive`), set before the first request.
+    ship: std::sync::OnceLock<Arc<ship::Shipper>>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -110,7 +114,18 @@ impl Cluster {
             owners: Mutex::new(HashMap::new()),
             counters: Counters::default(),
             push: Arc::default(),
+            ship: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Ships owned streams' DVR with `ship`, and restores from it on a claim.
+    pub fn set_ship(&self, ship: Arc<ship::Shipper>) {
+        let _ = self.ship.set(ship);
+    }
+
+    /// The DVR shipper, if any.
+    pub fn ship(&self) -> Option<&Arc<ship::Shipper>> {
+        self.ship.get()
     }
 
     /// This node.
@@ -186,6 +201,9 @@ impl Cluster {
         *self.membership.write() = None;
         self.owned.lock().clear();
         self.owners.lock().clear();
+        if let Some(s) = self.ship() {
+            s.release_all();
+        }
     }
 
     /// Leaves the cluster (SIGTERM): the lease is revoked, so every stream this node
@@ -194,6 +212,9 @@ impl Cluster {
         self.left.store(true, Ordering::SeqCst);
         let member = self.membership.write().take();
         self.owned.lock().clear();
+        if let Some(s) = self.ship() {
+            s.release_all();
+        }
         if let Some(m) = member {
             match m.leave().await {
                 Ok(()) => tracing::info!(node = %self.node.id, "left the cluster"),
@@ -350,6 +371,9 @@ impl Cluster {
                 "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
             ));
         }
+        if let Some(s) = self.ship() {
+            out.push_str(&s.render_metrics());
+        }
         out
     }
 
@@ -362,6 +386,9 @@ impl Cluster {
     pub async fn release(&self, stream: StreamId) -> Result<(), ApiError> {
         self.owned.lock().remove(&stream);
         self.owners.lock().remove(&stream);
+        if let Some(s) = self.ship() {
+            s.release(stream);
+        }
         if let Ok(m) = self.membership() {
             m.release(stream.0).await?;
         }
@@ -376,7 +403,21 @@ impl Cluster {
             .get(stream.0)
             .await?
             .ok_or_else(|| ApiError::NotFound(format!("unknown stream {stream}")))?;
-        adopt(engine, &record)
+        let Some(ship) = self.ship() else {
+            return adopt(engine, &record);
+        };
+        // The claim's generation: the revision that created the ownership key
+        // (greater for every later claim, whichever node makes it).
+        let key = format!("{PREFIX}/owners/{}", stream.0);
+        match self.etcd.get(key.as_bytes()).await {
+            Ok(Some(kv)) => {
+                let generation = u64::try_from(kv.create_revision).unwrap_or(0);
+                ship.take_in(engine, &record, generation).await
+            }
+            _ => Err(ApiError::Unavailable(format!(
+                "stream {stream}: its ownership could not be read from etcd; retry"
+            ))),
+        }
     }
 }
 

@@ -262,7 +262,15 @@ fn three_nodes_behind_nginx() {
     poll("the owner's DVR shipped", Duration::from_secs(10), || {
         (metric(owner_addr, "dvrclip_ship_pending_records") == 0).then_some(())
     });
-    assert!(metric(owner_addr, "dvrclip_ship_chunks_total") >= 12);
+    let shipped = metric(owner_addr, "dvrclip_ship_chunks_total");
+    assert!(shipped >= 12, "{shipped} chunks shipped");
+    println!(
+        "shipping: {shipped} chunks, lag mean {} ms, max {} ms; {} S3 bytes for {} payload bytes",
+        metric(owner_addr, "dvrclip_ship_lag_micros_total") / shipped / 1000,
+        metric(owner_addr, "dvrclip_ship_lag_max_micros") / 1000,
+        metric(owner_addr, "dvrclip_ship_bytes_total"),
+        metric(owner_addr, "dvrclip_ship_chunk_bytes_total"),
+    );
 
     // SIGKILL the owner: its stream is claimable within the TTL (plus a refresh).
     let at = nodes.iter().position(|(id, _)| *id == first).unwrap();
@@ -289,6 +297,12 @@ fn three_nodes_behind_nginx() {
     let live: Vec<SocketAddr> = nodes.iter().map(|(_, s)| s.addr).collect();
     let live_sum = |name: &str| live.iter().map(|a| metric(*a, name)).sum::<u64>();
     assert_eq!(live_sum("dvrclip_ship_restores_total"), 1);
+    println!(
+        "restore: {} chunks, {} clips back in {} ms; DVR view from {start:.1} (before the kill: {dvr_start:.1}, killed at {killed_at:.1})",
+        live_sum("dvrclip_ship_restored_chunks_total"),
+        live_sum("dvrclip_ship_restored_clips_total"),
+        live_sum("dvrclip_ship_restore_micros_total") / 1000,
+    );
     assert_eq!(live_sum("dvrclip_ship_corrupt_objects_total"), 0);
     let old_clip = create_complete_clip(lb, sid, start.ceil() as i64 + 1, 4);
     links_decode(&old_clip);

@@ -14,7 +14,8 @@
 //! for the spool and the store.
 //!
 //! Init ids are the shipping node's; each generation (one owner's claim) numbers
-//! its own, so [`restore_stream`] moves generation `g`'s ids to `g << 48 | id`.
+//! its own, so [`restore_stream`] moves generation `g`'s ids to `g << 48 | id`, and
+//! takes inits of one rendition with the same bytes as one.
 
 use std::collections::HashMap;
 
@@ -242,24 +243,47 @@ pub fn restore_stream(
     let mut records = vec![Record::Stream(stream)];
     let mut payloads: HashMap<u64, Bytes> = HashMap::new();
     let mut report = RecoveryReport::default();
+    // Inits alike (rendition and bytes) in several generations are one: the ring
+    // sees one init for chunks of one discontinuity shipped by two owners.
+    let mut canonical: HashMap<(String, Vec<u8>), u64> = HashMap::new();
     for (g, entries) in generations.into_iter().enumerate() {
         let g = g as u64;
-        let remap = |init: u64| (init < MAX_INIT_ID).then(|| g << 48 | init);
+        let mut ids: HashMap<u64, u64> = HashMap::new();
         for Entry { record, payload } in entries {
             report.records += 1;
+            let remap = |ids: &HashMap<u64, u64>, init: u64| {
+                ids.get(&init)
+                    .copied()
+                    .or_else(|| (init < MAX_INIT_ID).then(|| g << 48 | init))
+            };
             let kept = match record {
                 Record::Init {
                     id: init,
                     stream,
                     rendition,
                     bytes,
-                } if stream == id => remap(init).map(|init| Record::Init {
-                    id: init,
-                    stream,
-                    rendition,
-                    bytes,
-                }),
-                Record::Chunk(mut c) if c.stream == id => match (remap(c.init), payload) {
+                } if stream == id && init < MAX_INIT_ID => {
+                    let key = (rendition, bytes);
+                    match canonical.get(&key) {
+                        Some(c) => {
+                            ids.insert(init, *c);
+                            None
+                        }
+                        None => {
+                            let c = g << 48 | init;
+                            ids.insert(init, c);
+                            canonical.insert(key.clone(), c);
+                            let (rendition, bytes) = key;
+                            Some(Record::Init {
+                                id: c,
+                                stream,
+                                rendition,
+                                bytes,
+                            })
+                        }
+                    }
+                }
+                Record::Chunk(mut c) if c.stream == id => match (remap(&ids, c.init), payload) {
                     (Some(init), Some(p)) => {
                         c.init = init;
                         c.file = payloads.len() as u64 + 1;
@@ -270,7 +294,7 @@ pub fn restore_stream(
                 },
                 Record::Clip(mut c) if c.stream == id => {
                     for r in &mut c.renditions {
-                        r.init = r.init.and_then(remap);
+                        r.init = r.init.and_then(|i| remap(&ids, i));
                     }
                     Some(Record::Clip(c))
                 }

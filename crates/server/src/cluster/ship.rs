@@ -607,6 +607,8 @@ impl Shipper {
                 Ok(Ok(r)) => {
                     restored = r;
                     match restored.apply(engine) {
+                        // Nothing shipped yet (a stream's first claim).
+                        Ok(_) if restored.objects.is_empty() => {}
                         Ok(report) => {
                             let took = started.elapsed();
                             let c = &self.counters;

@@ -1046,3 +1046,181 @@ impl Persist for ShipPersist {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use dvrclip_engine::{ClipRequest, EngineConfig, ManualClock, StreamSettings};
+
+    use super::*;
+    use crate::cluster::records::StreamRecord;
+    use crate::vod::StoreConfig;
+
+    const T0: i64 = 1_795_564_800;
+
+    fn fixture(name: &str) -> Bytes {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/fixtures/h264_aac")
+            .join(name);
+        Bytes::from(std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
+    }
+
+    /// A node: an engine shipping into the store at `dir`, its clock at `now`.
+    fn node(dir: &Path, now: i64) -> (Arc<Engine>, Arc<Shipper>, Arc<ManualClock>) {
+        let store = crate::vod::open_store(&StoreConfig::Local(dir.to_owned()));
+        let ship = Shipper::new(ClipArchive::new(store));
+        let clock = Arc::new(ManualClock::new(WallTime::from_unix_secs(now)));
+        let engine = Engine::with_clock(EngineConfig::default(), clock.clone()).with_persist(
+            Arc::new(ShipPersist {
+                inner: None,
+                ship: Arc::clone(&ship),
+                runtime: tokio::runtime::Handle::current(),
+            }),
+        );
+        (Arc::new(engine), ship, clock)
+    }
+
+    /// Flushes until nothing is queued.
+    async fn shipped(ship: &Arc<Shipper>) {
+        for _ in 0..500 {
+            ship.flush();
+            let st = ship.state.lock();
+            let idle = st.inflight_records == 0
+                && st
+                    .streams
+                    .values()
+                    .all(|s| !s.busy && s.batch.is_empty() && s.gen_written);
+            drop(st);
+            if idle {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("not shipped");
+    }
+
+    fn keys(dir: &Path) -> Vec<String> {
+        fn walk(d: &Path, root: &Path, out: &mut Vec<String>) {
+            for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    walk(&p, root, out);
+                } else if let Ok(rel) = p.strip_prefix(root) {
+                    out.push(rel.to_string_lossy().into_owned());
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(dir, dir, &mut out);
+        out.sort();
+        out
+    }
+
+    /// A DVR and a clip shipped by one node come back on the next claimant, the
+    /// clip's MP4 byte for byte; what neither the window nor a clip needs is swept;
+    /// a deleted stream's objects go.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_claim_restores_what_the_last_owner_shipped_and_the_sweep_frees_the_rest() {
+        let dir = std::env::temp_dir().join(format!("dvrclip-ship-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut settings = StreamSettings::named("ship");
+        settings.dvr_duration_secs = 60;
+        let record = StreamRecord::new(7, &settings, WallTime::from_unix_secs(T0)).unwrap();
+        let s = StreamId(7);
+
+        let (a, ship_a, _) = node(&dir, T0);
+        ship_a.take_in(&a, &record, 5).await.unwrap();
+        a.push_init_bytes(s, "v", fixture("init.mp4")).unwrap();
+        for name in ["seg_000.m4s", "seg_001.m4s"] {
+            a.push_segment_bytes(s, "v", Some(name), fixture(name))
+                .unwrap();
+        }
+        let request = ClipRequest {
+            duration_secs: 3,
+            start_unix_secs: Some(T0),
+            ..ClipRequest::default()
+        };
+        let clip = a.create_clip(s, request).unwrap();
+        let mp4 = |e: &Engine| {
+            let c = e.clip(clip.id()).unwrap();
+            let view = c.view();
+            let m = c.mp4(&view, view.reference().unwrap()).unwrap();
+            let bytes: Vec<u8> = m.range(0..m.len()).unwrap().into_iter().flatten().collect();
+            (m.etag().to_owned(), bytes)
+        };
+        shipped(&ship_a).await;
+        assert!(keys(&dir).contains(&"dvr/7/0000000000000005/gen.json".to_owned()));
+
+        // The next owner (a greater generation) restores the DVR and the clip.
+        let (b, ship_b, clock_b) = node(&dir, T0 + 10);
+        ship_b.take_in(&b, &record, 9).await.unwrap();
+        assert_eq!(b.dvr(s).unwrap(), a.dvr(s).unwrap());
+        assert_eq!(mp4(&b), mp4(&a));
+        shipped(&ship_b).await;
+        assert!(keys(&dir).contains(&"dvr/7/0000000000000009/gen.json".to_owned()));
+        let gen9: GenerationRec = serde_json::from_slice(
+            &std::fs::read(dir.join("dvr/7/0000000000000009/gen.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(gen9.base, [5]);
+
+        // Within the window nothing goes; past it, only what the clip does not need.
+        assert_eq!(ship_b.sweepable(&b, s), Vec::<String>::new());
+        clock_b.advance_secs(300);
+        assert_eq!(ship_b.sweepable(&b, s), Vec::<String>::new());
+        b.delete_clip(clip.id()).unwrap();
+        let swept = ship_b.sweepable(&b, s);
+        assert!(
+            swept
+                .iter()
+                .any(|k| k.starts_with("dvr/7/0000000000000005/")),
+            "{swept:?}"
+        );
+
+        // A deleted stream's objects are removed.
+        b.delete_stream(s).unwrap();
+        for _ in 0..500 {
+            if keys(&dir).is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(keys(&dir), Vec::<String>::new());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// An object that is not a batch is skipped with a count, and the rest restores.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_corrupt_object_is_skipped_and_counted() {
+        let dir = std::env::temp_dir().join(format!("dvrclip-ship-bad-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let record = StreamRecord::new(
+            3,
+            &StreamSettings::named("bad"),
+            WallTime::from_unix_secs(T0),
+        )
+        .unwrap();
+        let s = StreamId(3);
+        let (a, ship_a, _) = node(&dir, T0);
+        ship_a.take_in(&a, &record, 2).await.unwrap();
+        a.push_init_bytes(s, "v", fixture("init.mp4")).unwrap();
+        a.push_segment_bytes(s, "v", Some("seg_000.m4s"), fixture("seg_000.m4s"))
+            .unwrap();
+        shipped(&ship_a).await;
+        a.push_segment_bytes(s, "v", Some("seg_001.m4s"), fixture("seg_001.m4s"))
+            .unwrap();
+        shipped(&ship_a).await;
+        let batch = dir.join("dvr/3/0000000000000002/0000000000000001.dvr");
+        let mut bytes = std::fs::read(&batch).unwrap();
+        let at = bytes.len() - 10;
+        bytes[at] ^= 0xff;
+        std::fs::write(&batch, bytes).unwrap();
+
+        let (b, ship_b, _) = node(&dir, T0 + 10);
+        ship_b.take_in(&b, &record, 4).await.unwrap();
+        assert_eq!(ship_b.counters.corrupt.load(Relaxed), 1);
+        assert_eq!(b.dvr(s).unwrap().renditions[0].chunks, 1);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

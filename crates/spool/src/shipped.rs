@@ -254,7 +254,7 @@ pub fn restore_stream(
             let remap = |ids: &HashMap<u64, u64>, init: u64| {
                 ids.get(&init)
                     .copied()
-                    .or_else(|| (init < MAX_INIT_ID).then(|| g << 48 | init))
+                    .or_else(|| (init < MAX_INIT_ID).then_some(g << 48 | init))
             };
             let kept = match record {
                 Record::Init {

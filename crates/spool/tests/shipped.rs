@@ -9,8 +9,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use dvrclip_engine::{
-    ClipId, ClipRequest, Clock, Engine, EngineConfig, ManualClock, StreamId, StreamSettings,
-    WallTime,
+    ClipId, ClipRequest, Engine, EngineConfig, ManualClock, StreamId, StreamSettings, WallTime,
 };
 use dvrclip_spool::record::{Record, StreamRec};
 use dvrclip_spool::shipped::{self, BatchError, Entry};

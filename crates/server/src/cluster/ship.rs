@@ -1085,13 +1085,14 @@ mod tests {
     async fn shipped(ship: &Arc<Shipper>) {
         for _ in 0..500 {
             ship.flush();
-            let st = ship.state.lock();
-            let idle = st.inflight_records == 0
-                && st
-                    .streams
-                    .values()
-                    .all(|s| !s.busy && s.batch.is_empty() && s.gen_written);
-            drop(st);
+            let idle = {
+                let st = ship.state.lock();
+                st.inflight_records == 0
+                    && st
+                        .streams
+                        .values()
+                        .all(|s| !s.busy && s.batch.is_empty() && s.gen_written)
+            };
             if idle {
                 return;
             }
@@ -1146,7 +1147,7 @@ mod tests {
             let c = e.clip(clip.id()).unwrap();
             let view = c.view();
             let m = c.mp4(&view, view.reference().unwrap()).unwrap();
-            let bytes: Vec<u8> = m.range(0..m.len()).unwrap().into_iter().flatten().collect();
+            let bytes: Vec<u8> = m.range(0..m.len()).unwrap().flatten().collect();
             (m.etag().to_owned(), bytes)
         };
         shipped(&ship_a).await;

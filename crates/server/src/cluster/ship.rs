@@ -5,8 +5,9 @@
 //! DVR and clips ([`restore`]) instead of starting empty.
 //!
 //! Owns the [`Persist`] hook beside the spool's ([`ShipPersist`]), the per-stream
-//! queues, the flusher (one object per stream every [`FLUSH_EVERY`], sooner past
-//! [`FLUSH_BYTES`]; one upload per stream at a time, [`UPLOADS_IN_FLIGHT`] in all),
+//! queues, the flusher (a stream's batch written as soon as a chunk arrives, what
+//! arrives during a write going in the next object; other records at least every
+//! [`FLUSH_EVERY`]; one write per stream at a time, [`UPLOADS_IN_FLIGHT`] in all),
 //! the sweep of objects no longer needed, and the counters. Not the format
 //! (`dvrclip_spool::shipped`: the journal's records and the payloads after them)
 //! nor the store (the clip archive's).
@@ -51,10 +52,10 @@ use crate::vod::VodStore;
 
 pub mod restore;
 
-/// A stream's batch is written at least this often while it has records.
+/// A stream's batch is written at once when a chunk arrives and no write of the
+/// stream is in flight (else right after that write), and at least this often
+/// while it has other records (clip saves).
 pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
-/// ... and at once when its payloads pass this, bytes.
-pub const FLUSH_BYTES: u64 = 8 << 20;
 /// Batch objects written at once, all streams together.
 pub const UPLOADS_IN_FLIGHT: usize = 4;
 /// Payload bytes queued or being written at most, all streams together.
@@ -480,7 +481,12 @@ impl Shipper {
                         c.lag_max_micros.fetch_max(lag, Relaxed);
                     }
                 }
+                let more = !s.batch.admitted.is_empty();
                 st.queued_bytes = st.queued_bytes.saturating_sub(batch.payload_bytes);
+                if more {
+                    // Chunks that arrived during the write go now.
+                    self.wake.notify_one();
+                }
             }
             Err(e) => {
                 self.counters.failures.fetch_add(1, Relaxed);
@@ -751,12 +757,6 @@ impl Shipper {
         self.counters.removed.fetch_add(removed, Relaxed);
     }
 
-    fn wake_if_full(&self, payload_bytes: u64) {
-        if payload_bytes >= FLUSH_BYTES {
-            self.wake.notify_one();
-        }
-    }
-
     /// The counters in Prometheus' text format.
     pub fn render_metrics(&self) -> String {
         let c = &self.counters;
@@ -973,13 +973,12 @@ impl Persist for ShipPersist {
         );
         if pushed {
             st.queued_bytes += len;
-            let batch_bytes = st.streams.get_mut(&stream).map_or(0, |s| {
+            if let Some(s) = st.streams.get_mut(&stream) {
                 s.batch.payload_bytes += len;
                 s.batch.admitted.push(Instant::now());
-                s.batch.payload_bytes
-            });
+            }
             drop(st);
-            self.ship.wake_if_full(batch_bytes);
+            self.ship.wake.notify_one();
         }
     }
 

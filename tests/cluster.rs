@@ -297,6 +297,19 @@ fn three_nodes_behind_nginx() {
     let live: Vec<SocketAddr> = nodes.iter().map(|(_, s)| s.addr).collect();
     let live_sum = |name: &str| live.iter().map(|a| metric(*a, name)).sum::<u64>();
     assert_eq!(live_sum("dvrclip_ship_restores_total"), 1);
+    let counts = |d: &Value| -> Vec<u64> {
+        d["renditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| r["chunks"].as_u64().unwrap_or(0))
+            .collect()
+    };
+    println!(
+        "chunks per rendition before the kill {:?}, restored {:?}",
+        counts(&before_kill),
+        counts(&restored)
+    );
     println!(
         "restore: {} chunks, {} clips back in {} ms; DVR view from {start:.1} (before the kill: {dvr_start:.1}, killed at {killed_at:.1})",
         live_sum("dvrclip_ship_restored_chunks_total"),

@@ -32,6 +32,10 @@ pub const TIMEOUT: Duration = Duration::from_secs(10);
 /// Batch objects read at once.
 pub const READS_IN_FLIGHT: usize = 8;
 
+/// A batch object larger than this is not read (counted as refused): the shipper
+/// writes a few chunks per object, so it is not one of ours.
+pub const MAX_OBJECT_BYTES: u64 = 256 << 20;
+
 /// Why a shipped DVR could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum RestoreError {
@@ -99,13 +103,20 @@ pub async fn read(
     let id = StreamId(record.id);
     let prefix = stream_prefix(id);
     let mut generations: BTreeMap<u64, (bool, Vec<(u64, String)>)> = BTreeMap::new();
-    for (key, _) in store.list(prefix.trim_end_matches('/')).await? {
+    let mut out = Restored::default();
+    for (key, size) in store.list(prefix.trim_end_matches('/')).await? {
         let Some((g, batch)) = parse_key(&prefix, &key) else {
             continue;
         };
         let e = generations.entry(g).or_default();
         match batch {
+            // A description is a few hundred bytes.
+            None if size > 1 << 20 => out.corrupt += 1,
             None => e.0 = true,
+            Some(_) if size > MAX_OBJECT_BYTES => {
+                out.corrupt += 1;
+                warn!(%key, size, "shipped DVR batch too large to be ours; skipped");
+            }
             Some(n) => e.1.push((n, key)),
         }
     }
@@ -114,7 +125,6 @@ pub async fn read(
         .rev()
         .find(|(g, (described, _))| **g < generation && *described)
         .map(|(g, _)| *g);
-    let mut out = Restored::default();
     let chain = match latest {
         Some(latest) => {
             let key = generation_key(id, latest);

@@ -4,7 +4,8 @@
 //!
 //! Folding goes by key, never by order of arrival (the engine's hooks of one
 //! rendition may race): a chunk is `(stream, rendition, seq)`; a deletion (stream or
-//! clip) wins over any later save of the same key. A chunk whose file is gone was
+//! clip) wins over any later save of the same key; a re-anchor folded before its
+//! chunk's record is applied when the record comes. A chunk whose file is gone was
 //! freed on purpose (no ring or clip held it) and is silently skipped; one whose
 //! file is shorter, longer or fails its checksum is dropped and counted.
 
@@ -37,6 +38,10 @@ pub(crate) struct Fold {
     renditions: HashMap<RenditionKey, Counters>,
     chunks: BTreeMap<ChunkKey, ChunkRec>,
     left: HashSet<ChunkKey>,
+    /// Re-anchors whose chunk's record has not been folded yet: a playlist date can
+    /// move a chunk between its ring commit and its own hook, so the `Moved` record
+    /// may come first.
+    moved_early: HashMap<ChunkKey, i64>,
     clips: BTreeMap<String, ClipRec>,
     clips_gone: HashSet<String>,
 }
@@ -99,12 +104,15 @@ impl Fold {
                 c.latest_init = Some(c.latest_init.map_or(id, |l| l.max(id)));
                 self.inits.insert(id, (stream, rendition, bytes));
             }
-            Record::Chunk(c) => {
+            Record::Chunk(mut c) => {
                 let n = self.counters(c.stream, &c.rendition);
                 n.next_seq = n.next_seq.max(c.seq.saturating_add(1));
                 n.next_disc = n.next_disc.max(c.disc.saturating_add(1));
-                self.chunks
-                    .insert((c.stream, c.rendition.clone(), c.seq), c);
+                let key = (c.stream, c.rendition.clone(), c.seq);
+                if let Some(start_us) = self.moved_early.remove(&key) {
+                    c.start_us = start_us;
+                }
+                self.chunks.insert(key, c);
             }
             Record::Moved {
                 stream,
@@ -112,8 +120,12 @@ impl Fold {
                 seq,
                 start_us,
             } => {
-                if let Some(c) = self.chunks.get_mut(&(stream, rendition, seq)) {
-                    c.start_us = start_us;
+                let key = (stream, rendition, seq);
+                match self.chunks.get_mut(&key) {
+                    Some(c) => c.start_us = start_us,
+                    None => {
+                        self.moved_early.insert(key, start_us);
+                    }
                 }
             }
             Record::Left {
@@ -145,6 +157,8 @@ impl Fold {
     /// of what is alive.
     pub(crate) fn compact(&mut self, live: &HashSet<u64>) -> Vec<Record> {
         self.chunks.retain(|_, c| live.contains(&c.file));
+        // A chunk whose record never came (not placed in the spool) never will.
+        self.moved_early.clear();
         let chunks = &self.chunks;
         self.left.retain(|k| chunks.contains_key(k));
         let mut out = vec![Record::Next {

@@ -148,3 +148,36 @@ fn a_batch_with_a_changed_payload_byte_is_refused() {
         other => panic!("{other:?}"),
     }
 }
+
+/// A chunk moved by a playlist date between its ring commit and its own hook: its
+/// `Moved` record comes first (here a batch before), and the move still holds.
+#[test]
+fn a_move_shipped_before_its_chunk_holds() {
+    let (a, s, _, mut generations) = shipped_stream();
+    let Record::Chunk(c) = &generations[0][1].record else {
+        panic!("chunk 0 expected");
+    };
+    let moved_to = c.start_us - 500_000;
+    generations[0].insert(
+        1,
+        Entry {
+            record: Record::Moved {
+                stream: s.0,
+                rendition: "v".into(),
+                seq: 0,
+                start_us: moved_to,
+            },
+            payload: None,
+        },
+    );
+    // The move first, in a batch of its own.
+    let chunk0 = generations[0].remove(2);
+    generations.insert(1, vec![generations[0][0].clone(), chunk0]);
+    let (restore, _) = shipped::restore_stream(stream_rec(&a, s), generations, a.now());
+    let chunk = restore.streams[0].renditions[0]
+        .chunks
+        .iter()
+        .find(|c| c.seq == 0)
+        .unwrap();
+    assert_eq!(chunk.start_utc.unix_micros(), moved_to);
+}

@@ -9,15 +9,21 @@
 //!   its MP4 and HLS links fetched through nginx decode; a ranged read through a
 //!   node that does not own it is the owner's bytes; a request another node already
 //!   forwarded is answered where it lands (no loop);
-//! - the owner is SIGKILLed: within the lease TTL another node claims the stream
-//!   when media reaches it, a re-push through nginx is owned by another node, new
-//!   clips of it play; the dead node's clip is served through nginx from the
-//!   archive, the same bytes, and the stream stays listed;
+//! - the owner's DVR is shipped to moto as it arrives (`cluster::ship`); a clip is
+//!   cut that is still recording (so not archived) when the owner is SIGKILLed:
+//!   within the lease TTL another node claims the stream when media reaches it and
+//!   restores the dead node's shipped DVR: the new owner's DVR view starts where
+//!   the dead node's did, a clip cut there of media from before the kill decodes,
+//!   the recording clip comes back, completes with the new media and plays; a
+//!   re-push through nginx is owned by another node, new clips of it play; the dead
+//!   node's archived clip is served through nginx, the same bytes, and the stream
+//!   stays listed;
 //! - etcd stopped: no node crashes, creates are refused with 503 and a reason;
 //!   etcd restarted: creates are accepted again;
 //! - the owner paused (SIGSTOP) past its lease TTL: the other node claims the
-//!   stream; resumed, the old owner drops its claims and joins again, and forwards
-//!   the stream's calls to the new owner instead of answering from its stale DVR;
+//!   stream (restoring what the paused one shipped); resumed, the old owner drops
+//!   its claims and joins again, and forwards the stream's calls to the new owner
+//!   instead of answering from its stale DVR;
 //! - the new owner drained with SIGTERM: its stream is claimable at once.
 //!
 //! Two races found by a CI run, each made certain: an upload forwarded to a node
@@ -74,6 +80,27 @@ fn until_claimable(lb: SocketAddr, key: &str, limit: Duration) -> Duration {
             r.text()
         );
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The `[start, end]` ranges (Unix s) of `rendition` in a DVR view.
+fn ranges(dvr: &Value, rendition: &str) -> Vec<(f64, f64)> {
+    dvr["renditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r["name"] == rendition)
+        .flat_map(|r| r["ranges"].as_array().cloned().unwrap_or_default())
+        .filter_map(|r| Some((r["start"].as_f64()?, r["end"].as_f64()?)))
+        .collect()
+}
+
+/// Decodes the MP4 and HLS links of `clip` (through nginx), without an error.
+fn links_decode(clip: &Value) {
+    for link in ["mp4_master", "hls_master"] {
+        let url = clip[link].as_str().expect("link");
+        let (ok, errors) = ffmpeg_decode(url);
+        assert!(ok && errors.is_empty(), "{url}: {errors}");
     }
 }
 
@@ -216,8 +243,42 @@ fn three_nodes_behind_nginx() {
     });
     let served = expect(get(lb, &mp4), 200);
 
+    // Before the kill: where the owner's DVR starts, and a clip still recording
+    // (its end 7 s past the media), which the archive cannot hold yet.
+    let before_kill = dvr(lb, sid);
+    let (dvr_start, _) = ranges(&before_kill, top)[0];
+    let media_end = LADDER
+        .iter()
+        .filter_map(|(r, ..)| ranges(&before_kill, r).last().map(|r| r.1))
+        .fold(f64::INFINITY, f64::min);
+    let body = format!(
+        r#"{{"start": {}, "duration": 10}}"#,
+        media_end.floor() as i64 - 3
+    );
+    let clips_path = format!("/streaming/streams/{sid}/clip_recording");
+    let recording = expect(api(lb, "PUT", &clips_path, Some(&body)), 200).json();
+    assert_eq!(recording["state"], "recording", "{recording}");
+    let recording_id = recording["id"].as_str().unwrap().to_owned();
+    // Everything the owner acknowledged is in the store before it dies.
+    poll("the owner's DVR shipped", Duration::from_secs(10), || {
+        (metric(owner_addr, "dvrclip_ship_pending_records") == 0).then_some(())
+    });
+    let shipped = metric(owner_addr, "dvrclip_ship_chunks_total");
+    assert!(shipped >= 12, "{shipped} chunks shipped");
+    println!(
+        "shipping: {shipped} chunks, lag mean {} ms, max {} ms; {} S3 bytes for {} payload bytes",
+        metric(owner_addr, "dvrclip_ship_lag_micros_total") / shipped / 1000,
+        metric(owner_addr, "dvrclip_ship_lag_max_micros") / 1000,
+        metric(owner_addr, "dvrclip_ship_bytes_total"),
+        metric(owner_addr, "dvrclip_ship_chunk_bytes_total"),
+    );
+
     // SIGKILL the owner: its stream is claimable within the TTL (plus a refresh).
     let at = nodes.iter().position(|(id, _)| *id == first).unwrap();
+    let killed_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
     drop(nodes.remove(at));
     let failover = until_claimable(lb, &key, Duration::from_secs(4 * TTL));
     println!(
@@ -226,10 +287,58 @@ fn three_nodes_behind_nginx() {
     );
     let second = owner(&etcd_client, &rt, sid).expect("a new owner");
     assert_ne!(second, first);
+    // The new owner restored the dead node's shipped DVR: its view starts where the
+    // dead node's did, before the kill, and a clip of that media decodes.
+    let restored = dvr(lb, sid);
+    let (start, end) = ranges(&restored, top)[0];
+    assert!(
+        (start - dvr_start).abs() < 0.5 && end < killed_at,
+        "{restored} (before the kill: {before_kill})"
+    );
+    let live: Vec<SocketAddr> = nodes.iter().map(|(_, s)| s.addr).collect();
+    let live_sum = |name: &str| live.iter().map(|a| metric(*a, name)).sum::<u64>();
+    assert_eq!(live_sum("dvrclip_ship_restores_total"), 1);
+    let counts = |d: &Value| -> Vec<u64> {
+        d["renditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| r["chunks"].as_u64().unwrap_or(0))
+            .collect()
+    };
+    println!(
+        "chunks per rendition before the kill {:?}, restored {:?}",
+        counts(&before_kill),
+        counts(&restored)
+    );
+    println!(
+        "restore: {} chunks, {} clips back in {} ms; DVR view from {start:.1} (before the kill: {dvr_start:.1}, killed at {killed_at:.1})",
+        live_sum("dvrclip_ship_restored_chunks_total"),
+        live_sum("dvrclip_ship_restored_clips_total"),
+        live_sum("dvrclip_ship_restore_micros_total") / 1000,
+    );
+    assert_eq!(live_sum("dvrclip_ship_corrupt_objects_total"), 0);
+    let old_clip = create_complete_clip(lb, sid, start.ceil() as i64 + 1, 4);
+    links_decode(&old_clip);
     let mut push = ChildGuard(push_ladder(&push_url, 10, 660));
-    wait_chunks(lb, sid, top, 3, Duration::from_secs(40));
+    poll(
+        "new media after the restored DVR",
+        Duration::from_secs(40),
+        || (ranges(&dvr(lb, sid), top).len() >= 2).then_some(()),
+    );
     clip_decodes(lb, sid, 3);
     let _ = push.0.wait();
+    // The clip recording at the kill (never archived) came back with the DVR; the
+    // new media completed it, and it plays.
+    let back = poll(
+        "the recording clip complete",
+        Duration::from_secs(60),
+        || {
+            let r = api(lb, "GET", &format!("{clips_path}/{recording_id}"), None);
+            (r.status == 200 && r.json()["state"] == "complete").then(|| r.json())
+        },
+    );
+    links_decode(&back);
     // The dead node's clip: served through nginx from the archive, the same bytes.
     let archived = expect(get(lb, &mp4), 200);
     assert_eq!(archived.header("ETag"), served.header("ETag"));
@@ -270,10 +379,16 @@ fn three_nodes_behind_nginx() {
         "the resumed node forwarding to the new owner",
         Duration::from_secs(10),
         || {
-            // Its own DVR of the stream holds chunks; the new owner's holds none.
-            // While it joins again it owns nothing and answers 503.
+            // The new owner restored what the paused node shipped, so the views
+            // may read alike: the paused node's answer must be a forward. While it
+            // joins again it owns nothing and answers 503.
+            let forwarded = metric(paused.addr, "dvrclip_cluster_forwarded_total");
             let r = api(paused.addr, "GET", &dvr_path, None);
-            (r.status == 200 && r.json()["renditions"] == serde_json::json!([])).then_some(())
+            let direct = api(other.addr, "GET", &dvr_path, None);
+            (r.status == 200
+                && metric(paused.addr, "dvrclip_cluster_forwarded_total") > forwarded
+                && r.json() == direct.json())
+            .then_some(())
         },
     );
     assert_eq!(

@@ -20,6 +20,7 @@ use tokio::task::JoinHandle;
 use crate::archive::ClipArchive;
 use crate::auth::{ApiKey, Authorize};
 use crate::cluster::Cluster;
+use crate::cluster::ship::{ShipPersist, Shipper};
 use crate::config::Config;
 use crate::http::body::BodyMemory;
 use crate::metrics::Metrics;
@@ -126,10 +127,34 @@ impl App {
             }
             None => (engine, None),
         };
+        // In a cluster with a clip archive, owned streams' DVR is shipped to its store
+        // (`cluster::ship`): the engine reports to the spool, then to the shipper.
+        let archive = match (&config.cluster, &config.clip_archive) {
+            (Some(_), Some(store)) => Some(ClipArchive::open(store)),
+            _ => None,
+        };
+        let ship = archive.as_ref().map(|a| Shipper::new(Arc::clone(a)));
+        let engine = match &ship {
+            Some(ship) => {
+                let inner: Option<Arc<dyn dvrclip_engine::persist::Persist>> = match &spool {
+                    Some(s) => Some(s.clone()),
+                    None => None,
+                };
+                engine.with_persist(Arc::new(ShipPersist {
+                    inner,
+                    ship: Arc::clone(ship),
+                    runtime: tokio::runtime::Handle::current(),
+                }))
+            }
+            None => engine,
+        };
         let cluster = match &config.cluster {
             Some(c) => {
                 let url = c.advertise_url.as_deref().unwrap_or(&config.public_url);
                 let cluster = Arc::new(Cluster::new(c, url, vod.next_video_id())?);
+                if let Some(ship) = &ship {
+                    cluster.set_ship(Arc::clone(ship));
+                }
                 // Joined before the first request when etcd answers; else the lease
                 // loop keeps trying and creates are refused meanwhile.
                 if let Err(e) = cluster.join().await {
@@ -147,9 +172,15 @@ impl App {
         let engine = Arc::new(engine);
         // Videos left `pending` by the last run: written again if their clip is back.
         vod.resume(&engine).await;
+        if let Some(ship) = &ship {
+            let flusher = ship.spawn(&engine);
+            // Ends with the engine; not joined.
+            drop(flusher);
+        }
         let mut builder = App::builder(config, engine).vod(vod);
         builder.spool = spool;
         builder.cluster = cluster;
+        builder.archive = archive;
         Ok(builder.build())
     }
 
@@ -182,6 +213,12 @@ impl App {
     /// node owned are claimable by another at once (the drain's first step).
     pub async fn leave_cluster(&self) {
         if let Some(c) = &self.cluster {
+            // What is queued for the store is written before the lease goes, so the
+            // next owner restores the DVR up to this node's last chunk.
+            if let Some(ship) = c.ship() {
+                ship.drain(self.config.shutdown_grace.min(DRAIN_SHIPPING))
+                    .await;
+            }
             c.leave().await;
         }
     }
@@ -240,6 +277,10 @@ impl App {
         self.mp4_cache.memory_bytes()
     }
 }
+
+/// A draining node waits this long at most for its DVR batches to be written
+/// before it gives its streams up.
+const DRAIN_SHIPPING: Duration = Duration::from_secs(5);
 
 /// Builds an [`App`]: [`App::builder`].
 pub struct AppBuilder {

@@ -116,43 +116,53 @@ impl Persist for Spool {
     }
 
     fn clip_saved(&self, clip: &Clip) {
-        let view = clip.view();
-        let renditions = view
-            .renditions()
-            .iter()
-            .map(|r| ClipRenditionRec {
-                name: r.name().to_owned(),
-                init: r.announced_init().and_then(|i| self.init_id(i)),
-                bandwidth_bps: r.expected_bandwidth_bps(),
-                target_secs: r.announced_target_secs(),
-                runs: ClipRenditionRec::runs_of(r.chunks().iter().map(|c| c.seq())),
-            })
-            .collect();
-        let req = clip.request();
-        self.append(&Record::Clip(ClipRec {
-            id: clip.id().to_string(),
-            stream: clip.stream_id().0,
-            duration_secs: req.duration_secs,
-            start_unix_secs: req.start_unix_secs,
-            expiration_unix_secs: req.expiration_unix_secs,
-            vod_required: req.vod_required,
-            precise: req.precise,
-            start_us: clip.start_utc().unix_micros(),
-            end_us: clip.end_utc().unix_micros(),
-            expiration_us: clip.expiration_utc().unix_micros(),
-            created_us: clip.created_at().unix_micros(),
-            video_id: clip.video_id(),
-            reference: view
-                .renditions()
-                .iter()
-                .position(|r| r.name() == clip.reference_rendition())
-                .unwrap_or(0),
-            complete: view.is_complete(),
-            renditions,
-        }));
+        let record = clip_record(clip, &mut |_, init| self.init_id(init));
+        self.append(&Record::Clip(record));
     }
 
     fn clip_removed(&self, id: ClipId) {
         self.append(&Record::ClipGone { id: id.to_string() });
+    }
+}
+
+/// The journal record of `clip` as of its last published view; `init_id` names an
+/// announced init (given its rendition) by the store's id for it.
+pub fn clip_record(
+    clip: &Clip,
+    init_id: &mut dyn FnMut(&str, &Arc<InitSegment>) -> Option<u64>,
+) -> ClipRec {
+    let view = clip.view();
+    let renditions = view
+        .renditions()
+        .iter()
+        .map(|r| ClipRenditionRec {
+            name: r.name().to_owned(),
+            init: r.announced_init().and_then(|i| init_id(r.name(), i)),
+            bandwidth_bps: r.expected_bandwidth_bps(),
+            target_secs: r.announced_target_secs(),
+            runs: ClipRenditionRec::runs_of(r.chunks().iter().map(|c| c.seq())),
+        })
+        .collect();
+    let req = clip.request();
+    ClipRec {
+        id: clip.id().to_string(),
+        stream: clip.stream_id().0,
+        duration_secs: req.duration_secs,
+        start_unix_secs: req.start_unix_secs,
+        expiration_unix_secs: req.expiration_unix_secs,
+        vod_required: req.vod_required,
+        precise: req.precise,
+        start_us: clip.start_utc().unix_micros(),
+        end_us: clip.end_utc().unix_micros(),
+        expiration_us: clip.expiration_utc().unix_micros(),
+        created_us: clip.created_at().unix_micros(),
+        video_id: clip.video_id(),
+        reference: view
+            .renditions()
+            .iter()
+            .position(|r| r.name() == clip.reference_rendition())
+            .unwrap_or(0),
+        complete: view.is_complete(),
+        renditions,
     }
 }

@@ -8,6 +8,10 @@
 //! anything failing verification (logged, counted), writes a compacted journal, and
 //! hands the engine a [`dvrclip_engine::persist::Restore`].
 //!
+//! The same records, with the chunk payloads after them, are what a cluster node
+//! ships of a stream's DVR to an object store, folded the same way when another node
+//! restores it ([`shipped`]).
+//!
 //! Where the directory lives decides what survives: on tmpfs (`/dev/shm`) a process
 //! restart loses nothing and costs no disk I/O; on a disk it also survives a reboot.
 //! Durability ([`SyncPolicy`]): `OnAck` syncs each payload and journal record before
@@ -33,6 +37,7 @@ mod journal;
 mod payload;
 pub mod record;
 mod recover;
+pub mod shipped;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -44,6 +49,7 @@ use dvrclip_engine::persist::Restore;
 use dvrclip_engine::{InitSegment, WallTime};
 use parking_lot::Mutex;
 
+pub use hook::clip_record;
 use journal::Journal;
 use payload::Files;
 pub use payload::{PayloadCounts, PayloadWriter};

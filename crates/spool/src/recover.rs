@@ -4,7 +4,8 @@
 //!
 //! Folding goes by key, never by order of arrival (the engine's hooks of one
 //! rendition may race): a chunk is `(stream, rendition, seq)`; a deletion (stream or
-//! clip) wins over any later save of the same key. A chunk whose file is gone was
+//! clip) wins over any later save of the same key; a re-anchor folded before its
+//! chunk's record is applied when the record comes. A chunk whose file is gone was
 //! freed on purpose (no ring or clip held it) and is silently skipped; one whose
 //! file is shorter, longer or fails its checksum is dropped and counted.
 
@@ -37,6 +38,10 @@ pub(crate) struct Fold {
     renditions: HashMap<RenditionKey, Counters>,
     chunks: BTreeMap<ChunkKey, ChunkRec>,
     left: HashSet<ChunkKey>,
+    /// Re-anchors whose chunk's record has not been folded yet: a playlist date can
+    /// move a chunk between its ring commit and its own hook, so the `Moved` record
+    /// may come first.
+    moved_early: HashMap<ChunkKey, i64>,
     clips: BTreeMap<String, ClipRec>,
     clips_gone: HashSet<String>,
 }
@@ -99,12 +104,15 @@ impl Fold {
                 c.latest_init = Some(c.latest_init.map_or(id, |l| l.max(id)));
                 self.inits.insert(id, (stream, rendition, bytes));
             }
-            Record::Chunk(c) => {
+            Record::Chunk(mut c) => {
                 let n = self.counters(c.stream, &c.rendition);
                 n.next_seq = n.next_seq.max(c.seq.saturating_add(1));
                 n.next_disc = n.next_disc.max(c.disc.saturating_add(1));
-                self.chunks
-                    .insert((c.stream, c.rendition.clone(), c.seq), c);
+                let key = (c.stream, c.rendition.clone(), c.seq);
+                if let Some(start_us) = self.moved_early.remove(&key) {
+                    c.start_us = start_us;
+                }
+                self.chunks.insert(key, c);
             }
             Record::Moved {
                 stream,
@@ -112,8 +120,12 @@ impl Fold {
                 seq,
                 start_us,
             } => {
-                if let Some(c) = self.chunks.get_mut(&(stream, rendition, seq)) {
-                    c.start_us = start_us;
+                let key = (stream, rendition, seq);
+                match self.chunks.get_mut(&key) {
+                    Some(c) => c.start_us = start_us,
+                    None => {
+                        self.moved_early.insert(key, start_us);
+                    }
                 }
             }
             Record::Left {
@@ -145,6 +157,8 @@ impl Fold {
     /// of what is alive.
     pub(crate) fn compact(&mut self, live: &HashSet<u64>) -> Vec<Record> {
         self.chunks.retain(|_, c| live.contains(&c.file));
+        // A chunk whose record never came (not placed in the spool) never will.
+        self.moved_early.clear();
         let chunks = &self.chunks;
         self.left.retain(|k| chunks.contains_key(k));
         let mut out = vec![Record::Next {
@@ -229,12 +243,36 @@ pub(crate) struct Recovered {
     pub(crate) report: RecoveryReport,
 }
 
-/// Maps and verifies the payloads `fold` names under `files`, as of `now`.
+/// Maps and verifies the payloads `fold` names under `files`, as of `now`, and
+/// removes the payload files no kept record names.
 pub(crate) fn build(
     fold: Fold,
     files: &Arc<Files>,
     now: WallTime,
     report: &mut RecoveryReport,
+) -> Recovered {
+    let mut recovered = build_with(fold, now, report, &mut |c, report| verify(files, c, report));
+    let kept_files: HashSet<u64> = recovered
+        .snapshot
+        .iter()
+        .filter_map(|r| match r {
+            Record::Chunk(c) => Some(c.file),
+            _ => None,
+        })
+        .collect();
+    report.orphans_removed = remove_orphans(files, &kept_files);
+    recovered.report = *report;
+    recovered
+}
+
+/// What is alive in `fold` as of `now`, each chunk's payload given by `payload`
+/// (`None`: dropped; it counts its own failures in the report): the spool's
+/// recovery with its files, a shipped DVR's restore with its objects.
+pub(crate) fn build_with(
+    fold: Fold,
+    now: WallTime,
+    report: &mut RecoveryReport,
+    payload: &mut dyn FnMut(&ChunkRec, &mut RecoveryReport) -> Option<Bytes>,
 ) -> Recovered {
     let next_init = fold.inits.keys().next_back().map_or(1, |l| l + 1);
     let mut parsed: HashMap<u64, Option<Arc<InitSegment>>> = HashMap::new();
@@ -259,7 +297,6 @@ pub(crate) fn build(
     }];
     let mut kept_inits: BTreeMap<u64, ()> = BTreeMap::new();
     let mut kept_chunks: Vec<ChunkRec> = Vec::new();
-    let mut kept_files: HashSet<u64> = HashSet::new();
     let mut streams = Vec::new();
     for (id, s) in &fold.streams {
         snapshot.push(Record::Stream(s.clone()));
@@ -291,12 +328,11 @@ pub(crate) fn build(
                 let Some(chunk_init) = init_of(c.init, report) else {
                     continue;
                 };
-                let Some(bytes) = verify(files, c, report) else {
+                let Some(bytes) = payload(c, report) else {
                     continue;
                 };
                 let in_ring = !c.held_only && !fold.left.contains(key);
                 kept_inits.insert(c.init, ());
-                kept_files.insert(c.file);
                 kept_chunks.push(ChunkRec {
                     held_only: !in_ring,
                     ..c.clone()
@@ -367,7 +403,6 @@ pub(crate) fn build(
     }
     snapshot.extend(kept_chunks.into_iter().map(Record::Chunk));
     snapshot.extend(kept_clips.into_iter().map(Record::Clip));
-    report.orphans_removed = remove_orphans(files, &kept_files);
     let inits = parsed
         .into_iter()
         .filter_map(|(id, i)| i.map(|i| (id, i)))

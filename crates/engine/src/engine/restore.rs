@@ -25,8 +25,10 @@ use crate::{ClipState, Error, LostClip, MEDIA_LOST, Result};
 type ChunkKey = (StreamId, Arc<str>, u64);
 
 impl Engine {
-    /// Rebuilds what a store recovered. Call once, on a fresh engine, before it
-    /// takes requests; a stream id already present is an error.
+    /// Rebuilds what a store recovered: on a fresh engine before it takes requests
+    /// (a spool at start-up), or on a running one for streams it does not hold (a
+    /// cluster's claim restoring a shipped DVR). A stream id already present is an
+    /// error.
     pub fn restore(&self, restore: Restore) -> Result<RestoreReport> {
         let mut report = RestoreReport::default();
         let mut held: HashMap<ChunkKey, Arc<Chunk>> = HashMap::new();

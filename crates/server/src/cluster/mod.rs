@@ -1,7 +1,8 @@
 //! This node's part in a cluster (`design/cluster.md`): its membership under an etcd
 //! lease, the streams it owns, where the owner of any other stream is reached, the
 //! stream records ([`records`]), the reverse proxy to owners ([`forward`]) and the
-//! sink that sends a push door's fragments to an owner ([`push`]).
+//! sink that sends a push door's fragments to an owner ([`push`]), and the shipping
+//! of owned streams' DVR to the object store with its restore on a claim ([`ship`]).
 //! Absent (`App::cluster` is `None`) without `--cluster-etcd`.
 //!
 //! Shaped around one rule: a stream's DVR is on one node, and a node acts on a
@@ -24,6 +25,7 @@ pub mod push;
 pub mod records;
 pub mod slots;
 pub mod video_ids;
+pub mod ship;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -87,6 +89,8 @@ pub struct Cluster {
     pub video_ids: Arc<VideoIdBlocks>,
     /// Publisher slots held for publishes other nodes forward here.
     pub slots: slots::ForwardedSlots,
+    /// The DVR shipper (with `--clip-archive`), set before the first request.
+    ship: std::sync::OnceLock<Arc<ship::Shipper>>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -124,7 +128,18 @@ impl Cluster {
             push: Arc::default(),
             video_ids: VideoIdBlocks::new(first_video_id),
             slots: slots::ForwardedSlots::default(),
+            ship: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Ships owned streams' DVR with `ship`, and restores from it on a claim.
+    pub fn set_ship(&self, ship: Arc<ship::Shipper>) {
+        let _ = self.ship.set(ship);
+    }
+
+    /// The DVR shipper, if any.
+    pub fn ship(&self) -> Option<&Arc<ship::Shipper>> {
+        self.ship.get()
     }
 
     /// This node.
@@ -202,6 +217,9 @@ impl Cluster {
         self.owned.lock().clear();
         self.owners.lock().clear();
         self.slots.clear();
+        if let Some(s) = self.ship() {
+            s.release_all();
+        }
     }
 
     /// Leaves the cluster (SIGTERM): the lease is revoked, so every stream this node
@@ -211,6 +229,9 @@ impl Cluster {
         let member = self.membership.write().take();
         self.owned.lock().clear();
         self.slots.clear();
+        if let Some(s) = self.ship() {
+            s.release_all();
+        }
         if let Some(m) = member {
             match m.leave().await {
                 Ok(()) => tracing::info!(node = %self.node.id, "left the cluster"),
@@ -427,6 +448,9 @@ impl Cluster {
                 "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
             ));
         }
+        if let Some(s) = self.ship() {
+            out.push_str(&s.render_metrics());
+        }
         out
     }
 
@@ -439,6 +463,9 @@ impl Cluster {
     pub async fn release(&self, stream: StreamId) -> Result<(), ApiError> {
         self.owned.lock().remove(&stream);
         self.owners.lock().remove(&stream);
+        if let Some(s) = self.ship() {
+            s.release(stream);
+        }
         if let Ok(m) = self.membership() {
             m.release(stream.0).await?;
         }
@@ -453,7 +480,21 @@ impl Cluster {
             .get(stream.0)
             .await?
             .ok_or_else(|| ApiError::NotFound(format!("unknown stream {stream}")))?;
-        adopt(engine, &record)
+        let Some(ship) = self.ship() else {
+            return adopt(engine, &record);
+        };
+        // The claim's generation: the revision that created the ownership key
+        // (greater for every later claim, whichever node makes it).
+        let key = format!("{PREFIX}/owners/{}", stream.0);
+        match self.etcd.get(key.as_bytes()).await {
+            Ok(Some(kv)) => {
+                let generation = u64::try_from(kv.create_revision).unwrap_or(0);
+                ship.take_in(engine, &record, generation).await
+            }
+            _ => Err(ApiError::Unavailable(format!(
+                "stream {stream}: its ownership could not be read from etcd; retry"
+            ))),
+        }
     }
 }
 

@@ -1,0 +1,1226 @@
+//! DVR shipping (`design/cluster.md` "DVR shipping"): while this node owns a stream,
+//! what the engine commits for it (inits, chunks with their payloads, re-anchors,
+//! chunks leaving the ring, clips) is shipped to the clip archive's object store in
+//! batches, so that the node claiming the stream after this one dies restores its
+//! DVR and clips ([`restore`]) instead of starting empty.
+//!
+//! Owns the [`Persist`] hook beside the spool's ([`ShipPersist`]), the per-stream
+//! queues, the flusher (a stream's batch written as soon as a chunk arrives, what
+//! arrives during a write going in the next object; other records at least every
+//! [`FLUSH_EVERY`]; one write per stream at a time, [`UPLOADS_IN_FLIGHT`] in all),
+//! the sweep of objects no longer needed, and the counters. Not the format
+//! (`dvrclip_spool::shipped`: the journal's records and the payloads after them)
+//! nor the store (the clip archive's).
+//!
+//! Keys, under `dvr/{stream}/{generation:016x}/`: `gen.json` (the generations this
+//! one was restored from, written before its first batch) and `{batch:016x}.dvr`.
+//! A generation is one claim: the etcd revision that created the ownership key, so
+//! a later owner's generation is always greater. A restore reads the greatest
+//! generation with a `gen.json` and the ones it names, nothing else: a claim whose
+//! restore failed starts a chain of its own, and a paused node's late batches land
+//! in an older generation no chain names (swept as garbage).
+//!
+//! Never blocks ingest: a hook appends to a queue under one short lock (payloads are
+//! `Bytes` handles, not copies). The queued payload bytes are bounded by
+//! [`MAX_QUEUED_BYTES`]: past it (the store slower than the media) chunks are not
+//! shipped and counted (`dvrclip_ship_dropped_chunks_total`); a failed upload is
+//! kept and tried again at the next flush. What a SIGKILL loses is what is queued:
+//! the lag, counted from a chunk's admission to its object stored.
+//!
+//! An object is deleted once every chunk in it is older than the stream's DVR
+//! window (plus [`SWEEP_MARGIN`]), no clip the engine holds starts at or before its
+//! last chunk of a rendition, and it holds no clip's latest record; all of a
+//! stream's objects go when the stream is deleted here.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use dvrclip_engine::persist::Persist;
+use dvrclip_engine::{Chunk, Clip, ClipId, Engine, InitSegment, StreamId, StreamInfo, WallTime};
+use dvrclip_spool::record::Record;
+use dvrclip_spool::shipped::{self, Entry};
+use parking_lot::Mutex;
+use tokio::sync::{Notify, Semaphore};
+use tracing::{info, warn};
+
+use crate::archive::ClipArchive;
+use crate::error::ApiError;
+use crate::vod::VodStore;
+
+pub mod restore;
+
+/// A stream's batch is written at once when a chunk arrives and no write of the
+/// stream is in flight (else right after that write), and at least this often
+/// while it has other records (clip saves).
+pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
+/// Batch objects written at once, all streams together.
+pub const UPLOADS_IN_FLIGHT: usize = 4;
+/// Payload bytes queued or being written at most, all streams together.
+pub const MAX_QUEUED_BYTES: u64 = 256 << 20;
+/// How often a stream's objects are swept.
+pub const SWEEP_EVERY: Duration = Duration::from_secs(10);
+/// An object is kept this long past the DVR window (a clip cut at the window's
+/// edge while the sweep runs).
+pub const SWEEP_MARGIN: Duration = Duration::from_secs(60);
+
+/// The prefix of stream `id`'s objects.
+pub fn stream_prefix(id: StreamId) -> String {
+    format!("dvr/{}/", id.0)
+}
+
+fn generation_prefix(id: StreamId, generation: u64) -> String {
+    format!("dvr/{}/{generation:016x}/", id.0)
+}
+
+/// The key of a generation's description.
+pub fn generation_key(id: StreamId, generation: u64) -> String {
+    format!("{}gen.json", generation_prefix(id, generation))
+}
+
+/// The key of batch `n` of a generation.
+pub fn batch_key(id: StreamId, generation: u64, n: u64) -> String {
+    format!("{}{n:016x}.dvr", generation_prefix(id, generation))
+}
+
+/// `gen.json`: what a generation was restored from.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenerationRec {
+    /// 1.
+    pub version: u32,
+    /// The stream.
+    pub stream: u64,
+    /// This generation.
+    pub generation: u64,
+    /// The generations whose objects this one's DVR continues, oldest first.
+    pub base: Vec<u64>,
+}
+
+/// Generations a chain names at most: older ones are left out of a new chain (and
+/// their objects swept).
+pub const MAX_CHAIN: usize = 64;
+
+/// What the sweep needs to know of one stored batch.
+#[derive(Debug, Clone, Default)]
+pub struct ObjectInfo {
+    /// The latest chunk start in it, Unix µs (`i64::MIN`: no chunk).
+    pub max_start_us: i64,
+    /// Per rendition, the greatest seq in it.
+    pub max_seq: HashMap<String, u64>,
+    /// Clips with a record in it.
+    pub clips: Vec<ClipId>,
+}
+
+impl ObjectInfo {
+    /// What `entries` hold.
+    pub fn of(entries: &[Entry]) -> ObjectInfo {
+        let mut info = ObjectInfo {
+            max_start_us: i64::MIN,
+            ..ObjectInfo::default()
+        };
+        for e in entries {
+            match &e.record {
+                Record::Chunk(c) => {
+                    info.max_start_us = info.max_start_us.max(c.start_us);
+                    let m = info.max_seq.entry(c.rendition.clone()).or_insert(c.seq);
+                    *m = (*m).max(c.seq);
+                }
+                Record::Clip(c) => info.clips.extend(ClipId::parse(&c.id)),
+                _ => {}
+            }
+        }
+        info
+    }
+}
+
+/// Counters for `/metrics`.
+#[derive(Debug, Default)]
+struct Counters {
+    objects: AtomicU64,
+    bytes: AtomicU64,
+    chunks: AtomicU64,
+    chunk_bytes: AtomicU64,
+    lag_micros: AtomicU64,
+    lag_max_micros: AtomicU64,
+    failures: AtomicU64,
+    dropped: AtomicU64,
+    removed: AtomicU64,
+    restores: AtomicU64,
+    restore_failures: AtomicU64,
+    restore_micros: AtomicU64,
+    restored_chunks: AtomicU64,
+    restored_clips: AtomicU64,
+    corrupt: AtomicU64,
+}
+
+/// Records waiting for their object.
+#[derive(Debug, Default)]
+struct Batch {
+    entries: Vec<Entry>,
+    payload_bytes: u64,
+    /// Inits (by id) already in `entries`: each batch names every init its
+    /// records need, so any object can be read (or swept) alone.
+    inits: HashSet<u64>,
+    admitted: Vec<Instant>,
+}
+
+impl Batch {
+    fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Names `init` in this batch unless it is.
+    fn add_init(
+        &mut self,
+        inits: &mut Inits,
+        stream: StreamId,
+        rendition: &str,
+        init: &Arc<InitSegment>,
+    ) {
+        let id = inits.id_of(init);
+        if self.inits.insert(id) {
+            self.entries.push(Entry {
+                record: Record::Init {
+                    id,
+                    stream: stream.0,
+                    rendition: rendition.to_owned(),
+                    bytes: init.bytes.to_vec(),
+                },
+                payload: None,
+            });
+        }
+    }
+
+    /// Puts `older` (a batch whose write failed) before this one.
+    fn prepend(&mut self, mut older: Batch) {
+        older.entries.append(&mut self.entries);
+        older.admitted.append(&mut self.admitted);
+        older.inits.extend(self.inits.drain());
+        older.payload_bytes += self.payload_bytes;
+        *self = older;
+    }
+}
+
+/// One stream this node ships.
+#[derive(Debug)]
+struct Shipping {
+    generation: u64,
+    /// Generations this one continues, then itself.
+    chain: Vec<u64>,
+    /// Still owned: false once the claim is gone (what is queued is still written).
+    owned: bool,
+    gen_written: bool,
+    next_batch: u64,
+    batch: Batch,
+    busy: bool,
+    /// Stored objects of the chain, by key.
+    objects: BTreeMap<String, ObjectInfo>,
+    /// Objects of generations no chain names.
+    garbage: Vec<String>,
+    /// Each clip's latest record: the object holding it.
+    clip_latest: HashMap<ClipId, String>,
+    last_sweep: Instant,
+}
+
+/// Init segments shipped, by the address of their `Arc`, as the spool's registry.
+#[derive(Debug, Default)]
+struct Inits {
+    next: u64,
+    by_ptr: HashMap<usize, (Weak<InitSegment>, u64)>,
+}
+
+impl Inits {
+    fn id_of(&mut self, init: &Arc<InitSegment>) -> u64 {
+        let ptr = Arc::as_ptr(init) as usize;
+        if let Some((weak, id)) = self.by_ptr.get(&ptr)
+            && weak.strong_count() > 0
+            && weak.as_ptr() == Arc::as_ptr(init)
+        {
+            return *id;
+        }
+        if self.by_ptr.len() > 4096 {
+            self.by_ptr.retain(|_, (w, _)| w.strong_count() > 0);
+        }
+        self.next += 1;
+        self.by_ptr.insert(ptr, (Arc::downgrade(init), self.next));
+        self.next
+    }
+}
+
+#[derive(Debug, Default)]
+struct State {
+    inits: Inits,
+    streams: HashMap<StreamId, Shipping>,
+    /// Chains of streams no longer owned: a claim again while the engine still
+    /// holds the stream continues them.
+    parked: HashMap<StreamId, Vec<u64>>,
+    clip_streams: HashMap<ClipId, StreamId>,
+    queued_bytes: u64,
+    /// Records of the batches being written.
+    inflight_records: usize,
+}
+
+impl State {
+    /// The stream's batch, if it is shipped (owned).
+    fn shipping(&mut self, stream: StreamId) -> Option<&mut Shipping> {
+        self.streams.get_mut(&stream).filter(|s| s.owned)
+    }
+
+    /// Adds `init` to `stream`'s batch unless it is there.
+    fn push_init(&mut self, stream: StreamId, rendition: &str, init: &Arc<InitSegment>) {
+        let State { inits, streams, .. } = self;
+        if let Some(s) = streams.get_mut(&stream).filter(|s| s.owned) {
+            s.batch.add_init(inits, stream, rendition, init);
+        }
+    }
+
+    /// Adds `record` to `stream`'s batch, with the init records it needs first.
+    fn push(
+        &mut self,
+        stream: StreamId,
+        rendition_inits: &[(&str, &Arc<InitSegment>)],
+        record: impl FnOnce(&mut dyn FnMut(&Arc<InitSegment>) -> u64) -> Record,
+        payload: Option<Bytes>,
+    ) -> bool {
+        let State { inits, streams, .. } = self;
+        let Some(s) = streams.get_mut(&stream).filter(|s| s.owned) else {
+            return false;
+        };
+        for (rendition, init) in rendition_inits {
+            s.batch.add_init(inits, stream, rendition, init);
+        }
+        let record = record(&mut |init| inits.id_of(init));
+        s.batch.entries.push(Entry { record, payload });
+        true
+    }
+}
+
+/// Ships the DVR of the streams this node owns.
+pub struct Shipper {
+    store: Arc<dyn VodStore>,
+    archive: Arc<ClipArchive>,
+    state: Mutex<State>,
+    counters: Counters,
+    wake: Notify,
+    permits: Arc<Semaphore>,
+    /// One claim of a stream at a time goes through [`Shipper::take_in`].
+    claims: Mutex<HashMap<StreamId, Arc<tokio::sync::Mutex<()>>>>,
+    no_dvr_window_secs: AtomicU64,
+    /// The engine, for the archive writes of restored clips.
+    engine: std::sync::OnceLock<Weak<Engine>>,
+}
+
+impl std::fmt::Debug for Shipper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shipper")
+            .field("store", &self.store.describe())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Shipper {
+    /// A shipper into `archive`'s store; [`Shipper::spawn`] starts its flusher.
+    pub fn new(archive: Arc<ClipArchive>) -> Arc<Shipper> {
+        Arc::new(Shipper {
+            store: Arc::clone(archive.store()),
+            archive,
+            state: Mutex::new(State::default()),
+            counters: Counters::default(),
+            wake: Notify::new(),
+            permits: Arc::new(Semaphore::new(UPLOADS_IN_FLIGHT)),
+            claims: Mutex::new(HashMap::new()),
+            no_dvr_window_secs: AtomicU64::new(30),
+            engine: std::sync::OnceLock::new(),
+        })
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn VodStore> {
+        &self.store
+    }
+
+    /// Starts the flusher and sweeper on the current runtime; it ends with the
+    /// engine.
+    pub fn spawn(self: &Arc<Self>, engine: &Arc<Engine>) -> tokio::task::JoinHandle<()> {
+        self.no_dvr_window_secs
+            .store(u64::from(engine.config().no_dvr_window_secs), Relaxed);
+        let _ = self.engine.set(Arc::downgrade(engine));
+        let ship = Arc::downgrade(self);
+        let engine = Arc::downgrade(engine);
+        tokio::spawn(async move {
+            loop {
+                let Some(s) = ship.upgrade() else { return };
+                tokio::select! {
+                    _ = tokio::time::sleep(FLUSH_EVERY) => {}
+                    _ = s.wake.notified() => {}
+                }
+                let Some(engine) = engine.upgrade() else {
+                    return;
+                };
+                s.flush();
+                s.sweep_due(&engine);
+            }
+        })
+    }
+
+    /// Writes every stream's pending batch (one upload per stream at a time).
+    fn flush(self: &Arc<Self>) {
+        let mut jobs = Vec::new();
+        {
+            let mut st = self.state.lock();
+            let mut done = Vec::new();
+            for (id, s) in st.streams.iter_mut() {
+                if s.busy {
+                    continue;
+                }
+                if s.batch.is_empty() && (s.gen_written || !s.owned) {
+                    if !s.owned {
+                        done.push(*id);
+                    }
+                    continue;
+                }
+                s.busy = true;
+                let n = s.next_batch;
+                let batch = std::mem::take(&mut s.batch);
+                jobs.push((*id, s.generation, s.chain.clone(), s.gen_written, n, batch));
+            }
+            st.inflight_records += jobs.iter().map(|j| j.5.entries.len()).sum::<usize>();
+            for id in done {
+                if let Some(s) = st.streams.remove(&id) {
+                    st.parked.insert(id, s.chain);
+                }
+            }
+        }
+        for (id, generation, chain, gen_written, n, batch) in jobs {
+            let ship = Arc::clone(self);
+            tokio::spawn(async move {
+                let Ok(_permit) = Arc::clone(&ship.permits).acquire_owned().await else {
+                    return;
+                };
+                let written = ship
+                    .write(id, generation, &chain, gen_written, n, &batch)
+                    .await;
+                ship.written(id, n, batch, written);
+            });
+        }
+    }
+
+    /// Writes the generation's description (first) and the batch.
+    async fn write(
+        &self,
+        id: StreamId,
+        generation: u64,
+        chain: &[u64],
+        gen_written: bool,
+        n: u64,
+        batch: &Batch,
+    ) -> Result<u64, String> {
+        let mut bytes = 0;
+        if !gen_written {
+            let rec = GenerationRec {
+                version: 1,
+                stream: id.0,
+                generation,
+                base: chain[..chain.len().saturating_sub(1)].to_vec(),
+            };
+            let body = serde_json::to_vec(&rec).map_err(|e| e.to_string())?;
+            bytes += body.len() as u64;
+            self.store
+                .put(&generation_key(id, generation), Bytes::from(body))
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        if batch.is_empty() {
+            return Ok(bytes);
+        }
+        let pieces = shipped::encode(&batch.entries).map_err(|e| e.to_string())?;
+        let len: u64 = pieces.iter().map(|p| p.len() as u64).sum();
+        self.store
+            .put_pieces(
+                &batch_key(id, generation, n),
+                len,
+                Box::new(pieces.into_iter()),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(bytes + len)
+    }
+
+    /// Books a batch's write: stored (counted, indexed for the sweep) or kept to be
+    /// tried again.
+    fn written(&self, id: StreamId, n: u64, batch: Batch, written: Result<u64, String>) {
+        let mut st = self.state.lock();
+        st.inflight_records = st.inflight_records.saturating_sub(batch.entries.len());
+        let Some(s) = st.streams.get_mut(&id) else {
+            st.queued_bytes = st.queued_bytes.saturating_sub(batch.payload_bytes);
+            return;
+        };
+        s.busy = false;
+        match written {
+            Ok(bytes) => {
+                s.gen_written = true;
+                let c = &self.counters;
+                c.bytes.fetch_add(bytes, Relaxed);
+                if !batch.is_empty() {
+                    s.next_batch = n + 1;
+                    let key = batch_key(id, s.generation, n);
+                    let info = ObjectInfo::of(&batch.entries);
+                    for clip in &info.clips {
+                        s.clip_latest.insert(*clip, key.clone());
+                    }
+                    s.objects.insert(key, info);
+                    c.objects.fetch_add(1, Relaxed);
+                    c.chunk_bytes.fetch_add(batch.payload_bytes, Relaxed);
+                    for at in &batch.admitted {
+                        let lag = at.elapsed().as_micros() as u64;
+                        c.chunks.fetch_add(1, Relaxed);
+                        c.lag_micros.fetch_add(lag, Relaxed);
+                        c.lag_max_micros.fetch_max(lag, Relaxed);
+                    }
+                }
+                let more = !s.batch.admitted.is_empty();
+                st.queued_bytes = st.queued_bytes.saturating_sub(batch.payload_bytes);
+                if more {
+                    // Chunks that arrived during the write go now.
+                    self.wake.notify_one();
+                }
+            }
+            Err(e) => {
+                self.counters.failures.fetch_add(1, Relaxed);
+                warn!(stream = id.0, error = %e, "DVR batch not shipped; tried again at the next flush");
+                s.batch.prepend(batch);
+            }
+        }
+    }
+
+    /// Sweeps the streams whose turn has come.
+    fn sweep_due(self: &Arc<Self>, engine: &Arc<Engine>) {
+        let mut due = Vec::new();
+        {
+            let mut st = self.state.lock();
+            for (id, s) in st.streams.iter_mut() {
+                if s.owned && s.last_sweep.elapsed() >= SWEEP_EVERY {
+                    s.last_sweep = Instant::now();
+                    due.push(*id);
+                }
+            }
+        }
+        for id in due {
+            let keys = self.sweepable(engine, id);
+            if keys.is_empty() {
+                continue;
+            }
+            let ship = Arc::clone(self);
+            tokio::spawn(async move {
+                let mut removed = 0;
+                for key in keys {
+                    match ship.store.delete(&key).await {
+                        Ok(()) => removed += 1,
+                        Err(e) => warn!(%key, error = %e, "could not remove a shipped DVR batch"),
+                    }
+                }
+                ship.counters.removed.fetch_add(removed, Relaxed);
+            });
+        }
+    }
+
+    /// The objects of `id` nothing needs any more, forgotten here (their deletion
+    /// is the caller's).
+    fn sweepable(&self, engine: &Engine, id: StreamId) -> Vec<String> {
+        let Ok(info) = engine.stream(id) else {
+            return Vec::new();
+        };
+        let window_secs = if info.dvr_enabled {
+            u64::from(info.dvr_duration_secs)
+        } else {
+            self.no_dvr_window_secs.load(Relaxed)
+        };
+        let keep = Duration::from_secs(window_secs) + SWEEP_MARGIN;
+        let before = engine.now().unix_micros() - keep.as_micros() as i64;
+        // Per rendition, the first seq any clip holds.
+        let mut needed: HashMap<String, u64> = HashMap::new();
+        let mut live: HashSet<ClipId> = HashSet::new();
+        for clip in engine.clips(id).unwrap_or_default() {
+            live.insert(clip.id());
+            let view = clip.view();
+            for r in view.renditions() {
+                if let Some(first) = r.chunks().first() {
+                    let e = needed.entry(r.name().to_owned()).or_insert(first.seq());
+                    *e = (*e).min(first.seq());
+                } else {
+                    // A recording clip holding nothing yet takes what comes next.
+                    needed.insert(r.name().to_owned(), u64::MAX);
+                }
+            }
+        }
+        let mut st = self.state.lock();
+        let Some(s) = st.shipping(id) else {
+            return Vec::new();
+        };
+        s.clip_latest.retain(|c, _| live.contains(c));
+        let latest: HashSet<&String> = s.clip_latest.values().collect();
+        let mut out: Vec<String> = std::mem::take(&mut s.garbage);
+        for (key, o) in &s.objects {
+            let old = o.max_start_us < before;
+            let unheld = o
+                .max_seq
+                .iter()
+                .all(|(r, seq)| needed.get(r).is_none_or(|from| seq < from));
+            if old && unheld && !latest.contains(key) {
+                out.push(key.clone());
+            }
+        }
+        for key in &out {
+            s.objects.remove(key);
+        }
+        out
+    }
+
+    /// Takes `record`'s stream into `engine` for a claim of this node at
+    /// `generation`: its shipped DVR and clips restored first when the engine does
+    /// not hold it (bounded by [`restore::TIMEOUT`]; on failure an empty DVR, logged
+    /// and counted), then shipped from now on.
+    pub async fn take_in(
+        &self,
+        engine: &Engine,
+        record: &super::records::StreamRecord,
+        generation: u64,
+    ) -> Result<(), ApiError> {
+        let id = StreamId(record.id);
+        let lock = Arc::clone(self.claims.lock().entry(id).or_default());
+        let _claiming = lock.lock().await;
+        let already = self
+            .state
+            .lock()
+            .streams
+            .get(&id)
+            .is_some_and(|s| s.owned && s.generation == generation);
+        if already {
+            return super::adopt(engine, record);
+        }
+        let mut restored = restore::Restored::default();
+        if engine.stream(id).is_err() {
+            let started = Instant::now();
+            let read = tokio::time::timeout(
+                restore::TIMEOUT,
+                restore::read(self.store.as_ref(), record, generation, engine.now()),
+            )
+            .await;
+            match read {
+                Ok(Ok(r)) => {
+                    restored = r;
+                    match restored.apply(engine) {
+                        // Nothing shipped yet (a stream's first claim).
+                        Ok(_) if restored.objects.is_empty() => {}
+                        Ok(report) => {
+                            let took = started.elapsed();
+                            let c = &self.counters;
+                            c.restores.fetch_add(1, Relaxed);
+                            c.restore_micros.fetch_add(took.as_micros() as u64, Relaxed);
+                            c.restored_chunks
+                                .fetch_add(report.ring_chunks as u64, Relaxed);
+                            c.restored_clips.fetch_add(report.clips as u64, Relaxed);
+                            info!(
+                                stream = id.0, generation, chain = ?restored.chain,
+                                objects = restored.objects.len(), ring_chunks = report.ring_chunks,
+                                clips = report.clips, clips_lost = report.clips_lost,
+                                chunks_dropped = report.chunks_dropped, millis = took.as_millis() as u64,
+                                "shipped DVR restored"
+                            );
+                            // Its clips are archived once complete (a clip the dead
+                            // node archived already is found there and skipped).
+                            if let Some(arc) = self.engine.get().and_then(Weak::upgrade) {
+                                for clip in engine.clips(id).unwrap_or_default() {
+                                    self.archive.spawn(Arc::clone(&arc), clip);
+                                }
+                            }
+                        }
+                        Err(e) => {
+                            self.counters.restore_failures.fetch_add(1, Relaxed);
+                            warn!(stream = id.0, error = %e, "shipped DVR not restored; starting empty");
+                            restored = restore::Restored::default();
+                        }
+                    }
+                }
+                Ok(Err(e)) => {
+                    self.counters.restore_failures.fetch_add(1, Relaxed);
+                    warn!(stream = id.0, error = %e, "shipped DVR not read; starting empty");
+                }
+                Err(_) => {
+                    self.counters.restore_failures.fetch_add(1, Relaxed);
+                    warn!(
+                        stream = id.0,
+                        secs = restore::TIMEOUT.as_secs(),
+                        "shipped DVR not read in time; starting empty"
+                    );
+                }
+            }
+            self.counters
+                .corrupt
+                .fetch_add(restored.corrupt as u64, Relaxed);
+        } else if let Some(chain) = self.state.lock().parked.remove(&id) {
+            // Held still (claimed again after a lost lease): its DVR continues.
+            restored.chain = chain;
+        }
+        super::adopt(engine, record)?;
+        // New media opens a discontinuity after what was restored.
+        if let Ok(info) = engine.stream(id) {
+            for r in &info.renditions {
+                let _ = engine.break_discontinuity(id, r);
+            }
+        }
+        let mut chain = restored.chain;
+        if chain.len() >= MAX_CHAIN {
+            chain.drain(..chain.len() + 1 - MAX_CHAIN);
+        }
+        chain.push(generation);
+        let mut st = self.state.lock();
+        let clip_latest = restored.clip_latest;
+        for c in clip_latest.keys() {
+            st.clip_streams.insert(*c, id);
+        }
+        let old = st.streams.insert(
+            id,
+            Shipping {
+                generation,
+                chain,
+                owned: true,
+                gen_written: false,
+                next_batch: 0,
+                batch: Batch::default(),
+                busy: false,
+                objects: restored.objects.into_iter().collect(),
+                garbage: restored.garbage,
+                clip_latest,
+                last_sweep: Instant::now(),
+            },
+        );
+        if let Some(old) = old {
+            st.queued_bytes = st.queued_bytes.saturating_sub(old.batch.payload_bytes);
+        }
+        Ok(())
+    }
+
+    /// The claim on `id` is gone: what is queued is written, nothing more.
+    pub fn release(&self, id: StreamId) {
+        if let Some(s) = self.state.lock().streams.get_mut(&id) {
+            s.owned = false;
+        }
+    }
+
+    /// Every claim is gone (a lost lease, leaving).
+    pub fn release_all(&self) {
+        for s in self.state.lock().streams.values_mut() {
+            s.owned = false;
+        }
+    }
+
+    /// Writes what is queued, for at most `grace` (a draining node: its DVR up to
+    /// its last chunk is in the store for the next owner).
+    pub async fn drain(self: &Arc<Self>, grace: Duration) {
+        let until = Instant::now() + grace;
+        while Instant::now() < until {
+            let pending = self
+                .state
+                .lock()
+                .streams
+                .values()
+                .any(|s| s.busy || !s.batch.is_empty());
+            if !pending {
+                return;
+            }
+            self.flush();
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        warn!("DVR shipping cut short by shutdown");
+    }
+
+    /// Removes every object of stream `id` (deleted).
+    async fn remove_stream(&self, id: StreamId) {
+        let prefix = stream_prefix(id);
+        let keys = match self.store.list(prefix.trim_end_matches('/')).await {
+            Ok(k) => k,
+            Err(e) => {
+                warn!(stream = id.0, error = %e, "could not list a deleted stream's shipped DVR");
+                return;
+            }
+        };
+        let mut removed = 0;
+        for (key, _) in keys.into_iter().filter(|(k, _)| k.starts_with(&prefix)) {
+            if self.store.delete(&key).await.is_ok() {
+                removed += 1;
+            }
+        }
+        self.counters.removed.fetch_add(removed, Relaxed);
+    }
+
+    /// The counters in Prometheus' text format.
+    pub fn render_metrics(&self) -> String {
+        let c = &self.counters;
+        let (queued, pending) = {
+            let st = self.state.lock();
+            let waiting: usize = st.streams.values().map(|s| s.batch.entries.len()).sum();
+            (st.queued_bytes, (waiting + st.inflight_records) as u64)
+        };
+        let rows: [(&str, &str, &str, u64); 17] = [
+            (
+                "dvrclip_ship_objects_total",
+                "counter",
+                "DVR batch objects written to the store.",
+                c.objects.load(Relaxed),
+            ),
+            (
+                "dvrclip_ship_bytes_total",
+                "counter",
+                "Bytes of DVR batches (and generation descriptions) written.",
+                c.bytes.load(Relaxed),
+            ),
+            (
+                "dvrclip_ship_chunks_total",
+                "counter",
+                "Chunks shipped.",
+                c.chunks.load(Relaxed),
+            ),
+            (
+                "dvrclip_ship_chunk_bytes_total",
+                "counter",
+                "Payload bytes of the chunks shipped.",
+                c.chunk_bytes.load(Relaxed),
+            ),
+            (
+                "dvrclip_ship_lag_micros_total",
+                "counter",
+                "Microseconds from each shipped chunk's admission to its object stored, summed.",
+                c.lag_micros.load(Relaxed),
+            ),
+            (
+                "dvrclip_ship_lag_max_micros",
+                "gauge",
+                "The longest of those so far.",
+                c.lag_max_micros.load(Relaxed),
+            ),
+            (
+                "dvrclip_ship_queued_bytes",
+                "gauge",
+                "Payload bytes queued or being written now.",
+                queued,
+            ),
+            (
+                "dvrclip_ship_pending_records",
+                "gauge",
+                "Records (inits, chunks, clips...) queued or being written now.",
+                pending,
+            ),
+            (
+                "dvrclip_ship_failures_total",
+                "counter",
+                "Batch writes that failed (tried again).",
+                c.failures.load(Relaxed),
+            ),
+            (
+                "dvrclip_ship_dropped_chunks_total",
+                "counter",
+                "Chunks not shipped because the queue was full.",
+                c.dropped.load(Relaxed),
+            ),
+            (
+                "dvrclip_ship_removed_total",
+                "counter",
+                "Shipped objects removed (swept or of a deleted stream).",
+                c.removed.load(Relaxed),
+            ),
+            (
+                "dvrclip_ship_restores_total",
+                "counter",
+                "Streams restored from their shipped DVR on a claim.",
+                c.restores.load(Relaxed),
+            ),
+            (
+                "dvrclip_ship_restore_failures_total",
+                "counter",
+                "Claims whose restore failed or timed out (started empty).",
+                c.restore_failures.load(Relaxed),
+            ),
+            (
+                "dvrclip_ship_restore_micros_total",
+                "counter",
+                "Microseconds spent restoring, summed.",
+                c.restore_micros.load(Relaxed),
+            ),
+            (
+                "dvrclip_ship_restored_chunks_total",
+                "counter",
+                "Chunks put back into rings by restores.",
+                c.restored_chunks.load(Relaxed),
+            ),
+            (
+                "dvrclip_ship_restored_clips_total",
+                "counter",
+                "Clips brought back by restores.",
+                c.restored_clips.load(Relaxed),
+            ),
+            (
+                "dvrclip_ship_corrupt_objects_total",
+                "counter",
+                "Shipped objects refused by a restore (unreadable), skipped.",
+                c.corrupt.load(Relaxed),
+            ),
+        ];
+        let mut out = String::new();
+        for (name, kind, help, value) in rows {
+            out.push_str(&format!(
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
+            ));
+        }
+        out
+    }
+}
+
+/// The engine's store: the spool (if any) first, then the shipper.
+#[derive(Debug)]
+pub struct ShipPersist {
+    /// The spool, if the node has one.
+    pub inner: Option<Arc<dyn Persist>>,
+    /// The shipper.
+    pub ship: Arc<Shipper>,
+    /// To remove a deleted stream's objects off the engine's thread.
+    pub runtime: tokio::runtime::Handle,
+}
+
+impl Persist for ShipPersist {
+    fn place_payload(&self, bytes: Bytes) -> Result<Bytes, String> {
+        match &self.inner {
+            Some(p) => p.place_payload(bytes),
+            None => Ok(bytes),
+        }
+    }
+
+    fn stream_saved(&self, stream: &StreamInfo) {
+        if let Some(p) = &self.inner {
+            p.stream_saved(stream);
+        }
+    }
+
+    fn stream_deleted(&self, id: StreamId) {
+        if let Some(p) = &self.inner {
+            p.stream_deleted(id);
+        }
+        let gone = {
+            let mut st = self.ship.state.lock();
+            let s = st.streams.remove(&id);
+            st.parked.remove(&id);
+            if let Some(s) = &s {
+                st.queued_bytes = st.queued_bytes.saturating_sub(s.batch.payload_bytes);
+            }
+            s.is_some()
+        };
+        if gone {
+            let ship = Arc::clone(&self.ship);
+            self.runtime
+                .spawn(async move { ship.remove_stream(id).await });
+        }
+    }
+
+    fn init_admitted(&self, stream: StreamId, rendition: &str, init: &Arc<InitSegment>) {
+        if let Some(p) = &self.inner {
+            p.init_admitted(stream, rendition, init);
+        }
+        // In the batch now, so a restore finds the current init of a rendition that
+        // has no chunk after it yet.
+        self.ship.state.lock().push_init(stream, rendition, init);
+    }
+
+    fn chunk_admitted(&self, stream: StreamId, rendition: &str, chunk: &Chunk) {
+        if let Some(p) = &self.inner {
+            p.chunk_admitted(stream, rendition, chunk);
+        }
+        let len = chunk.bytes().len() as u64;
+        let mut st = self.ship.state.lock();
+        if st.shipping(stream).is_none() {
+            return;
+        }
+        if st.queued_bytes + len > MAX_QUEUED_BYTES {
+            drop(st);
+            if self.ship.counters.dropped.fetch_add(1, Relaxed) % 100 == 0 {
+                warn!(
+                    stream = stream.0,
+                    rendition,
+                    "DVR shipping queue full (the store is slower than the media); chunk not shipped"
+                );
+            }
+            return;
+        }
+        let pushed = st.push(
+            stream,
+            &[(rendition, chunk.init())],
+            |init_id| {
+                shipped::chunk_record(
+                    stream.0,
+                    rendition,
+                    chunk.seq(),
+                    init_id(chunk.init()),
+                    chunk.name().map(str::to_owned),
+                    chunk.start_utc().unix_micros(),
+                    chunk.discontinuity(),
+                    chunk.arrival_utc().unix_micros(),
+                    chunk.bytes(),
+                )
+            },
+            Some(chunk.bytes().clone()),
+        );
+        if pushed {
+            st.queued_bytes += len;
+            if let Some(s) = st.streams.get_mut(&stream) {
+                s.batch.payload_bytes += len;
+                s.batch.admitted.push(Instant::now());
+            }
+            drop(st);
+            self.ship.wake.notify_one();
+        }
+    }
+
+    fn chunk_moved(&self, stream: StreamId, rendition: &str, seq: u64, start_utc: WallTime) {
+        if let Some(p) = &self.inner {
+            p.chunk_moved(stream, rendition, seq, start_utc);
+        }
+        let record = Record::Moved {
+            stream: stream.0,
+            rendition: rendition.to_owned(),
+            seq,
+            start_us: start_utc.unix_micros(),
+        };
+        self.ship.state.lock().push(stream, &[], |_| record, None);
+    }
+
+    fn chunks_left_ring(&self, stream: StreamId, rendition: &str, seqs: &[u64]) {
+        if let Some(p) = &self.inner {
+            p.chunks_left_ring(stream, rendition, seqs);
+        }
+        let record = Record::Left {
+            stream: stream.0,
+            rendition: rendition.to_owned(),
+            seqs: seqs.to_vec(),
+        };
+        self.ship.state.lock().push(stream, &[], |_| record, None);
+    }
+
+    fn clip_saved(&self, clip: &Clip) {
+        if let Some(p) = &self.inner {
+            p.clip_saved(clip);
+        }
+        let stream = clip.stream_id();
+        let view = clip.view();
+        let inits: Vec<(&str, &Arc<InitSegment>)> = view
+            .renditions()
+            .iter()
+            .filter_map(|r| Some((r.name(), r.announced_init()?)))
+            .collect();
+        let mut st = self.ship.state.lock();
+        let pushed = st.push(
+            stream,
+            &inits,
+            |init_id| {
+                Record::Clip(dvrclip_spool::clip_record(clip, &mut |_, i| {
+                    Some(init_id(i))
+                }))
+            },
+            None,
+        );
+        if pushed {
+            st.clip_streams.insert(clip.id(), stream);
+        }
+    }
+
+    fn clip_removed(&self, id: ClipId) {
+        if let Some(p) = &self.inner {
+            p.clip_removed(id);
+        }
+        let mut st = self.ship.state.lock();
+        if let Some(stream) = st.clip_streams.remove(&id) {
+            let record = Record::ClipGone { id: id.to_string() };
+            st.push(stream, &[], |_| record, None);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use dvrclip_engine::{ClipRequest, EngineConfig, ManualClock, StreamSettings};
+
+    use super::*;
+    use crate::cluster::records::StreamRecord;
+    use crate::vod::StoreConfig;
+
+    const T0: i64 = 1_795_564_800;
+
+    fn fixture(name: &str) -> Bytes {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/fixtures/h264_aac")
+            .join(name);
+        Bytes::from(std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
+    }
+
+    /// A node: an engine shipping into the store at `dir`, its clock at `now`.
+    fn node(dir: &Path, now: i64) -> (Arc<Engine>, Arc<Shipper>, Arc<ManualClock>) {
+        let store = crate::vod::open_store(&StoreConfig::Local(dir.to_owned()));
+        let ship = Shipper::new(ClipArchive::new(store));
+        let clock = Arc::new(ManualClock::new(WallTime::from_unix_secs(now)));
+        let engine = Engine::with_clock(EngineConfig::default(), clock.clone()).with_persist(
+            Arc::new(ShipPersist {
+                inner: None,
+                ship: Arc::clone(&ship),
+                runtime: tokio::runtime::Handle::current(),
+            }),
+        );
+        (Arc::new(engine), ship, clock)
+    }
+
+    /// Flushes until nothing is queued.
+    async fn shipped(ship: &Arc<Shipper>) {
+        for _ in 0..500 {
+            ship.flush();
+            let idle = {
+                let st = ship.state.lock();
+                st.inflight_records == 0
+                    && st
+                        .streams
+                        .values()
+                        .all(|s| !s.busy && s.batch.is_empty() && s.gen_written)
+            };
+            if idle {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("not shipped");
+    }
+
+    fn keys(dir: &Path) -> Vec<String> {
+        fn walk(d: &Path, root: &Path, out: &mut Vec<String>) {
+            for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    walk(&p, root, out);
+                } else if let Ok(rel) = p.strip_prefix(root) {
+                    out.push(rel.to_string_lossy().into_owned());
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(dir, dir, &mut out);
+        out.sort();
+        out
+    }
+
+    /// A DVR and a clip shipped by one node come back on the next claimant, the
+    /// clip's MP4 byte for byte; what neither the window nor a clip needs is swept;
+    /// a deleted stream's objects go.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_claim_restores_what_the_last_owner_shipped_and_the_sweep_frees_the_rest() {
+        let dir = std::env::temp_dir().join(format!("dvrclip-ship-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut settings = StreamSettings::named("ship");
+        settings.dvr_duration_secs = 60;
+        let record = StreamRecord::new(7, &settings, WallTime::from_unix_secs(T0)).unwrap();
+        let s = StreamId(7);
+
+        let (a, ship_a, _) = node(&dir, T0);
+        ship_a.take_in(&a, &record, 5).await.unwrap();
+        a.push_init_bytes(s, "v", fixture("init.mp4")).unwrap();
+        for name in ["seg_000.m4s", "seg_001.m4s"] {
+            a.push_segment_bytes(s, "v", Some(name), fixture(name))
+                .unwrap();
+        }
+        let request = ClipRequest {
+            duration_secs: 3,
+            start_unix_secs: Some(T0),
+            ..ClipRequest::default()
+        };
+        let clip = a.create_clip(s, request).unwrap();
+        let mp4 = |e: &Engine| {
+            let c = e.clip(clip.id()).unwrap();
+            let view = c.view();
+            let m = c.mp4(&view, view.reference().unwrap()).unwrap();
+            let bytes: Vec<u8> = m.range(0..m.len()).unwrap().flatten().collect();
+            (m.etag().to_owned(), bytes)
+        };
+        shipped(&ship_a).await;
+        assert!(keys(&dir).contains(&"dvr/7/0000000000000005/gen.json".to_owned()));
+
+        // The next owner (a greater generation) restores the DVR and the clip.
+        let (b, ship_b, clock_b) = node(&dir, T0 + 10);
+        ship_b.take_in(&b, &record, 9).await.unwrap();
+        assert_eq!(b.dvr(s).unwrap(), a.dvr(s).unwrap());
+        assert_eq!(mp4(&b), mp4(&a));
+        shipped(&ship_b).await;
+        assert!(keys(&dir).contains(&"dvr/7/0000000000000009/gen.json".to_owned()));
+        let gen9: GenerationRec = serde_json::from_slice(
+            &std::fs::read(dir.join("dvr/7/0000000000000009/gen.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(gen9.base, [5]);
+
+        // Within the window nothing goes; past it, only what the clip does not need.
+        assert_eq!(ship_b.sweepable(&b, s), Vec::<String>::new());
+        clock_b.advance_secs(300);
+        assert_eq!(ship_b.sweepable(&b, s), Vec::<String>::new());
+        b.delete_clip(clip.id()).unwrap();
+        let swept = ship_b.sweepable(&b, s);
+        assert!(
+            swept
+                .iter()
+                .any(|k| k.starts_with("dvr/7/0000000000000005/")),
+            "{swept:?}"
+        );
+
+        // A deleted stream's objects are removed.
+        b.delete_stream(s).unwrap();
+        for _ in 0..500 {
+            if keys(&dir).is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(keys(&dir), Vec::<String>::new());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// An object that is not a batch is skipped with a count, and the rest restores.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_corrupt_object_is_skipped_and_counted() {
+        let dir = std::env::temp_dir().join(format!("dvrclip-ship-bad-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let record = StreamRecord::new(
+            3,
+            &StreamSettings::named("bad"),
+            WallTime::from_unix_secs(T0),
+        )
+        .unwrap();
+        let s = StreamId(3);
+        let (a, ship_a, _) = node(&dir, T0);
+        ship_a.take_in(&a, &record, 2).await.unwrap();
+        a.push_init_bytes(s, "v", fixture("init.mp4")).unwrap();
+        a.push_segment_bytes(s, "v", Some("seg_000.m4s"), fixture("seg_000.m4s"))
+            .unwrap();
+        shipped(&ship_a).await;
+        a.push_segment_bytes(s, "v", Some("seg_001.m4s"), fixture("seg_001.m4s"))
+            .unwrap();
+        shipped(&ship_a).await;
+        let batch = dir.join("dvr/3/0000000000000002/0000000000000001.dvr");
+        let mut bytes = std::fs::read(&batch).unwrap();
+        let at = bytes.len() - 10;
+        bytes[at] ^= 0xff;
+        std::fs::write(&batch, bytes).unwrap();
+
+        let (b, ship_b, _) = node(&dir, T0 + 10);
+        ship_b.take_in(&b, &record, 4).await.unwrap();
+        assert_eq!(ship_b.counters.corrupt.load(Relaxed), 1);
+        assert_eq!(b.dvr(s).unwrap().renditions[0].chunks, 1);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

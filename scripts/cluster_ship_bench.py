@@ -1,0 +1,175 @@
+#!/usr/bin/env python3
+"""What shipping a stream's DVR to the object store costs, and what restoring it on a
+takeover takes (design/cluster.md "DVR shipping"), on loopback against moto.
+
+    cargo build --release --bin dvrclip && python3 scripts/cluster_ship_bench.py
+    python3 scripts/cluster_ship_bench.py --secs 120 --bitrate 5M
+
+Starts moto (bucket `clips`), etcd and two nodes A and B with `--cluster-etcd` and
+`--clip-archive s3://clips` (so A ships its DVR). A source of --secs seconds at
+--bitrate (1280x720 H.264 + 128 kb/s AAC) is encoded first, then pushed into A in
+real time by ffmpeg (HLS fMP4, 2 s segments, HTTP PUT). Then, from A's /metrics:
+
+- shipping lag: mean and max time from a chunk admitted to its batch object stored
+  (`dvrclip_ship_lag_micros_total / _chunks_total`, `_lag_max_micros`): what a
+  SIGKILL loses, at most;
+- S3 bytes written per second of DVR against the media's own bytes per second (the
+  baseline, measured in the same run: the chunks' payloads): the ratio is the
+  format's overhead (records, inits named again in each batch);
+- objects written per second of DVR.
+
+A is SIGKILLed once nothing is pending; an upload to B claims the stream, which
+restores A's shipped DVR: the claim's time (SIGKILL to claim, lease TTL included),
+and B's restore time for that DVR size (`dvrclip_ship_restore_micros_total`), beside
+the time to read the same objects from moto with one plain GET each in sequence (the
+baseline). Prints a Markdown table. Not part of CI; numbers depend on the machine's
+load (printed).
+"""
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cluster_bench import KEY, ROOT, call, free_port, wait  # noqa: E402
+
+
+def metric(port, name):
+    st, data = call(port, "GET", "/metrics")
+    for line in data.decode().splitlines():
+        if line.startswith(name + " "):
+            return int(line.split()[1])
+    raise KeyError(name)
+
+
+def s3_client(endpoint):
+    import boto3  # moto's own dependency
+    return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                        aws_access_key_id="testing", aws_secret_access_key="testing")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", default=os.path.join(ROOT, "target", "release", "dvrclip"))
+    ap.add_argument("--secs", type=int, default=60)
+    ap.add_argument("--bitrate", default="5M")
+    ap.add_argument("--ttl", type=int, default=2)
+    args = ap.parse_args()
+    tmp = tempfile.mkdtemp(prefix="dvrclip-ship-bench-")
+    src = os.path.join(tmp, "src.flv")
+    subprocess.run([
+        "ffmpeg", "-hide_banner", "-loglevel", "error", "-y",
+        "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30",
+        "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", str(args.secs),
+        "-c:v", "libx264", "-preset", "veryfast", "-g", "60", "-b:v", args.bitrate,
+        "-maxrate", args.bitrate, "-bufsize", "10M", "-c:a", "aac", "-b:a", "128k", src],
+        check=True)
+    mport, cport, pport = free_port(), free_port(), free_port()
+    endpoint = f"http://127.0.0.1:{mport}"
+    procs = []
+    nodes = {}
+    try:
+        procs.append(subprocess.Popen(["moto_server", "-H", "127.0.0.1", "-p", str(mport)],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        wait("moto", 30, lambda: urllib.request.urlopen(
+            urllib.request.Request(endpoint + "/clips", method="PUT")).status == 200)
+        etcd_url, peer = f"http://127.0.0.1:{cport}", f"http://127.0.0.1:{pport}"
+        procs.append(subprocess.Popen(
+            ["etcd", "--data-dir", os.path.join(tmp, "etcd"), "--listen-client-urls", etcd_url,
+             "--advertise-client-urls", etcd_url, "--listen-peer-urls", peer,
+             "--initial-advertise-peer-urls", peer, "--initial-cluster", f"default={peer}"],
+            stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, "etcd.log"), "w")))
+        wait("etcd", 20, lambda: subprocess.run(
+            ["curl", "-sf", "-X", "POST", "-d", "{}", f"{etcd_url}/v3/maintenance/status"],
+            stdout=subprocess.DEVNULL).returncode == 0)
+        env = dict(os.environ, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
+        for nid in ("a", "b"):
+            port = free_port()
+            p = subprocess.Popen(
+                [args.bin, "serve", "--listen", f"127.0.0.1:{port}", "--api-key", KEY,
+                 "--data-dir", os.path.join(tmp, nid), "--spool-dir", "off",
+                 "--cluster-etcd", etcd_url, "--node-id", nid, "--lease-ttl", str(args.ttl),
+                 "--clip-archive", "s3://clips", "--s3-endpoint", endpoint,
+                 "--s3-region", "us-east-1"],
+                env=env, stdout=subprocess.DEVNULL,
+                stderr=open(os.path.join(tmp, f"{nid}.log"), "w"))
+            nodes[nid] = (port, p)
+            wait("node listening", 20, lambda: call(port, "GET", "/healthz")[0] == 200)
+        a, b = nodes["a"][0], nodes["b"][0]
+        print(f"loadavg before: {open('/proc/loadavg').read().split()[:3]}, {os.cpu_count()}"
+              f" cores, binary {args.bin}")
+        st, data = call(a, "POST", "/streaming/streams",
+                        json.dumps({"name": "ship", "dvr_duration": 600}))
+        assert st == 201, data
+        s = json.loads(data)
+        sid, key = s["id"], s["push_url_http"].rsplit("/", 1)[1]
+        st, _ = call(a, "PUT", f"/ingest/{key}/master.m3u8", b"")  # A claims it
+        push = f"http://127.0.0.1:{a}/ingest/{key}/v"
+        subprocess.run(["ffmpeg", "-v", "error", "-re", "-i", src, "-c", "copy", "-f", "hls",
+                        "-hls_time", "2", "-hls_segment_type", "fmp4", "-method", "PUT",
+                        "-http_persistent", "1", "-hls_flags", "program_date_time",
+                        "-hls_fmp4_init_filename", "init.mp4", push + "/index.m3u8"],
+                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait("nothing pending", 30, lambda: metric(a, "dvrclip_ship_pending_records") == 0)
+        m = {n: metric(a, f"dvrclip_ship_{n}") for n in (
+            "chunks_total", "chunk_bytes_total", "bytes_total", "objects_total",
+            "lag_micros_total", "lag_max_micros", "dropped_chunks_total", "failures_total")}
+        chunks = m["chunks_total"]
+        print()
+        print(f"| {args.secs} s pushed at {args.bitrate} (720p) | value |")
+        print("|---|---|")
+        print(f"| chunks shipped | {chunks} (dropped {m['dropped_chunks_total']}, "
+              f"failed writes {m['failures_total']}) |")
+        print(f"| shipping lag, admitted -> stored | mean {m['lag_micros_total'] / chunks / 1000:.0f}"
+              f" ms, max {m['lag_max_micros'] / 1000:.0f} ms |")
+        media_bps = m["chunk_bytes_total"] / args.secs
+        s3_bps = m["bytes_total"] / args.secs
+        print(f"| media (chunk payloads) per s of DVR | {media_bps * 8 / 1e6:.2f} Mb/s |")
+        print(f"| S3 bytes written per s of DVR | {s3_bps * 8 / 1e6:.2f} Mb/s "
+              f"({s3_bps / media_bps:.4f}x the media) |")
+        print(f"| objects written per s of DVR | {m['objects_total'] / args.secs:.2f} |")
+        s3 = s3_client(endpoint)
+        listed = s3.list_objects_v2(Bucket="clips", Prefix=f"dvr/{sid}/", MaxKeys=1000)
+        keys = [(o["Key"], o["Size"]) for o in listed.get("Contents", [])]
+        t = time.perf_counter()
+        for k, _ in keys:
+            s3.get_object(Bucket="clips", Key=k)["Body"].read()
+        plain = time.perf_counter() - t
+        os.kill(nodes["a"][1].pid, signal.SIGKILL)
+        nodes["a"][1].wait()
+        t = time.perf_counter()
+        while True:
+            st, _ = call(b, "PUT", f"/ingest/{key}/master.m3u8", b"")
+            if st not in (502, 503):
+                break
+            time.sleep(0.01)
+        claimed = time.perf_counter() - t
+        restore_ms = metric(b, "dvrclip_ship_restore_micros_total") / 1000
+        restored = metric(b, "dvrclip_ship_restored_chunks_total")
+        size = sum(n for _, n in keys)
+        print(f"| restore on B of {restored} chunks, {len(keys)} objects, {size / 1e6:.1f} MB"
+              f" | {restore_ms:.0f} ms (plain sequential GETs of the same objects:"
+              f" {plain * 1000:.0f} ms) |")
+        print(f"| SIGKILL of A -> B's claim done, restore included (TTL {args.ttl} s) "
+              f"| {claimed * 1000:.0f} ms |")
+        st, data = call(b, "GET", f"/streaming/streams/{sid}/dvr")
+        r = json.loads(data)["renditions"][0]
+        print(f"| B's DVR after the claim | {r['chunks']} chunks, ranges {len(r['ranges'])} |")
+    finally:
+        for _, p in nodes.values():
+            if p.poll() is None:
+                p.terminate()
+                p.wait()
+        for p in reversed(procs):
+            p.terminate()
+            p.wait()
+        subprocess.run(["rm", "-rf", tmp])
+
+
+if __name__ == "__main__":
+    main()

@@ -49,9 +49,13 @@ struct Env {
 }
 
 fn env(at: &str) -> Env {
+    env_with(at, EngineConfig::default())
+}
+
+fn env_with(at: &str, config: EngineConfig) -> Env {
     let t = WallTime::parse_program_date_time(at).unwrap_or_default();
     let clock = Arc::new(ManualClock::new(t));
-    let engine = Engine::with_clock(EngineConfig::default(), clock.clone());
+    let engine = Engine::with_clock(config, clock.clone());
     let s = match engine.create_stream(StreamSettings::named("fixture")) {
         Ok(i) => i.id,
         Err(e) => panic!("{e}"),
@@ -385,5 +389,60 @@ fn chunked_cmaf_segments_are_one_chunk_each() {
     assert_eq!(
         chunks[1].start_utc().micros_since(chunks[0].start_utc()),
         2_000_000
+    );
+}
+
+/// The rings' MP4 header index forms on real encoder output: ffmpeg's segments of a
+/// muxed H.264 + AAC rendition continue each other on both tracks, so consecutive
+/// chunks make blocks (here of 2) and a clip over them takes the blocks whole: the
+/// same file as the chunks pushed one by one, made of fewer header pieces. (Blocks
+/// need every track to continue exactly; if an encoder's audio did not, no block
+/// would form and every header would be built chunk by chunk.)
+#[test]
+fn real_segments_form_header_index_blocks() {
+    let config = EngineConfig {
+        mp4_index_block_chunks: 2,
+        ..EngineConfig::default()
+    };
+    let e = env_with("2026-11-25T05:59:40Z", config);
+    upload(&e, "media_1_144", "ladder/media_1_144", false);
+    let chunks = e
+        .engine
+        .rendition_chunks(e.s, "media_1_144")
+        .unwrap_or_default();
+    assert_eq!(chunks.len(), 4);
+    let req = ClipRequest {
+        duration_secs: 8,
+        start_unix_secs: Some(chunks[0].start_utc().unix_secs()),
+        ..Default::default()
+    };
+    let clip = match e.engine.create_clip(e.s, req) {
+        Ok(c) => c,
+        Err(err) => panic!("{err}"),
+    };
+    let v = clip.view();
+    let r = v.reference().expect("a reference rendition");
+    assert_eq!(r.chunks().len(), 4);
+    let mut one_by_one = Mp4Builder::new(Options {
+        identity: format!("{}/{}", clip.id(), r.name()).into_bytes(),
+        trim: None,
+    });
+    for c in r.chunks() {
+        if let Err(err) = one_by_one.push_prepared(c.init(), c.segment(), c.tables()) {
+            panic!("{err}");
+        }
+    }
+    let reference = one_by_one.build().unwrap_or_else(|err| panic!("{err}"));
+    let indexed = clip.mp4(&v, r).unwrap_or_else(|err| panic!("{err}"));
+    let whole = |f: &VirtualMp4| -> Vec<u8> {
+        let pieces = f.range(0..f.len()).expect("the whole file");
+        pieces.flat_map(|p| p.to_vec()).collect()
+    };
+    assert!(whole(&indexed) == whole(&reference), "the same bytes");
+    assert!(
+        indexed.header_pieces() < reference.header_pieces(),
+        "{} vs {} pieces: no block formed on real segments",
+        indexed.header_pieces(),
+        reference.header_pieces()
     );
 }

@@ -23,9 +23,9 @@
 pub mod forward;
 pub mod push;
 pub mod records;
+pub mod ship;
 pub mod slots;
 pub mod video_ids;
-pub mod ship;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;

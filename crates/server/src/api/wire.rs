@@ -21,7 +21,7 @@ pub struct CreateStream {
     pub dvr_duration: Option<u64>,
     /// Pull from `uri` (Gcore's `pull`), default false.
     pub pull: bool,
-    /// Where to pull from: http(s) URLs separated by spaces (checked by [`pull_uri`]).
+    /// Where to pull from: http(s) URLs separated by spaces (checked by `pull_uri`).
     pub uri: Option<String>,
 }
 

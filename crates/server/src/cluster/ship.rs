@@ -4,21 +4,22 @@
 //! batches, so that the node claiming the stream after this one dies restores its
 //! DVR and clips ([`restore`]) instead of starting empty.
 //!
-//! Owns the [`Persist`] hook beside the spool's ([`ShipPersist`]), the per-stream
-//! queues, the flusher (a stream's batch written as soon as a chunk arrives, what
-//! arrives during a write going in the next object; other records at least every
-//! [`FLUSH_EVERY`]; one write per stream at a time, [`UPLOADS_IN_FLIGHT`] in all),
-//! the sweep of objects no longer needed, and the counters. Not the format
-//! (`dvrclip_spool::shipped`: the journal's records and the payloads after them)
-//! nor the store (the clip archive's).
+//! Owns the per-stream queues that the engine's commits are appended to (by
+//! [`ShipPersist`], `hook`, the `Persist` beside the spool's), the flusher (a
+//! stream's batch written as soon as a chunk arrives, what arrives during a write
+//! going in the next object; other records at least every [`FLUSH_EVERY`]; one
+//! write per stream at a time, [`UPLOADS_IN_FLIGHT`] in all), the sweep of objects
+//! no longer needed, and the counters. Not the format (`dvrclip_spool::shipped`:
+//! the journal's records and the payloads after them) nor the store (the clip
+//! archive's).
 //!
-//! Keys, under `dvr/{stream}/{generation:016x}/`: `gen.json` (the generations this
-//! one was restored from, written before its first batch) and `{batch:016x}.dvr`.
-//! A generation is one claim: the etcd revision that created the ownership key, so
-//! a later owner's generation is always greater. A restore reads the greatest
-//! generation with a `gen.json` and the ones it names, nothing else: a claim whose
-//! restore failed starts a chain of its own, and a paused node's late batches land
-//! in an older generation no chain names (swept as garbage).
+//! Keys ([`keys`]), under `dvr/{stream}/{generation:016x}/`: `gen.json` (the
+//! generations this one was restored from, written before its first batch) and
+//! `{batch:016x}.dvr`. A generation is one claim: the etcd revision that created
+//! the ownership key, so a later owner's generation is always greater. A restore
+//! reads the greatest generation with a `gen.json` and the ones it names, nothing
+//! else: a claim whose restore failed starts a chain of its own, and a paused node's
+//! late batches land in an older generation no chain names (swept as garbage).
 //!
 //! Never blocks ingest: a hook appends to a queue under one short lock (payloads are
 //! `Bytes` handles, not copies). The queued payload bytes are bounded by
@@ -38,8 +39,7 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use dvrclip_engine::persist::Persist;
-use dvrclip_engine::{Chunk, Clip, ClipId, Engine, InitSegment, StreamId, StreamInfo, WallTime};
+use dvrclip_engine::{ClipId, Engine, InitSegment, StreamId};
 use dvrclip_spool::record::Record;
 use dvrclip_spool::shipped::{self, Entry};
 use parking_lot::Mutex;
@@ -50,7 +50,12 @@ use crate::archive::ClipArchive;
 use crate::error::ApiError;
 use crate::vod::VodStore;
 
+mod hook;
+pub mod keys;
 pub mod restore;
+
+pub use hook::ShipPersist;
+pub use keys::{GenerationRec, MAX_CHAIN, batch_key, generation_key, stream_prefix};
 
 /// A stream's batch is written at once when a chunk arrives and no write of the
 /// stream is in flight (else right after that write), and at least this often
@@ -65,43 +70,6 @@ pub const SWEEP_EVERY: Duration = Duration::from_secs(10);
 /// An object is kept this long past the DVR window (a clip cut at the window's
 /// edge while the sweep runs).
 pub const SWEEP_MARGIN: Duration = Duration::from_secs(60);
-
-/// The prefix of stream `id`'s objects.
-pub fn stream_prefix(id: StreamId) -> String {
-    format!("dvr/{}/", id.0)
-}
-
-fn generation_prefix(id: StreamId, generation: u64) -> String {
-    format!("dvr/{}/{generation:016x}/", id.0)
-}
-
-/// The key of a generation's description.
-pub fn generation_key(id: StreamId, generation: u64) -> String {
-    format!("{}gen.json", generation_prefix(id, generation))
-}
-
-/// The key of batch `n` of a generation.
-pub fn batch_key(id: StreamId, generation: u64, n: u64) -> String {
-    format!("{}{n:016x}.dvr", generation_prefix(id, generation))
-}
-
-/// `gen.json`: what a generation was restored from.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct GenerationRec {
-    /// 1.
-    pub version: u32,
-    /// The stream.
-    pub stream: u64,
-    /// This generation.
-    pub generation: u64,
-    /// The generations whose objects this one's DVR continues, oldest first.
-    pub base: Vec<u64>,
-}
-
-/// Generations a chain names at most: older ones are left out of a new chain (and
-/// their objects swept).
-pub const MAX_CHAIN: usize = 64;
 
 /// What the sweep needs to know of one stored batch.
 #[derive(Debug, Clone, Default)]
@@ -879,178 +847,11 @@ impl Shipper {
     }
 }
 
-/// The engine's store: the spool (if any) first, then the shipper.
-#[derive(Debug)]
-pub struct ShipPersist {
-    /// The spool, if the node has one.
-    pub inner: Option<Arc<dyn Persist>>,
-    /// The shipper.
-    pub ship: Arc<Shipper>,
-    /// To remove a deleted stream's objects off the engine's thread.
-    pub runtime: tokio::runtime::Handle,
-}
-
-impl Persist for ShipPersist {
-    fn place_payload(&self, bytes: Bytes) -> Result<Bytes, String> {
-        match &self.inner {
-            Some(p) => p.place_payload(bytes),
-            None => Ok(bytes),
-        }
-    }
-
-    fn stream_saved(&self, stream: &StreamInfo) {
-        if let Some(p) = &self.inner {
-            p.stream_saved(stream);
-        }
-    }
-
-    fn stream_deleted(&self, id: StreamId) {
-        if let Some(p) = &self.inner {
-            p.stream_deleted(id);
-        }
-        let gone = {
-            let mut st = self.ship.state.lock();
-            let s = st.streams.remove(&id);
-            st.parked.remove(&id);
-            if let Some(s) = &s {
-                st.queued_bytes = st.queued_bytes.saturating_sub(s.batch.payload_bytes);
-            }
-            s.is_some()
-        };
-        if gone {
-            let ship = Arc::clone(&self.ship);
-            self.runtime
-                .spawn(async move { ship.remove_stream(id).await });
-        }
-    }
-
-    fn init_admitted(&self, stream: StreamId, rendition: &str, init: &Arc<InitSegment>) {
-        if let Some(p) = &self.inner {
-            p.init_admitted(stream, rendition, init);
-        }
-        // In the batch now, so a restore finds the current init of a rendition that
-        // has no chunk after it yet.
-        self.ship.state.lock().push_init(stream, rendition, init);
-    }
-
-    fn chunk_admitted(&self, stream: StreamId, rendition: &str, chunk: &Chunk) {
-        if let Some(p) = &self.inner {
-            p.chunk_admitted(stream, rendition, chunk);
-        }
-        let len = chunk.bytes().len() as u64;
-        let mut st = self.ship.state.lock();
-        if st.shipping(stream).is_none() {
-            return;
-        }
-        if st.queued_bytes + len > MAX_QUEUED_BYTES {
-            drop(st);
-            if self.ship.counters.dropped.fetch_add(1, Relaxed) % 100 == 0 {
-                warn!(
-                    stream = stream.0,
-                    rendition,
-                    "DVR shipping queue full (the store is slower than the media); chunk not shipped"
-                );
-            }
-            return;
-        }
-        let pushed = st.push(
-            stream,
-            &[(rendition, chunk.init())],
-            |init_id| {
-                shipped::chunk_record(
-                    stream.0,
-                    rendition,
-                    chunk.seq(),
-                    init_id(chunk.init()),
-                    chunk.name().map(str::to_owned),
-                    chunk.start_utc().unix_micros(),
-                    chunk.discontinuity(),
-                    chunk.arrival_utc().unix_micros(),
-                    chunk.bytes(),
-                )
-            },
-            Some(chunk.bytes().clone()),
-        );
-        if pushed {
-            st.queued_bytes += len;
-            if let Some(s) = st.streams.get_mut(&stream) {
-                s.batch.payload_bytes += len;
-                s.batch.admitted.push(Instant::now());
-            }
-            drop(st);
-            self.ship.wake.notify_one();
-        }
-    }
-
-    fn chunk_moved(&self, stream: StreamId, rendition: &str, seq: u64, start_utc: WallTime) {
-        if let Some(p) = &self.inner {
-            p.chunk_moved(stream, rendition, seq, start_utc);
-        }
-        let record = Record::Moved {
-            stream: stream.0,
-            rendition: rendition.to_owned(),
-            seq,
-            start_us: start_utc.unix_micros(),
-        };
-        self.ship.state.lock().push(stream, &[], |_| record, None);
-    }
-
-    fn chunks_left_ring(&self, stream: StreamId, rendition: &str, seqs: &[u64]) {
-        if let Some(p) = &self.inner {
-            p.chunks_left_ring(stream, rendition, seqs);
-        }
-        let record = Record::Left {
-            stream: stream.0,
-            rendition: rendition.to_owned(),
-            seqs: seqs.to_vec(),
-        };
-        self.ship.state.lock().push(stream, &[], |_| record, None);
-    }
-
-    fn clip_saved(&self, clip: &Clip) {
-        if let Some(p) = &self.inner {
-            p.clip_saved(clip);
-        }
-        let stream = clip.stream_id();
-        let view = clip.view();
-        let inits: Vec<(&str, &Arc<InitSegment>)> = view
-            .renditions()
-            .iter()
-            .filter_map(|r| Some((r.name(), r.announced_init()?)))
-            .collect();
-        let mut st = self.ship.state.lock();
-        let pushed = st.push(
-            stream,
-            &inits,
-            |init_id| {
-                Record::Clip(dvrclip_spool::clip_record(clip, &mut |_, i| {
-                    Some(init_id(i))
-                }))
-            },
-            None,
-        );
-        if pushed {
-            st.clip_streams.insert(clip.id(), stream);
-        }
-    }
-
-    fn clip_removed(&self, id: ClipId) {
-        if let Some(p) = &self.inner {
-            p.clip_removed(id);
-        }
-        let mut st = self.ship.state.lock();
-        if let Some(stream) = st.clip_streams.remove(&id) {
-            let record = Record::ClipGone { id: id.to_string() };
-            st.push(stream, &[], |_| record, None);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::path::Path;
 
-    use dvrclip_engine::{ClipRequest, EngineConfig, ManualClock, StreamSettings};
+    use dvrclip_engine::{ClipRequest, EngineConfig, ManualClock, StreamSettings, WallTime};
 
     use super::*;
     use crate::cluster::records::StreamRecord;

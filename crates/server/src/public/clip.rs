@@ -1,7 +1,7 @@
 //! A clip's public links: its HLS playlists, rendered from the clip's current view
 //! once per view (a recording clip grows; [`crate::playlist_cache`]) and served with
 //! a strong ETag, so `If-None-Match` gets a 304; its init and media segments, the
-//! chunks' own bytes; its MP4, a [`VirtualMp4`] built once when the clip is complete
+//! chunks' own bytes; its MP4, a `VirtualMp4` built once when the clip is complete
 //! and cached until it expires ([`crate::mp4_cache`]), served as an
 //! [`entity::Entity`].
 //!

@@ -151,11 +151,8 @@ fn three_nodes_behind_nginx() {
     moto.create_bucket("clips");
     let endpoint = moto.endpoint();
     let mut etcd = EtcdServer::start();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let etcd_client = Etcd::new(&[&etcd.url], Duration::from_secs(2)).unwrap();
+    let rt = runtime();
+    let etcd_client = etcd.client();
     let lb_port = free_port();
     let public = format!("http://127.0.0.1:{lb_port}");
     let ttl = TTL.to_string();
@@ -434,11 +431,8 @@ fn forwarded_upload_taken_before_the_owner_holds_the_stream() {
         return;
     }
     let etcd = EtcdServer::start();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let etcd_client = Etcd::new(&[&etcd.url], Duration::from_secs(2)).unwrap();
+    let rt = runtime();
+    let etcd_client = etcd.client();
     let dir = temp_dir("cluster-forwarded-first");
     let args = [
         "--api-key",
@@ -488,16 +482,8 @@ fn a_fresh_index_finds_a_stream_created_elsewhere() {
         return;
     }
     let etcd = EtcdServer::start();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let node = || {
-        Records::new(
-            Etcd::new(&[&etcd.url], Duration::from_secs(2)).unwrap(),
-            "/t",
-        )
-    };
+    let rt = runtime();
+    let node = || Records::new(etcd.client(), "/t");
     let (here, elsewhere) = (node(), node());
     let settings = StreamSettings {
         name: "cam".into(),

@@ -19,7 +19,6 @@ use std::process::Child;
 use std::time::Duration;
 
 use common::*;
-use dvrclip::cluster::Etcd;
 use serde_json::Value;
 
 /// A push door: its rendition, and ffmpeg's output format for it.
@@ -73,11 +72,8 @@ fn publishes_through_nginx_reach_the_owner(door: Door) {
         return;
     }
     let etcd = EtcdServer::start();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let etcd_client = Etcd::new(&[&etcd.url], Duration::from_secs(2)).unwrap();
+    let rt = runtime();
+    let etcd_client = etcd.client();
     let (lb_port, lb_door) = (free_port(), free_port());
     let public = format!("http://127.0.0.1:{lb_port}");
     let nodes: Vec<(String, Server, SocketAddr)> = ["n1", "n2", "n3"]

@@ -52,11 +52,8 @@ impl Set {
             return None;
         }
         let etcd_server = EtcdServer::start();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let etcd = Etcd::new(&[&etcd_server.url], Duration::from_secs(2)).unwrap();
+        let rt = runtime();
+        let etcd = etcd_server.client();
         let (lb_port, lb_rtmp) = (free_port(), free_port());
         let public = format!("http://127.0.0.1:{lb_port}");
         let nodes: Vec<(String, Option<Server>, SocketAddr)> = ["n1", "n2", "n3"]

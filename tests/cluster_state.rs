@@ -50,13 +50,6 @@ fn owner(etcd: &Etcd, rt: &tokio::runtime::Runtime, sid: u64) -> Option<String> 
         .map(|kv| String::from_utf8(kv.value).unwrap())
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 /// A `vod_required` clip of `sid` (a second of what its top rendition holds),
 /// through `addr`: the answer's status and body.
 fn vod_clip(addr: SocketAddr, sid: u64) -> (u16, Value) {
@@ -109,7 +102,7 @@ fn video_ids_are_unique_across_nodes() {
         wait_chunks(lb, sid, LADDER[0].0, 3, Duration::from_secs(30));
     }
     let rt = runtime();
-    let client = Etcd::new(&[&etcd.url], Duration::from_secs(2)).unwrap();
+    let client = etcd.client();
     let owners: Vec<String> = sids
         .iter()
         .map(|&sid| owner(&client, &rt, sid).expect("owned"))
@@ -217,7 +210,7 @@ fn pulled_streams_fail_over() {
     let created = expect(api(http[0], "POST", "/streaming/streams", Some(&body)), 201).json();
     let sid = created["id"].as_u64().unwrap();
     let rt = runtime();
-    let client = Etcd::new(&[&etcd.url], Duration::from_secs(2)).unwrap();
+    let client = etcd.client();
     assert_eq!(owner(&client, &rt, sid).as_deref(), Some("n1"));
     wait_chunks(lb, sid, "v0", 2, Duration::from_secs(30));
 

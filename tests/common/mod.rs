@@ -645,6 +645,11 @@ pub struct EtcdServer {
 }
 
 impl EtcdServer {
+    /// A client of this etcd, as the nodes make one (2 s per request).
+    pub fn client(&self) -> dvrclip::cluster::Etcd {
+        dvrclip::cluster::Etcd::new(&[&self.url], Duration::from_secs(2)).unwrap()
+    }
+
     /// Starts etcd and waits until it answers (or panics after 15 s).
     pub fn start() -> EtcdServer {
         let dir = temp_dir("etcd");
@@ -951,4 +956,12 @@ pub fn http_origin(dir: &Path) -> (ChildGuard, u16) {
         .and_then(|p| p.parse().ok())
         .unwrap_or_else(|| panic!("no port in {line:?}"));
     (ChildGuard(child), port)
+}
+
+/// A current-thread Tokio runtime, for a test's few async calls (an etcd client).
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
 }

@@ -109,7 +109,12 @@ impl App {
     /// The binary's state: opens the VOD store of `config` (recovering its
     /// videos), builds the engine under the memory budget, starts background tasks.
     pub async fn start(config: Config) -> Result<Arc<App>, Box<dyn std::error::Error>> {
-        let vod = crate::vod::open(&config.vod_store, &config.public_url).await;
+        let vod = crate::vod::open(
+            &config.vod_store,
+            config.vod_within.as_deref(),
+            &config.public_url,
+        )
+        .await;
         let engine = Engine::new(EngineConfig {
             memory_budget_bytes: engine_memory_bytes(&config, crate::heap::resident_bytes()),
             first_video_id: vod.next_video_id(),
@@ -318,7 +323,7 @@ impl AppBuilder {
         let config = self.config;
         let vod = self.vod.unwrap_or_else(|| {
             Vod::new(
-                crate::vod::open_store(&config.vod_store),
+                crate::vod::open_store(&config.vod_store, config.vod_within.as_deref()),
                 config.public_url.clone(),
             )
         });

@@ -210,6 +210,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Where VOD is stored: `data_dir`, or an S3 bucket.
     pub vod_store: StoreConfig,
+    /// The key prefix of this node's videos in `vod_store`: `nodes/{node id}` for a
+    /// cluster node storing videos in a bucket (the nodes may share it), else none.
+    pub vod_within: Option<String>,
     /// Memory budget, bytes: chunks, open connections, bodies still arriving.
     pub memory_budget_bytes: u64,
     /// Client limits.
@@ -358,6 +361,20 @@ impl Config {
             }
             None => StoreConfig::Local(data_dir.join("vod")),
         };
+        // Nodes of a cluster may share a bucket: each keeps its videos under its own
+        // id, which must then be the same after a restart (a random one would lose
+        // them).
+        let vod_within = match (&cluster, &vod_store) {
+            (Some(_), StoreConfig::S3 { .. }) if a.node_id.is_none() => {
+                return Err(ConfigError::Invalid(
+                    "a cluster node storing videos in a bucket (--s3-bucket) needs --node-id: \
+                     its videos are kept under nodes/{node id}/ and found there after a restart"
+                        .into(),
+                ));
+            }
+            (Some(c), StoreConfig::S3 { .. }) => Some(format!("nodes/{}", c.node_id)),
+            _ => None,
+        };
         let spool_dir = match a.spool_dir.as_deref() {
             Some("off") => None,
             Some("") => return Err(ConfigError::Invalid("the spool directory is empty".into())),
@@ -410,6 +427,7 @@ impl Config {
             api_key_generated,
             data_dir,
             vod_store,
+            vod_within,
             memory_budget_bytes: a.memory_budget_mib.unwrap_or(4096) << 20,
             limits,
             shutdown_grace: secs(a.shutdown_grace_secs, Duration::from_secs(10)),
@@ -470,6 +488,8 @@ fn cluster_config(a: &ServeArgs) -> Result<Option<ClusterConfig>, ConfigError> {
         Some(id)
             if id.is_empty()
                 || id.len() > 64
+                || id == "."
+                || id == ".."
                 || !id
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) =>
@@ -646,6 +666,36 @@ mod tests {
                 matches!(archive(bad, None), Err(ConfigError::Invalid(_))),
                 "{bad}"
             );
+        }
+    }
+
+    /// Nodes of a cluster may share a VOD bucket: each keeps its videos under
+    /// `nodes/{node id}`, so the id must be given (a random one changes at restart).
+    #[test]
+    fn a_cluster_node_keeps_its_videos_under_its_id_in_a_bucket() {
+        let args = |node_id: Option<&str>, bucket: Option<&str>| ServeArgs {
+            cluster_etcd: Some("http://127.0.0.1:2379".into()),
+            node_id: node_id.map(str::to_owned),
+            s3_bucket: bucket.map(str::to_owned),
+            ..ServeArgs::default()
+        };
+        let within = |a: &ServeArgs| Config::resolve(a).map(|c| c.vod_within);
+        assert_eq!(
+            within(&args(Some("n1"), Some("v"))).unwrap().as_deref(),
+            Some("nodes/n1")
+        );
+        assert_eq!(within(&args(Some("n1"), None)).unwrap(), None);
+        assert!(matches!(
+            within(&args(None, Some("v"))),
+            Err(ConfigError::Invalid(_))
+        ));
+        let one_node = ServeArgs {
+            s3_bucket: Some("v".into()),
+            ..ServeArgs::default()
+        };
+        assert_eq!(within(&one_node).unwrap(), None);
+        for bad in [".", ".."] {
+            assert!(within(&args(Some(bad), None)).is_err(), "{bad}");
         }
     }
 

@@ -672,7 +672,7 @@ async fn resume_writes_a_pending_video_whose_clip_is_back() {
         let body = Bytes::from(rec.to_stored_json("http://h").to_string());
         store.put(&VideoRecord::key(vid), body).await.unwrap();
     }
-    let vod = dvrclip_server::vod::open(&StoreConfig::Local(dir.clone()), "http://h").await;
+    let vod = dvrclip_server::vod::open(&StoreConfig::Local(dir.clone()), None, "http://h").await;
     assert_eq!(vod.video(id).unwrap().status, VideoStatus::Pending);
     assert_eq!(vod.resume(&engine).await, 1, "one writer resumed");
     let gone = vod.video(id + 1).unwrap();
@@ -696,4 +696,45 @@ async fn resume_writes_a_pending_video_whose_clip_is_back() {
     assert_eq!(ready.etag.as_deref(), Some(expected.etag()));
     let on_disk = std::fs::read(dir.join(ready.media_key.unwrap())).unwrap();
     assert!(on_disk == whole(&expected), "the clip's MP4 byte for byte");
+}
+
+/// `design/cluster.md` "Videos": nodes of a cluster sharing one bucket keep their
+/// videos under `nodes/{node id}`, so one node's recovery, which settles the records
+/// it finds (`pending` ones whose clip it does not hold turn `error`) and removes
+/// media no record names, leaves another node's video in progress untouched.
+#[tokio::test]
+async fn a_node_recovering_leaves_other_nodes_videos_alone() {
+    let dir = temp_dir("vod-shared");
+    let config = StoreConfig::Local(dir.clone());
+    let node = |id: &str| -> Arc<dyn VodStore> {
+        Arc::new(
+            ObjectVodStore::open(&config)
+                .unwrap()
+                .within(&format!("nodes/{id}")),
+        )
+    };
+    // n2's video in progress: its record `pending`, media being written.
+    let n2 = node("n2");
+    let rec = VideoRecord::pending(
+        33,
+        "cam".into(),
+        1,
+        "f".repeat(32),
+        "2026-12-02T00:00:00.000Z".into(),
+    );
+    let body = Bytes::from(rec.to_stored_json("http://h").to_string());
+    n2.put(&VideoRecord::key(33), body).await.unwrap();
+    n2.put("media/33-abc.mp4", Bytes::from_static(b"mp4"))
+        .await
+        .unwrap();
+
+    let n1 = dvrclip_server::vod::open(&config, Some("nodes/n1"), "http://h").await;
+    n1.resume(&dvrclip_engine::Engine::default()).await;
+    assert!(n1.video(33).is_none(), "n1 sees only its own videos");
+    let n2_records = n2.list("videos").await.unwrap();
+    assert_eq!(n2_records.len(), 1);
+    assert_eq!(n2.list("media").await.unwrap().len(), 1, "n2's media kept");
+    let stored = read_all(&*n2, &VideoRecord::key(33), 0..n2_records[0].1).await;
+    assert!(String::from_utf8_lossy(&stored).contains("pending"));
+    assert!(dir.join("nodes/n2/media/33-abc.mp4").exists());
 }

@@ -100,7 +100,7 @@ impl ClipArchive {
     /// The archive in the store `config` names, opened as the VOD store is (one
     /// that cannot be opened fails each write and lookup with its reason, logged).
     pub fn open(config: &StoreConfig) -> Arc<ClipArchive> {
-        let archive = ClipArchive::new(crate::vod::open_store(config));
+        let archive = ClipArchive::new(crate::vod::open_store(config, None));
         info!(store = %archive.store.describe(), "clip archive");
         archive
     }

@@ -868,7 +868,7 @@ mod tests {
 
     /// A node: an engine shipping into the store at `dir`, its clock at `now`.
     fn node(dir: &Path, now: i64) -> (Arc<Engine>, Arc<Shipper>, Arc<ManualClock>) {
-        let store = crate::vod::open_store(&StoreConfig::Local(dir.to_owned()));
+        let store = crate::vod::open_store(&StoreConfig::Local(dir.to_owned()), None);
         let ship = Shipper::new(ClipArchive::new(store));
         let clock = Arc::new(ManualClock::new(WallTime::from_unix_secs(now)));
         let engine = Engine::with_clock(EngineConfig::default(), clock.clone()).with_persist(

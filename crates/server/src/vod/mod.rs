@@ -677,12 +677,15 @@ enum WriteError {
     Record(StoreError),
 }
 
-/// The store `config` asks for, or, when it cannot be opened, an
-/// [`UnavailableStore`] carrying the reason (logged): the server runs on and each
-/// video goes to `error` with that reason.
-pub fn open_store(config: &StoreConfig) -> Arc<dyn VodStore> {
+/// The store `config` asks for (its keys under `within/`, if given), or, when it
+/// cannot be opened, an [`UnavailableStore`] carrying the reason (logged): the
+/// server runs on and each video goes to `error` with that reason.
+pub fn open_store(config: &StoreConfig, within: Option<&str>) -> Arc<dyn VodStore> {
     match ObjectVodStore::open(config) {
-        Ok(s) => Arc::new(s),
+        Ok(s) => match within {
+            Some(prefix) => Arc::new(s.within(prefix)),
+            None => Arc::new(s),
+        },
         Err(e) => {
             tracing::error!(error = %e, "VOD store unavailable");
             Arc::new(UnavailableStore(e.to_string()))
@@ -690,7 +693,8 @@ pub fn open_store(config: &StoreConfig) -> Arc<dyn VodStore> {
     }
 }
 
-/// Opens the VOD in the store `config` names, links under `public_url`, and recovers
+/// Opens the VOD in the store `config` names (its keys under `within/`, if given),
+/// links under `public_url`, and recovers
 /// its videos. A store
 /// that cannot be opened or listed does not stop the server: it is logged, and new
 /// videos get ids from the clock (milliseconds since the epoch) so they cannot
@@ -699,8 +703,8 @@ pub fn open_store(config: &StoreConfig) -> Arc<dyn VodStore> {
 /// Start-up waits at most [`RECOVERY_TIMEOUT`] for the store; after that the
 /// videos of earlier runs are read in the background every [`RECOVERY_RETRY`]
 /// until the store answers.
-pub async fn open(config: &StoreConfig, public_url: &str) -> Arc<Vod> {
-    let vod = Vod::new(open_store(config), public_url);
+pub async fn open(config: &StoreConfig, within: Option<&str>, public_url: &str) -> Arc<Vod> {
+    let vod = Vod::new(open_store(config, within), public_url);
     let why = match tokio::time::timeout(RECOVERY_TIMEOUT, vod.recover()).await {
         Ok(Ok(())) => return vod,
         Ok(Err(e)) => e.to_string(),

@@ -26,6 +26,7 @@ use futures_util::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
+use object_store::prefix::PrefixStore;
 use object_store::{
     GetOptions, GetRange, GetResultPayload, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig,
     WriteMultipart,
@@ -240,6 +241,18 @@ impl ObjectVodStore {
             local_root: None,
             describe: format!("s3://{bucket}"),
         })
+    }
+
+    /// The same store with every key under `prefix/`: the videos of one node of a
+    /// cluster sharing a bucket (`design/cluster.md` "Videos"), so that a node's
+    /// recovery, which settles the records it finds and removes media no record
+    /// names, never touches another node's.
+    pub fn within(self, prefix: &str) -> ObjectVodStore {
+        ObjectVodStore {
+            inner: Arc::new(PrefixStore::new(self.inner, prefix)),
+            local_root: self.local_root.map(|r| r.join(prefix)),
+            describe: format!("{}/{prefix}", self.describe),
+        }
     }
 
     /// Around any `object_store` backend (tests use this with custom retry settings).

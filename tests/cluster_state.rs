@@ -152,6 +152,22 @@ fn video_ids_are_unique_across_nodes() {
     }
     assert_eq!(api(lb, "GET", "/streaming/videos/999999", None).status, 404);
 
+    // The list through any node is every node's videos, by id, paged.
+    let mut by_id = videos.clone();
+    by_id.sort_unstable();
+    for a in http.iter().chain([&lb]) {
+        let list = expect(api(*a, "GET", "/streaming/videos", None), 200).json();
+        let ids: Vec<u64> = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["id"].as_u64().unwrap())
+            .collect();
+        assert_eq!(ids, by_id, "the list through {a}");
+        let second = expect(api(*a, "GET", "/streaming/videos?page=2", None), 200).json();
+        assert_eq!(second, serde_json::json!([]), "page 2 through {a}");
+    }
+
     // etcd away: n1 hands out what its blocks hold (its stream's clips need no
     // etcd), then refuses with the reason instead of an id another node may draw.
     etcd.stop();

@@ -70,7 +70,10 @@ where
             clips::delete(app, id, clip)?;
             return Ok(no_content());
         }
-        ApiRoute::ListVideos => (StatusCode::OK, videos::list(app, page()?)),
+        ApiRoute::ListVideos => (
+            StatusCode::OK,
+            videos::list(app, &parts.headers, page()?).await?,
+        ),
         ApiRoute::GetVideo(id) => (StatusCode::OK, videos::get(app, id)?),
         ApiRoute::PatchVideo(id) => (
             StatusCode::OK,

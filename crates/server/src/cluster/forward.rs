@@ -39,6 +39,10 @@ pub const FORWARDED_BY: &str = "x-dvrclip-forwarded-by";
 /// its read buffer, ~400 KiB, typically 16 KiB).
 pub const PUMP_FRAMES: usize = 4;
 
+/// The largest JSON answer [`Forwarder::get_json`] reads (a page of a list is a
+/// few tens of KB).
+pub const MAX_JSON_BYTES: usize = 4 << 20;
+
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1), and
 /// `host` (the owner's URL names its own).
 const HOP_BY_HOP: [&str; 9] = [
@@ -100,6 +104,37 @@ impl Forwarder {
         Ok(answer.status())
     }
 
+    /// GETs `url` from another node on behalf of a request with `headers` (its
+    /// end-to-end headers go along: the caller's credentials), marked with
+    /// [`FORWARDED_BY`] so that node answers from what it holds: the JSON of a 200
+    /// answer, at most [`MAX_JSON_BYTES`]. Anything else is a 502 naming the URL.
+    pub async fn get_json(
+        &self,
+        url: &str,
+        headers: &HeaderMap,
+    ) -> Result<serde_json::Value, ApiError> {
+        let failed = |why: String| ApiError::BadGateway(format!("GET {url}: {why}"));
+        let headers = self.end_to_end(headers);
+        let mut answer = self
+            .client
+            .get(url)
+            .headers(headers)
+            .send()
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+        if answer.status() != http::StatusCode::OK {
+            return Err(failed(format!("answered {}", answer.status())));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = answer.chunk().await.map_err(|e| failed(e.to_string()))? {
+            if body.len() + chunk.len() > MAX_JSON_BYTES {
+                return Err(failed(format!("answer over {MAX_JSON_BYTES} bytes")));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        serde_json::from_slice(&body).map_err(|e| failed(format!("not JSON: {e}")))
+    }
+
     /// DELETEs `url` (the end of a forwarded publish) with `headers`, marked as
     /// [`Forwarder::put`] marks an upload; the answer's status.
     pub async fn delete(
@@ -110,6 +145,19 @@ impl Forwarder {
         headers.insert(FORWARDED_BY, self.node.clone());
         let answer = self.client.delete(url).headers(headers).send().await?;
         Ok(answer.status())
+    }
+
+    /// What of a request's `headers` goes to another node: its end-to-end headers,
+    /// and [`FORWARDED_BY`] naming this node.
+    fn end_to_end(&self, headers: &HeaderMap) -> HeaderMap {
+        let mut out = HeaderMap::with_capacity(headers.len() + 1);
+        for (name, value) in headers {
+            if !is_hop_by_hop(name) {
+                out.append(name.clone(), value.clone());
+            }
+        }
+        out.insert(FORWARDED_BY, self.node.clone());
+        out
     }
 
     /// Sends the request to `base` (another node's advertised URL) and answers with
@@ -128,13 +176,7 @@ impl Forwarder {
     {
         let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
         let url = format!("{}{path}", base.trim_end_matches('/'));
-        let mut headers = HeaderMap::with_capacity(parts.headers.len() + 1);
-        for (name, value) in &parts.headers {
-            if !is_hop_by_hop(name) {
-                headers.append(name.clone(), value.clone());
-            }
-        }
-        headers.insert(FORWARDED_BY, self.node.clone());
+        let headers = self.end_to_end(&parts.headers);
         let (tx, rx) = mpsc::channel(PUMP_FRAMES);
         let (start, started) = oneshot::channel();
         // An empty body (a GET) is never lost, whatever happens: no gate.

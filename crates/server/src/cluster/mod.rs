@@ -148,6 +148,14 @@ impl Cluster {
     }
 
     /// The membership, if joined.
+    /// The other live nodes (their records in etcd), for a call that spans the
+    /// cluster.
+    pub async fn peers(&self) -> Result<Vec<Node>, ApiError> {
+        let mut nodes = self.membership()?.nodes().await?;
+        nodes.retain(|n| n.id != self.node.id);
+        Ok(nodes)
+    }
+
     fn membership(&self) -> Result<Arc<Membership>, ApiError> {
         self.membership.read().clone().ok_or_else(|| {
             ApiError::Unavailable(format!(

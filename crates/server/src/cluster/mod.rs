@@ -314,9 +314,12 @@ impl Cluster {
                     let _ = m.release(stream.0).await;
                     return Err(e);
                 }
-                self.owned.lock().insert(stream);
-                self.counters.claims.fetch_add(1, Relaxed);
-                tracing::info!(stream = stream.0, node = %self.node.id, "stream claimed");
+                // Counted once: requests racing the claim (an encoder's inits sent
+                // at once, forwarded here too) each find this node the owner.
+                if self.owned.lock().insert(stream) {
+                    self.counters.claims.fetch_add(1, Relaxed);
+                    tracing::info!(stream = stream.0, node = %self.node.id, "stream claimed");
+                }
                 Ok(Place::Here)
             }
             Some(Owner::Other(id)) => {

@@ -1,8 +1,11 @@
 //! Unguessable keys and the safe way to compare them: the one place the project
 //! draws randomness for ids and tokens (stream ingest and play keys, clip ids, API
-//! tokens, VOD media keys) and compares a secret a client sent.
+//! tokens, VOD media keys), compares a secret a client sent, and digests a stream
+//! key for an index (the engine's, a cluster's records), so no index holds a key.
 //!
 //! Everything here is small and pure but for the OS RNG; it holds no state.
+
+use sha2::{Digest, Sha256};
 
 use crate::{Error, Result};
 
@@ -53,6 +56,32 @@ pub fn is_safe_name(s: &str) -> bool {
         && !s.starts_with('.')
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+}
+
+/// SHA-256 of a stream key and what it opens: what a key index maps, so the index
+/// never holds a key itself.
+pub type KeyDigest = [u8; 32];
+
+/// Which of a stream's keys a digest is of: an ingest key never opens playlists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyKind {
+    /// The push URL's key.
+    Ingest,
+    /// The live playlist's key.
+    Play,
+}
+
+/// The digest of `key` as a key of `kind`.
+pub fn key_digest(kind: KeyKind, key: &str) -> KeyDigest {
+    let tag: &[u8] = match kind {
+        KeyKind::Ingest => b"ingest\0",
+        KeyKind::Play => b"play\0",
+    };
+    Sha256::new()
+        .chain_update(tag)
+        .chain_update(key.as_bytes())
+        .finalize()
+        .into()
 }
 
 #[cfg(test)]

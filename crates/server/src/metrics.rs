@@ -7,6 +7,16 @@
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
+/// Appends one metric family with a single unlabelled sample to `out`: its `HELP`
+/// and `TYPE` lines (`kind`: `counter` or `gauge`) and its value. Every part of the
+/// server renders its `/metrics` rows through this.
+pub fn family(out: &mut String, name: &str, kind: &str, help: &str, value: u64) {
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+    );
+}
+
 /// Request and ingest counters.
 #[derive(Debug, Default)]
 pub struct Metrics {
@@ -64,14 +74,10 @@ impl Metrics {
             ),
         ];
         for (name, help, v) in counters {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
-                v.load(Relaxed)
-            );
+            family(&mut out, name, "counter", help, v.load(Relaxed));
         }
         for (name, help, v) in gauges {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+            family(&mut out, name, "gauge", help, *v);
         }
         out
     }

@@ -170,10 +170,7 @@ impl Mp4Cache {
         ];
         let mut out = String::new();
         for (name, help, n) in series {
-            out.push_str(&format!(
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}\n",
-                n.load(Ordering::Relaxed)
-            ));
+            crate::metrics::family(&mut out, name, "counter", help, n.load(Ordering::Relaxed));
         }
         out
     }

@@ -37,14 +37,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::{Mutex, RwLock};
-use sha2::{Digest, Sha256};
 
 use crate::chunk::Chunk;
 use crate::clip::{Build, Clip, ClipId};
 use crate::memory::Account;
 use crate::persist::Persist;
 use crate::ring::{DEFAULT_BLOCK_CHUNKS, Ring};
-use crate::secret::{constant_time_eq, random_hex};
+use crate::secret::{KeyDigest, KeyKind, constant_time_eq, key_digest, random_hex};
 use crate::stream::{Stream, StreamId, StreamInfo, StreamPatch, StreamSettings, check_name};
 use crate::time::MICROS_PER_SEC;
 use crate::{Clock, Error, MemoryReservation, MemoryStats, Result, SystemClock, WallTime};
@@ -118,28 +117,6 @@ const EXPIRATION_MAX_SECS: i64 = 4 * 3600;
 const EXPIRATION_DEFAULT_SECS: i64 = 3600;
 
 type Deadlines = BinaryHeap<Reverse<(WallTime, ClipId)>>;
-
-/// SHA-256 of a key and what it opens: the key index's map key.
-type KeyDigest = [u8; 32];
-
-/// Which of a stream's keys a digest is of: an ingest key never opens playlists.
-#[derive(Clone, Copy)]
-enum KeyKind {
-    Ingest,
-    Play,
-}
-
-fn key_digest(kind: KeyKind, key: &str) -> KeyDigest {
-    let tag: &[u8] = match kind {
-        KeyKind::Ingest => b"ingest\0",
-        KeyKind::Play => b"play\0",
-    };
-    Sha256::new()
-        .chain_update(tag)
-        .chain_update(key.as_bytes())
-        .finalize()
-        .into()
-}
 
 /// Where `vod_required` clips' video ids come from when one counter per engine is not
 /// enough (a cluster's nodes draw blocks from a shared counter). Called on the clip

@@ -20,7 +20,6 @@ pub mod manifest;
 pub mod upload;
 
 use std::collections::{HashMap, HashSet};
-use std::fmt::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
@@ -380,11 +379,7 @@ impl ClipArchive {
         ];
         let mut out = String::new();
         for (name, help, n) in series {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
-                n.load(Relaxed)
-            );
+            crate::metrics::family(&mut out, name, "counter", help, n.load(Relaxed));
         }
         out
     }

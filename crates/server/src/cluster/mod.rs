@@ -455,9 +455,7 @@ impl Cluster {
         ];
         let mut out = String::new();
         for (name, kind, help, value) in rows {
-            out.push_str(&format!(
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
-            ));
+            crate::metrics::family(&mut out, name, kind, help, value);
         }
         if let Some(s) = self.ship() {
             out.push_str(&s.render_metrics());

@@ -18,11 +18,10 @@ use std::time::{Duration, Instant};
 
 use dvrclip_cluster::etcd::KeyValue;
 use dvrclip_cluster::{ClusterError, Etcd};
-use dvrclip_engine::secret::random_hex;
+use dvrclip_engine::secret::{KeyKind, key_digest, random_hex};
 use dvrclip_engine::{StreamId, StreamInfo, StreamPatch, StreamSettings, WallTime};
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 /// Shortest time between two rebuilds of the key index on a miss.
 pub const INDEX_REFRESH: Duration = Duration::from_millis(500);
@@ -119,25 +118,6 @@ impl StreamRecord {
             play_key: self.play_key.clone(),
         }
     }
-}
-
-/// Which of a stream's keys a digest is of.
-#[derive(Clone, Copy)]
-enum KeyKind {
-    Ingest,
-    Play,
-}
-
-fn digest(kind: KeyKind, key: &str) -> [u8; 32] {
-    let tag: &[u8] = match kind {
-        KeyKind::Ingest => b"ingest\0",
-        KeyKind::Play => b"play\0",
-    };
-    Sha256::new()
-        .chain_update(tag)
-        .chain_update(key.as_bytes())
-        .finalize()
-        .into()
 }
 
 #[derive(Default)]
@@ -237,8 +217,8 @@ impl Records {
             .iter()
             .flat_map(|r| {
                 [
-                    (digest(KeyKind::Ingest, &r.ingest_key), r.id),
-                    (digest(KeyKind::Play, &r.play_key), r.id),
+                    (key_digest(KeyKind::Ingest, &r.ingest_key), r.id),
+                    (key_digest(KeyKind::Play, &r.play_key), r.id),
                 ]
             })
             .chain(recent)
@@ -303,7 +283,7 @@ impl Records {
     }
 
     async fn by_key(&self, kind: KeyKind, key: &str) -> Result<Option<StreamId>, ClusterError> {
-        let d = digest(kind, key);
+        let d = key_digest(kind, key);
         let lookup = || self.index.lock().by_digest.get(&d).map(|id| StreamId(*id));
         let missed = Instant::now();
         if let Some(id) = lookup() {
@@ -327,8 +307,8 @@ impl Records {
         let now = Instant::now();
         let mut index = self.index.lock();
         for d in [
-            digest(KeyKind::Ingest, &r.ingest_key),
-            digest(KeyKind::Play, &r.play_key),
+            key_digest(KeyKind::Ingest, &r.ingest_key),
+            key_digest(KeyKind::Play, &r.play_key),
         ] {
             index.by_digest.insert(d, r.id);
             index.recent.push((d, r.id, now));

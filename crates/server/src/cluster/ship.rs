@@ -839,9 +839,7 @@ impl Shipper {
         ];
         let mut out = String::new();
         for (name, kind, help, value) in rows {
-            out.push_str(&format!(
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}\n"
-            ));
+            crate::metrics::family(&mut out, name, kind, help, value);
         }
         out
     }

@@ -625,13 +625,28 @@ pub fn ingest_key(stream: &Value) -> String {
         .to_owned()
 }
 
-/// A free TCP port on loopback (bound, then released for a child to take).
+/// A free port on loopback, TCP and UDP, for a child to take (bound, then
+/// released). Drawn below the kernel's ephemeral range (32768 and up here), which
+/// the kernel hands to other sockets, outgoing connections included, the moment a
+/// port is released: a child told an ephemeral port once found it taken and
+/// failed to bind (nginx, in CI). Ports below it are handed out once per test
+/// process, from a start that differs by process id.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::net::{TcpListener, UdpSocket};
+    use std::sync::atomic::AtomicU16;
+    const LOW: u16 = 20_000;
+    const SPAN: u16 = 12_000;
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let start = (std::process::id() % u32::from(SPAN)) as u16;
+    for _ in 0..SPAN {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = LOW + (start.wrapping_add(n)) % SPAN;
+        let addr = ("127.0.0.1", port);
+        if TcpListener::bind(addr).is_ok() && UdpSocket::bind(addr).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port in {LOW}..{}", LOW + SPAN);
 }
 
 /// A one-member etcd (Debian's `etcd-server`) on loopback ports with its own data

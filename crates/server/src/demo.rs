@@ -201,6 +201,19 @@ fn children(buf: &[u8], from: usize, to: usize, kind: &[u8; 4]) -> Vec<(usize, u
     found
 }
 
+/// For tests of other rooms: the init of the ladder's first rendition and its
+/// `n`th 2 s segment of an endless loop (media time growing as in [`run`]).
+#[cfg(test)]
+pub(crate) fn looped_segment(n: u64) -> (Bytes, Bytes) {
+    let r = &LADDER[0];
+    let shifts = loop_shifts(r).unwrap_or_default();
+    let (lap, index) = (n / 4, (n % 4) as usize);
+    let body = shift_decode_times(r.segments[index], |track| {
+        shifts.get(&track).map_or(0, |s| s * lap)
+    });
+    (Bytes::from_static(r.init), Bytes::from(body))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -118,6 +118,8 @@ struct Counters {
     removed: AtomicU64,
     restores: AtomicU64,
     restore_failures: AtomicU64,
+    restores_partial: AtomicU64,
+    unread: AtomicU64,
     restore_micros: AtomicU64,
     restored_chunks: AtomicU64,
     restored_clips: AtomicU64,
@@ -277,6 +279,9 @@ pub struct Shipper {
     /// One claim of a stream at a time goes through [`Shipper::take_in`].
     claims: Mutex<HashMap<StreamId, Arc<tokio::sync::Mutex<()>>>>,
     no_dvr_window_secs: AtomicU64,
+    /// A claim's bound on reading its stream's shipped DVR, ms ([`restore::TIMEOUT`];
+    /// shorter in tests).
+    restore_timeout_ms: AtomicU64,
     /// The engine, for the archive writes of restored clips.
     engine: std::sync::OnceLock<Weak<Engine>>,
 }
@@ -301,8 +306,14 @@ impl Shipper {
             permits: Arc::new(Semaphore::new(UPLOADS_IN_FLIGHT)),
             claims: Mutex::new(HashMap::new()),
             no_dvr_window_secs: AtomicU64::new(30),
+            restore_timeout_ms: AtomicU64::new(restore::TIMEOUT.as_millis() as u64),
             engine: std::sync::OnceLock::new(),
         })
+    }
+
+    /// A claim's bound on reading its stream's shipped DVR.
+    fn restore_timeout(&self) -> Duration {
+        Duration::from_millis(self.restore_timeout_ms.load(Relaxed))
     }
 
     /// The store.
@@ -549,8 +560,9 @@ impl Shipper {
 
     /// Takes `record`'s stream into `engine` for a claim of this node at
     /// `generation`: its shipped DVR and clips restored first when the engine does
-    /// not hold it (bounded by [`restore::TIMEOUT`]; on failure an empty DVR, logged
-    /// and counted), then shipped from now on.
+    /// not hold it (bounded by [`restore::TIMEOUT`] and the memory budget: what was
+    /// read by then, the newest part, is restored; nothing read or a failure: an
+    /// empty DVR, logged and counted), then shipped from now on.
     pub async fn take_in(
         &self,
         engine: &Engine,
@@ -572,13 +584,10 @@ impl Shipper {
         let mut restored = restore::Restored::default();
         if engine.stream(id).is_err() {
             let started = Instant::now();
-            let read = tokio::time::timeout(
-                restore::TIMEOUT,
-                restore::read(self.store.as_ref(), record, generation, engine.now()),
-            )
-            .await;
+            let until = tokio::time::Instant::now() + self.restore_timeout();
+            let read = restore::read(self.store.as_ref(), engine, record, generation, until).await;
             match read {
-                Ok(Ok(r)) => {
+                Ok(r) => {
                     restored = r;
                     match restored.apply(engine) {
                         // Nothing shipped yet (a stream's first claim).
@@ -591,6 +600,15 @@ impl Shipper {
                             c.restored_chunks
                                 .fetch_add(report.ring_chunks as u64, Relaxed);
                             c.restored_clips.fetch_add(report.clips as u64, Relaxed);
+                            if let Some(cut) = &restored.cut {
+                                c.restores_partial.fetch_add(1, Relaxed);
+                                c.unread.fetch_add(restored.unread as u64, Relaxed);
+                                warn!(
+                                    stream = id.0, %cut, read = restored.objects.len(),
+                                    unread = restored.unread,
+                                    "shipped DVR restored in part: its newest objects only"
+                                );
+                            }
                             info!(
                                 stream = id.0, generation, chain = ?restored.chain,
                                 objects = restored.objects.len(), ring_chunks = report.ring_chunks,
@@ -613,17 +631,9 @@ impl Shipper {
                         }
                     }
                 }
-                Ok(Err(e)) => {
+                Err(e) => {
                     self.counters.restore_failures.fetch_add(1, Relaxed);
                     warn!(stream = id.0, error = %e, "shipped DVR not read; starting empty");
-                }
-                Err(_) => {
-                    self.counters.restore_failures.fetch_add(1, Relaxed);
-                    warn!(
-                        stream = id.0,
-                        secs = restore::TIMEOUT.as_secs(),
-                        "shipped DVR not read in time; starting empty"
-                    );
                 }
             }
             self.counters
@@ -733,7 +743,7 @@ impl Shipper {
             let waiting: usize = st.streams.values().map(|s| s.batch.entries.len()).sum();
             (st.queued_bytes, (waiting + st.inflight_records) as u64)
         };
-        let rows: [(&str, &str, &str, u64); 17] = [
+        let rows: [(&str, &str, &str, u64); 19] = [
             (
                 "dvrclip_ship_objects_total",
                 "counter",
@@ -809,8 +819,20 @@ impl Shipper {
             (
                 "dvrclip_ship_restore_failures_total",
                 "counter",
-                "Claims whose restore failed or timed out (started empty).",
+                "Claims whose restore failed or read nothing within the bound (started empty).",
                 c.restore_failures.load(Relaxed),
+            ),
+            (
+                "dvrclip_ship_restores_partial_total",
+                "counter",
+                "Restores cut short (time bound, memory budget or a store failure): the newest objects read were restored, the older ones dropped.",
+                c.restores_partial.load(Relaxed),
+            ),
+            (
+                "dvrclip_ship_restore_unread_objects_total",
+                "counter",
+                "Shipped objects left unread by cut restores (removed by the sweep).",
+                c.unread.load(Relaxed),
             ),
             (
                 "dvrclip_ship_restore_micros_total",
@@ -867,15 +889,23 @@ mod tests {
     /// A node: an engine shipping into the store at `dir`, its clock at `now`.
     fn node(dir: &Path, now: i64) -> (Arc<Engine>, Arc<Shipper>, Arc<ManualClock>) {
         let store = crate::vod::open_store(&StoreConfig::Local(dir.to_owned()), None);
+        node_on(store, now, EngineConfig::default())
+    }
+
+    /// A node shipping into `store`, its engine under `config`.
+    fn node_on(
+        store: Arc<dyn VodStore>,
+        now: i64,
+        config: EngineConfig,
+    ) -> (Arc<Engine>, Arc<Shipper>, Arc<ManualClock>) {
         let ship = Shipper::new(ClipArchive::new(store));
         let clock = Arc::new(ManualClock::new(WallTime::from_unix_secs(now)));
-        let engine = Engine::with_clock(EngineConfig::default(), clock.clone()).with_persist(
-            Arc::new(ShipPersist {
+        let engine =
+            Engine::with_clock(config, clock.clone()).with_persist(Arc::new(ShipPersist {
                 inner: None,
                 ship: Arc::clone(&ship),
                 runtime: tokio::runtime::Handle::current(),
-            }),
-        );
+            }));
         (Arc::new(engine), ship, clock)
     }
 
@@ -1020,6 +1050,253 @@ mod tests {
         ship_b.take_in(&b, &record, 4).await.unwrap();
         assert_eq!(ship_b.counters.corrupt.load(Relaxed), 1);
         assert_eq!(b.dvr(s).unwrap().renditions[0].chunks, 1);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The directory store at `dir`, whose reads of `stalled` keys never end (a
+    /// store slower than a claim's bound).
+    #[derive(Debug)]
+    struct Stalling {
+        inner: Arc<dyn VodStore>,
+        stalled: HashSet<String>,
+    }
+
+    impl VodStore for Stalling {
+        fn put<'a>(
+            &'a self,
+            key: &'a str,
+            body: Bytes,
+        ) -> futures_util::future::BoxFuture<'a, Result<(), crate::vod::StoreError>> {
+            self.inner.put(key, body)
+        }
+
+        fn put_pieces<'a>(
+            &'a self,
+            key: &'a str,
+            len: u64,
+            pieces: crate::vod::store::Pieces<'a>,
+        ) -> futures_util::future::BoxFuture<'a, Result<(), crate::vod::StoreError>> {
+            self.inner.put_pieces(key, len, pieces)
+        }
+
+        fn get<'a>(
+            &'a self,
+            key: &'a str,
+        ) -> futures_util::future::BoxFuture<'a, Result<Bytes, crate::vod::StoreError>> {
+            if self.stalled.contains(key) {
+                return Box::pin(std::future::pending());
+            }
+            self.inner.get(key)
+        }
+
+        fn get_range<'a>(
+            &'a self,
+            key: &'a str,
+            range: std::ops::Range<u64>,
+        ) -> futures_util::future::BoxFuture<
+            'a,
+            Result<crate::vod::store::ByteStream, crate::vod::StoreError>,
+        > {
+            self.inner.get_range(key, range)
+        }
+
+        fn head<'a>(
+            &'a self,
+            key: &'a str,
+        ) -> futures_util::future::BoxFuture<'a, Result<Option<u64>, crate::vod::StoreError>>
+        {
+            self.inner.head(key)
+        }
+
+        fn list<'a>(
+            &'a self,
+            prefix: &'a str,
+        ) -> futures_util::future::BoxFuture<'a, Result<Vec<(String, u64)>, crate::vod::StoreError>>
+        {
+            self.inner.list(prefix)
+        }
+
+        fn delete<'a>(
+            &'a self,
+            key: &'a str,
+        ) -> futures_util::future::BoxFuture<'a, Result<(), crate::vod::StoreError>> {
+            self.inner.delete(key)
+        }
+
+        fn describe(&self) -> String {
+            self.inner.describe()
+        }
+    }
+
+    /// Node A's DVR of 16 chunks of 2 s (`looped_segment`), one batch object each,
+    /// with three clips: `old` (complete, of the first chunks), `long` (recording
+    /// since the first chunk) and `new` (complete, of the newest chunks). Returns
+    /// the engine, the stream's record and the clips.
+    async fn shipped_dvr(dir: &Path) -> (Arc<Engine>, StreamRecord, [ClipId; 3]) {
+        let mut settings = StreamSettings::named("big");
+        settings.dvr_duration_secs = 3600;
+        let record = StreamRecord::new(7, &settings, WallTime::from_unix_secs(T0)).unwrap();
+        let s = StreamId(7);
+        let (a, ship_a, clock) = node(dir, T0);
+        ship_a.take_in(&a, &record, 5).await.unwrap();
+        a.push_init_bytes(s, "v", crate::demo::looped_segment(0).0)
+            .unwrap();
+        let clip = |start: i64, secs: u64| {
+            let request = ClipRequest {
+                duration_secs: secs,
+                start_unix_secs: Some(start),
+                ..ClipRequest::default()
+            };
+            a.create_clip(s, request).unwrap().id()
+        };
+        let mut clips = Vec::new();
+        for n in 0..16 {
+            let (_, segment) = crate::demo::looped_segment(n);
+            let name = format!("seg_{n}.m4s");
+            a.push_segment_bytes(s, "v", Some(&name), segment).unwrap();
+            clock.advance_secs(2);
+            match n {
+                1 => clips.push(clip(T0, 60)),
+                3 => clips.push(clip(T0, 4)),
+                _ => {}
+            }
+            shipped(&ship_a).await;
+        }
+        clips.push(clip(T0 + 24, 6));
+        shipped(&ship_a).await;
+        (a, record, [clips[1], clips[0], clips[2]])
+    }
+
+    /// A clip's first rendition's MP4: its ETag and bytes.
+    fn clip_mp4(e: &Engine, id: ClipId) -> (String, Vec<u8>) {
+        let c = e.clip(id).unwrap();
+        let view = c.view();
+        let m = c.mp4(&view, view.reference().unwrap()).unwrap();
+        let bytes: Vec<u8> = m.range(0..m.len()).unwrap().flatten().collect();
+        (m.etag().to_owned(), bytes)
+    }
+
+    /// The batch objects under `dir`, oldest first.
+    fn batches(dir: &Path) -> Vec<String> {
+        keys(dir)
+            .into_iter()
+            .filter(|k| k.ends_with(".dvr"))
+            .collect()
+    }
+
+    /// A restore cut by its bound keeps the newest objects read: the ring is the
+    /// newest chunks, one run ending where the dead node's did; a clip of them is
+    /// back byte for byte; a clip holding older chunks too is lost (reported, never
+    /// served short); a clip whose record was not read is unknown; the objects not
+    /// read are the sweep's.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_restore_cut_by_its_bound_keeps_the_newest_chunks() {
+        let dir = std::env::temp_dir().join(format!("dvrclip-ship-cut-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let s = StreamId(7);
+        let (a, record, [old, long, new]) = shipped_dvr(&dir).await;
+        let all = batches(&dir);
+        // Every object but the newest 6 is slower than the bound.
+        let read = 6;
+        let stalled: HashSet<String> = all[..all.len() - read].iter().cloned().collect();
+        let local = crate::vod::open_store(&StoreConfig::Local(dir.clone()), None);
+        let store = Arc::new(Stalling {
+            inner: local,
+            stalled: stalled.clone(),
+        });
+        let (b, ship_b, _) = node_on(store, T0 + 40, EngineConfig::default());
+        ship_b.restore_timeout_ms.store(1000, Relaxed);
+        let started = Instant::now();
+        ship_b.take_in(&b, &record, 9).await.unwrap();
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(ship_b.counters.restores_partial.load(Relaxed), 1);
+        assert_eq!(ship_b.counters.unread.load(Relaxed), stalled.len() as u64);
+
+        // The newest chunks, one run ending at A's newest.
+        let chunks_read: usize = all[all.len() - read..]
+            .iter()
+            .map(|k| {
+                let bytes = Bytes::from(std::fs::read(dir.join(k)).unwrap());
+                let entries = shipped::decode(&bytes).unwrap();
+                entries
+                    .iter()
+                    .filter(|e| matches!(e.record, Record::Chunk(_)))
+                    .count()
+            })
+            .sum();
+        assert!(chunks_read >= 4, "{chunks_read}");
+        let (da, db) = (a.dvr(s).unwrap(), b.dvr(s).unwrap());
+        let (ra, rb) = (&da.renditions[0], &db.renditions[0]);
+        assert_eq!(ra.chunks, 16);
+        assert_eq!(rb.chunks, chunks_read);
+        assert_eq!(rb.ranges.len(), 1, "{rb:?}");
+        assert_eq!(rb.ranges[0].end_utc, ra.ranges[0].end_utc);
+
+        assert_eq!(clip_mp4(&b, new), clip_mp4(&a, new));
+        assert!(b.clip(long).is_err());
+        assert!(
+            b.lost_clip(long).is_some(),
+            "the recording clip is reported lost"
+        );
+        assert!(b.clip(old).is_err());
+        assert!(b.lost_clip(old).is_none(), "its record was not read");
+
+        // What was not read goes at the first sweep, and only that.
+        let mut swept = ship_b.sweepable(&b, s);
+        swept.sort();
+        let mut expected: Vec<String> = stalled.into_iter().collect();
+        expected.sort();
+        assert_eq!(swept, expected);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A restore reads no more than the memory budget leaves: the newest objects
+    /// that fit, and the engine within its budget after.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_restore_reads_what_the_memory_budget_leaves() {
+        let dir = std::env::temp_dir().join(format!("dvrclip-ship-mem-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let s = StreamId(7);
+        let (a, record, _) = shipped_dvr(&dir).await;
+        let all = batches(&dir);
+        let size = |k: &String| std::fs::metadata(dir.join(k)).unwrap().len();
+        // Room for the newest 5 objects and the tables their chunks are parsed into.
+        let newest: u64 = all[all.len() - 5..].iter().map(size).sum();
+        let budget = newest * 3 / 2;
+        let fit = all
+            .iter()
+            .rev()
+            .scan(0, |sum, k| {
+                *sum += size(k);
+                Some(*sum)
+            })
+            .take_while(|sum| *sum <= budget)
+            .count();
+        let config = EngineConfig {
+            memory_budget_bytes: budget,
+            ..EngineConfig::default()
+        };
+        let store = crate::vod::open_store(&StoreConfig::Local(dir.clone()), None);
+        let (b, ship_b, _) = node_on(store, T0 + 40, config);
+        ship_b.take_in(&b, &record, 9).await.unwrap();
+        assert_eq!(ship_b.counters.restores_partial.load(Relaxed), 1);
+        assert_eq!(
+            ship_b.counters.unread.load(Relaxed),
+            (all.len() - fit) as u64
+        );
+        let (ra, rb) = (
+            &a.dvr(s).unwrap().renditions[0],
+            &b.dvr(s).unwrap().renditions[0],
+        );
+        assert!(rb.chunks > 0 && rb.chunks < ra.chunks, "{rb:?}");
+        assert_eq!(rb.ranges.len(), 1, "{rb:?}");
+        assert_eq!(rb.ranges[0].end_utc, ra.ranges[0].end_utc);
+        let m = b.memory();
+        assert!(m.total_bytes + m.reserved_bytes <= m.budget_bytes, "{m:?}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -26,6 +26,11 @@
 //!   instead of answering from its stale DVR;
 //! - the new owner drained with SIGTERM: its stream is claimable at once.
 //!
+//! `a_forward_to_a_hung_owner_is_given_up_when_its_lease_ends`: an owner stopped
+//! with SIGSTOP; a read and an upload through the other node are given up when
+//! the owner's lease ends (the read placed again, the upload 503), not at the
+//! forwarder's read timeout.
+//!
 //! Two races found by a CI run, each made certain: an upload forwarded to a node
 //! that has claimed the stream but not yet taken it in is taken
 //! (`forwarded_upload_taken_before_the_owner_holds_the_stream`), and a key index
@@ -503,4 +508,96 @@ fn a_fresh_index_finds_a_stream_created_elsewhere() {
         assert_eq!(found, Some(StreamId(7)));
         assert_eq!(here.by_ingest_key("not-a-key").await.unwrap(), None);
     });
+}
+
+/// A forward to an owner that hangs (SIGSTOP: its kernel still takes connections,
+/// nothing answers) is given up once the owner's lease ends, not at the
+/// forwarder's 30 s read timeout: a read, whose body is whole, is placed again
+/// (nobody owns the stream now: answered by the node it reached); an upload, whose
+/// body went to the hung node, is answered 503 with the reason, so the encoder's
+/// retry is placed again.
+#[test]
+fn a_forward_to_a_hung_owner_is_given_up_when_its_lease_ends() {
+    if !require_tool("etcd") {
+        return;
+    }
+    let etcd = EtcdServer::start();
+    let rt = runtime();
+    let etcd_client = etcd.client();
+    let ttl = TTL.to_string();
+    let node = |id: &str| {
+        let args = [
+            "--api-key",
+            KEY,
+            "--cluster-etcd",
+            &etcd.url,
+            "--node-id",
+            id,
+            "--lease-ttl",
+            &ttl,
+        ];
+        let dir = temp_dir(&format!("cluster-hung-{id}"));
+        Server::start_env(dir.join("data"), dir, &args, &[])
+    };
+    let (n1, n2) = (node("n1"), node("n2"));
+    let stream = create_stream(n1.addr, "cam");
+    let sid = stream["id"].as_u64().unwrap();
+    let key = ingest_key(&stream);
+    let upload = |addr: SocketAddr, file: &str, bytes: &[u8]| {
+        request(
+            addr,
+            "PUT",
+            &format!("/ingest/{key}/h264/{file}"),
+            &[],
+            Some(bytes),
+        )
+    };
+    expect(
+        upload(n1.addr, "init.mp4", &fixture("h264_aac/init.mp4")),
+        201,
+    );
+    let seg = fixture("h264_aac/seg_000.m4s");
+    expect(upload(n1.addr, "seg_000.m4s", &seg), 201);
+    assert_eq!(owner(&etcd_client, &rt, sid).as_deref(), Some("n1"));
+    let dvr_path = format!("/streaming/streams/{sid}/dvr");
+    let through_n2 = expect(api(n2.addr, "GET", &dvr_path, None), 200).json();
+    assert_eq!(through_n2["renditions"].as_array().map(Vec::len), Some(1));
+
+    n1.signal("STOP");
+    let stopped = Instant::now();
+    let (read, put) = std::thread::scope(|s| {
+        let read = s.spawn(|| {
+            let r = api(n2.addr, "GET", &dvr_path, None);
+            (r, stopped.elapsed())
+        });
+        let put = s.spawn(|| {
+            let r = upload(n2.addr, "seg_001.m4s", &fixture("h264_aac/seg_001.m4s"));
+            (r, stopped.elapsed())
+        });
+        (read.join().unwrap(), put.join().unwrap())
+    });
+    n1.signal("CONT");
+    println!(
+        "owner stopped: the forwarded read answered in {} ms ({}), the upload in {} ms ({}; TTL {TTL} s)",
+        read.1.as_millis(),
+        read.0.status,
+        put.1.as_millis(),
+        put.0.status
+    );
+    // The lease ends within the TTL (plus etcd's tick); the poll adds at most a
+    // second.
+    let bound = Duration::from_secs(TTL + 3);
+    assert!(read.1 < bound && put.1 < bound, "{read:?} {put:?}");
+    // Placed again: nobody owns the stream, so n2 answers from what it holds.
+    assert_eq!(
+        expect(read.0, 200).json()["renditions"],
+        serde_json::json!([])
+    );
+    let text = put.0.text();
+    assert!(
+        (put.0.status == 503 && text.contains("lease")) || put.0.status < 500,
+        "{} {text}",
+        put.0.status
+    );
+    assert!(metric(n2.addr, "dvrclip_cluster_forwards_abandoned_total") >= 1);
 }

@@ -101,14 +101,17 @@ impl Service {
         let mut body = body;
         if let Some(cluster) = &app.cluster {
             // Placed at most twice: a forward refused before its body was read (the
-            // cached owner just died) is placed again from etcd.
+            // cached owner just died), or given up with its body unread when the
+            // owner hung until its lease ended, is placed again from etcd.
             let mut tries = 0;
             loop {
                 tries += 1;
                 match crate::steer::steer(app, cluster, &route, parts).await {
                     Ok(Steer::Here) => break,
                     Ok(Steer::Forward(url, stream)) => {
-                        let answer = cluster.forward.send(&url, parts, body).await;
+                        // Given up if the node hangs until its lease ends.
+                        let gone = cluster.node_gone(&url);
+                        let answer = cluster.forward.send(&url, parts, body, gone).await;
                         cluster.record_forward(answer.is_ok());
                         match answer {
                             Ok(answer) => return (Ok(answer), public),
@@ -116,8 +119,16 @@ impl Service {
                                 if let Some(stream) = stream {
                                     cluster.forget_owner(stream);
                                 }
+                                if matches!(e, ForwardError::NodeGone(..)) {
+                                    cluster.record_forward_abandoned();
+                                }
                                 match e {
-                                    ForwardError::Unsent(b, _) if tries < 2 => body = b,
+                                    ForwardError::Unsent(b, _)
+                                    | ForwardError::NodeGone(Some(b), _)
+                                        if tries < 2 =>
+                                    {
+                                        body = b
+                                    }
                                     e => return (Err(e.into_error()), public),
                                 }
                             }

@@ -15,8 +15,15 @@
 //! the pump starts only when the upstream request first reads its body, so a
 //! request whose owner is gone (connection refused: a cached owner that just died)
 //! comes back whole and can be placed again ([`ForwardError::Unsent`]).
+//!
+//! A node that hangs (stopped, not dead) still takes connections in its kernel and
+//! never answers: each forward races a future that resolves once the node is no
+//! longer a member (its lease ended: `Cluster::node_gone`), so it is given up at
+//! the TTL plus a poll, with the body back when none of it was read
+//! ([`ForwardError::NodeGone`]), not at the read timeout.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -26,6 +33,7 @@ use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::request::Parts;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
+use parking_lot::Mutex;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::ApiError;
@@ -164,15 +172,23 @@ impl Forwarder {
     /// what it answers, streaming both bodies. A failure before any of the body was
     /// read (the owner's node is gone: connection refused) gives the body back
     /// ([`ForwardError::Unsent`]), so the caller may place the request again.
-    pub async fn send<B>(
+    ///
+    /// `gone` resolves (with the reason) once the node at `base` is no longer a
+    /// member ([`super::Cluster::node_gone`]): the request is given up then, whether
+    /// its answer has not begun ([`ForwardError::NodeGone`], with the body when none
+    /// of it was read) or is streaming (the answer is cut), instead of waiting for
+    /// the read timeout on a node that hangs.
+    pub async fn send<B, G>(
         &self,
         base: &str,
         parts: &Parts,
         body: B,
+        gone: G,
     ) -> Result<HttpResponse, ForwardError<B>>
     where
         B: Body<Data = Bytes> + Unpin,
         B::Error: std::fmt::Display,
+        G: Future<Output = String> + Send + 'static,
     {
         let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
         let url = format!("{}{path}", base.trim_end_matches('/'));
@@ -204,15 +220,37 @@ impl Forwarder {
             pump(body, tx).await;
             None
         };
-        let (answer, unsent) = tokio::join!(request.send(), gated);
+        let mut sent = Box::pin(request.send());
+        let mut gated = Box::pin(gated);
+        let mut gone: Gone = Box::pin(gone);
+        let mut unsent = None;
+        let answer = loop {
+            tokio::select! {
+                answer = &mut sent => break Ok(answer),
+                body = &mut gated, if unsent.is_none() => unsent = Some(body),
+                reason = &mut gone => break Err(reason),
+            }
+        };
+        // Ends the upstream request if it was given up, so the pump stops.
+        drop(sent);
+        let unsent = match unsent {
+            Some(body) => body,
+            None => gated.await,
+        };
         let answer = match answer {
-            Ok(a) => a,
-            Err(e) => {
+            Ok(Ok(a)) => a,
+            Ok(Err(e)) => {
                 let e = ApiError::BadGateway(format!("forwarding to {base}: {e}"));
                 return Err(match unsent {
                     Some(body) => ForwardError::Unsent(body, e),
                     None => ForwardError::Failed(e),
                 });
+            }
+            Err(reason) => {
+                let e = ApiError::Unavailable(format!(
+                    "forwarding to {base}: {reason} (the stream is being placed again); retry"
+                ));
+                return Err(ForwardError::NodeGone(unsent, e));
             }
         };
         let answer: http::Response<reqwest::Body> = answer.into();
@@ -220,9 +258,16 @@ impl Forwarder {
         for name in HOP_BY_HOP {
             head.headers.remove(name);
         }
-        Ok(http::Response::from_parts(head, Upstream(body).boxed()))
+        let body = Upstream {
+            body,
+            gone: Mutex::new(gone),
+        };
+        Ok(http::Response::from_parts(head, body.boxed()))
     }
 }
+
+/// What [`Forwarder::send`] races the request against.
+type Gone = Pin<Box<dyn Future<Output = String> + Send>>;
 
 /// Why a forward failed.
 #[derive(Debug)]
@@ -231,13 +276,18 @@ pub enum ForwardError<B> {
     Unsent(B, ApiError),
     /// After: the request is lost (502).
     Failed(ApiError),
+    /// Given up because the node stopped being a member while it did not answer
+    /// (503): the body when none of it was read, to place the request again.
+    NodeGone(Option<B>, ApiError),
 }
 
 impl<B> ForwardError<B> {
     /// The error to answer with.
     pub fn into_error(self) -> ApiError {
         match self {
-            ForwardError::Unsent(_, e) | ForwardError::Failed(e) => e,
+            ForwardError::Unsent(_, e) | ForwardError::Failed(e) | ForwardError::NodeGone(_, e) => {
+                e
+            }
         }
     }
 }
@@ -309,10 +359,15 @@ impl Body for Pumped {
     }
 }
 
-/// The owner's answer body as this node's response body. A failure mid-body ends
-/// it early: with the `Content-Length` passed on, hyper then closes the connection,
-/// so the client sees a cut answer, never a short one taken for whole.
-struct Upstream(reqwest::Body);
+/// The owner's answer body as this node's response body. A failure mid-body, or
+/// the owner's node found gone while the body waits on it, ends it early: with the
+/// `Content-Length` passed on, hyper then closes the connection, so the client sees
+/// a cut answer, never a short one taken for whole.
+struct Upstream {
+    body: reqwest::Body,
+    /// Behind a lock only to make the body `Sync`; polled through `get_mut`.
+    gone: Mutex<Gone>,
+}
 
 impl Body for Upstream {
     type Data = Bytes;
@@ -322,7 +377,7 @@ impl Body for Upstream {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        match Pin::new(&mut self.0).poll_frame(cx) {
+        match Pin::new(&mut self.body).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
                 Ok(data) => Poll::Ready(Some(Ok(Frame::data(data)))),
                 Err(_) => Poll::Ready(None),
@@ -332,16 +387,22 @@ impl Body for Upstream {
                 Poll::Ready(None)
             }
             Poll::Ready(None) => Poll::Ready(None),
-            Poll::Pending => Poll::Pending,
+            Poll::Pending => match self.gone.get_mut().as_mut().poll(cx) {
+                Poll::Ready(reason) => {
+                    tracing::warn!(%reason, "forwarded answer cut");
+                    Poll::Ready(None)
+                }
+                Poll::Pending => Poll::Pending,
+            },
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.0.is_end_stream()
+        self.body.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.0.size_hint()
+        self.body.size_hint()
     }
 }
 

@@ -1,7 +1,8 @@
 //! This node's part in a cluster (`design/cluster.md`): its membership under an etcd
 //! lease, the streams it owns, where the owner of any other stream is reached, the
-//! stream records ([`records`]), the reverse proxy to owners ([`forward`]) and the
-//! sink that sends a push door's fragments to an owner ([`push`]), and the shipping
+//! stream records ([`records`]), the reverse proxy to owners ([`forward`]) with the
+//! watch that gives up a forward to a node that hangs ([`liveness`]), the sink that
+//! sends a push door's fragments to an owner ([`push`]), and the shipping
 //! of owned streams' DVR to the object store with its restore on a claim ([`ship`]).
 //! Absent (`App::cluster` is `None`) without `--cluster-etcd`.
 //!
@@ -21,6 +22,7 @@
 //! decides which requests are placed, with the engine passed in.
 
 pub mod forward;
+pub mod liveness;
 pub mod push;
 pub mod records;
 pub mod ship;
@@ -91,6 +93,8 @@ pub struct Cluster {
     pub slots: slots::ForwardedSlots,
     /// The DVR shipper (with `--clip-archive`), set before the first request.
     ship: std::sync::OnceLock<Arc<ship::Shipper>>,
+    /// The nodes forwards wait on ([`Cluster::node_gone`]).
+    liveness: liveness::Liveness,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -129,6 +133,7 @@ impl Cluster {
             video_ids: VideoIdBlocks::new(first_video_id),
             slots: slots::ForwardedSlots::default(),
             ship: std::sync::OnceLock::new(),
+            liveness: liveness::Liveness::default(),
         })
     }
 
@@ -353,6 +358,12 @@ impl Cluster {
         self.counters.pulls_taken_over.fetch_add(1, Relaxed);
     }
 
+    /// Counts a forward given up because its node's lease ended while it did not
+    /// answer ([`Cluster::node_gone`]).
+    pub fn record_forward_abandoned(&self) {
+        self.counters.forwards_abandoned.fetch_add(1, Relaxed);
+    }
+
     /// Counts a forwarded request, answered by the owner or not.
     pub fn record_forward(&self, answered: bool) {
         let c = if answered {
@@ -367,7 +378,7 @@ impl Cluster {
     pub fn render_metrics(&self) -> String {
         let c = &self.counters;
         let p = &self.push;
-        let rows: [(&str, &str, &str, u64); 14] = [
+        let rows: [(&str, &str, &str, u64); 15] = [
             (
                 "dvrclip_cluster_pulls_taken_over_total",
                 "counter",
@@ -452,6 +463,12 @@ impl Cluster {
                 "Requests forwarded to an owner that did not answer (502).",
                 c.forward_failures.load(Relaxed),
             ),
+            (
+                "dvrclip_cluster_forwards_abandoned_total",
+                "counter",
+                "Forwards given up because the node they waited on lost its lease (hung): placed again, or 503.",
+                c.forwards_abandoned.load(Relaxed),
+            ),
         ];
         let mut out = String::new();
         for (name, kind, help, value) in rows {
@@ -514,6 +531,7 @@ struct Counters {
     leases_lost: AtomicU64,
     forwarded: AtomicU64,
     forward_failures: AtomicU64,
+    forwards_abandoned: AtomicU64,
 }
 
 /// `engine` holds the stream of `record`, with its settings.

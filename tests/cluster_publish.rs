@@ -13,7 +13,11 @@
 //! - `the_owner_dying_mid_publish`: the owner SIGKILLed while a publish is forwarded
 //!   to it: the forward fails and the publish is closed (counted); ffmpeg publishing
 //!   again through nginx gets the stream claimed by a live node, and its media lands
-//!   there; no node panics.
+//!   there; no node panics;
+//! - `a_dead_forwarding_node_frees_the_slot_at_its_ttl`: the node forwarding a
+//!   publish SIGKILLed: the owner frees the publish's slot once that node's lease
+//!   ends (not after the 15 s a silent publish keeps it), and a publish through
+//!   another node is taken.
 //!
 //! The tests share one machine's cores: they run one at a time.
 
@@ -347,5 +351,62 @@ fn the_owner_dying_mid_publish() {
         killed.elapsed()
     );
     assert_eq!(set.sum("dvrclip_cluster_claims_total"), 1);
+    set.no_panic();
+}
+
+#[test]
+fn a_dead_forwarding_node_frees_the_slot_at_its_ttl() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(mut set) = Set::start([&[], &[], &[]]) else {
+        return;
+    };
+    let lb = set.nginx.addr;
+    let (sid, key) = set.stream_owned_by(0);
+    let mut forwarded = publish(&set.rtmp(1, &key), 60);
+    poll(
+        "the forwarded publish holding n1's slot",
+        Duration::from_secs(15),
+        || (metric(set.http(0), "dvrclip_cluster_forwarded_publishes") == 1).then_some(()),
+    );
+
+    // SIGKILL the forwarding node: it never ends the publish, and its uploads stop.
+    set.nodes[1].1.as_ref().unwrap().signal("KILL");
+    let killed = Instant::now();
+    drop(set.nodes[1].1.take());
+    let _ = finished(&mut forwarded.0, Duration::from_secs(20));
+    poll(
+        "the slot freed once n2's lease ended",
+        Duration::from_secs(10),
+        || (metric(set.http(0), "dvrclip_cluster_forwarded_publishes") == 0).then_some(()),
+    );
+    let freed = killed.elapsed();
+    // The TTL (2 s) and etcd's tick, plus at most a refresh period of the owner's
+    // lease loop: well before the 15 s a silent publish is kept.
+    assert!(
+        freed < Duration::from_secs(5),
+        "freed {freed:?} after the kill"
+    );
+    assert_eq!(
+        metric(
+            set.http(0),
+            "dvrclip_cluster_forwarded_publishes_freed_total"
+        ),
+        1
+    );
+
+    // A publish through n3 is taken, and its media lands on the owner.
+    let mut again = publish(&set.rtmp(2, &key), 6);
+    let (status, err) = finished(&mut again.0, Duration::from_secs(30));
+    assert!(status.success(), "a publish after n2 died: {err}");
+    poll(
+        "the new publish in the DVR",
+        Duration::from_secs(15),
+        || {
+            let (start, end) = last_range(lb, sid)?;
+            (end - start >= 3.0).then_some(())
+        },
+    );
+    println!("slot freed {freed:?} after the forwarding node's SIGKILL (TTL {TTL} s)");
+    assert_eq!(set.owner(sid).as_deref(), Some("n1"));
     set.no_panic();
 }

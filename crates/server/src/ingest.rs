@@ -12,7 +12,7 @@
 //! before it ([`DISCONTINUITY`]: that door's publish started an epoch), and every
 //! upload of such a publish names it ([`PUBLISH`]): the publish holds the stream's
 //! one publisher slot here while its uploads come, until its end (a DELETE naming
-//! it) ([`crate::cluster::slots`]).
+//! it) or its forwarding node's leaving the cluster ([`crate::cluster::slots`]).
 
 use bytes::Bytes;
 use dvrclip_ingest::{FileKind, Stored, Upload};
@@ -48,15 +48,15 @@ where
     )?;
     // A forwarded publish's upload (steer let it through under this node's claim).
     if let Some(cluster) = &app.cluster
-        && Forwarder::is_forwarded(&parts.headers)
+        && let Some(node) = forwarded_by(&parts.headers)
         && let Some(publish) = parts.headers.get(PUBLISH).and_then(|v| v.to_str().ok())
     {
         if route.delete {
             cluster.slots.end(upload.stream, publish);
         } else {
             cluster
-                .slots
-                .hold(&app.publishers, upload.stream, publish)?;
+                .hold_slot(&app.publishers, upload.stream, publish, node)
+                .await?;
         }
     }
     if route.delete {
@@ -85,6 +85,13 @@ where
     let status = status_of(upload.store(&app.engine, bytes)?);
     app.metrics.record_ingest(len);
     Ok(full(status, "text/plain", Bytes::new()))
+}
+
+/// The node that forwarded a request, if another node did.
+fn forwarded_by(headers: &http::HeaderMap) -> Option<&str> {
+    headers
+        .get(crate::cluster::forward::FORWARDED_BY)
+        .and_then(|v| v.to_str().ok())
 }
 
 /// `201 Created` when something new was stored, `200 OK` for a retry of what is

@@ -201,7 +201,13 @@ impl Cluster {
                         return;
                     }
                     match m.keep_alive().await {
-                        Ok(()) => continue,
+                        Ok(()) => {
+                            if self.slots.held() > 0 {
+                                // Off the loop: a slow etcd must not delay a refresh.
+                                tokio::spawn(Arc::clone(&self).free_slots_of_gone_nodes(m));
+                            }
+                            continue;
+                        }
                         Err(ClusterError::LeaseExpired(lease)) => {
                             self.counters.leases_lost.fetch_add(1, Relaxed);
                             tracing::warn!(
@@ -222,6 +228,40 @@ impl Cluster {
             };
             tokio::time::sleep(wait).await;
         }
+    }
+
+    /// Frees the publisher slots held for publishes whose forwarding node is no
+    /// longer a member (its lease ended: it died or was cut off, and cannot end
+    /// them), so another publisher is taken at that node's TTL, not at
+    /// [`slots::IDLE`].
+    async fn free_slots_of_gone_nodes(self: Arc<Self>, m: Arc<Membership>) {
+        if let Ok(nodes) = m.nodes().await {
+            let members = nodes.into_iter().map(|n| n.id).collect();
+            self.slots.free_unless_member(&members);
+        }
+    }
+
+    /// `stream`'s publisher slot for the forwarded publish `publish` from `node`
+    /// ([`slots::ForwardedSlots::hold`]). When another publish holds it, its
+    /// forwarding node is looked up first: gone from the cluster, its slot is freed
+    /// and this one takes it (a re-publish through another node after the
+    /// forwarding node died is taken as soon as that node's lease ends).
+    pub async fn hold_slot(
+        &self,
+        publishers: &Arc<dvrclip_ingest::publishers::Publishers>,
+        stream: StreamId,
+        publish: &str,
+        node: &str,
+    ) -> Result<(), ApiError> {
+        if let Some(holder) = self.slots.holder_other_than(stream, publish)
+            && holder != node
+            && let Ok(m) = self.membership()
+            && let Ok(nodes) = m.nodes().await
+        {
+            let members = nodes.into_iter().map(|n| n.id).collect();
+            self.slots.free_unless_member(&members);
+        }
+        self.slots.hold(publishers, stream, publish, node)
     }
 
     /// The lease is gone: nothing is owned any more.
@@ -378,7 +418,7 @@ impl Cluster {
     pub fn render_metrics(&self) -> String {
         let c = &self.counters;
         let p = &self.push;
-        let rows: [(&str, &str, &str, u64); 15] = [
+        let rows: [(&str, &str, &str, u64); 16] = [
             (
                 "dvrclip_cluster_pulls_taken_over_total",
                 "counter",
@@ -402,6 +442,12 @@ impl Cluster {
                 "counter",
                 "Forwarded uploads refused because another publisher held the stream's slot.",
                 self.slots.refused.load(Relaxed),
+            ),
+            (
+                "dvrclip_cluster_forwarded_publishes_freed_total",
+                "counter",
+                "Publisher slots of forwarded publishes freed without their end: the forwarding node left the cluster, or the publish went silent.",
+                self.slots.freed.load(Relaxed),
             ),
             (
                 "dvrclip_cluster_door_uploads_total",

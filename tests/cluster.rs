@@ -31,6 +31,10 @@
 //! the owner's lease ends (the read placed again, the upload 503), not at the
 //! forwarder's read timeout.
 //!
+//! `a_stream_deleted_while_nobody_owns_it_leaves_no_shipped_dvr`: the owner
+//! killed, its lease ended, the stream deleted through the other node: that node
+//! removes the shipped DVR no owner will.
+//!
 //! Two races found by a CI run, each made certain: an upload forwarded to a node
 //! that has claimed the stream but not yet taken it in is taken
 //! (`forwarded_upload_taken_before_the_owner_holds_the_stream`), and a key index
@@ -600,4 +604,92 @@ fn a_forward_to_a_hung_owner_is_given_up_when_its_lease_ends() {
         put.0.status
     );
     assert!(metric(n2.addr, "dvrclip_cluster_forwards_abandoned_total") >= 1);
+}
+
+/// The files under `dir`, recursively.
+fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(files_under(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// A stream deleted while no node owns it (its owner died): no owner will remove
+/// its shipped DVR, so the node the delete reaches does.
+#[test]
+fn a_stream_deleted_while_nobody_owns_it_leaves_no_shipped_dvr() {
+    if !require_tool("etcd") {
+        return;
+    }
+    let etcd = EtcdServer::start();
+    let rt = runtime();
+    let etcd_client = etcd.client();
+    // The archive (and so the shipped DVR) in a directory both nodes share.
+    let archive = temp_dir("cluster-unowned-archive");
+    let archive_arg = archive.display().to_string();
+    let ttl = TTL.to_string();
+    let node = |id: &str| {
+        let args = [
+            "--api-key",
+            KEY,
+            "--cluster-etcd",
+            &etcd.url,
+            "--node-id",
+            id,
+            "--lease-ttl",
+            &ttl,
+            "--clip-archive",
+            &archive_arg,
+        ];
+        let dir = temp_dir(&format!("cluster-unowned-{id}"));
+        Server::start_env(dir.join("data"), dir, &args, &[])
+    };
+    let (n1, n2) = (node("n1"), node("n2"));
+    let stream = create_stream(n1.addr, "cam");
+    let sid = stream["id"].as_u64().unwrap();
+    let key = ingest_key(&stream);
+    for (file, fixture_file) in [
+        ("init.mp4", "h264_aac/init.mp4"),
+        ("seg_000.m4s", "h264_aac/seg_000.m4s"),
+        ("seg_001.m4s", "h264_aac/seg_001.m4s"),
+    ] {
+        let target = format!("/ingest/{key}/h264/{file}");
+        expect(
+            request(n1.addr, "PUT", &target, &[], Some(&fixture(fixture_file))),
+            201,
+        );
+    }
+    poll("the DVR shipped", Duration::from_secs(10), || {
+        (metric(n1.addr, "dvrclip_ship_pending_records") == 0).then_some(())
+    });
+    let shipped = archive.join(format!("dvr/{sid}"));
+    assert!(!files_under(&shipped).is_empty());
+
+    // The owner dies; once its lease has ended nobody owns the stream.
+    drop(n1);
+    poll(
+        "the dead owner's claim gone",
+        Duration::from_secs(4 * TTL),
+        || owner(&etcd_client, &rt, sid).is_none().then_some(()),
+    );
+    expect(
+        api(
+            n2.addr,
+            "DELETE",
+            &format!("/streaming/streams/{sid}"),
+            None,
+        ),
+        204,
+    );
+    poll("the shipped DVR removed", Duration::from_secs(10), || {
+        files_under(&shipped).is_empty().then_some(())
+    });
+    assert!(metric(n2.addr, "dvrclip_ship_removed_total") >= 2);
+    let _ = std::fs::remove_dir_all(&archive);
 }

@@ -132,8 +132,14 @@ pub async fn delete(app: &App, id: StreamId) -> Result<(), ApiError> {
     if let Some(c) = &app.cluster {
         record(c, id).await?;
         c.records.delete(id.0).await?;
+        // `steer` sent the delete to the owner; answered here without a claim,
+        // nobody owns the stream, and no owner will remove its shipped DVR.
+        let owned = c.owns(id);
         if app.engine.stream(id).is_ok() {
             delete_here(app, id)?;
+        }
+        if !owned && let Some(ship) = c.ship() {
+            ship.remove_unowned(id);
         }
         return c.release(id).await;
     }

@@ -31,7 +31,8 @@
 //! An object is deleted once every chunk in it is older than the stream's DVR
 //! window (plus [`SWEEP_MARGIN`]), no clip the engine holds starts at or before its
 //! last chunk of a rendition, and it holds no clip's latest record; all of a
-//! stream's objects go when the stream is deleted here.
+//! stream's objects go when the stream is deleted here, or by the node that
+//! deletes it while no node owns it ([`Shipper::remove_unowned`]).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -714,6 +715,27 @@ impl Shipper {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         warn!("DVR shipping cut short by shutdown");
+    }
+
+    /// Stops shipping stream `id` (deleted), dropping what is queued for it;
+    /// whether it was shipped here.
+    fn forget(&self, id: StreamId) -> bool {
+        let mut st = self.state.lock();
+        let s = st.streams.remove(&id);
+        st.parked.remove(&id);
+        if let Some(s) = &s {
+            st.queued_bytes = st.queued_bytes.saturating_sub(s.batch.payload_bytes);
+        }
+        s.is_some()
+    }
+
+    /// Stream `id` was deleted while no node owned it (its owner died): its shipped
+    /// objects, which no owner will remove, are removed from here (in the
+    /// background).
+    pub fn remove_unowned(self: &Arc<Self>, id: StreamId) {
+        self.forget(id);
+        let ship = Arc::clone(self);
+        tokio::spawn(async move { ship.remove_stream(id).await });
     }
 
     /// Removes every object of stream `id` (deleted).

@@ -44,16 +44,7 @@ impl Persist for ShipPersist {
         if let Some(p) = &self.inner {
             p.stream_deleted(id);
         }
-        let gone = {
-            let mut st = self.ship.state.lock();
-            let s = st.streams.remove(&id);
-            st.parked.remove(&id);
-            if let Some(s) = &s {
-                st.queued_bytes = st.queued_bytes.saturating_sub(s.batch.payload_bytes);
-            }
-            s.is_some()
-        };
-        if gone {
+        if self.ship.forget(id) {
             let ship = Arc::clone(&self.ship);
             self.runtime
                 .spawn(async move { ship.remove_stream(id).await });

@@ -254,7 +254,7 @@ impl Vod {
                 Err(e) if e.is_not_found() => continue,
                 Err(e) => return Err(e),
             };
-            match serde_json::from_slice::<VideoRecord>(&bytes) {
+            match VideoRecord::parse(&bytes) {
                 Ok(rec) if rec.id == id => {
                     videos.insert(id, rec);
                 }

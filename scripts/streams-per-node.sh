@@ -9,6 +9,7 @@
 #   LOADGEN_ARGS=--chunked scripts/streams-per-node.sh          # uploads chunked, as ffmpeg
 #   NICE="nice -n -10" scripts/streams-per-node.sh             # (root) ahead of concurrent builds
 #   PROTOCOL=rtmp scripts/streams-per-node.sh                   # RTMP publishes instead
+#   SERVER_BIN=/tmp/dvrclip-before scripts/streams-per-node.sh  # another build's server (A/B)
 #
 # Each stream is tests/fixtures/ladder (3 renditions, 2 s segments, ~0.7 Mb/s in all)
 # replayed in real time (over RTMP: its top rendition as FLV tags, sent every 100 ms) with a DVR of DVR_SECS (default 60); clips are cut at
@@ -24,7 +25,7 @@ bin=${CARGO_TARGET_DIR:-target}/release
 ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 data=$(mktemp -d)
 out=$(mktemp)
-${NICE:-} "$bin/dvrclip" serve --listen 127.0.0.1:0 --rtmp-listen 127.0.0.1:0 \
+${NICE:-} "${SERVER_BIN:-$bin/dvrclip}" serve --listen 127.0.0.1:0 --rtmp-listen 127.0.0.1:0 \
   --api-key demo --data-dir "$data" --memory-budget-mib "$budget" >"$out" 2>/dev/null &
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$data" "$out"' EXIT

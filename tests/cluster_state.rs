@@ -1,10 +1,15 @@
 //! What the nodes of a cluster keep consistent between them, with the real parts
 //! (`design/cluster.md`): etcd on loopback, `dvrclip serve` nodes joined to it,
-//! nginx in front of their HTTP, ffmpeg as encoder and as a live HLS origin.
+//! nginx in front of their HTTP, ffmpeg as encoder and as a live HLS origin, moto
+//! as the bucket the nodes share for their videos.
 //!
-//! - `video_ids_are_unique_across_nodes`: two streams owned by two nodes cut
+//! - `videos_across_nodes`: two streams owned by two of three nodes cut
 //!   `vod_required` clips; their `video_id`s never meet, and every video is read
 //!   (`GET /streaming/videos/{id}`, its MP4) through any node and through nginx;
+//!   one of the two is SIGKILLed: past its lease its videos are still listed and
+//!   read through the live nodes and nginx, from its records in the shared bucket
+//!   (same Video object, the MP4 byte-identical and decoding, a range of it, its
+//!   HLS form decoding), and a rename or delete of one is 503 naming the node;
 //!   etcd away, a node hands out what its blocks hold, then answers 503 with the
 //!   reason;
 //! - `pulled_streams_fail_over`: the node pulling a `pull: true` stream is
@@ -14,10 +19,12 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use common::moto::{CREDENTIALS, start_moto};
 use common::*;
 use dvrclip::cluster::Etcd;
 use serde_json::Value;
@@ -25,20 +32,30 @@ use serde_json::Value;
 /// One test at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
 
-/// `n` nodes joined to `etcd` (lease TTL 2 s), their public URL `public`.
-fn nodes(etcd: &EtcdServer, n: usize, public: &str) -> Vec<Server> {
+/// `n` nodes joined to `etcd` (lease TTL 2 s), their public URL `public`; with
+/// `bucket` (moto's endpoint), their videos in its bucket `videos`.
+fn nodes(etcd: &EtcdServer, n: usize, public: &str, bucket: Option<&str>) -> Vec<Server> {
     (1..=n)
         .map(|i| {
-            Server::start(&[
+            let id = format!("n{i}");
+            let mut args = vec![
+                "--api-key",
+                KEY,
                 "--cluster-etcd",
                 &etcd.url,
                 "--node-id",
-                &format!("n{i}"),
+                &id,
                 "--lease-ttl",
                 "2",
                 "--public-url",
                 public,
-            ])
+            ];
+            if let Some(endpoint) = bucket {
+                args.extend(["--s3-bucket", "videos", "--s3-endpoint", endpoint]);
+                args.extend(["--s3-region", "us-east-1"]);
+            }
+            let dir = temp_dir(&format!("cluster-state-{id}"));
+            Server::start_env(dir.join("data"), dir, &args, &CREDENTIALS)
         })
         .collect()
 }
@@ -75,23 +92,34 @@ fn vod_clip(addr: SocketAddr, sid: u64) -> (u16, Value) {
 }
 
 #[test]
-fn video_ids_are_unique_across_nodes() {
+fn videos_across_nodes() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     if !(have_ffmpeg() && require_tool("etcd") && require_tool(NGINX)) {
         return;
     }
+    let moto = match start_moto() {
+        Ok(m) => m,
+        Err(why) => {
+            require("moto (python3 -m pip install 'moto[server]')", Err(why));
+            return;
+        }
+    };
+    moto.create_bucket("videos");
     let mut etcd = EtcdServer::start();
     let lb_port = free_port();
     let public = format!("http://127.0.0.1:{lb_port}");
-    let servers = nodes(&etcd, 2, &public);
-    let http: Vec<SocketAddr> = servers.iter().map(|s| s.addr).collect();
+    let mut servers: Vec<Option<Server>> = nodes(&etcd, 3, &public, Some(&moto.endpoint()))
+        .into_iter()
+        .map(Some)
+        .collect();
+    let http: Vec<SocketAddr> = servers.iter().map(|s| s.as_ref().unwrap().addr).collect();
     let nginx = Nginx::start(lb_port, &http);
     let lb = nginx.addr;
 
-    // Stream i is pushed to node i directly, so each node owns one.
+    // Stream i is pushed to node i directly, so n1 and n2 own one each.
     let mut sids = Vec::new();
     let mut pushes = Vec::new();
-    for (i, addr) in http.iter().enumerate() {
+    for (i, addr) in http[..2].iter().enumerate() {
         let s = create_stream(lb, &format!("cam{i}"));
         let sid = s["id"].as_u64().unwrap();
         let url = format!("http://{addr}/ingest/{}", ingest_key(&s));
@@ -124,6 +152,7 @@ fn video_ids_are_unique_across_nodes() {
     println!("video ids: {videos:?}");
 
     // Every video is read through every node and through nginx, ready in the end.
+    let mut held = BTreeMap::new();
     for &v in &videos {
         let path = format!("/streaming/videos/{v}");
         let bodies: Vec<Value> = poll("the video ready", Duration::from_secs(30), || {
@@ -146,27 +175,106 @@ fn video_ids_are_unique_across_nodes() {
             .map(|a| expect(get(*a, &format!("/vod/{v}.mp4")), 200).body)
             .collect();
         assert!(
-            !mp4[0].is_empty() && mp4[0] == mp4[1],
+            !mp4[0].is_empty() && mp4.iter().all(|m| *m == mp4[0]),
             "video {v}'s MP4 differs"
         );
+        held.insert(v, (bodies[0].clone(), mp4[0].clone()));
     }
     assert_eq!(api(lb, "GET", "/streaming/videos/999999", None).status, 404);
 
     // The list through any node is every node's videos, by id, paged.
-    let mut by_id = videos.clone();
-    by_id.sort_unstable();
-    for a in http.iter().chain([&lb]) {
-        let list = expect(api(*a, "GET", "/streaming/videos", None), 200).json();
+    let by_id: Vec<u64> = held.keys().copied().collect();
+    let listed = |a: SocketAddr, why: &str| {
+        let list = expect(api(a, "GET", "/streaming/videos", None), 200).json();
         let ids: Vec<u64> = list
             .as_array()
             .unwrap()
             .iter()
             .map(|v| v["id"].as_u64().unwrap())
             .collect();
-        assert_eq!(ids, by_id, "the list through {a}");
-        let second = expect(api(*a, "GET", "/streaming/videos?page=2", None), 200).json();
-        assert_eq!(second, serde_json::json!([]), "page 2 through {a}");
+        assert_eq!(ids, by_id, "the list through {a} {why}");
+        let second = expect(api(a, "GET", "/streaming/videos?page=2", None), 200).json();
+        assert_eq!(second, serde_json::json!([]), "page 2 through {a} {why}");
+        list
+    };
+    for a in http.iter().chain([&lb]) {
+        listed(*a, "");
     }
+
+    // n2 dies: past its lease, its videos are read from its records in the bucket.
+    let dead = servers[1].take().unwrap();
+    dead.signal("KILL");
+    let killed = Instant::now();
+    drop(dead);
+    drop(pushes.pop());
+    poll("n2's lease gone", Duration::from_secs(10), || {
+        let key = b"/dvrclip/nodes/n2";
+        rt.block_on(client.get(key))
+            .expect("etcd")
+            .is_none()
+            .then_some(())
+    });
+    let gone = killed.elapsed();
+    let alive = [http[0], http[2], lb];
+    for a in alive {
+        let list = listed(a, "after n2 died");
+        for v in list.as_array().unwrap() {
+            let id = v["id"].as_u64().unwrap();
+            assert_eq!(v["name"], held[&id].0["name"], "{v}");
+            assert_eq!(v["status"], "ready", "{v}");
+        }
+    }
+    let of_n2: Vec<u64> = videos.iter().skip(1).step_by(2).copied().collect();
+    for &v in &of_n2 {
+        let (before, mp4) = &held[&v];
+        for a in alive {
+            let now = expect(api(a, "GET", &format!("/streaming/videos/{v}"), None), 200).json();
+            assert_eq!(now, *before, "video {v} through {a} after n2 died");
+            let got = expect(get(a, &format!("/vod/{v}.mp4")), 200);
+            assert!(
+                got.body == *mp4,
+                "video {v}'s MP4 through {a} after n2 died"
+            );
+        }
+    }
+    let v = of_n2[0];
+    let (_, mp4) = &held[&v];
+    let ranged = request(
+        lb,
+        "GET",
+        &format!("/vod/{v}.mp4"),
+        &[("Range", "bytes=100-1099")],
+        None,
+    );
+    let ranged = expect(ranged, 206);
+    assert!(ranged.body == mp4[100..1100], "a range of video {v}'s MP4");
+    for file in ["mp4", "m3u8"] {
+        let (ok, errors) = ffmpeg_decode(&format!("http://{}/vod/{v}.{file}", http[2]));
+        assert!(
+            ok && errors.is_empty(),
+            "video {v}.{file} decodes: {errors}"
+        );
+    }
+    let rename = api(
+        lb,
+        "PATCH",
+        &format!("/streaming/videos/{v}"),
+        Some(r#"{"name":"x"}"#),
+    );
+    let delete = api(http[0], "DELETE", &format!("/streaming/videos/{v}"), None);
+    for refused in [rename, delete] {
+        let refused = expect(refused, 503).json();
+        let why = refused["error"].as_str().unwrap_or("");
+        assert!(
+            why.contains("node n2") && why.contains("is down"),
+            "{refused}"
+        );
+    }
+    println!(
+        "n2's lease gone {gone:?} after the kill; its videos {of_n2:?} listed and read \
+         from the bucket {:?} after it",
+        killed.elapsed()
+    );
 
     // etcd away: n1 hands out what its blocks hold (its stream's clips need no
     // etcd), then refuses with the reason instead of an id another node may draw.
@@ -211,7 +319,10 @@ fn pulled_streams_fail_over() {
     let etcd = EtcdServer::start();
     let lb_port = free_port();
     let public = format!("http://127.0.0.1:{lb_port}");
-    let mut servers: Vec<Option<Server>> = nodes(&etcd, 3, &public).into_iter().map(Some).collect();
+    let mut servers: Vec<Option<Server>> = nodes(&etcd, 3, &public, None)
+        .into_iter()
+        .map(Some)
+        .collect();
     let http: Vec<SocketAddr> = servers.iter().map(|s| s.as_ref().unwrap().addr).collect();
     let nginx = Nginx::start(lb_port, &http);
     let lb = nginx.addr;

@@ -28,7 +28,8 @@ use crate::mp4_cache::Mp4Cache;
 use crate::mp4_prebuild::Mp4Prebuild;
 use crate::playlist_cache::{Key, Playlists};
 use crate::pullers::Pullers;
-use crate::vod::Vod;
+use crate::vod::shared::SharedVideos;
+use crate::vod::{ObjectVodStore, Vod};
 use dvrclip_spool::{Spool, SpoolOptions};
 
 /// The share of the memory budget kept for request bodies still arriving
@@ -93,6 +94,9 @@ pub struct App {
     pub archive: Option<Arc<ClipArchive>>,
     /// The cluster this node is part of (`--cluster-etcd`); `None`: one process.
     pub cluster: Option<Arc<Cluster>>,
+    /// The other nodes' videos in the bucket the nodes of the cluster share
+    /// (`--s3-bucket`), served while their node is down; `None` without one.
+    pub shared_videos: Option<Arc<SharedVideos>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -333,6 +337,13 @@ impl AppBuilder {
         let auth = self
             .auth
             .unwrap_or_else(|| Arc::new(ApiKey::new(config.api_key.clone())));
+        // A cluster node keeps its videos in its part of the bucket (`vod_within`).
+        let shared_videos = match (&self.cluster, &config.vod_within) {
+            (Some(_), Some(_)) => ObjectVodStore::open(&config.vod_store)
+                .ok()
+                .map(|root| Arc::new(SharedVideos::new(root, config.public_url.clone()))),
+            _ => None,
+        };
         let mp4_cache = Arc::new(Mp4Cache::default());
         let app = Arc::new(App {
             mp4_prebuild: Mp4Prebuild::new(Arc::clone(&self.engine), Arc::clone(&mp4_cache)),
@@ -350,6 +361,7 @@ impl AppBuilder {
             srt: std::sync::OnceLock::new(),
             archive,
             cluster: self.cluster,
+            shared_videos,
             tasks: Mutex::new(Vec::new()),
             config,
         });

@@ -1,8 +1,8 @@
 //! The `dvrclip` command line: `dvrclip serve [flags]`.
 
 use std::process::ExitCode;
-
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use dvrclip_ingest::srt::{SrtDoor, SrtLimits};
@@ -47,17 +47,18 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtimes = runtime("dvrclip").and_then(|main| Ok((main, runtime("dvrclip-doors")?)));
+    let (runtime, doors) = match runtimes {
         Ok(r) => r,
         Err(e) => {
             error!("starting the runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(config)) {
+    let ran = runtime.block_on(run(config, doors.handle().clone()));
+    // What the doors still run (connections being closed) gets a moment, not more.
+    doors.shutdown_timeout(DOORS_GRACE);
+    match ran {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             error!("{e}");
@@ -66,7 +67,28 @@ pub fn main() -> ExitCode {
     }
 }
 
-async fn run(mut config: Config) -> Result<(), Box<dyn std::error::Error>> {
+/// How long the doors' runtime waits for its tasks at exit.
+const DOORS_GRACE: Duration = Duration::from_secs(1);
+
+/// A multi-threaded runtime, a worker per core, its threads named `name`.
+///
+/// The binary runs two (`design/architecture.md` "Runtimes"): one for the HTTP
+/// listener (API, links, HTTP ingest) and the cluster, one for the push doors (RTMP,
+/// SRT). A thousand publishers' reads then queue behind each other, not in front
+/// of a clip request: the OS scheduler, not one runtime's queue, shares the cores
+/// between the two.
+fn runtime(name: &str) -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .thread_name(name)
+        .enable_all()
+        .build()
+}
+
+/// Serves until a signal; the push doors' listeners are bound and served on `doors`.
+async fn run(
+    mut config: Config,
+    doors: tokio::runtime::Handle,
+) -> Result<(), Box<dyn std::error::Error>> {
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let addr = listener.local_addr()?;
     // With `--listen ...:0` and no `--public-url`, the default public URL (made from
@@ -85,7 +107,7 @@ async fn run(mut config: Config) -> Result<(), Box<dyn std::error::Error>> {
     }
     let rtmp = match config.rtmp_listen {
         Some(at) => {
-            let l = tokio::net::TcpListener::bind(at).await?;
+            let l = doors.spawn(tokio::net::TcpListener::bind(at)).await??;
             config.rtmp_listen = Some(l.local_addr()?);
             Some(l)
         }
@@ -94,7 +116,10 @@ async fn run(mut config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let srt_limits = SrtLimits::default();
     let srt = match config.srt_listen {
         Some(at) => {
-            let s = SrtDoor::bind(at, &srt_limits).await?;
+            let limits = srt_limits.clone();
+            let s = doors
+                .spawn(async move { SrtDoor::bind(at, &limits).await })
+                .await??;
             config.srt_listen = Some(s.local_addr()?);
             Some(s)
         }
@@ -124,7 +149,7 @@ async fn run(mut config: Config) -> Result<(), Box<dyn std::error::Error>> {
         );
         let _ = app.rtmp.set(door.clone());
         info!(addr = ?app.config.rtmp_listen, "rtmp listening");
-        tokio::spawn(door.serve(listener, std::future::pending()))
+        doors.spawn(door.serve(listener, std::future::pending()))
     });
     let srt_task = match srt {
         Some(socket) => {
@@ -137,7 +162,7 @@ async fn run(mut config: Config) -> Result<(), Box<dyn std::error::Error>> {
             )?;
             let _ = app.srt.set(door.clone());
             info!(addr = ?app.config.srt_listen, "srt listening");
-            Some(tokio::spawn(door.serve(socket, std::future::pending())))
+            Some(doors.spawn(door.serve(socket, std::future::pending())))
         }
         None => None,
     };

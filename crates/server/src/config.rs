@@ -17,6 +17,7 @@ use dvrclip_engine::secret::random_hex;
 use crate::http::body::BodyLimits;
 use crate::http::serve::ConnectionLimits;
 use crate::vod::StoreConfig;
+use crate::vod::shared::node_prefix;
 
 /// Declares every configuration key once: the struct of flags (each `--kebab-name`,
 /// with its `DVRCLIP_*` variable) that is also the TOML file's schema (the same
@@ -372,7 +373,7 @@ impl Config {
                         .into(),
                 ));
             }
-            (Some(c), StoreConfig::S3 { .. }) => Some(format!("nodes/{}", c.node_id)),
+            (Some(c), StoreConfig::S3 { .. }) => Some(node_prefix(&c.node_id)),
             _ => None,
         };
         let spool_dir = match a.spool_dir.as_deref() {

@@ -12,7 +12,8 @@
 //! not compile. Errors become responses in one place ([`ApiError::into_response`]);
 //! HEAD is answered in one place ([`answer_head`]); in a cluster, a request for a
 //! stream another node owns is forwarded to it ([`crate::steer`]) before any room
-//! sees it; every request is counted, and on
+//! sees it, and a video of a node that is down is read from the bucket the nodes
+//! share (`Service::down_video`); every request is counted, and on
 //! the binary's connections gets a tracing span with its peer.
 
 use std::convert::Infallible;
@@ -36,8 +37,8 @@ use crate::app::App;
 use crate::cluster::forward::ForwardError;
 use crate::error::ApiError;
 use crate::http::serve::CONNECTION_BYTES;
-use crate::http::{HttpResponse, answer_head};
-use crate::route::{Route, route};
+use crate::http::{HttpResponse, answer_head, full};
+use crate::route::{ApiRoute, PublicRoute, Route, route};
 use crate::steer::Steer;
 
 /// The HTTP face of an [`App`]: cheap to clone, one per router or connection.
@@ -108,6 +109,9 @@ impl Service {
                 tries += 1;
                 match crate::steer::steer(app, cluster, &route, parts).await {
                     Ok(Steer::Here) => break,
+                    Ok(Steer::Down(node)) => {
+                        return (Self::down_video(app, &node, &route, parts).await, public);
+                    }
                     Ok(Steer::Forward(url, stream)) => {
                         // Given up if the node hangs until its lease ends.
                         let gone = cluster.node_gone(&url);
@@ -152,6 +156,31 @@ impl Service {
             Route::Console(f) => (Ok(crate::console::handle(f, parts).await), false),
             Route::MethodNotAllowed(allow) => (Err(ApiError::MethodNotAllowed(allow)), false),
             Route::NotFound => (Err(ApiError::NotFound("no such path".into())), false),
+        }
+    }
+
+    /// A call on a video of `node`, which is down ([`Steer::Down`]): the Video
+    /// object or a media link answered by the same code as this node's own videos,
+    /// over that node's records in the bucket the nodes share.
+    async fn down_video(
+        app: &App,
+        node: &str,
+        route: &Route,
+        parts: &Parts,
+    ) -> Result<HttpResponse, ApiError> {
+        let vod = crate::api::videos::of_down_node(app, node, route).await?;
+        match route {
+            Route::Api(ApiRoute::GetVideo(id)) => {
+                let video = crate::api::videos::get(&vod, *id)?;
+                let json = "application/json";
+                Ok(full(http::StatusCode::OK, json, video.to_string()))
+            }
+            Route::Public(PublicRoute::Vod(id, file)) => {
+                crate::public::vod::file(&vod, *id, *file, parts).await
+            }
+            _ => Err(ApiError::Internal(format!(
+                "{route:?} steered to a down node's videos"
+            ))),
         }
     }
 

@@ -10,7 +10,9 @@
 //!   they are answered here;
 //! - list, create and read of streams: here, from the records;
 //! - a video (API call or media): here when this node's VOD holds it, else the node
-//!   that drew its id (`Cluster::video_node`); the list of videos: here;
+//!   that drew its id (`Cluster::video_node`); that node down, here from its
+//!   records in the bucket the nodes share, if they share one (else a 404 here);
+//!   the list of videos: here;
 //! - clip links: here when this node holds the clip (it may have cut it under an
 //!   earlier ownership), else the stream's owner; nobody owning it, 404 (the seam
 //!   where an archive of complete clips slots in);
@@ -26,7 +28,7 @@ use http::request::Parts;
 
 use crate::app::App;
 use crate::cluster::forward::Forwarder;
-use crate::cluster::{Cluster, Place};
+use crate::cluster::{Cluster, Place, VideoNode};
 use crate::error::ApiError;
 use crate::route::{ApiRoute, PublicRoute, Route};
 use dvrclip_engine::StreamId;
@@ -39,6 +41,9 @@ pub enum Steer {
     /// Forward it to the node at this URL: the owner of this stream, or (no stream)
     /// the node that holds a video.
     Forward(String, Option<StreamId>),
+    /// A video of this node id, which is down: answer here from its records in the
+    /// bucket the nodes share (the service's `down_video`).
+    Down(String),
 }
 
 /// The video a route reads or changes: a video's API call or its media.
@@ -72,8 +77,11 @@ pub async fn steer(
         }
         // Another node's video (its id from that node's block), else a 404 here.
         return Ok(match cluster.video_node(video).await? {
-            Some(url) => Steer::Forward(url, None),
-            None => Steer::Here,
+            VideoNode::Live(url) => Steer::Forward(url, None),
+            // Its records are in the bucket the nodes share; without one, a 404
+            // here until the node is back.
+            VideoNode::Down(node) if app.shared_videos.is_some() => Steer::Down(node),
+            VideoNode::Down(_) | VideoNode::Nobody => Steer::Here,
         });
     }
     let (stream, claim) = match route {

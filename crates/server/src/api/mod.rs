@@ -74,7 +74,7 @@ where
             StatusCode::OK,
             videos::list(app, &parts.headers, page()?).await?,
         ),
-        ApiRoute::GetVideo(id) => (StatusCode::OK, videos::get(app, id)?),
+        ApiRoute::GetVideo(id) => (StatusCode::OK, videos::get(&app.vod, id)?),
         ApiRoute::PatchVideo(id) => (
             StatusCode::OK,
             videos::patch(app, id, &json().await?).await?,

@@ -1,6 +1,14 @@
 //! Videos: the Video objects of clips persisted with `vod_required` (`ref/api.md`
 //! "Videos"), as Gcore's SDK calls them: list (paged), read, rename, delete. Their
 //! media is served by the public links; the store is [`crate::vod`]'s.
+//!
+//! In a cluster whose nodes share a bucket, the videos of a node that is down are
+//! listed and read from its records there ([`crate::vod::shared`],
+//! [`of_down_node`]); changing one waits for its node (`design/cluster.md`
+//! "Videos").
+
+use std::collections::HashSet;
+use std::sync::Arc;
 
 use http::HeaderMap;
 use serde_json::Value;
@@ -10,7 +18,8 @@ use super::wire::PatchVideo;
 use crate::app::App;
 use crate::cluster::forward::Forwarder;
 use crate::error::ApiError;
-use crate::vod::StoreError;
+use crate::route::{ApiRoute, Route};
+use crate::vod::{StoreError, Vod};
 
 fn not_found(id: u64) -> ApiError {
     ApiError::NotFound(format!("video {id} not found"))
@@ -21,14 +30,25 @@ fn store_failed(id: u64, e: StoreError) -> ApiError {
     ApiError::Unavailable(format!("video {id}: the VOD store failed: {e}; retry"))
 }
 
+/// The bucket the nodes share failed reading the videos of `whose`: the caller
+/// may retry.
+fn bucket_failed(whose: &str, e: StoreError) -> ApiError {
+    ApiError::Unavailable(format!(
+        "the videos of {whose} could not be read from the bucket the nodes share: {e}; retry"
+    ))
+}
+
 /// `GET /streaming/videos`: one page, by id.
 ///
 /// In a cluster each node holds the videos it wrote (`design/cluster.md`
 /// "Videos"), so the list is every live node's, merged by id: page `n` asks each
 /// other node for its pages 1 to `n` (at once, marked as forwarded so each answers
 /// from its own), the ids being unique across nodes. A node that does not answer
-/// fails the list (503) rather than shorten it silently; a node that is gone from
-/// the cluster (its lease expired) is not asked, and its videos are not listed.
+/// fails the list (503) rather than shorten it silently. A node that is gone from
+/// the cluster (its lease expired) is not asked: with a bucket the nodes share,
+/// its videos are read from its records there (at most every
+/// [`crate::vod::shared::FRESH_FOR`]; a failed read is a 503 too), else they are
+/// not listed.
 pub async fn list(app: &App, headers: &HeaderMap, page: Page) -> Result<Value, ApiError> {
     let local = |skip, take| app.vod.videos_json(skip, take);
     let cluster = match &app.cluster {
@@ -36,7 +56,8 @@ pub async fn list(app: &App, headers: &HeaderMap, page: Page) -> Result<Value, A
         _ => return Ok(Value::Array(local(page.skip(), PAGE_SIZE))),
     };
     let pages = page.skip() / PAGE_SIZE + 1;
-    let asks = cluster.peers().await?.into_iter().flat_map(|node| {
+    let peers = cluster.peers().await?;
+    let asks = peers.iter().flat_map(|node| {
         (1..=pages).map(move |n| {
             let url = format!(
                 "{}/streaming/videos?page={n}",
@@ -50,9 +71,24 @@ pub async fn list(app: &App, headers: &HeaderMap, page: Page) -> Result<Value, A
         answer.map_err(|e| {
             ApiError::Unavailable(format!("node {node} did not list its videos: {e}; retry"))
         })
-    }))
-    .await;
+    }));
+    let live: HashSet<&str> = peers
+        .iter()
+        .map(|n| n.id.as_str())
+        .chain([cluster.node().id.as_str()])
+        .collect();
+    let down = async {
+        match &app.shared_videos {
+            Some(shared) => (shared.of_nodes_not(&live).await)
+                .map_err(|e| bucket_failed("nodes that are down", e)),
+            None => Ok(Vec::new()),
+        }
+    };
+    let (answers, down) = tokio::join!(answers, down);
     let mut all = local(0, page.skip() + PAGE_SIZE);
+    for vod in down? {
+        all.extend(vod.videos_json(0, page.skip() + PAGE_SIZE));
+    }
     for answer in answers {
         match answer? {
             Value::Array(videos) => all.extend(videos),
@@ -70,9 +106,29 @@ pub async fn list(app: &App, headers: &HeaderMap, page: Page) -> Result<Value, A
     ))
 }
 
-/// `GET /streaming/videos/{id}`.
-pub fn get(app: &App, id: u64) -> Result<Value, ApiError> {
-    app.vod.video_json(id).ok_or_else(|| not_found(id))
+/// `GET /streaming/videos/{id}` of the videos `vod` holds.
+pub fn get(vod: &Vod, id: u64) -> Result<Value, ApiError> {
+    vod.video_json(id).ok_or_else(|| not_found(id))
+}
+
+/// The videos of node `node`, which is down, for a call on one of them (steering
+/// found its id drawn by that node and the node not live): read from its records in
+/// the bucket the nodes share, read-only, for the service to answer a read or a
+/// media link from exactly as from this node's own. A rename or a delete is refused
+/// (503) until the node is back: only it writes its records, and it reads them into
+/// memory at start-up (`design/cluster.md` "Videos").
+pub async fn of_down_node(app: &App, node: &str, route: &Route) -> Result<Arc<Vod>, ApiError> {
+    if let Route::Api(ApiRoute::PatchVideo(id) | ApiRoute::DeleteVideo(id)) = route {
+        return Err(ApiError::Unavailable(format!(
+            "node {node} holding video {id} is down; retry when it is back"
+        )));
+    }
+    let shared = app
+        .shared_videos
+        .as_ref()
+        .ok_or_else(|| ApiError::Internal("a down node's video without a shared bucket".into()))?;
+    (shared.of_node(node).await)
+        .map_err(|e| bucket_failed(&format!("node {node}, which is down,"), e))
 }
 
 /// `PATCH /streaming/videos/{id}`: the name (what Gcore's `videos.update` requires);
@@ -80,7 +136,7 @@ pub fn get(app: &App, id: u64) -> Result<Value, ApiError> {
 pub async fn patch(app: &App, id: u64, body: &[u8]) -> Result<Value, ApiError> {
     let req = PatchVideo::parse(body)?;
     match app.vod.rename(id, req.name).await {
-        Ok(Some(_)) => get(app, id),
+        Ok(Some(_)) => get(&app.vod, id),
         Ok(None) => Err(not_found(id)),
         Err(e) => Err(store_failed(id, e)),
     }

@@ -67,6 +67,17 @@ pub enum Place {
     Nobody,
 }
 
+/// The node holding a video this node does not hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VideoNode {
+    /// No other node drew its id: there is no such video.
+    Nobody,
+    /// A live node, by its advertised URL.
+    Live(String),
+    /// A node that is not live (its lease expired or it left), by id.
+    Down(String),
+}
+
 /// This node's cluster state.
 pub struct Cluster {
     node: Node,
@@ -312,21 +323,21 @@ impl Cluster {
         Ok(self.membership()?.reserve_video_ids(floor).await?)
     }
 
-    /// The URL of the live node other than this one that drew video `id`, if any:
-    /// where a read of a video this node does not hold is answered.
-    pub async fn video_node(&self, id: u64) -> Result<Option<String>, ApiError> {
+    /// Where a read or change of video `id`, which this node does not hold, is
+    /// answered: the node that drew its id, live or not.
+    pub async fn video_node(&self, id: u64) -> Result<VideoNode, ApiError> {
         let m = self.membership()?;
         let Some(holder) = m.video_holder(id).await? else {
-            return Ok(None);
+            return Ok(VideoNode::Nobody);
         };
         if holder == self.node.id {
-            return Ok(None);
+            return Ok(VideoNode::Nobody);
         }
-        Ok(m.nodes()
-            .await?
-            .into_iter()
-            .find(|n| n.id == holder)
-            .map(|n| n.url))
+        let live = m.nodes().await?.into_iter().find(|n| n.id == holder);
+        Ok(match live {
+            Some(n) => VideoNode::Live(n.url),
+            None => VideoNode::Down(holder),
+        })
     }
 
     /// Where `stream`'s requests are answered. With `claim` (a request bringing

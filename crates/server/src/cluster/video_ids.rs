@@ -8,7 +8,8 @@
 //! handed an id another node may hand out too.
 //!
 //! Each block's node is recorded in etcd with it, so a read of a video this node
-//! does not hold is forwarded to the node that drew its id ([`Cluster::video_node`]).
+//! does not hold is forwarded to the node that drew its id ([`Cluster::video_node`]),
+//! or, that node down, read from its part of a bucket the nodes share.
 //!
 //! [`Membership::reserve_video_ids`]: dvrclip_cluster::Membership::reserve_video_ids
 //! [`Cluster::video_node`]: super::Cluster::video_node

@@ -5,7 +5,9 @@
 //! clip into a stored MP4 and HLS form, and recovery at start-up. Bytes in and out
 //! of the store are [`store`]'s business; the MP4 itself is the clip's own
 //! ([`dvrclip_engine::Clip::mp4`], as for the live clip link), the HLS form is
-//! [`hls`]'s. Serving a video is the public links' business.
+//! [`hls`]'s. Serving a video is the public links' business. In a cluster whose
+//! nodes share a bucket, another node's videos are read into an index of their own
+//! ([`Vod::stored`]: no recovery, no writer) by [`shared`].
 //!
 //! Crash safety comes from the order of writes. A video's record
 //! (`videos/{id}.json`) is written `pending` when the clip is created; when the clip
@@ -35,6 +37,7 @@
 
 pub mod hls;
 pub mod record;
+pub mod shared;
 pub mod store;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -47,6 +50,7 @@ use dvrclip_engine::secret::random_hex;
 use dvrclip_engine::{Clip, ClipId, ClipView, Engine};
 use dvrclip_fmp4::progressive::VirtualMp4;
 use dvrclip_fmp4::progressive::{BuildError, RangeError};
+use futures_util::StreamExt;
 use parking_lot::Mutex;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinSet;
@@ -221,19 +225,36 @@ impl Vod {
         Ok(())
     }
 
-    /// Every record in the store (unreadable ones are logged and skipped).
+    /// The videos another node of a cluster keeps in `store` (its part of a bucket
+    /// they share: `shared`), as its records say: read-only, nothing settled (that
+    /// is its own start-up's business), links under `public_url`. Fails when the
+    /// store cannot be listed or read.
+    pub async fn stored(
+        store: Arc<dyn VodStore>,
+        public_url: impl Into<String>,
+    ) -> Result<Arc<Vod>, StoreError> {
+        let vod = Vod::new(store, public_url);
+        let videos = vod.load_records().await?;
+        *vod.videos.lock() = videos;
+        Ok(vod)
+    }
+
+    /// Every record in the store (unreadable ones are logged and skipped), read
+    /// [`RECORD_READS`] at once.
     async fn load_records(&self) -> Result<BTreeMap<u64, VideoRecord>, StoreError> {
         let mut videos = BTreeMap::new();
-        for (key, _) in self.store.list("videos").await? {
-            let Some(id) = VideoRecord::id_of_key(&key) else {
-                continue;
-            };
-            let bytes = match self.store.get(&key).await {
+        let keys = self.store.list("videos").await?.into_iter();
+        let keys = keys.filter_map(|(key, _)| Some((VideoRecord::id_of_key(&key)?, key)));
+        let mut reads = futures_util::stream::iter(keys)
+            .map(|(id, key)| async move { (id, self.store.get(&key).await, key) })
+            .buffer_unordered(RECORD_READS);
+        while let Some((id, read, key)) = reads.next().await {
+            let bytes = match read {
                 Ok(b) => b,
                 Err(e) if e.is_not_found() => continue,
                 Err(e) => return Err(e),
             };
-            match serde_json::from_slice::<VideoRecord>(&bytes) {
+            match VideoRecord::parse(&bytes) {
                 Ok(rec) if rec.id == id => {
                     videos.insert(id, rec);
                 }
@@ -738,6 +759,9 @@ pub async fn open(config: &StoreConfig, within: Option<&str>, public_url: &str) 
     });
     vod
 }
+
+/// Records read from the store at once when an index is loaded.
+const RECORD_READS: usize = 16;
 
 /// How long start-up waits for the VOD store to list its videos.
 pub const RECOVERY_TIMEOUT: Duration = Duration::from_secs(20);

@@ -112,6 +112,12 @@ impl VideoRecord {
         }
     }
 
+    /// A record as stored (any bytes: the store is another system, and in a
+    /// cluster's shared bucket another node's part of it).
+    pub fn parse(bytes: &[u8]) -> Result<VideoRecord, serde_json::Error> {
+        serde_json::from_slice(bytes)
+    }
+
     /// Key of a video's record in the store.
     pub fn key(id: u64) -> String {
         format!("videos/{id}.json")

@@ -188,6 +188,8 @@ pub struct ObjectVodStore {
     /// The root directory when local: staging files are swept there.
     local_root: Option<PathBuf>,
     describe: String,
+    /// Why writes are refused, when they are ([`ObjectVodStore::read_only`]).
+    read_only: Option<String>,
 }
 
 impl ObjectVodStore {
@@ -211,6 +213,7 @@ impl ObjectVodStore {
                     inner: Arc::new(fs),
                     describe: format!("file://{}", root.display()),
                     local_root: Some(root),
+                    read_only: None,
                 })
             }
             StoreConfig::S3 {
@@ -240,6 +243,7 @@ impl ObjectVodStore {
             inner: Arc::new(s3),
             local_root: None,
             describe: format!("s3://{bucket}"),
+            read_only: None,
         })
     }
 
@@ -252,7 +256,41 @@ impl ObjectVodStore {
             inner: Arc::new(PrefixStore::new(self.inner, prefix)),
             local_root: self.local_root.map(|r| r.join(prefix)),
             describe: format!("{}/{prefix}", self.describe),
+            read_only: self.read_only,
         }
+    }
+
+    /// The same store refusing every write and removal with `why`: another node's
+    /// videos, read while that node is down (`super::shared`).
+    pub fn read_only(self, why: impl Into<String>) -> ObjectVodStore {
+        ObjectVodStore {
+            describe: format!("{} (read-only)", self.describe),
+            read_only: Some(why.into()),
+            ..self
+        }
+    }
+
+    fn writable(&self) -> Result<(), StoreError> {
+        match &self.read_only {
+            Some(why) => Err(StoreError::Unavailable(why.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// The names of the folders right under `prefix` (`nodes` → the node ids with
+    /// videos in a shared bucket): one listing with a delimiter, not of every key.
+    pub async fn folders(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let p = path("list", prefix)?;
+        let listed = self
+            .inner
+            .list_with_delimiter(Some(&p))
+            .await
+            .map_err(|e| StoreError::from_os("list", prefix, e))?;
+        Ok(listed
+            .common_prefixes
+            .iter()
+            .filter_map(|f| f.filename().map(str::to_owned))
+            .collect())
     }
 
     /// Around any `object_store` backend (tests use this with custom retry settings).
@@ -261,6 +299,7 @@ impl ObjectVodStore {
             inner,
             local_root: None,
             describe: describe.into(),
+            read_only: None,
         }
     }
 }
@@ -306,6 +345,7 @@ fn path(op: &'static str, key: &str) -> Result<Path, StoreError> {
 impl VodStore for ObjectVodStore {
     fn put<'a>(&'a self, key: &'a str, body: Bytes) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
+            self.writable()?;
             let p = path("put", key)?;
             self.inner
                 .put(&p, PutPayload::from(body))
@@ -322,6 +362,7 @@ impl VodStore for ObjectVodStore {
         pieces: Pieces<'a>,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
+            self.writable()?;
             let p = path("put", key)?;
             let err = |e| StoreError::from_os("put", key, e);
             let mut got = 0u64;
@@ -434,6 +475,7 @@ impl VodStore for ObjectVodStore {
 
     fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
+            self.writable()?;
             let p = path("delete", key)?;
             match self.inner.delete(&p).await {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
@@ -444,6 +486,7 @@ impl VodStore for ObjectVodStore {
 
     fn sweep_staging<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<usize, StoreError>> {
         Box::pin(async move {
+            self.writable()?;
             let Some(root) = &self.local_root else {
                 return Ok(0);
             };

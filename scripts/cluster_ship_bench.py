@@ -4,9 +4,14 @@ takeover takes (design/cluster.md "DVR shipping"), on loopback against moto.
 
     cargo build --release --bin dvrclip && python3 scripts/cluster_ship_bench.py
     python3 scripts/cluster_ship_bench.py --secs 120 --bitrate 5M
-    # A DVR past what the claim's 10 s bound reads (about 1.5 GB): what is back.
-    python3 scripts/cluster_ship_bench.py --secs 100 --source-secs 20 --bitrate 40M \
-        --renditions 3 --noise --tmp /dev/shm
+    # A DVR past what the claim's 10 s bound reads (4 GB; moto keeps objects past
+    # 5 MB in TMPDIR, so a tmpfs keeps them off the disk): what is back.
+    TMPDIR=/dev/shm python3 scripts/cluster_ship_bench.py --secs 200 --source-secs 20 \
+        --bitrate 40M --renditions 4 --noise --tmp /dev/shm --budget-mib 6144
+    # 1 GB restored by a node whose memory budget holds half of it.
+    TMPDIR=/dev/shm python3 scripts/cluster_ship_bench.py --secs 100 --source-secs 20 \
+        --bitrate 40M --renditions 2 --noise --tmp /dev/shm --budget-mib 2048 \
+        --restore-budget-mib 512
 
 Starts moto (bucket `clips`), etcd and two nodes A and B with `--cluster-etcd` and
 `--clip-archive s3://clips` (so A ships its DVR). A source of --secs seconds at
@@ -32,10 +37,13 @@ chunks and seconds back against the dead node's, and whether the newest chunk is
 --renditions N pushes the source to N renditions at once (one ffmpeg each), --noise
 adds grain so x264 reaches a high --bitrate, --source-secs encodes that much and
 loops it to --secs, --tmp puts the source there (a tmpfs keeps a large one off the
-disk). Prints a Markdown table. Not part of CI; numbers depend on the machine's
+disk), --budget-mib sets the nodes' memory budget (the dead node must hold the
+whole DVR), --restore-budget-mib B's alone (a restore cut by the budget instead of
+the time). Prints a Markdown table. Not part of CI; numbers depend on the machine's
 load (printed).
 """
 import argparse
+import http.client
 import json
 import os
 import signal
@@ -46,7 +54,17 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cluster_bench import KEY, ROOT, call, free_port, wait  # noqa: E402
+from cluster_bench import AUTH, KEY, ROOT, call, free_port, wait  # noqa: E402
+
+
+def claim(port, path):
+    """An upload that may claim the stream: waits out a restore (up to its 10 s
+    bound, and the parse after it)."""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    c.request("PUT", path, body=b"", headers=AUTH)
+    status = c.getresponse().status
+    c.close()
+    return status
 
 
 def metric(port, name):
@@ -73,6 +91,9 @@ def main():
     ap.add_argument("--source-secs", type=int, default=0, help="0: --secs")
     ap.add_argument("--noise", action="store_true")
     ap.add_argument("--tmp", default=None)
+    ap.add_argument("--budget-mib", type=int, default=0, help="the nodes' memory budget")
+    ap.add_argument("--restore-budget-mib", type=int, default=0,
+                    help="B's memory budget, if other than --budget-mib")
     args = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="dvrclip-ship-bench-", dir=args.tmp)
     src = os.path.join(tmp, "src.flv")
@@ -106,12 +127,15 @@ def main():
         env = dict(os.environ, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
         for nid in ("a", "b"):
             port = free_port()
+            budget = args.restore_budget_mib if nid == "b" and args.restore_budget_mib \
+                else args.budget_mib
             p = subprocess.Popen(
                 [args.bin, "serve", "--listen", f"127.0.0.1:{port}", "--api-key", KEY,
                  "--data-dir", os.path.join(tmp, nid), "--spool-dir", "off",
                  "--cluster-etcd", etcd_url, "--node-id", nid, "--lease-ttl", str(args.ttl),
                  "--clip-archive", "s3://clips", "--s3-endpoint", endpoint,
-                 "--s3-region", "us-east-1"],
+                 "--s3-region", "us-east-1",
+                 *(["--memory-budget-mib", str(budget)] if budget else [])],
                 env=env, stdout=subprocess.DEVNULL,
                 stderr=open(os.path.join(tmp, f"{nid}.log"), "w"))
             nodes[nid] = (port, p)
@@ -173,7 +197,7 @@ def main():
         nodes["a"][1].wait()
         t = time.perf_counter()
         while True:
-            st, _ = call(b, "PUT", f"/ingest/{key}/master.m3u8", b"")
+            st = claim(b, f"/ingest/{key}/master.m3u8")
             if st not in (502, 503):
                 break
             time.sleep(0.01)
@@ -186,8 +210,11 @@ def main():
                     if plain is not None else "no sequential baseline past 500 MB")
         print(f"| restore on B of {restored} chunks, {len(keys)} objects, {size / 1e6:.1f} MB"
               f" | {restore_ms:.0f} ms ({baseline}) |")
-        print(f"| cut short by the bound | {'yes' if partial else 'no'}: {unread} of "
-              f"{len(keys)} objects not read |")
+        print(f"| cut short (time or memory bound) | {'yes' if partial else 'no'}: {unread}"
+              f" of {len(keys)} objects not read |")
+        mem = {n: metric(b, f"dvrclip_memory_{n}") for n in ("budget_bytes", "bytes")}
+        print(f"| B's memory after the claim | {mem['bytes'] / 1e6:.0f} MB of its "
+              f"{mem['budget_bytes'] / 1e6:.0f} MB budget |")
         print(f"| SIGKILL of A -> B's claim done, restore included (TTL {args.ttl} s) "
               f"| {claimed * 1000:.0f} ms |")
         st, data = call(b, "GET", f"/streaming/streams/{sid}/dvr")

@@ -514,6 +514,24 @@ fn a_fresh_index_finds_a_stream_created_elsewhere() {
     });
 }
 
+/// Node `id` of a cluster on `etcd` with the test's TTL, and `extra` flags.
+fn node(etcd: &EtcdServer, id: &str, extra: &[&str]) -> Server {
+    let ttl = TTL.to_string();
+    let mut args = vec![
+        "--api-key",
+        KEY,
+        "--cluster-etcd",
+        &etcd.url,
+        "--node-id",
+        id,
+        "--lease-ttl",
+        &ttl,
+    ];
+    args.extend_from_slice(extra);
+    let dir = temp_dir(&format!("cluster-{id}"));
+    Server::start_env(dir.join("data"), dir, &args, &[])
+}
+
 /// A forward to an owner that hangs (SIGSTOP: its kernel still takes connections,
 /// nothing answers) is given up once the owner's lease ends, not at the
 /// forwarder's 30 s read timeout: a read, whose body is whole, is placed again
@@ -528,22 +546,7 @@ fn a_forward_to_a_hung_owner_is_given_up_when_its_lease_ends() {
     let etcd = EtcdServer::start();
     let rt = runtime();
     let etcd_client = etcd.client();
-    let ttl = TTL.to_string();
-    let node = |id: &str| {
-        let args = [
-            "--api-key",
-            KEY,
-            "--cluster-etcd",
-            &etcd.url,
-            "--node-id",
-            id,
-            "--lease-ttl",
-            &ttl,
-        ];
-        let dir = temp_dir(&format!("cluster-hung-{id}"));
-        Server::start_env(dir.join("data"), dir, &args, &[])
-    };
-    let (n1, n2) = (node("n1"), node("n2"));
+    let (n1, n2) = (node(&etcd, "n1", &[]), node(&etcd, "n2", &[]));
     let stream = create_stream(n1.addr, "cam");
     let sid = stream["id"].as_u64().unwrap();
     let key = ingest_key(&stream);
@@ -633,24 +636,8 @@ fn a_stream_deleted_while_nobody_owns_it_leaves_no_shipped_dvr() {
     // The archive (and so the shipped DVR) in a directory both nodes share.
     let archive = temp_dir("cluster-unowned-archive");
     let archive_arg = archive.display().to_string();
-    let ttl = TTL.to_string();
-    let node = |id: &str| {
-        let args = [
-            "--api-key",
-            KEY,
-            "--cluster-etcd",
-            &etcd.url,
-            "--node-id",
-            id,
-            "--lease-ttl",
-            &ttl,
-            "--clip-archive",
-            &archive_arg,
-        ];
-        let dir = temp_dir(&format!("cluster-unowned-{id}"));
-        Server::start_env(dir.join("data"), dir, &args, &[])
-    };
-    let (n1, n2) = (node("n1"), node("n2"));
+    let extra = ["--clip-archive", archive_arg.as_str()];
+    let (n1, n2) = (node(&etcd, "n1", &extra), node(&etcd, "n2", &extra));
     let stream = create_stream(n1.addr, "cam");
     let sid = stream["id"].as_u64().unwrap();
     let key = ingest_key(&stream);

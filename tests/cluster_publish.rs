@@ -128,6 +128,14 @@ impl Set {
         (sid, key)
     }
 
+    /// SIGKILLs node `i`: when.
+    fn kill(&mut self, i: usize) -> Instant {
+        if let Some(s) = self.nodes[i].1.take() {
+            s.signal("KILL");
+        }
+        Instant::now()
+    }
+
     /// The sum of a metric over the live nodes.
     fn sum(&self, name: &str) -> u64 {
         self.nodes
@@ -309,9 +317,7 @@ fn the_owner_dying_mid_publish() {
     assert!(uploads >= 2, "{uploads} uploads forwarded");
 
     // SIGKILL the owner: n2's next upload fails and the publish is closed.
-    set.nodes[0].1.as_ref().unwrap().signal("KILL");
-    let killed = Instant::now();
-    drop(set.nodes[0].1.take());
+    let killed = set.kill(0);
     let (status, _) = finished(&mut forwarded.0, Duration::from_secs(20));
     let closed = killed.elapsed();
     assert!(!status.success(), "the publish went on with its owner dead");
@@ -370,9 +376,7 @@ fn a_dead_forwarding_node_frees_the_slot_at_its_ttl() {
     );
 
     // SIGKILL the forwarding node: it never ends the publish, and its uploads stop.
-    set.nodes[1].1.as_ref().unwrap().signal("KILL");
-    let killed = Instant::now();
-    drop(set.nodes[1].1.take());
+    let killed = set.kill(1);
     let _ = finished(&mut forwarded.0, Duration::from_secs(20));
     poll(
         "the slot freed once n2's lease ended",

@@ -18,9 +18,12 @@
 //!
 //! A node that hangs (stopped, not dead) still takes connections in its kernel and
 //! never answers: each forward races a future that resolves once the node is no
-//! longer a member (its lease ended: `Cluster::node_gone`), so it is given up at
-//! the TTL plus a poll, with the body back when none of it was read
-//! ([`ForwardError::NodeGone`]), not at the read timeout.
+//! longer a member (its lease ended: `Cluster::node_gone`), and is given up when
+//! the node then stays silent for [`SILENT_AFTER_GONE`] while the forward waits on
+//! it: at the TTL plus a poll plus that, with the body back when none of it was
+//! read ([`ForwardError::NodeGone`]), not at the read timeout. A node that drains
+//! (SIGTERM: its lease revoked first, its requests in flight finished after) keeps
+//! answering, so what it streams is not cut.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -46,6 +49,11 @@ pub const FORWARDED_BY: &str = "x-dvrclip-forwarded-by";
 /// owner's: memory per forwarded upload is this many frames (hyper's are at most
 /// its read buffer, ~400 KiB, typically 16 KiB).
 pub const PUMP_FRAMES: usize = 4;
+
+/// How long a node no longer a member may stay silent while a forward waits on it
+/// (for the answer's head, or the next piece of its body) before the forward is
+/// given up: a draining node finishing its requests answers sooner.
+pub const SILENT_AFTER_GONE: Duration = Duration::from_secs(1);
 
 /// The largest JSON answer [`Forwarder::get_json`] reads (a page of a list is a
 /// few tens of KB).
@@ -174,10 +182,11 @@ impl Forwarder {
     /// ([`ForwardError::Unsent`]), so the caller may place the request again.
     ///
     /// `gone` resolves (with the reason) once the node at `base` is no longer a
-    /// member ([`super::Cluster::node_gone`]): the request is given up then, whether
-    /// its answer has not begun ([`ForwardError::NodeGone`], with the body when none
-    /// of it was read) or is streaming (the answer is cut), instead of waiting for
-    /// the read timeout on a node that hangs.
+    /// member ([`super::Cluster::node_gone`]): the request is given up when the
+    /// node then stays silent for [`SILENT_AFTER_GONE`], whether its answer has not
+    /// begun ([`ForwardError::NodeGone`], with the body when none of it was read)
+    /// or is streaming (the answer is cut), instead of waiting for the read timeout
+    /// on a node that hangs.
     pub async fn send<B, G>(
         &self,
         base: &str,
@@ -222,13 +231,13 @@ impl Forwarder {
         };
         let mut sent = Box::pin(request.send());
         let mut gated = Box::pin(gated);
-        let mut gone: Gone = Box::pin(gone);
+        let mut give_up = GiveUp::new(Box::pin(gone));
         let mut unsent = None;
         let answer = loop {
             tokio::select! {
                 answer = &mut sent => break Ok(answer),
                 body = &mut gated, if unsent.is_none() => unsent = Some(body),
-                reason = &mut gone => break Err(reason),
+                reason = std::future::poll_fn(|cx| give_up.poll_waiting(cx)) => break Err(reason),
             }
         };
         // Ends the upstream request if it was given up, so the pump stops.
@@ -258,9 +267,10 @@ impl Forwarder {
         for name in HOP_BY_HOP {
             head.headers.remove(name);
         }
+        give_up.progress();
         let body = Upstream {
             body,
-            gone: Mutex::new(gone),
+            give_up: Mutex::new(give_up),
         };
         Ok(http::Response::from_parts(head, body.boxed()))
     }
@@ -268,6 +278,54 @@ impl Forwarder {
 
 /// What [`Forwarder::send`] races the request against.
 type Gone = Pin<Box<dyn Future<Output = String> + Send>>;
+
+/// When a forward gives up on its node: once `gone` said the node is no longer a
+/// member, and the node then stayed silent for [`SILENT_AFTER_GONE`] while the
+/// forward waited on it.
+struct GiveUp {
+    gone: Gone,
+    verdict: Option<String>,
+    silent: Pin<Box<tokio::time::Sleep>>,
+    /// Whether `silent` runs: since the forward last waited with nothing from the
+    /// node.
+    armed: bool,
+}
+
+impl GiveUp {
+    fn new(gone: Gone) -> GiveUp {
+        GiveUp {
+            gone,
+            verdict: None,
+            silent: Box::pin(tokio::time::sleep(SILENT_AFTER_GONE)),
+            armed: false,
+        }
+    }
+
+    /// Something came from the node: its silence starts over.
+    fn progress(&mut self) {
+        self.armed = false;
+    }
+
+    /// The forward waits on the node: ready, with the reason, once the node is gone
+    /// and has been silent for [`SILENT_AFTER_GONE`] since.
+    fn poll_waiting(&mut self, cx: &mut Context<'_>) -> Poll<String> {
+        if self.verdict.is_none() {
+            match self.gone.as_mut().poll(cx) {
+                Poll::Ready(reason) => self.verdict = Some(reason),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        if !self.armed {
+            self.armed = true;
+            let until = tokio::time::Instant::now() + SILENT_AFTER_GONE;
+            self.silent.as_mut().reset(until);
+        }
+        match self.silent.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(self.verdict.clone().unwrap_or_default()),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
 
 /// Why a forward failed.
 #[derive(Debug)]
@@ -360,13 +418,13 @@ impl Body for Pumped {
 }
 
 /// The owner's answer body as this node's response body. A failure mid-body, or
-/// the owner's node found gone while the body waits on it, ends it early: with the
-/// `Content-Length` passed on, hyper then closes the connection, so the client sees
-/// a cut answer, never a short one taken for whole.
+/// the owner's node gone and silent while the body waits on it ([`GiveUp`]), ends
+/// it early: with the `Content-Length` passed on, hyper then closes the connection,
+/// so the client sees a cut answer, never a short one taken for whole.
 struct Upstream {
     body: reqwest::Body,
-    /// Behind a lock only to make the body `Sync`; polled through `get_mut`.
-    gone: Mutex<Gone>,
+    /// Behind a lock only to make the body `Sync`; used through `get_mut`.
+    give_up: Mutex<GiveUp>,
 }
 
 impl Body for Upstream {
@@ -379,7 +437,10 @@ impl Body for Upstream {
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         match Pin::new(&mut self.body).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
-                Ok(data) => Poll::Ready(Some(Ok(Frame::data(data)))),
+                Ok(data) => {
+                    self.give_up.get_mut().progress();
+                    Poll::Ready(Some(Ok(Frame::data(data))))
+                }
                 Err(_) => Poll::Ready(None),
             },
             Poll::Ready(Some(Err(e))) => {
@@ -387,7 +448,7 @@ impl Body for Upstream {
                 Poll::Ready(None)
             }
             Poll::Ready(None) => Poll::Ready(None),
-            Poll::Pending => match self.gone.get_mut().as_mut().poll(cx) {
+            Poll::Pending => match self.give_up.get_mut().poll_waiting(cx) {
                 Poll::Ready(reason) => {
                     tracing::warn!(%reason, "forwarded answer cut");
                     Poll::Ready(None)
@@ -409,6 +470,31 @@ impl Body for Upstream {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A forward gives up on a node found gone only once it has been silent for
+    /// `SILENT_AFTER_GONE` while waited on; what comes from it meanwhile (a draining
+    /// node finishing its answer) starts the silence over.
+    #[tokio::test(start_paused = true)]
+    async fn a_gone_node_is_given_up_only_when_silent() {
+        let (tell, told) = oneshot::channel::<String>();
+        let gone: Gone = Box::pin(async move { told.await.unwrap_or_default() });
+        let mut give_up = GiveUp::new(gone);
+        let waiting = |g: &mut GiveUp| {
+            let waker = std::task::Waker::noop();
+            g.poll_waiting(&mut Context::from_waker(waker))
+        };
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert!(waiting(&mut give_up).is_pending(), "still a member");
+        tell.send("gone".into()).unwrap();
+        assert!(waiting(&mut give_up).is_pending(), "its silence just began");
+        tokio::time::sleep(SILENT_AFTER_GONE / 2).await;
+        give_up.progress();
+        assert!(waiting(&mut give_up).is_pending());
+        tokio::time::sleep(SILENT_AFTER_GONE / 2).await;
+        assert!(waiting(&mut give_up).is_pending(), "it answered since");
+        tokio::time::sleep(SILENT_AFTER_GONE / 2).await;
+        assert_eq!(waiting(&mut give_up), Poll::Ready("gone".to_owned()));
+    }
 
     #[test]
     fn connection_headers_and_the_loop_mark_are_not_passed_on() {

@@ -12,7 +12,7 @@ mod common;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::moto::{CREDENTIALS, start_moto};
+use common::moto::CREDENTIALS;
 use common::*;
 use sha2::{Digest, Sha256};
 
@@ -71,14 +71,9 @@ fn a_second_node_serves_an_archived_clip_from_s3() {
     if !have_ffmpeg() {
         return;
     }
-    let moto = match start_moto() {
-        Ok(m) => m,
-        Err(why) => {
-            require("moto (python3 -m pip install 'moto[server]')", Err(why));
-            return;
-        }
+    let Some(moto) = require_moto("clips") else {
+        return;
     };
-    moto.create_bucket("clips");
     let endpoint = moto.endpoint();
     let args = [
         "--api-key",

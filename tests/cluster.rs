@@ -46,7 +46,7 @@ mod common;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::moto::{CREDENTIALS, start_moto};
+use common::moto::CREDENTIALS;
 use common::*;
 use dvrclip::cluster::Etcd;
 use serde_json::Value;
@@ -150,14 +150,9 @@ fn three_nodes_behind_nginx() {
     if !(have_ffmpeg() && require_tool("etcd") && require_tool(NGINX)) {
         return;
     }
-    let moto = match start_moto() {
-        Ok(m) => m,
-        Err(why) => {
-            require("moto (python3 -m pip install 'moto[server]')", Err(why));
-            return;
-        }
+    let Some(moto) = require_moto("clips") else {
+        return;
     };
-    moto.create_bucket("clips");
     let endpoint = moto.endpoint();
     let mut etcd = EtcdServer::start();
     let rt = runtime();

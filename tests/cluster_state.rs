@@ -24,7 +24,7 @@ use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::moto::{CREDENTIALS, start_moto};
+use common::moto::CREDENTIALS;
 use common::*;
 use dvrclip::cluster::Etcd;
 use serde_json::Value;
@@ -97,14 +97,9 @@ fn videos_across_nodes() {
     if !(have_ffmpeg() && require_tool("etcd") && require_tool(NGINX)) {
         return;
     }
-    let moto = match start_moto() {
-        Ok(m) => m,
-        Err(why) => {
-            require("moto (python3 -m pip install 'moto[server]')", Err(why));
-            return;
-        }
+    let Some(moto) = require_moto("videos") else {
+        return;
     };
-    moto.create_bucket("videos");
     let mut etcd = EtcdServer::start();
     let lb_port = free_port();
     let public = format!("http://127.0.0.1:{lb_port}");

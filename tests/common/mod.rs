@@ -980,3 +980,18 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .build()
         .unwrap()
 }
+
+/// A moto S3 server holding bucket `bucket`, or `None` when moto does not run (the
+/// test then returns; with `CI` set it fails instead, as [`require`] says).
+pub fn require_moto(bucket: &str) -> Option<moto::Moto> {
+    match moto::start_moto() {
+        Ok(moto) => {
+            moto.create_bucket(bucket);
+            Some(moto)
+        }
+        Err(why) => {
+            require("moto (python3 -m pip install 'moto[server]')", Err(why));
+            None
+        }
+    }
+}

@@ -163,15 +163,7 @@ fn three_nodes_behind_nginx() {
     let mut nodes: Vec<(String, Server)> = ["n1", "n2", "n3"]
         .iter()
         .map(|id| {
-            let args = [
-                "--api-key",
-                KEY,
-                "--cluster-etcd",
-                &etcd.url,
-                "--node-id",
-                id,
-                "--lease-ttl",
-                &ttl,
+            let extra = [
                 "--public-url",
                 &public,
                 "--clip-archive",
@@ -181,8 +173,7 @@ fn three_nodes_behind_nginx() {
                 "--s3-region",
                 "us-east-1",
             ];
-            let dir = temp_dir(&format!("cluster-{id}"));
-            let s = Server::start_env(dir.join("data"), dir, &args, &CREDENTIALS);
+            let s = cluster_node(&etcd, id, &ttl, &extra, &CREDENTIALS);
             (id.to_string(), s)
         })
         .collect();
@@ -511,20 +502,7 @@ fn a_fresh_index_finds_a_stream_created_elsewhere() {
 
 /// Node `id` of a cluster on `etcd` with the test's TTL, and `extra` flags.
 fn node(etcd: &EtcdServer, id: &str, extra: &[&str]) -> Server {
-    let ttl = TTL.to_string();
-    let mut args = vec![
-        "--api-key",
-        KEY,
-        "--cluster-etcd",
-        &etcd.url,
-        "--node-id",
-        id,
-        "--lease-ttl",
-        &ttl,
-    ];
-    args.extend_from_slice(extra);
-    let dir = temp_dir(&format!("cluster-{id}"));
-    Server::start_env(dir.join("data"), dir, &args, &[])
+    cluster_node(etcd, id, &TTL.to_string(), extra, &[])
 }
 
 /// A forward to an owner that hangs (SIGSTOP: its kernel still takes connections,

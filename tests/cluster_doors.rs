@@ -81,20 +81,16 @@ fn publishes_through_nginx_reach_the_owner(door: Door) {
         .map(|id| {
             // One port for both doors: RTMP's is TCP, SRT's UDP.
             let rtmp = SocketAddr::from(([127, 0, 0, 1], free_port()));
-            let s = Server::start(&[
-                "--cluster-etcd",
-                &etcd.url,
-                "--node-id",
-                id,
-                "--lease-ttl",
-                "2",
+            let door = rtmp.to_string();
+            let extra = [
                 "--public-url",
                 &public,
                 "--rtmp-listen",
-                &rtmp.to_string(),
+                &door,
                 "--srt-listen",
-                &rtmp.to_string(),
-            ]);
+                &door,
+            ];
+            let s = cluster_node(&etcd, id, "2", &extra, &[]);
             (id.to_string(), s, rtmp)
         })
         .collect();

@@ -65,20 +65,11 @@ impl Set {
             .zip(extra)
             .map(|(id, extra)| {
                 let rtmp = SocketAddr::from(([127, 0, 0, 1], free_port()));
-                let mut args = vec![
-                    "--cluster-etcd",
-                    &etcd_server.url,
-                    "--node-id",
-                    id,
-                    "--lease-ttl",
-                    TTL,
-                    "--public-url",
-                    &public,
-                ];
                 let rtmp_arg = rtmp.to_string();
-                args.extend(["--rtmp-listen", &rtmp_arg]);
+                let mut args = vec!["--public-url", &public, "--rtmp-listen", &rtmp_arg];
                 args.extend_from_slice(extra);
-                (id.to_string(), Some(Server::start(&args)), rtmp)
+                let node = cluster_node(&etcd_server, id, TTL, &args, &[]);
+                (id.to_string(), Some(node), rtmp)
             })
             .collect();
         let http: Vec<SocketAddr> = nodes.iter().map(|n| n.1.as_ref().unwrap().addr).collect();

@@ -37,25 +37,12 @@ static SERIAL: Mutex<()> = Mutex::new(());
 fn nodes(etcd: &EtcdServer, n: usize, public: &str, bucket: Option<&str>) -> Vec<Server> {
     (1..=n)
         .map(|i| {
-            let id = format!("n{i}");
-            let mut args = vec![
-                "--api-key",
-                KEY,
-                "--cluster-etcd",
-                &etcd.url,
-                "--node-id",
-                &id,
-                "--lease-ttl",
-                "2",
-                "--public-url",
-                public,
-            ];
+            let mut extra = vec!["--public-url", public];
             if let Some(endpoint) = bucket {
-                args.extend(["--s3-bucket", "videos", "--s3-endpoint", endpoint]);
-                args.extend(["--s3-region", "us-east-1"]);
+                extra.extend(["--s3-bucket", "videos", "--s3-endpoint", endpoint]);
+                extra.extend(["--s3-region", "us-east-1"]);
             }
-            let dir = temp_dir(&format!("cluster-state-{id}"));
-            Server::start_env(dir.join("data"), dir, &args, &CREDENTIALS)
+            cluster_node(etcd, &format!("n{i}"), "2", &extra, &CREDENTIALS)
         })
         .collect()
 }

@@ -207,6 +207,31 @@ pub fn expect(resp: Resp, status: u16) -> Resp {
     resp
 }
 
+/// Node `id` of a cluster on `etcd`: `dvrclip serve --api-key KEY --cluster-etcd …
+/// --node-id id --lease-ttl ttl` plus `extra` flags, with environment `env` (the S3
+/// credentials); its data and log in a fresh directory of its own.
+pub fn cluster_node(
+    etcd: &EtcdServer,
+    id: &str,
+    ttl: &str,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> Server {
+    let mut args = vec![
+        "--api-key",
+        KEY,
+        "--cluster-etcd",
+        &etcd.url,
+        "--node-id",
+        id,
+        "--lease-ttl",
+        ttl,
+    ];
+    args.extend_from_slice(extra);
+    let dir = temp_dir(&format!("cluster-{id}"));
+    Server::start_env(dir.join("data"), dir, &args, env)
+}
+
 /// A fresh empty directory under the system temp dir.
 pub fn temp_dir(tag: &str) -> PathBuf {
     static N: AtomicUsize = AtomicUsize::new(0);

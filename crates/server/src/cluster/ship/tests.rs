@@ -1,0 +1,430 @@
+//! The shipper against a directory store and real fixture media.
+
+use std::path::Path;
+
+use dvrclip_engine::{ClipRequest, EngineConfig, ManualClock, StreamSettings, WallTime};
+
+use super::*;
+use crate::cluster::records::StreamRecord;
+use crate::vod::StoreConfig;
+
+const T0: i64 = 1_795_564_800;
+
+fn fixture(name: &str) -> Bytes {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/h264_aac")
+        .join(name);
+    Bytes::from(std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
+}
+
+/// A node: an engine shipping into the store at `dir`, its clock at `now`.
+fn node(dir: &Path, now: i64) -> (Arc<Engine>, Arc<Shipper>, Arc<ManualClock>) {
+    let store = crate::vod::open_store(&StoreConfig::Local(dir.to_owned()), None);
+    node_on(store, now, EngineConfig::default())
+}
+
+/// A node shipping into `store`, its engine under `config`.
+fn node_on(
+    store: Arc<dyn VodStore>,
+    now: i64,
+    config: EngineConfig,
+) -> (Arc<Engine>, Arc<Shipper>, Arc<ManualClock>) {
+    let ship = Shipper::new(ClipArchive::new(store));
+    let clock = Arc::new(ManualClock::new(WallTime::from_unix_secs(now)));
+    let engine = Engine::with_clock(config, clock.clone()).with_persist(Arc::new(ShipPersist {
+        inner: None,
+        ship: Arc::clone(&ship),
+        runtime: tokio::runtime::Handle::current(),
+    }));
+    (Arc::new(engine), ship, clock)
+}
+
+/// Flushes until nothing is queued.
+async fn shipped(ship: &Arc<Shipper>) {
+    for _ in 0..500 {
+        ship.flush();
+        let idle = {
+            let st = ship.state.lock();
+            st.inflight_records == 0
+                && st
+                    .streams
+                    .values()
+                    .all(|s| !s.busy && s.batch.is_empty() && s.gen_written)
+        };
+        if idle {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("not shipped");
+}
+
+fn keys(dir: &Path) -> Vec<String> {
+    fn walk(d: &Path, root: &Path, out: &mut Vec<String>) {
+        for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, root, out);
+            } else if let Ok(rel) = p.strip_prefix(root) {
+                out.push(rel.to_string_lossy().into_owned());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+/// A DVR and a clip shipped by one node come back on the next claimant, the
+/// clip's MP4 byte for byte; what neither the window nor a clip needs is swept;
+/// a deleted stream's objects go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_restores_what_the_last_owner_shipped_and_the_sweep_frees_the_rest() {
+    let dir = std::env::temp_dir().join(format!("dvrclip-ship-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut settings = StreamSettings::named("ship");
+    settings.dvr_duration_secs = 60;
+    let record = StreamRecord::new(7, &settings, WallTime::from_unix_secs(T0)).unwrap();
+    let s = StreamId(7);
+
+    let (a, ship_a, _) = node(&dir, T0);
+    ship_a.take_in(&a, &record, 5).await.unwrap();
+    a.push_init_bytes(s, "v", fixture("init.mp4")).unwrap();
+    for name in ["seg_000.m4s", "seg_001.m4s"] {
+        a.push_segment_bytes(s, "v", Some(name), fixture(name))
+            .unwrap();
+    }
+    let request = ClipRequest {
+        duration_secs: 3,
+        start_unix_secs: Some(T0),
+        ..ClipRequest::default()
+    };
+    let clip = a.create_clip(s, request).unwrap();
+    let mp4 = |e: &Engine| {
+        let c = e.clip(clip.id()).unwrap();
+        let view = c.view();
+        let m = c.mp4(&view, view.reference().unwrap()).unwrap();
+        let bytes: Vec<u8> = m.range(0..m.len()).unwrap().flatten().collect();
+        (m.etag().to_owned(), bytes)
+    };
+    shipped(&ship_a).await;
+    assert!(keys(&dir).contains(&"dvr/7/0000000000000005/gen.json".to_owned()));
+
+    // The next owner (a greater generation) restores the DVR and the clip.
+    let (b, ship_b, clock_b) = node(&dir, T0 + 10);
+    ship_b.take_in(&b, &record, 9).await.unwrap();
+    assert_eq!(b.dvr(s).unwrap(), a.dvr(s).unwrap());
+    assert_eq!(mp4(&b), mp4(&a));
+    shipped(&ship_b).await;
+    assert!(keys(&dir).contains(&"dvr/7/0000000000000009/gen.json".to_owned()));
+    let gen9: GenerationRec = serde_json::from_slice(
+        &std::fs::read(dir.join("dvr/7/0000000000000009/gen.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(gen9.base, [5]);
+
+    // Within the window nothing goes; past it, only what the clip does not need.
+    assert_eq!(ship_b.sweepable(&b, s), Vec::<String>::new());
+    clock_b.advance_secs(300);
+    assert_eq!(ship_b.sweepable(&b, s), Vec::<String>::new());
+    b.delete_clip(clip.id()).unwrap();
+    let swept = ship_b.sweepable(&b, s);
+    assert!(
+        swept
+            .iter()
+            .any(|k| k.starts_with("dvr/7/0000000000000005/")),
+        "{swept:?}"
+    );
+
+    // A deleted stream's objects are removed.
+    b.delete_stream(s).unwrap();
+    for _ in 0..500 {
+        if keys(&dir).is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(keys(&dir), Vec::<String>::new());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// An object that is not a batch is skipped with a count, and the rest restores.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_object_is_skipped_and_counted() {
+    let dir = std::env::temp_dir().join(format!("dvrclip-ship-bad-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let record = StreamRecord::new(
+        3,
+        &StreamSettings::named("bad"),
+        WallTime::from_unix_secs(T0),
+    )
+    .unwrap();
+    let s = StreamId(3);
+    let (a, ship_a, _) = node(&dir, T0);
+    ship_a.take_in(&a, &record, 2).await.unwrap();
+    a.push_init_bytes(s, "v", fixture("init.mp4")).unwrap();
+    a.push_segment_bytes(s, "v", Some("seg_000.m4s"), fixture("seg_000.m4s"))
+        .unwrap();
+    shipped(&ship_a).await;
+    a.push_segment_bytes(s, "v", Some("seg_001.m4s"), fixture("seg_001.m4s"))
+        .unwrap();
+    shipped(&ship_a).await;
+    let batch = dir.join("dvr/3/0000000000000002/0000000000000001.dvr");
+    let mut bytes = std::fs::read(&batch).unwrap();
+    let at = bytes.len() - 10;
+    bytes[at] ^= 0xff;
+    std::fs::write(&batch, bytes).unwrap();
+
+    let (b, ship_b, _) = node(&dir, T0 + 10);
+    ship_b.take_in(&b, &record, 4).await.unwrap();
+    assert_eq!(ship_b.counters.corrupt.load(Relaxed), 1);
+    assert_eq!(b.dvr(s).unwrap().renditions[0].chunks, 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The directory store at `dir`, whose reads of `stalled` keys never end (a
+/// store slower than a claim's bound).
+#[derive(Debug)]
+struct Stalling {
+    inner: Arc<dyn VodStore>,
+    stalled: HashSet<String>,
+}
+
+impl VodStore for Stalling {
+    fn put<'a>(
+        &'a self,
+        key: &'a str,
+        body: Bytes,
+    ) -> futures_util::future::BoxFuture<'a, Result<(), crate::vod::StoreError>> {
+        self.inner.put(key, body)
+    }
+
+    fn put_pieces<'a>(
+        &'a self,
+        key: &'a str,
+        len: u64,
+        pieces: crate::vod::store::Pieces<'a>,
+    ) -> futures_util::future::BoxFuture<'a, Result<(), crate::vod::StoreError>> {
+        self.inner.put_pieces(key, len, pieces)
+    }
+
+    fn get<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> futures_util::future::BoxFuture<'a, Result<Bytes, crate::vod::StoreError>> {
+        if self.stalled.contains(key) {
+            return Box::pin(std::future::pending());
+        }
+        self.inner.get(key)
+    }
+
+    fn get_range<'a>(
+        &'a self,
+        key: &'a str,
+        range: std::ops::Range<u64>,
+    ) -> futures_util::future::BoxFuture<
+        'a,
+        Result<crate::vod::store::ByteStream, crate::vod::StoreError>,
+    > {
+        self.inner.get_range(key, range)
+    }
+
+    fn head<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> futures_util::future::BoxFuture<'a, Result<Option<u64>, crate::vod::StoreError>> {
+        self.inner.head(key)
+    }
+
+    fn list<'a>(
+        &'a self,
+        prefix: &'a str,
+    ) -> futures_util::future::BoxFuture<'a, Result<Vec<(String, u64)>, crate::vod::StoreError>>
+    {
+        self.inner.list(prefix)
+    }
+
+    fn delete<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> futures_util::future::BoxFuture<'a, Result<(), crate::vod::StoreError>> {
+        self.inner.delete(key)
+    }
+
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+}
+
+/// Node A's DVR of 16 chunks of 2 s (`looped_segment`), one batch object each,
+/// with three clips: `old` (complete, of the first chunks), `long` (recording
+/// since the first chunk) and `new` (complete, of the newest chunks). Returns
+/// the engine, the stream's record and the clips.
+async fn shipped_dvr(dir: &Path) -> (Arc<Engine>, StreamRecord, [ClipId; 3]) {
+    let mut settings = StreamSettings::named("big");
+    settings.dvr_duration_secs = 3600;
+    let record = StreamRecord::new(7, &settings, WallTime::from_unix_secs(T0)).unwrap();
+    let s = StreamId(7);
+    let (a, ship_a, clock) = node(dir, T0);
+    ship_a.take_in(&a, &record, 5).await.unwrap();
+    a.push_init_bytes(s, "v", crate::demo::looped_segment(0).0)
+        .unwrap();
+    let clip = |start: i64, secs: u64| {
+        let request = ClipRequest {
+            duration_secs: secs,
+            start_unix_secs: Some(start),
+            ..ClipRequest::default()
+        };
+        a.create_clip(s, request).unwrap().id()
+    };
+    let mut clips = Vec::new();
+    for n in 0..16 {
+        let (_, segment) = crate::demo::looped_segment(n);
+        let name = format!("seg_{n}.m4s");
+        a.push_segment_bytes(s, "v", Some(&name), segment).unwrap();
+        clock.advance_secs(2);
+        match n {
+            1 => clips.push(clip(T0, 60)),
+            3 => clips.push(clip(T0, 4)),
+            _ => {}
+        }
+        shipped(&ship_a).await;
+    }
+    clips.push(clip(T0 + 24, 6));
+    shipped(&ship_a).await;
+    (a, record, [clips[1], clips[0], clips[2]])
+}
+
+/// A clip's first rendition's MP4: its ETag and bytes.
+fn clip_mp4(e: &Engine, id: ClipId) -> (String, Vec<u8>) {
+    let c = e.clip(id).unwrap();
+    let view = c.view();
+    let m = c.mp4(&view, view.reference().unwrap()).unwrap();
+    let bytes: Vec<u8> = m.range(0..m.len()).unwrap().flatten().collect();
+    (m.etag().to_owned(), bytes)
+}
+
+/// The batch objects under `dir`, oldest first.
+fn batches(dir: &Path) -> Vec<String> {
+    keys(dir)
+        .into_iter()
+        .filter(|k| k.ends_with(".dvr"))
+        .collect()
+}
+
+/// A restore cut by its bound keeps the newest objects read: the ring is the
+/// newest chunks, one run ending where the dead node's did; a clip of them is
+/// back byte for byte; a clip holding older chunks too is lost (reported, never
+/// served short); a clip whose record was not read is unknown; the objects not
+/// read are the sweep's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_cut_by_its_bound_keeps_the_newest_chunks() {
+    let dir = std::env::temp_dir().join(format!("dvrclip-ship-cut-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let s = StreamId(7);
+    let (a, record, [old, long, new]) = shipped_dvr(&dir).await;
+    let all = batches(&dir);
+    // Every object but the newest 6 is slower than the bound.
+    let read = 6;
+    let stalled: HashSet<String> = all[..all.len() - read].iter().cloned().collect();
+    let local = crate::vod::open_store(&StoreConfig::Local(dir.clone()), None);
+    let store = Arc::new(Stalling {
+        inner: local,
+        stalled: stalled.clone(),
+    });
+    let (b, ship_b, _) = node_on(store, T0 + 40, EngineConfig::default());
+    ship_b.restore_timeout_ms.store(1000, Relaxed);
+    let started = Instant::now();
+    ship_b.take_in(&b, &record, 9).await.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(ship_b.counters.restores_partial.load(Relaxed), 1);
+    assert_eq!(ship_b.counters.unread.load(Relaxed), stalled.len() as u64);
+
+    // The newest chunks, one run ending at A's newest.
+    let chunks_read: usize = all[all.len() - read..]
+        .iter()
+        .map(|k| {
+            let bytes = Bytes::from(std::fs::read(dir.join(k)).unwrap());
+            let entries = shipped::decode(&bytes).unwrap();
+            entries
+                .iter()
+                .filter(|e| matches!(e.record, Record::Chunk(_)))
+                .count()
+        })
+        .sum();
+    assert!(chunks_read >= 4, "{chunks_read}");
+    let (da, db) = (a.dvr(s).unwrap(), b.dvr(s).unwrap());
+    let (ra, rb) = (&da.renditions[0], &db.renditions[0]);
+    assert_eq!(ra.chunks, 16);
+    assert_eq!(rb.chunks, chunks_read);
+    assert_eq!(rb.ranges.len(), 1, "{rb:?}");
+    assert_eq!(rb.ranges[0].end_utc, ra.ranges[0].end_utc);
+
+    assert_eq!(clip_mp4(&b, new), clip_mp4(&a, new));
+    assert!(b.clip(long).is_err());
+    assert!(
+        b.lost_clip(long).is_some(),
+        "the recording clip is reported lost"
+    );
+    assert!(b.clip(old).is_err());
+    assert!(b.lost_clip(old).is_none(), "its record was not read");
+
+    // What was not read goes at the first sweep, and only that.
+    let mut swept = ship_b.sweepable(&b, s);
+    swept.sort();
+    let mut expected: Vec<String> = stalled.into_iter().collect();
+    expected.sort();
+    assert_eq!(swept, expected);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A restore reads no more than the memory budget leaves: the newest objects
+/// that fit, and the engine within its budget after.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_reads_what_the_memory_budget_leaves() {
+    let dir = std::env::temp_dir().join(format!("dvrclip-ship-mem-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let s = StreamId(7);
+    let (a, record, _) = shipped_dvr(&dir).await;
+    let all = batches(&dir);
+    let size = |k: &String| std::fs::metadata(dir.join(k)).unwrap().len();
+    // Room for the newest 5 objects and the tables their chunks are parsed into.
+    let newest: u64 = all[all.len() - 5..].iter().map(size).sum();
+    let budget = newest * 3 / 2;
+    let fit = all
+        .iter()
+        .rev()
+        .scan(0, |sum, k| {
+            *sum += size(k);
+            Some(*sum)
+        })
+        .take_while(|sum| *sum <= budget)
+        .count();
+    let config = EngineConfig {
+        memory_budget_bytes: budget,
+        ..EngineConfig::default()
+    };
+    let store = crate::vod::open_store(&StoreConfig::Local(dir.clone()), None);
+    let (b, ship_b, _) = node_on(store, T0 + 40, config);
+    ship_b.take_in(&b, &record, 9).await.unwrap();
+    assert_eq!(ship_b.counters.restores_partial.load(Relaxed), 1);
+    assert_eq!(
+        ship_b.counters.unread.load(Relaxed),
+        (all.len() - fit) as u64
+    );
+    let (ra, rb) = (
+        &a.dvr(s).unwrap().renditions[0],
+        &b.dvr(s).unwrap().renditions[0],
+    );
+    assert!(rb.chunks > 0 && rb.chunks < ra.chunks, "{rb:?}");
+    assert_eq!(rb.ranges.len(), 1, "{rb:?}");
+    assert_eq!(rb.ranges[0].end_utc, ra.ranges[0].end_utc);
+    let m = b.memory();
+    assert!(m.total_bytes + m.reserved_bytes <= m.budget_bytes, "{m:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -3,8 +3,10 @@
 //! `dvrclip serve --clip-archive s3://…` on moto; a clip cut from it is archived;
 //! a second `dvrclip serve` with the same archive and no stream at all serves every
 //! link of it (MP4s, playlists, inits, segments) with the same bytes (SHA-256) and
-//! ETags, ranges work, the MP4 decodes with ffmpeg, and every link answers 404 once
-//! the clip's expiration passes. Prints what the archive wrote and how long it took
+//! ETags, ranges of the MP4 (stored once: its header, and stretches of the segments
+//! file) are the live file's, `If-None-Match`, `If-Range` and HEAD answer as there,
+//! the MP4 decodes with ffmpeg, and every link answers 404 once the clip's
+//! expiration passes. Prints what the archive wrote and how long it took
 //! (`cargo test --test clip_archive -- --nocapture`; BENCHMARKS.md "Clip archive").
 
 mod common;
@@ -135,15 +137,46 @@ fn a_second_node_serves_an_archived_clip_from_s3() {
     }
     let mp4 = path_of(clip["mp4_master"].as_str().unwrap()).to_owned();
     let whole = expect(get(b, &mp4), 200);
-    let part = expect(
-        request(b, "GET", &mp4, &[("Range", "bytes=100-1099")], None),
+    let live = expect(get(a, &mp4), 200);
+    assert!(whole.body == live.body);
+    // The MP4 is stored once (its header, and stretches of the segments file):
+    // ranges in the header, across its end, inside and across chunks' media, to the
+    // end, a suffix, are the live file's bytes.
+    let len = whole.body.len();
+    let mut ranges = vec![(100, 1099), (0, len - 1), (len - 1, len - 1)];
+    for k in 1..16 {
+        let at = k * len / 16;
+        ranges.extend([(at - 700, at + 700), (at, (at + 300_000).min(len - 1))]);
+    }
+    for (x, y) in ranges {
+        let range = format!("bytes={x}-{y}");
+        let part = expect(request(b, "GET", &mp4, &[("Range", &range)], None), 206);
+        assert!(part.body == whole.body[x..=y], "{range}");
+        let cl = (y + 1 - x).to_string();
+        assert_eq!(part.header("Content-Length"), Some(cl.as_str()));
+    }
+    let tail = expect(
+        request(b, "GET", &mp4, &[("Range", "bytes=-5000")], None),
         206,
     );
-    assert_eq!(part.body, whole.body[100..1100]);
-    assert_eq!(part.header("Content-Length"), Some("1000"));
+    assert!(tail.body == whole.body[len - 5000..]);
     let etag = whole.header("ETag").unwrap().to_owned();
     let cached = request(b, "GET", &mp4, &[("If-None-Match", &etag)], None);
     assert_eq!(cached.status, 304);
+    let if_range = [("Range", "bytes=2000-2999"), ("If-Range", etag.as_str())];
+    assert_eq!(
+        expect(request(b, "GET", &mp4, &if_range, None), 206)
+            .body
+            .len(),
+        1000
+    );
+    let stale = [("Range", "bytes=2000-2999"), ("If-Range", "\"stale\"")];
+    assert!(expect(request(b, "GET", &mp4, &stale, None), 200).body == whole.body);
+    let head = expect(request(b, "HEAD", &mp4, &[], None), 200);
+    assert_eq!(
+        head.header("Content-Length"),
+        whole.header("Content-Length")
+    );
     let (decoded, log) = ffmpeg_decode(&format!("http://{b}{mp4}"));
     assert!(decoded, "ffmpeg could not decode the archived MP4: {log}");
 

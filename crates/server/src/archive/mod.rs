@@ -8,14 +8,16 @@
 //! lookup of an archived clip by stream and clip id ([`ClipArchive::lookup`], the one
 //! seam the public links and a cluster's forwarding call), removal (a deleted clip,
 //! and the periodic sweep of expired ones), and its counters. What is written is
-//! [`upload`]'s business, the manifest and keys [`manifest`]'s; serving the bytes is
-//! the public links'. The store is the VOD's (`crate::vod::store`): a local directory
-//! or any S3-compatible bucket, opened the same way.
+//! [`upload`]'s business, the manifest and keys [`manifest`]'s, where each byte of
+//! an MP4 stored once lies [`layout`]'s; serving the bytes is the public links'.
+//! The store is the VOD's (`crate::vod::store`): a local directory or any
+//! S3-compatible bucket, opened the same way.
 //!
 //! Shaped as tasks over a store rather than hooks in the engine: the engine stays
 //! free of I/O, and a clip's completion is already a future
 //! ([`Clip::wait_complete`]) the VOD writer waits on the same way.
 
+pub mod layout;
 pub mod manifest;
 pub mod upload;
 
@@ -30,7 +32,8 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 
-pub use manifest::{ArchivedFile, ClipFile, Manifest};
+pub use layout::Mp4Layout;
+pub use manifest::{ArchivedFile, ClipFile, Manifest, StoredBytes};
 
 use crate::vod::{StoreConfig, StoreError, VodStore};
 

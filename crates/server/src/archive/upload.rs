@@ -1,9 +1,11 @@
 //! Writing one complete clip to the archive, as its links serve it: per rendition
 //! its segments file (the inits and chunks the HLS links serve, one after another:
 //! `crate::vod::hls::single_file`'s layout, one PUT instead of one per segment) and
-//! its progressive MP4 (`Clip::mp4`, the bytes and ETag the MP4 link serves), then
-//! every playlist (the texts the links serve, ETag as `crate::playlist_cache` tags
-//! them), then the manifest naming them all.
+//! what its progressive MP4 (`Clip::mp4`, the bytes and ETag the MP4 link serves)
+//! holds beyond it: the head object, its header and any body bytes of the writer's
+//! own, with the [`Mp4Layout`] of the rest in the segments file (so the media is
+//! stored once); then every playlist (the texts the links serve, ETag as
+//! `crate::playlist_cache` tags them), then the manifest naming them all.
 //!
 //! Every object is streamed from the clip's own `Bytes` (`VodStore::put_pieces`:
 //! one PUT of the pieces themselves up to 8 MiB, a multipart upload of at most two
@@ -18,9 +20,10 @@ use dvrclip_engine::{Clip, ClipView};
 use dvrclip_fmp4::progressive::{BuildError, RangeError};
 use dvrclip_hls::{PlaylistKind, master_playlist, media_playlist};
 
+use super::layout::Mp4Layout;
 use super::manifest::{
-    ArchivedRendition, FORMAT_VERSION, Manifest, StoredObject, StoredPlaylist, manifest_key,
-    mp4_key, playlist_key, segments_key,
+    ArchivedRendition, FORMAT_VERSION, Manifest, StoredObject, StoredPlaylist, head_key,
+    manifest_key, playlist_key, segments_key,
 };
 use crate::playlist_cache::etag_of;
 use crate::vod::hls::single_file;
@@ -78,7 +81,7 @@ pub async fn write_clip(
         let mp4 = if r.chunks().is_empty() {
             None
         } else {
-            match write_mp4(store, clip, view, &name).await {
+            match write_mp4(store, clip, view, &name, &file.pieces).await {
                 Ok(m) => Some(m),
                 // The link answers an error for it too: the rest is still archived.
                 Err(e @ UploadError::Build { .. }) => {
@@ -91,10 +94,12 @@ pub async fn write_clip(
         let text = Bytes::from(media_playlist(&id_text, r, kind));
         playlists.push(write_text(store, &playlist_key(stream, id, &name), &name, text).await?);
         let span = |r: &std::ops::Range<u64>| (r.start, r.end);
-        total += file.len + mp4.as_ref().map_or(0, |m| m.size);
+        total += file.len + mp4.as_ref().map_or(0, |(_, l)| l.head_size());
+        let (mp4, mp4_layout) = mp4.unzip();
         renditions.push(ArchivedRendition {
             name,
             mp4,
+            mp4_layout,
             segments_size: file.len,
             inits: file.inits.iter().map(span).collect(),
             segments: file.segments.iter().map(span).collect(),
@@ -123,13 +128,15 @@ pub async fn write_clip(
 }
 
 /// Builds rendition `name`'s MP4 (off the runtime's threads, as the link does) and
-/// streams it to its key.
+/// writes what of it `segments` (the pieces of the rendition's segments file) does
+/// not hold: its head object. The MP4's size, ETag and type, and its layout.
 async fn write_mp4(
     store: &dyn VodStore,
     clip: &Clip,
     view: &Arc<ClipView>,
     name: &str,
-) -> Result<StoredObject, UploadError> {
+    segments: &[Bytes],
+) -> Result<(StoredObject, Mp4Layout), UploadError> {
     let (c, v, n) = (clip.clone(), Arc::clone(view), name.to_owned());
     let built = tokio::task::spawn_blocking(move || {
         let r = v.rendition(&n).ok_or(BuildError::NoTracks)?;
@@ -146,13 +153,17 @@ async fn write_mp4(
         rendition: name.to_owned(),
         source,
     })?;
-    let key = mp4_key(clip.stream_id(), clip.id(), name);
-    store.put_pieces(&key, len, Box::new(pieces)).await?;
-    Ok(StoredObject {
+    let (layout, head) = Mp4Layout::of(file.header_len(), pieces, segments);
+    let key = head_key(clip.stream_id(), clip.id(), name);
+    store
+        .put_pieces(&key, layout.head_size(), Box::new(head.into_iter()))
+        .await?;
+    let stored = StoredObject {
         size: len,
         etag: file.etag().to_owned(),
         content_type: Some(file.content_type().to_owned()),
-    })
+    };
+    Ok((stored, layout))
 }
 
 async fn write_text(

@@ -7,8 +7,10 @@
 //! [`entity::Entity`]s with the ETag it served (so `Range`/206, `If-None-Match`/304
 //! and `If-Range` behave the same), inits and segments as plain 200s, and the same
 //! `Cache-Control` (media until the expiration, a complete clip's playlists at most
-//! 60 s). 404 for a clip the archive does not hold or that has expired; 503 when the
-//! store fails.
+//! 60 s). An MP4 stored once (format 2) streams from its head object and the
+//! segments file ([`super::split_body`]); one stored whole (format 1), from its
+//! object. 404 for a clip the archive does not hold or that has expired; 503 when
+//! the store fails.
 
 use std::ops::Range;
 
@@ -17,10 +19,11 @@ use http::header::{self, HeaderValue};
 use http::request::Parts;
 use http_body_util::BodyExt;
 
+use super::split_body::SplitMp4;
 use super::store_body::StoreBody;
 use super::{HLS_TYPE, cache_for};
 use crate::app::App;
-use crate::archive::{ArchivedFile, ClipArchive, ClipFile};
+use crate::archive::{ArchivedFile, ClipArchive, ClipFile, StoredBytes};
 use crate::error::ApiError;
 use crate::http::entity::{self, Entity};
 use crate::http::{HttpBody, HttpResponse};
@@ -55,13 +58,15 @@ pub async fn serve(
     let micros = manifest.expiration_utc().micros_since(now);
     let secs_left = u64::try_from(micros / 1_000_000).unwrap_or(0);
     let ArchivedFile {
-        key,
-        range,
+        bytes,
         etag,
         content_type: recorded_type,
     } = found;
     let Some(etag) = etag else {
         // An init or a segment: 200 with its bytes, as the recording node sent it.
+        let StoredBytes::Range { key, range } = bytes else {
+            return Err(ApiError::NotFound("no such file in this clip".into()));
+        };
         let content_type = match file {
             ClipFile::Media(_, dvrclip_hls::MediaFile::Init(_)) => "video/mp4",
             _ => "video/iso.segment",
@@ -86,8 +91,7 @@ pub async fn serve(
     };
     let object = ArchivedObject {
         archive,
-        key,
-        range,
+        bytes,
         etag,
         content_type: recorded_type.unwrap_or_else(|| content_type.to_owned()),
     };
@@ -106,21 +110,28 @@ async fn body_of(
     if len == 0 {
         return Ok(http_body_util::Empty::new().boxed());
     }
-    let stream = archive.store().get_range(key, range).await.map_err(|e| {
-        if e.is_not_found() {
-            ApiError::NotFound(format!("archived clip: {e}"))
-        } else {
-            ApiError::Unavailable(format!("clip archive: {e}"))
-        }
-    })?;
+    let stream = archive
+        .store()
+        .get_range(key, range)
+        .await
+        .map_err(store_error)?;
     Ok(StoreBody::new(stream, len).boxed())
 }
 
-/// One archived file: a range of an object, with the ETag it was served with.
+/// A store's failure as the link answers it: 404 for a missing object, else 503.
+fn store_error(e: crate::vod::StoreError) -> ApiError {
+    if e.is_not_found() {
+        ApiError::NotFound(format!("archived clip: {e}"))
+    } else {
+        ApiError::Unavailable(format!("clip archive: {e}"))
+    }
+}
+
+/// One archived file with the ETag it was served with: a range of an object, or an
+/// MP4 stored once.
 struct ArchivedObject<'a> {
     archive: &'a ClipArchive,
-    key: String,
-    range: Range<u64>,
+    bytes: StoredBytes,
     etag: String,
     content_type: String,
 }
@@ -129,7 +140,7 @@ impl Entity for ArchivedObject<'_> {
     type Error = ApiError;
 
     fn len(&self) -> u64 {
-        self.range.end - self.range.start
+        self.bytes.len()
     }
 
     fn etag(&self) -> &str {
@@ -141,12 +152,20 @@ impl Entity for ArchivedObject<'_> {
     }
 
     async fn body(&self, range: Range<u64>) -> Result<HttpBody, ApiError> {
-        let base = self.range.start;
-        body_of(
-            self.archive,
-            &self.key,
-            base + range.start..base + range.end,
-        )
-        .await
+        match &self.bytes {
+            StoredBytes::Range { key, range: r } => {
+                let base = r.start;
+                body_of(self.archive, key, base + range.start..base + range.end).await
+            }
+            StoredBytes::Split {
+                head_key,
+                segments_key,
+                layout,
+            } => {
+                let store = self.archive.store();
+                let mp4 = SplitMp4::new(store, head_key, segments_key, layout.clone());
+                mp4.body(range).await.map_err(store_error)
+            }
+        }
     }
 }

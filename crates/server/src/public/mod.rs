@@ -10,6 +10,7 @@
 pub mod archived;
 pub mod clip;
 pub mod live;
+mod split_body;
 mod store_body;
 pub mod vod;
 

@@ -10,6 +10,7 @@
 //!   read through the live nodes and nginx, from its records in the shared bucket
 //!   (same Video object, the MP4 byte-identical and decoding, a range of it, its
 //!   HLS form decoding), and a rename or delete of one is 503 naming the node;
+//!   the third node hung (SIGSTOP), a list asking it is answered at its TTL;
 //!   etcd away, a node hands out what its blocks hold, then answers 503 with the
 //!   reason;
 //! - `pulled_streams_fail_over`: the node pulling a `pull: true` stream is
@@ -257,6 +258,22 @@ fn videos_across_nodes() {
          from the bucket {:?} after it",
         killed.elapsed()
     );
+
+    // n3 hangs (SIGSTOP: its kernel still takes connections): a list through n1
+    // asks it, and is answered once n3's lease has ended, not at the forwarder's
+    // 30 s read timeout. n3 holds no video, so the list is the same.
+    let hung = servers[2].take().unwrap();
+    hung.signal("STOP");
+    let stopped = Instant::now();
+    listed(http[0], "while n3 hangs");
+    let took = stopped.elapsed();
+    assert!(
+        took < Duration::from_secs(15),
+        "the list waited {took:?} on a hung node"
+    );
+    println!("the list through n1 answered {took:?} after n3 hung");
+    hung.signal("KILL");
+    drop(hung);
 
     // etcd away: n1 hands out what its blocks hold (its stream's clips need no
     // etcd), then refuses with the reason instead of an id another node may draw.

@@ -45,10 +45,13 @@ fn bucket_failed(whose: &str, e: StoreError) -> ApiError {
 /// other node for its pages 1 to `n` (at once, marked as forwarded so each answers
 /// from its own), the ids being unique across nodes. A node that does not answer
 /// fails the list (503) rather than shorten it silently. A node that is gone from
-/// the cluster (its lease expired) is not asked: with a bucket the nodes share,
-/// its videos are read from its records there (at most every
+/// the cluster (its lease expired) is not asked, and one that hangs while asked is
+/// given up once its lease has ended ([`Cluster::node_gone`]): with a bucket the
+/// nodes share, their videos are read from their records there (at most every
 /// [`crate::vod::shared::FRESH_FOR`]; a failed read is a 503 too), else they are
 /// not listed.
+///
+/// [`Cluster::node_gone`]: crate::cluster::Cluster::node_gone
 pub async fn list(app: &App, headers: &HeaderMap, page: Page) -> Result<Value, ApiError> {
     let local = |skip, take| app.vod.videos_json(skip, take);
     let cluster = match &app.cluster {
@@ -56,21 +59,27 @@ pub async fn list(app: &App, headers: &HeaderMap, page: Page) -> Result<Value, A
         _ => return Ok(Value::Array(local(page.skip(), PAGE_SIZE))),
     };
     let pages = page.skip() / PAGE_SIZE + 1;
+    let take = page.skip() + PAGE_SIZE;
     let peers = cluster.peers().await?;
-    let asks = peers.iter().flat_map(|node| {
-        (1..=pages).map(move |n| {
+    let answers = futures_util::future::join_all(peers.iter().map(|node| async move {
+        let asks = (1..=pages).map(|n| {
             let url = format!(
                 "{}/streaming/videos?page={n}",
                 node.url.trim_end_matches('/')
             );
-            (node.id.clone(), url)
-        })
-    });
-    let answers = futures_util::future::join_all(asks.map(|(node, url)| async move {
-        let answer = cluster.forward.get_json(&url, headers).await;
-        answer.map_err(|e| {
-            ApiError::Unavailable(format!("node {node} did not list its videos: {e}; retry"))
-        })
+            async move { cluster.forward.get_json(&url, headers).await }
+        });
+        tokio::select! {
+            listed = futures_util::future::try_join_all(asks) => listed.map_err(|e| {
+                let id = &node.id;
+                ApiError::Unavailable(format!("node {id} did not list its videos: {e}; retry"))
+            }),
+            // A node that hangs while asked: once its lease has ended, listed as a
+            // node that is down, not waited on until the read timeout.
+            _ = cluster.node_gone(&node.url) => {
+                down_node_list(app, &node.id, take).await.map(|v| vec![Value::Array(v)])
+            }
+        }
     }));
     let live: HashSet<&str> = peers
         .iter()
@@ -85,17 +94,19 @@ pub async fn list(app: &App, headers: &HeaderMap, page: Page) -> Result<Value, A
         }
     };
     let (answers, down) = tokio::join!(answers, down);
-    let mut all = local(0, page.skip() + PAGE_SIZE);
+    let mut all = local(0, take);
     for vod in down? {
-        all.extend(vod.videos_json(0, page.skip() + PAGE_SIZE));
+        all.extend(vod.videos_json(0, take));
     }
-    for answer in answers {
-        match answer? {
-            Value::Array(videos) => all.extend(videos),
-            _ => {
-                return Err(ApiError::Unavailable(
-                    "a node's video list is not a list".into(),
-                ));
+    for listed in answers {
+        for page in listed? {
+            match page {
+                Value::Array(videos) => all.extend(videos),
+                _ => {
+                    return Err(ApiError::Unavailable(
+                        "a node's video list is not a list".into(),
+                    ));
+                }
             }
         }
     }
@@ -104,6 +115,18 @@ pub async fn list(app: &App, headers: &HeaderMap, page: Page) -> Result<Value, A
     Ok(Value::Array(
         all.into_iter().skip(page.skip()).take(PAGE_SIZE).collect(),
     ))
+}
+
+/// The first `take` videos of node `id`, found gone while its list was asked: from
+/// its records in the bucket the nodes share, none without one (as a node that
+/// was down when the list began).
+async fn down_node_list(app: &App, id: &str, take: usize) -> Result<Vec<Value>, ApiError> {
+    match &app.shared_videos {
+        Some(shared) => (shared.of_node(id).await)
+            .map(|vod| vod.videos_json(0, take))
+            .map_err(|e| bucket_failed(&format!("node {id}, which is down,"), e)),
+        None => Ok(Vec::new()),
+    }
 }
 
 /// `GET /streaming/videos/{id}` of the videos `vod` holds.

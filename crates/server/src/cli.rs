@@ -47,7 +47,12 @@ pub fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtimes = runtime("dvrclip").and_then(|main| Ok((main, runtime("dvrclip-doors")?)));
+    // The push doors' runtime only when a push door listens.
+    let has_doors = config.rtmp_listen.is_some() || config.srt_listen.is_some();
+    let runtimes = runtime("dvrclip").and_then(|main| {
+        let doors = has_doors.then(|| runtime("dvrclip-doors")).transpose()?;
+        Ok((main, doors))
+    });
     let (runtime, doors) = match runtimes {
         Ok(r) => r,
         Err(e) => {
@@ -55,9 +60,12 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let ran = runtime.block_on(run(config, doors.handle().clone()));
+    let doors_handle = doors.as_ref().unwrap_or(&runtime).handle().clone();
+    let ran = runtime.block_on(run(config, doors_handle));
     // What the doors still run (connections being closed) gets a moment, not more.
-    doors.shutdown_timeout(DOORS_GRACE);
+    if let Some(doors) = doors {
+        doors.shutdown_timeout(DOORS_GRACE);
+    }
     match ran {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -72,7 +80,8 @@ const DOORS_GRACE: Duration = Duration::from_secs(1);
 
 /// A multi-threaded runtime, a worker per core, its threads named `name`.
 ///
-/// The binary runs two (`design/architecture.md` "Runtimes"): one for the HTTP
+/// The binary runs two when a push door listens (`design/architecture.md` "Rules",
+/// Runtimes): one for the HTTP
 /// listener (API, links, HTTP ingest) and the cluster, one for the push doors (RTMP,
 /// SRT). A thousand publishers' reads then queue behind each other, not in front
 /// of a clip request: the OS scheduler, not one runtime's queue, shares the cores

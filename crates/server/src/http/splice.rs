@@ -21,20 +21,16 @@
 //! mappings, where `sendfile` needs a descriptor kept open per chunk (a 1 h DVR of
 //! a ladder is 5,400 chunks, against `RLIMIT_NOFILE`) or one `open` per send, and
 //! memfd-backed buffers for memory-only mode. Both hand page references to TCP the
-//! same way (`splice_to_socket`); they differ in how the references are taken: a
-//! page-table walk (`get_user_pages`, 19% of the CPU of a whole-file download) where
-//! nginx's `sendfile` looks pages up in the page cache (12% of its CPU).
+//! same way (`splice_to_socket`); they differ in how the references are taken, and
+//! on tmpfs (the spool's default home, 4 KiB pages) both pay per page: nginx
+//! sending a file from tmpfs spends as much per GB looking its pages up as
+//! `vmsplice` spends walking the page table (BENCHMARKS.md "Where the cycles go";
+//! nginx is faster only from ext4, whose page cache holds large folios).
 //!
-//! Measured (BENCHMARKS.md "Where the cycles go", `scripts/serving_ab.py`, the
-//! previous build, this one and nginx with sendfile alternated in one sitting, two
-//! sittings): a 20 MB clip MP4 whole went from 2.55–3.24 to 5.57–8.02 GB per server
-//! CPU-second (0.24–0.39x nginx to 0.61–0.96x), 1 MiB ranges from 2.45–3.55 to
-//! 3.88–3.93 (0.55–0.87x to 0.93–1.17x); the kernel's copy, 65% of the CPU before, is
-//! 0.4%. A stand-alone loop sending a
-//! mapped tmpfs file over loopback (`write` against `vmsplice`+`splice` against
-//! `sendfile`, 128 KiB to 2 MiB a call) could not tell the three apart on the shared
-//! machine (3.4–5.7 GB per sender CPU-second each, run to run); the server A/B
-//! could.
+//! Measured (the same section, `scripts/serving_ab.py`): a 20 MB clip MP4 whole
+//! went from 0.24–0.39x nginx's bytes per server CPU-second (every byte through
+//! `writev`, the kernel's copy 65% of the CPU) to 0.6–0.8x nginx from the disk and
+//! 0.9–1.1x nginx from tmpfs; 1 MiB ranges are 0.8–1.1x and 0.9–1.3x.
 //!
 //! The pipe: bytes `vmsplice`d into it are the client's (hyper is told they were
 //! written), so they leave it before anything else is written, flushed or shut

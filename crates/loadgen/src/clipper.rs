@@ -6,7 +6,8 @@
 //! arrived seconds ago) with the shortest expiration the API allows, so clips do not
 //! pile up in memory over a long run, then hands the clip's MP4 link to a downloader
 //! that GETs it whole. Clip creation is timed on its own connection, one request at a
-//! time, so its latency is the server's answer and not a queue in this client.
+//! time, on a thread of its own (`main::clipper_thread`; downloads run elsewhere), so
+//! its latency is the server's answer and not a queue in this client.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,13 +24,14 @@ const MIN_AGE: Duration = Duration::from_secs(20);
 /// Downloads waiting; past this, a clip's MP4 is not fetched (counted as nothing).
 const DOWNLOAD_QUEUE: usize = 16;
 
-/// Cuts `per_sec` clips a second until the run stops.
-pub(crate) async fn run(shared: Arc<Shared>, per_sec: f64) {
+/// Cuts `per_sec` clips a second until the run stops; the MP4s are downloaded on
+/// `downloads`, another runtime, so a download never delays reading a clip's answer.
+pub(crate) async fn run(shared: Arc<Shared>, per_sec: f64, downloads: tokio::runtime::Handle) {
     if per_sec <= 0.0 {
         return;
     }
     let (tx, rx) = mpsc::channel::<String>(DOWNLOAD_QUEUE);
-    tokio::spawn(download(Arc::clone(&shared), rx));
+    downloads.spawn(download(Arc::clone(&shared), rx));
     let mut stop = shared.stop.subscribe();
     let mut client = Client::new(shared.server);
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / per_sec));

@@ -533,3 +533,94 @@ pub(crate) fn max_file_id(dir: &std::path::Path) -> u64 {
         })
         .unwrap_or(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const A: &[u8] = include_bytes!("../../../tests/fixtures/restart/a/init.mp4");
+    const B: &[u8] = include_bytes!("../../../tests/fixtures/restart/b/init.mp4");
+
+    fn stream() -> Record {
+        Record::Stream(StreamRec {
+            id: 1,
+            name: "s".into(),
+            active: true,
+            dvr_enabled: true,
+            dvr_duration_secs: 3600,
+            pull: false,
+            uri: None,
+            created_us: 0,
+            ingest_key: "i".into(),
+            play_key: "p".into(),
+        })
+    }
+
+    fn init(id: u64, rendition: &str, bytes: &[u8]) -> Record {
+        Record::Init {
+            id,
+            stream: 1,
+            rendition: rendition.into(),
+            bytes: bytes.to_vec(),
+        }
+    }
+
+    fn current(f: &Fold, rendition: &str) -> Option<u64> {
+        f.renditions
+            .get(&(1, rendition.to_owned()))
+            .and_then(|c| c.current_init)
+    }
+
+    /// Ids of two processes (a shipped DVR): the current init is the last one
+    /// named, not the greatest id, in the fold, in what recovery restores and in
+    /// the journal it writes.
+    #[test]
+    fn the_current_init_is_the_last_named_not_the_greatest_id() {
+        let fold = Fold::of(vec![stream(), init(7, "v", A), init(3, "v", B)]);
+        assert_eq!(current(&fold, "v"), Some(3));
+        let mut report = RecoveryReport::default();
+        let now = WallTime::from_unix_secs(0);
+        let recovered = build_with(fold, now, &mut report, &mut |_, _| None);
+        let restored = recovered.restore.streams[0].renditions[0].init.clone();
+        assert_eq!(restored.map(|i| i.bytes.to_vec()), Some(B.to_vec()));
+        assert_eq!(current(&Fold::of(recovered.snapshot), "v"), Some(3));
+    }
+
+    proptest! {
+        /// Any inits named in any order of ids, over two renditions: each
+        /// rendition's current init is the last one named for it, and a compacted
+        /// journal folds to the same.
+        #[test]
+        fn a_compaction_keeps_each_current_init(
+            named in proptest::collection::vec((0..2u8, 1..20u64), 1..30)
+        ) {
+            let mut records = vec![stream()];
+            let mut expected: HashMap<String, u64> = HashMap::new();
+            let mut used = HashSet::new();
+            for (r, id) in named {
+                // One id names one init of one rendition.
+                let r = if used.insert(id) { format!("r{r}") } else {
+                    match records.iter().find_map(|rec| match rec {
+                        Record::Init { id: i, rendition, .. } if *i == id => Some(rendition.clone()),
+                        _ => None,
+                    }) {
+                        Some(r) => r,
+                        None => continue,
+                    }
+                };
+                records.push(init(id, &r, &id.to_be_bytes()));
+                expected.insert(r, id);
+            }
+            let mut fold = Fold::of(records);
+            for (r, id) in &expected {
+                prop_assert_eq!(current(&fold, r), Some(*id));
+            }
+            let again = Fold::of(fold.compact(&HashSet::new()));
+            for (r, id) in &expected {
+                prop_assert_eq!(current(&again, r), Some(*id));
+            }
+        }
+    }
+}

@@ -8,6 +8,15 @@
 //! chunk's record is applied when the record comes. A chunk whose file is gone was
 //! freed on purpose (no ring or clip held it) and is silently skipped; one whose
 //! file is shorter, longer or fails its checksum is dropped and counted.
+//!
+//! A rendition's current init is the one its last `Init` record names, in the
+//! order records are folded (oldest first), never the greatest id: an init can
+//! come back (A, B, A again: the engine makes a new one, with a new id, only for
+//! bytes other than the current init's), and a shipped DVR holds ids of several
+//! processes. So every writer keeps that rule: the spool writes one `Init` record
+//! per admission and a compaction writes each rendition's current init after its
+//! other inits ([`current_last`]); the shipper ends each batch naming an init of a
+//! rendition with that rendition's current one.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
@@ -50,8 +59,10 @@ pub(crate) struct Fold {
 struct Counters {
     next_seq: u64,
     next_disc: u64,
+    /// The smallest init id: the renditions' order.
     first_init: Option<u64>,
-    latest_init: Option<u64>,
+    /// The init the last `Init` record of the rendition names (the module's doc).
+    current_init: Option<u64>,
 }
 
 impl Fold {
@@ -101,7 +112,7 @@ impl Fold {
             } => {
                 let c = self.counters(stream, &rendition);
                 c.first_init = Some(c.first_init.map_or(id, |f| f.min(id)));
-                c.latest_init = Some(c.latest_init.map_or(id, |l| l.max(id)));
+                c.current_init = Some(id);
                 self.inits.insert(id, (stream, rendition, bytes));
             }
             Record::Chunk(mut c) => {
@@ -176,20 +187,21 @@ impl Fold {
             }
         }
         let mut inits: HashSet<u64> = self.chunks.values().map(|c| c.init).collect();
-        inits.extend(self.renditions.values().filter_map(|c| c.latest_init));
+        inits.extend(self.renditions.values().filter_map(|c| c.current_init));
         inits.extend(
             self.clips
                 .values()
                 .flat_map(|c| c.renditions.iter().filter_map(|r| r.init)),
         );
         // Every init of a live stream keeps its rank (the renditions' order).
+        let mut kept = Vec::new();
         for (id, (stream, rendition, bytes)) in &self.inits {
             let first = self
                 .renditions
                 .get(&(*stream, rendition.clone()))
                 .and_then(|c| c.first_init);
             if self.streams.contains_key(stream) && (inits.contains(id) || first == Some(*id)) {
-                out.push(Record::Init {
+                kept.push(Record::Init {
                     id: *id,
                     stream: *stream,
                     rendition: rendition.clone(),
@@ -197,6 +209,7 @@ impl Fold {
                 });
             }
         }
+        out.extend(current_last(kept, &self.renditions));
         for (key, c) in &self.chunks {
             if self.streams.contains_key(&c.stream) {
                 out.push(Record::Chunk(ChunkRec {
@@ -308,7 +321,7 @@ pub(crate) fn build_with(
         names.sort_by_key(|(_, c)| c.first_init.unwrap_or(u64::MAX));
         let mut renditions = Vec::new();
         for ((_, rendition), counters) in names {
-            let Some(latest) = counters.latest_init else {
+            let Some(current) = counters.current_init else {
                 continue;
             };
             snapshot.push(Record::Rendition {
@@ -317,9 +330,9 @@ pub(crate) fn build_with(
                 next_seq: counters.next_seq,
                 next_disc: counters.next_disc,
             });
-            let init = init_of(latest, report);
+            let init = init_of(current, report);
             if init.is_some() {
-                kept_inits.insert(latest, ());
+                kept_inits.insert(current, ());
             }
             let lo = (*id, rendition.clone(), 0);
             let hi = (*id, rendition.clone(), u64::MAX);
@@ -391,16 +404,16 @@ pub(crate) fn build_with(
         clips.push(clip);
         kept_clips.push(c.clone());
     }
-    for id in kept_inits.keys() {
-        if let Some((stream, rendition, bytes)) = fold.inits.get(id) {
-            snapshot.push(Record::Init {
-                id: *id,
-                stream: *stream,
-                rendition: rendition.clone(),
-                bytes: bytes.clone(),
-            });
-        }
-    }
+    let kept_inits = kept_inits.keys().filter_map(|id| {
+        let (stream, rendition, bytes) = fold.inits.get(id)?;
+        Some(Record::Init {
+            id: *id,
+            stream: *stream,
+            rendition: rendition.clone(),
+            bytes: bytes.clone(),
+        })
+    });
+    snapshot.extend(current_last(kept_inits.collect(), &fold.renditions));
     snapshot.extend(kept_chunks.into_iter().map(Record::Chunk));
     snapshot.extend(kept_clips.into_iter().map(Record::Clip));
     let inits = parsed
@@ -418,6 +431,19 @@ pub(crate) fn build_with(
         next_init,
         report: *report,
     }
+}
+
+/// `inits` (`Init` records) with each rendition's current init after the others, so
+/// the records fold to the same current inits again.
+fn current_last(inits: Vec<Record>, renditions: &HashMap<RenditionKey, Counters>) -> Vec<Record> {
+    let (mut others, current): (Vec<Record>, Vec<Record>) = inits.into_iter().partition(|r| {
+        !matches!(r, Record::Init { id, stream, rendition, .. }
+            if renditions
+                .get(&(*stream, rendition.clone()))
+                .is_some_and(|c| c.current_init == Some(*id)))
+    });
+    others.extend(current);
+    others
 }
 
 /// Maps the chunk's file if its length and checksum match its record.
@@ -506,4 +532,95 @@ pub(crate) fn max_file_id(dir: &std::path::Path) -> u64 {
                 .unwrap_or(0)
         })
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const A: &[u8] = include_bytes!("../../../tests/fixtures/restart/a/init.mp4");
+    const B: &[u8] = include_bytes!("../../../tests/fixtures/restart/b/init.mp4");
+
+    fn stream() -> Record {
+        Record::Stream(StreamRec {
+            id: 1,
+            name: "s".into(),
+            active: true,
+            dvr_enabled: true,
+            dvr_duration_secs: 3600,
+            pull: false,
+            uri: None,
+            created_us: 0,
+            ingest_key: "i".into(),
+            play_key: "p".into(),
+        })
+    }
+
+    fn init(id: u64, rendition: &str, bytes: &[u8]) -> Record {
+        Record::Init {
+            id,
+            stream: 1,
+            rendition: rendition.into(),
+            bytes: bytes.to_vec(),
+        }
+    }
+
+    fn current(f: &Fold, rendition: &str) -> Option<u64> {
+        f.renditions
+            .get(&(1, rendition.to_owned()))
+            .and_then(|c| c.current_init)
+    }
+
+    /// Ids of two processes (a shipped DVR): the current init is the last one
+    /// named, not the greatest id, in the fold, in what recovery restores and in
+    /// the journal it writes.
+    #[test]
+    fn the_current_init_is_the_last_named_not_the_greatest_id() {
+        let fold = Fold::of(vec![stream(), init(7, "v", A), init(3, "v", B)]);
+        assert_eq!(current(&fold, "v"), Some(3));
+        let mut report = RecoveryReport::default();
+        let now = WallTime::from_unix_secs(0);
+        let recovered = build_with(fold, now, &mut report, &mut |_, _| None);
+        let restored = recovered.restore.streams[0].renditions[0].init.clone();
+        assert_eq!(restored.map(|i| i.bytes.to_vec()), Some(B.to_vec()));
+        assert_eq!(current(&Fold::of(recovered.snapshot), "v"), Some(3));
+    }
+
+    proptest! {
+        /// Any inits named in any order of ids, over two renditions: each
+        /// rendition's current init is the last one named for it, and a compacted
+        /// journal folds to the same.
+        #[test]
+        fn a_compaction_keeps_each_current_init(
+            named in proptest::collection::vec((0..2u8, 1..20u64), 1..30)
+        ) {
+            let mut records = vec![stream()];
+            let mut expected: HashMap<String, u64> = HashMap::new();
+            let mut used = HashSet::new();
+            for (r, id) in named {
+                // One id names one init of one rendition.
+                let r = if used.insert(id) { format!("r{r}") } else {
+                    match records.iter().find_map(|rec| match rec {
+                        Record::Init { id: i, rendition, .. } if *i == id => Some(rendition.clone()),
+                        _ => None,
+                    }) {
+                        Some(r) => r,
+                        None => continue,
+                    }
+                };
+                records.push(init(id, &r, &id.to_be_bytes()));
+                expected.insert(r, id);
+            }
+            let mut fold = Fold::of(records);
+            for (r, id) in &expected {
+                prop_assert_eq!(current(&fold, r), Some(*id));
+            }
+            let again = Fold::of(fold.compact(&HashSet::new()));
+            for (r, id) in &expected {
+                prop_assert_eq!(current(&again, r), Some(*id));
+            }
+        }
+    }
 }

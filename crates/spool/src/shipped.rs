@@ -15,7 +15,11 @@
 //!
 //! Init ids are the shipping node's; each generation (one owner's claim) numbers
 //! its own, so [`restore_stream`] moves generation `g`'s ids to `g << 48 | id`, and
-//! takes inits of one rendition with the same bytes as one.
+//! takes inits of one rendition with the same bytes as one. Ids say which init a
+//! chunk or clip was cut against, never which init is current: that is the one the
+//! rendition's last `Init` record names (`recover`'s rule), so the shipper ends
+//! each batch that names an init of a rendition with that rendition's current init
+//! (an init named again for a clip may be an old one).
 
 use std::collections::HashMap;
 
@@ -264,24 +268,17 @@ pub fn restore_stream(
                     bytes,
                 } if stream == id && init < MAX_INIT_ID => {
                     let key = (rendition, bytes);
-                    match canonical.get(&key) {
-                        Some(c) => {
-                            ids.insert(init, *c);
-                            None
-                        }
-                        None => {
-                            let c = g << 48 | init;
-                            ids.insert(init, c);
-                            canonical.insert(key.clone(), c);
-                            let (rendition, bytes) = key;
-                            Some(Record::Init {
-                                id: c,
-                                stream,
-                                rendition,
-                                bytes,
-                            })
-                        }
-                    }
+                    let c = *canonical.entry(key.clone()).or_insert(g << 48 | init);
+                    ids.insert(init, c);
+                    // Kept where it is, also when an earlier one stands for it:
+                    // the last one of a rendition names its current init.
+                    let (rendition, bytes) = key;
+                    Some(Record::Init {
+                        id: c,
+                        stream,
+                        rendition,
+                        bytes,
+                    })
                 }
                 Record::Chunk(mut c) if c.stream == id => match (remap(&ids, c.init), payload) {
                     (Some(init), Some(p)) => {

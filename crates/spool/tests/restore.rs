@@ -260,3 +260,117 @@ fn a_compaction_while_running_keeps_what_is_alive() {
     crash(engine, spool);
     let _ = std::fs::remove_dir_all(d);
 }
+
+/// A file of the encoder-restart fixture (`restart/a`, `restart/b`: two runs with
+/// different inits).
+fn run_file(run: &str, name: &str) -> Bytes {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/restart")
+        .join(run)
+        .join(name);
+    Bytes::from(std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
+}
+
+/// An engine on `dir`'s spool at `clock`'s time, with what the spool restored.
+fn open_on(dir: &Path, clock: &Arc<ManualClock>) -> (Engine, Arc<Spool>) {
+    let opened = Spool::open(dir, SyncPolicy::Batch, clock.now()).unwrap();
+    let engine = Engine::with_clock(EngineConfig::default(), clock.clone())
+        .with_persist(opened.spool.clone());
+    engine.restore(opened.restore).unwrap();
+    (engine, opened.spool)
+}
+
+/// Which run's init (`"a"`, `"b"`) the rendition's current init is.
+fn current_init(engine: &Engine, s: StreamId) -> &'static str {
+    let r = engine.renditions(s).unwrap();
+    let bytes = &r[0].init.as_ref().unwrap().bytes;
+    ["a", "b"]
+        .into_iter()
+        .find(|run| bytes[..] == run_file(run, "init.mp4")[..])
+        .unwrap_or("neither")
+}
+
+/// Init A, a chunk, init B, a chunk, init A again (a new init, the same bytes as
+/// the first): A is the rendition's current init after a restart, and again after
+/// a second one (the first restart's compacted journal), so the next segment of
+/// A's run is cut against A in a discontinuity of its own, as without a restart.
+#[test]
+fn an_init_that_comes_back_is_current_after_a_restart() {
+    let d = dir("init-back");
+    let clock = Arc::new(ManualClock::new(WallTime::from_unix_secs(T0)));
+    let (engine, spool) = open_on(&d, &clock);
+    let s = engine
+        .create_stream(StreamSettings::named("back"))
+        .unwrap()
+        .id;
+    let a = run_file("a", "init.mp4");
+    engine.push_init_bytes(s, "v", a.clone()).unwrap();
+    clock.advance_secs(2);
+    engine
+        .push_segment_bytes(s, "v", Some("a0"), run_file("a", "seg_000.m4s"))
+        .unwrap();
+    engine
+        .push_init_bytes(s, "v", run_file("b", "init.mp4"))
+        .unwrap();
+    clock.advance_secs(2);
+    engine
+        .push_segment_bytes(s, "v", Some("b0"), run_file("b", "seg_000.m4s"))
+        .unwrap();
+    engine.push_init_bytes(s, "v", a.clone()).unwrap();
+    assert_eq!(current_init(&engine, s), "a");
+    let last_disc = engine.rendition_chunks(s, "v").unwrap()[1].discontinuity();
+    crash(engine, spool);
+
+    for restart in 0..2 {
+        let (engine, spool) = open_on(&d, &clock);
+        assert_eq!(current_init(&engine, s), "a", "restart {restart}");
+        crash(engine, spool);
+    }
+    let (engine, spool) = open_on(&d, &clock);
+    clock.advance_secs(2);
+    engine
+        .push_segment_bytes(s, "v", Some("a1"), run_file("a", "seg_001.m4s"))
+        .unwrap();
+    let chunks = engine.rendition_chunks(s, "v").unwrap();
+    let next = chunks.last().unwrap();
+    assert_eq!(next.name(), Some("a1"));
+    assert!(next.init().bytes[..] == a[..], "cut against A");
+    assert_eq!(next.discontinuity(), last_disc + 1);
+    crash(engine, spool);
+    let _ = std::fs::remove_dir_all(d);
+}
+
+/// Inits admitted in four processes one after another (A, B, A, B, a restart
+/// between each): the current init after each restart is the last one admitted,
+/// so init ids go on past a restart and never name an older init again.
+#[test]
+fn the_last_init_admitted_is_current_across_restarts() {
+    let d = dir("init-ids");
+    let clock = Arc::new(ManualClock::new(WallTime::from_unix_secs(T0)));
+    let (engine, spool) = open_on(&d, &clock);
+    let s = engine
+        .create_stream(StreamSettings::named("ids"))
+        .unwrap()
+        .id;
+    crash(engine, spool);
+    for (i, run) in ["a", "b", "a", "b"].into_iter().enumerate() {
+        let (engine, spool) = open_on(&d, &clock);
+        engine
+            .push_init_bytes(s, "v", run_file(run, "init.mp4"))
+            .unwrap();
+        clock.advance_secs(2);
+        engine
+            .push_segment_bytes(
+                s,
+                "v",
+                Some(&format!("{run}{i}")),
+                run_file(run, "seg_000.m4s"),
+            )
+            .unwrap();
+        crash(engine, spool);
+        let (engine, spool) = open_on(&d, &clock);
+        assert_eq!(current_init(&engine, s), run, "after init {i}");
+        crash(engine, spool);
+    }
+    let _ = std::fs::remove_dir_all(d);
+}

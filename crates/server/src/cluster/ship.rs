@@ -165,6 +165,47 @@ impl Batch {
         }
     }
 
+    /// Ends the batch, if it names an init of a rendition other than the rendition's
+    /// current one after it, with the current one named again: the last `Init`
+    /// record of a rendition names its current init (`dvrclip_spool::recover`'s
+    /// rule), and an init named for a clip may be an older one.
+    fn end_with_current(
+        &mut self,
+        inits: &mut Inits,
+        stream: StreamId,
+        current: &HashMap<String, Arc<InitSegment>>,
+    ) {
+        let mut last: HashMap<&str, u64> = HashMap::new();
+        for e in &self.entries {
+            if let Record::Init { id, rendition, .. } = &e.record {
+                last.insert(rendition, *id);
+            }
+        }
+        let mut again = Vec::new();
+        for (rendition, id) in last {
+            if let Some(init) = current.get(rendition) {
+                let current_id = inits.id_of(init);
+                if current_id != id {
+                    again.push(Entry {
+                        record: Record::Init {
+                            id: current_id,
+                            stream: stream.0,
+                            rendition: rendition.to_owned(),
+                            bytes: init.bytes.to_vec(),
+                        },
+                        payload: None,
+                    });
+                }
+            }
+        }
+        for e in again {
+            if let Record::Init { id, .. } = &e.record {
+                self.inits.insert(*id);
+            }
+            self.entries.push(e);
+        }
+    }
+
     /// Puts `older` (a batch whose write failed) before this one.
     fn prepend(&mut self, mut older: Batch) {
         older.entries.append(&mut self.entries);
@@ -193,6 +234,8 @@ struct Shipping {
     garbage: Vec<String>,
     /// Each clip's latest record: the object holding it.
     clip_latest: HashMap<ClipId, String>,
+    /// Each rendition's current init: the engine's at the claim, then each admission.
+    current: HashMap<String, Arc<InitSegment>>,
     last_sweep: Instant,
 }
 
@@ -240,11 +283,13 @@ impl State {
         self.streams.get_mut(&stream).filter(|s| s.owned)
     }
 
-    /// Adds `init` to `stream`'s batch unless it is there.
+    /// `init` is `stream`'s `rendition`'s current init now: added to its batch
+    /// unless it is there.
     fn push_init(&mut self, stream: StreamId, rendition: &str, init: &Arc<InitSegment>) {
         let State { inits, streams, .. } = self;
         if let Some(s) = streams.get_mut(&stream).filter(|s| s.owned) {
             s.batch.add_init(inits, stream, rendition, init);
+            s.current.insert(rendition.to_owned(), Arc::clone(init));
         }
     }
 
@@ -350,7 +395,8 @@ impl Shipper {
     fn flush(self: &Arc<Self>) {
         let mut jobs = Vec::new();
         {
-            let mut st = self.state.lock();
+            let mut guard = self.state.lock();
+            let st = &mut *guard;
             let mut done = Vec::new();
             for (id, s) in st.streams.iter_mut() {
                 if s.busy {
@@ -364,6 +410,7 @@ impl Shipper {
                 }
                 s.busy = true;
                 let n = s.next_batch;
+                s.batch.end_with_current(&mut st.inits, *id, &s.current);
                 let batch = std::mem::take(&mut s.batch);
                 jobs.push((*id, s.generation, s.chain.clone(), s.gen_written, n, batch));
             }
@@ -656,6 +703,14 @@ impl Shipper {
             chain.drain(..chain.len() + 1 - MAX_CHAIN);
         }
         chain.push(generation);
+        // Each rendition's current init (restored, or held still), for the batches
+        // that name an older one.
+        let current: HashMap<String, Arc<InitSegment>> = engine
+            .renditions(id)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|r| Some((r.name, r.init?)))
+            .collect();
         let mut st = self.state.lock();
         let clip_latest = restored.clip_latest;
         for c in clip_latest.keys() {
@@ -674,6 +729,7 @@ impl Shipper {
                 objects: restored.objects.into_iter().collect(),
                 garbage: restored.garbage,
                 clip_latest,
+                current,
                 last_sweep: Instant::now(),
             },
         );

@@ -405,6 +405,11 @@ mod tests {
         /// A new init of rendition `.0`: other bytes (`true`) or the same again (an
         /// encoder's reconnect).
         Init(u8, bool),
+        /// A new init of rendition `.0` with its first init's bytes (A, B, A).
+        Back(u8),
+        /// A clip's record names rendition `.0`'s first init (a clip cut back
+        /// into the DVR).
+        Named(u8),
         /// The oldest chunk of rendition `.0` left the ring.
         Leave(u8),
         /// The batch is written; the next op goes in the next one.
@@ -418,6 +423,8 @@ mod tests {
         prop_oneof![
             6 => (0..3u8).prop_map(Op::Chunk),
             1 => (0..3u8, any::<bool>()).prop_map(|(r, b)| Op::Init(r, b)),
+            1 => (0..3u8).prop_map(Op::Back),
+            1 => (0..3u8).prop_map(Op::Named),
             1 => (0..3u8).prop_map(Op::Leave),
             4 => Just(Op::Write),
             1 => Just(Op::Claim),
@@ -434,12 +441,14 @@ mod tests {
     }
 
     /// What was shipped, as the shipper lays it out: batches (their generation's
-    /// place in the chain, entries), oldest first; and per rendition, each shipped
-    /// chunk's init bytes and whether it left the ring by the end.
+    /// place in the chain, entries), oldest first; per rendition, each shipped
+    /// chunk's init bytes and whether it left the ring by the end, and its current
+    /// init's bytes as of the last batch.
     #[derive(Debug, Default)]
     struct Shipped {
         objects: Vec<(usize, Vec<Entry>)>,
         chunks: HashMap<String, BTreeMap<u64, (Vec<u8>, bool)>>,
+        current: HashMap<String, Vec<u8>>,
     }
 
     /// The shipping node's state in [`ship`].
@@ -449,8 +458,10 @@ mod tests {
         at: usize,
         next_id: u64,
         next_bytes: u32,
-        /// Per rendition: the current init (id, bytes), the next seq, the ring.
+        /// Per rendition: the current init (id, bytes), the first init (its id in
+        /// this generation, once named; bytes), the next seq, the ring.
         current: HashMap<String, (u64, Vec<u8>)>,
+        first: HashMap<String, (Option<u64>, Vec<u8>)>,
         next_seq: HashMap<String, u64>,
         ring: HashMap<String, std::collections::VecDeque<u64>>,
         /// The batch being filled, the inits it names, its chunks and departures.
@@ -476,6 +487,32 @@ mod tests {
         }
 
         fn write(&mut self) {
+            // As the shipper does: a batch naming an init of a rendition ends with
+            // its current one.
+            let mut last: HashMap<String, u64> = HashMap::new();
+            for e in &self.batch {
+                if let Record::Init { id, rendition, .. } = &e.record {
+                    last.insert(rendition.clone(), *id);
+                }
+            }
+            let mut last: Vec<(String, u64)> = last.into_iter().collect();
+            last.sort();
+            for (r, id) in last {
+                if let Some((current, bytes)) = self.current.get(&r).cloned()
+                    && current != id
+                {
+                    self.named.remove(&current);
+                    self.name_init(&r, current, &bytes);
+                }
+            }
+            for e in &self.batch {
+                if let Record::Init {
+                    rendition, bytes, ..
+                } = &e.record
+                {
+                    self.out.current.insert(rendition.clone(), bytes.clone());
+                }
+            }
             if !self.batch.is_empty() {
                 self.out
                     .objects
@@ -510,7 +547,36 @@ mod tests {
                     self.next_id += 1;
                     let id = self.next_id;
                     self.name_init(&r, id, &bytes);
+                    self.first
+                        .entry(r.clone())
+                        .or_insert((Some(id), bytes.clone()));
                     self.current.insert(r, (id, bytes));
+                }
+                Op::Back(r) => {
+                    let r = format!("r{r}");
+                    let Some((_, bytes)) = self.first.get(&r).cloned() else {
+                        return;
+                    };
+                    if self.current.get(&r).is_some_and(|(_, b)| *b == bytes) {
+                        // The engine keeps the current init.
+                        return;
+                    }
+                    self.next_id += 1;
+                    let id = self.next_id;
+                    self.name_init(&r, id, &bytes);
+                    self.current.insert(r, (id, bytes));
+                }
+                Op::Named(r) => {
+                    let r = format!("r{r}");
+                    let Some((id, bytes)) = self.first.get(&r).cloned() else {
+                        return;
+                    };
+                    let id = id.unwrap_or_else(|| {
+                        self.next_id += 1;
+                        self.next_id
+                    });
+                    self.first.insert(r.clone(), (Some(id), bytes.clone()));
+                    self.name_init(&r, id, &bytes);
                 }
                 Op::Chunk(r) => {
                     let r = format!("r{r}");
@@ -563,9 +629,19 @@ mod tests {
                             .map_or(0, |s| s + 1);
                         self.next_seq.insert(r.clone(), next);
                     }
-                    for (id, _) in self.current.values_mut() {
+                    // Its init ids from 1 again, and the current inits it restored
+                    // (what was shipped last).
+                    self.next_id = 0;
+                    self.current.retain(|r, _| self.out.current.contains_key(r));
+                    for (r, (id, bytes)) in &mut self.current {
                         self.next_id += 1;
                         *id = self.next_id;
+                        if let Some(b) = self.out.current.get(r) {
+                            bytes.clone_from(b);
+                        }
+                    }
+                    for (id, _) in self.first.values_mut() {
+                        *id = None;
                     }
                 }
             }
@@ -600,7 +676,9 @@ mod tests {
         /// Whatever the restore's cut-off (the newest `k` objects read), each
         /// rendition gets a contiguous run of its shipped chunks ending at its newest
         /// shipped one (none if no kept object holds one of its chunks), each with
-        /// the init it was shipped with and in the ring unless it had left it.
+        /// the init it was shipped with and in the ring unless it had left it, and
+        /// the rendition's current init is the one it had last (whatever its id,
+        /// and the generation that gave it).
         #[test]
         fn any_cut_restores_a_contiguous_newest_run(ops in proptest::collection::vec(op(), 1..60)) {
             let shipped = ship(&ops);
@@ -623,6 +701,11 @@ mod tests {
                 let mut seen = HashSet::new();
                 let none = BTreeMap::new();
                 for rs in restore.streams.iter().flat_map(|s| &s.renditions) {
+                    // Which init: its `free` box's number.
+                    let n = |b: &[u8]| b.get(b.len().saturating_sub(4)..).map(<[u8]>::to_vec);
+                    let current = rs.init.as_ref().and_then(|i| n(&i.bytes));
+                    let expected = shipped.current.get(&rs.name).and_then(|b| n(b));
+                    prop_assert_eq!(current, expected, "{} current init, cut at {}", rs.name, k);
                     // A rendition with inits only has no chunk to restore.
                     let all = shipped.chunks.get(&rs.name).unwrap_or(&none);
                     let mut seqs: Vec<u64> = rs.chunks.iter().map(|c| c.seq).collect();

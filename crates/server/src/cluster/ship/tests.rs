@@ -428,3 +428,136 @@ async fn a_restore_reads_what_the_memory_budget_leaves() {
     assert!(m.total_bytes + m.reserved_bytes <= m.budget_bytes, "{m:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A file of the encoder-restart fixture (`restart/a`, `restart/b`: two runs with
+/// different inits).
+fn run_file(run: &str, name: &str) -> Bytes {
+    fixture(&format!("../restart/{run}/{name}"))
+}
+
+/// Which run's init (`"a"`, `"b"`) the rendition's current init is.
+fn current_init(e: &Engine, s: StreamId) -> &'static str {
+    let r = e.renditions(s).unwrap();
+    let bytes = &r[0].init.as_ref().unwrap().bytes;
+    ["a", "b"]
+        .into_iter()
+        .find(|run| bytes[..] == run_file(run, "init.mp4")[..])
+        .unwrap_or("neither")
+}
+
+/// Pushes `run`'s init, then its segment `seg` a clock step later.
+fn push_run(e: &Engine, clock: &ManualClock, s: StreamId, run: &str, seg: &str) {
+    e.push_init_bytes(s, "v", run_file(run, "init.mp4"))
+        .unwrap();
+    clock.advance_secs(2);
+    e.push_segment_bytes(s, "v", Some(&format!("{run}_{seg}")), run_file(run, seg))
+        .unwrap();
+}
+
+/// A stream record for the tests below, its DVR an hour.
+fn record_of(id: u64) -> StreamRecord {
+    let mut settings = StreamSettings::named("inits");
+    settings.dvr_duration_secs = 3600;
+    StreamRecord::new(id, &settings, WallTime::from_unix_secs(T0)).unwrap()
+}
+
+/// Init A, a chunk, init B, a chunk, init A again (a new init, the same bytes as
+/// the first), shipped by one node: A is the current init on the next owner, so
+/// the next segment of A's run is cut against A in a discontinuity of its own, as
+/// on the first node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_init_that_comes_back_is_current_on_the_next_owner() {
+    let dir = std::env::temp_dir().join(format!("dvrclip-ship-aba-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let record = record_of(11);
+    let s = StreamId(11);
+    let (a, ship_a, clock) = node(&dir, T0);
+    ship_a.take_in(&a, &record, 5).await.unwrap();
+    push_run(&a, &clock, s, "a", "seg_000.m4s");
+    push_run(&a, &clock, s, "b", "seg_000.m4s");
+    let a_init = run_file("a", "init.mp4");
+    a.push_init_bytes(s, "v", a_init.clone()).unwrap();
+    shipped(&ship_a).await;
+    let last_disc = a.rendition_chunks(s, "v").unwrap()[1].discontinuity();
+
+    let (b, ship_b, clock_b) = node(&dir, T0 + 10);
+    ship_b.take_in(&b, &record, 9).await.unwrap();
+    assert_eq!(b.dvr(s).unwrap().renditions[0].chunks, 2);
+    assert_eq!(current_init(&b, s), "a");
+    clock_b.advance_secs(2);
+    b.push_segment_bytes(s, "v", Some("a_seg_001.m4s"), run_file("a", "seg_001.m4s"))
+        .unwrap();
+    let chunks = b.rendition_chunks(s, "v").unwrap();
+    let next = chunks.last().unwrap();
+    assert_eq!(next.name(), Some("a_seg_001.m4s"));
+    assert!(next.init().bytes[..] == a_init[..], "cut against A");
+    assert!(next.discontinuity() > last_disc);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Node 1 ships A then B; node 2 (its own init ids, from 1 again) restores B and
+/// admits A again; node 3 restores A, the init node 2 had last, not B (whose id,
+/// of the first generation, is the greatest).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_init_that_comes_back_after_a_claim_is_current_on_the_third_owner() {
+    let dir = std::env::temp_dir().join(format!("dvrclip-ship-aba3-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let record = record_of(12);
+    let s = StreamId(12);
+    let (n1, ship1, clock1) = node(&dir, T0);
+    ship1.take_in(&n1, &record, 5).await.unwrap();
+    push_run(&n1, &clock1, s, "a", "seg_000.m4s");
+    push_run(&n1, &clock1, s, "b", "seg_000.m4s");
+    shipped(&ship1).await;
+
+    let (n2, ship2, clock2) = node(&dir, T0 + 10);
+    ship2.take_in(&n2, &record, 9).await.unwrap();
+    assert_eq!(current_init(&n2, s), "b");
+    push_run(&n2, &clock2, s, "a", "seg_001.m4s");
+    shipped(&ship2).await;
+
+    let (n3, ship3, _) = node(&dir, T0 + 20);
+    ship3.take_in(&n3, &record, 13).await.unwrap();
+    assert_eq!(n3.dvr(s).unwrap(), n2.dvr(s).unwrap());
+    assert_eq!(current_init(&n3, s), "a");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A clip cut back into an older init's chunks names that init in a batch after
+/// the current one: the next owner still takes the current init (B), and the clip
+/// comes back byte for byte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clip_naming_an_older_init_leaves_the_current_one() {
+    let dir = std::env::temp_dir().join(format!("dvrclip-ship-named-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let record = record_of(13);
+    let s = StreamId(13);
+    let (n1, ship1, clock1) = node(&dir, T0);
+    ship1.take_in(&n1, &record, 5).await.unwrap();
+    push_run(&n1, &clock1, s, "a", "seg_000.m4s");
+    push_run(&n1, &clock1, s, "b", "seg_000.m4s");
+    shipped(&ship1).await;
+
+    // Node 2: a chunk of B (B named in its generation), then a clip of A's chunk.
+    let (n2, ship2, clock2) = node(&dir, T0 + 10);
+    ship2.take_in(&n2, &record, 9).await.unwrap();
+    clock2.advance_secs(2);
+    n2.push_segment_bytes(s, "v", Some("b_seg_001.m4s"), run_file("b", "seg_001.m4s"))
+        .unwrap();
+    shipped(&ship2).await;
+    let first = n2.rendition_chunks(s, "v").unwrap()[0].clone();
+    assert!(first.init().bytes[..] == run_file("a", "init.mp4")[..]);
+    let request = ClipRequest {
+        duration_secs: 1,
+        start_unix_secs: Some(first.start_utc().unix_secs()),
+        ..ClipRequest::default()
+    };
+    let clip = n2.create_clip(s, request).unwrap().id();
+    shipped(&ship2).await;
+
+    let (n3, ship3, _) = node(&dir, T0 + 20);
+    ship3.take_in(&n3, &record, 13).await.unwrap();
+    assert_eq!(current_init(&n3, s), "b");
+    assert_eq!(clip_mp4(&n3, clip), clip_mp4(&n2, clip));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -100,24 +100,25 @@ impl Forwarder {
         headers.contains_key(FORWARDED_BY)
     }
 
-    /// PUTs `body` to `url` (an upload to another node) with `headers`, marked with
-    /// [`FORWARDED_BY`] so the owner takes it only under its own claim; the answer's
-    /// status.
-    pub async fn put(
+    /// PUTs `body` to `url` (a push door's upload to another node) with `headers`,
+    /// marked with [`FORWARDED_BY`] so the owner takes it only under its own claim;
+    /// the answer's status. Raced as [`Forwarder::send`] races a forward: `gone`
+    /// resolves once the node is no longer a member ([`super::Cluster::node_gone`]),
+    /// and the upload is given up ([`PutError::NodeGone`]) when the node then stays
+    /// silent for [`SILENT_AFTER_GONE`], not at the read timeout.
+    pub async fn put<G>(
         &self,
         url: &str,
         mut headers: HeaderMap,
         body: Bytes,
-    ) -> Result<http::StatusCode, reqwest::Error> {
+        gone: G,
+    ) -> Result<http::StatusCode, PutError>
+    where
+        G: Future<Output = String> + Send + 'static,
+    {
         headers.insert(FORWARDED_BY, self.node.clone());
-        let answer = self
-            .client
-            .put(url)
-            .headers(headers)
-            .body(body)
-            .send()
-            .await?;
-        Ok(answer.status())
+        let request = self.client.put(url).headers(headers).body(body);
+        answered(request, gone).await
     }
 
     /// GETs `url` from another node on behalf of a request with `headers` (its
@@ -151,16 +152,19 @@ impl Forwarder {
         serde_json::from_slice(&body).map_err(|e| failed(format!("not JSON: {e}")))
     }
 
-    /// DELETEs `url` (the end of a forwarded publish) with `headers`, marked as
-    /// [`Forwarder::put`] marks an upload; the answer's status.
-    pub async fn delete(
+    /// DELETEs `url` (the end of a forwarded publish) with `headers`, marked and
+    /// raced against `gone` as [`Forwarder::put`] is; the answer's status.
+    pub async fn delete<G>(
         &self,
         url: &str,
         mut headers: HeaderMap,
-    ) -> Result<http::StatusCode, reqwest::Error> {
+        gone: G,
+    ) -> Result<http::StatusCode, PutError>
+    where
+        G: Future<Output = String> + Send + 'static,
+    {
         headers.insert(FORWARDED_BY, self.node.clone());
-        let answer = self.client.delete(url).headers(headers).send().await?;
-        Ok(answer.status())
+        answered(self.client.delete(url).headers(headers), gone).await
     }
 
     /// What of a request's `headers` goes to another node: its end-to-end headers,
@@ -273,6 +277,38 @@ impl Forwarder {
             give_up: Mutex::new(give_up),
         };
         Ok(http::Response::from_parts(head, body.boxed()))
+    }
+}
+
+/// Why a push door's upload ([`Forwarder::put`]) or its end ([`Forwarder::delete`])
+/// got no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum PutError {
+    /// The request failed (connection refused or cut, the read timeout).
+    #[error(transparent)]
+    Failed(#[from] reqwest::Error),
+    /// Given up: the node stopped being a member and stayed silent (the reason).
+    #[error("{0}")]
+    NodeGone(String),
+}
+
+/// The status `request` is answered with, unless the node is given up first
+/// ([`GiveUp`], as a forward's head is waited for).
+async fn answered<G>(
+    request: reqwest::RequestBuilder,
+    gone: G,
+) -> Result<http::StatusCode, PutError>
+where
+    G: Future<Output = String> + Send + 'static,
+{
+    let sent = request.send();
+    tokio::pin!(sent);
+    let mut give_up = GiveUp::new(Box::pin(gone));
+    tokio::select! {
+        answer = &mut sent => Ok(answer?.status()),
+        reason = std::future::poll_fn(|cx| give_up.poll_waiting(cx)) => {
+            Err(PutError::NodeGone(reason))
+        }
     }
 }
 

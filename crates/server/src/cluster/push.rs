@@ -32,7 +32,8 @@ use parking_lot::Mutex;
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
 
-use super::forward::Forwarder;
+use super::Cluster;
+use super::forward::PutError;
 use super::slots::PUBLISH;
 
 /// On a forwarded segment upload: open a discontinuity before it.
@@ -89,56 +90,26 @@ impl OwnerSink {
     /// A sink for the publish of `key` into the owner at `owner_url`, its fragments
     /// counted in `engine`'s memory budget while queued; its sender task runs
     /// until the sink is dropped and the queue drained (then the publish's end is
-    /// sent), or the owner refuses. `None` when no publish id can be drawn.
+    /// sent), or the owner refuses, fails or is given up as hung. An error when no
+    /// publish id can be drawn.
     pub fn start(
+        cluster: &Arc<Cluster>,
         engine: Arc<Engine>,
-        forwarder: Forwarder,
         owner_url: &str,
         key: &str,
-        counters: Arc<PushCounters>,
     ) -> Result<OwnerSink, String> {
         let publish = dvrclip_engine::secret::random_hex::<8>().map_err(|e| e.to_string())?;
         let publish = HeaderValue::from_str(&publish).map_err(|e| e.to_string())?;
-        let (tx, mut rx) = mpsc::channel::<Upload>(QUEUE);
+        let (tx, rx) = mpsc::channel::<Upload>(QUEUE);
         let failed: Arc<Mutex<Option<String>>> = Arc::default();
-        let (task_failed, task_counters) = (Arc::clone(&failed), Arc::clone(&counters));
-        tokio::spawn(async move {
-            let mut last_url = None;
-            while let Some(u) = rx.recv().await {
-                let started = Instant::now();
-                let len = u.bytes.len() as u64;
-                let mut headers = HeaderMap::new();
-                headers.insert(PUBLISH, publish.clone());
-                if u.discontinuity {
-                    headers.insert(DISCONTINUITY, HeaderValue::from_static("1"));
-                }
-                let reason = match forwarder.put(&u.url, headers, u.bytes).await {
-                    Ok(status) if status.is_success() => {
-                        task_counters.uploads.fetch_add(1, Relaxed);
-                        task_counters.bytes.fetch_add(len, Relaxed);
-                        let us = started.elapsed().as_micros() as u64;
-                        task_counters.micros.fetch_add(us, Relaxed);
-                        last_url = Some(u.url);
-                        continue;
-                    }
-                    Ok(status) => format!("the owner answered {status} to {}", u.url),
-                    Err(e) => format!("sending {} to the owner: {e}", u.url),
-                };
-                tracing::warn!(%reason, "forwarded publish closed");
-                task_counters.failures.fetch_add(1, Relaxed);
-                *task_failed.lock() = Some(reason);
-                break;
-            }
-            // The publish is over: the owner frees its publisher slot (an owner
-            // that is gone or refused frees it itself: nothing to do then).
-            if let Some(url) = last_url {
-                let mut headers = HeaderMap::new();
-                headers.insert(PUBLISH, publish);
-                if let Err(e) = forwarder.delete(&url, headers).await {
-                    tracing::debug!(error = %e, "ending a forwarded publish");
-                }
-            }
-        });
+        let counters = Arc::clone(&cluster.push);
+        tokio::spawn(send_all(
+            Arc::clone(cluster),
+            owner_url.trim_end_matches('/').to_owned(),
+            publish,
+            rx,
+            Arc::clone(&failed),
+        ));
         Ok(OwnerSink {
             engine,
             base: format!("{}/ingest/{key}", owner_url.trim_end_matches('/')),
@@ -192,6 +163,69 @@ impl OwnerSink {
                     .clone()
                     .unwrap_or_else(|| "the sender stopped".into()),
             )),
+        }
+    }
+}
+
+/// The sender task of one forwarded publish: sends `rx`'s uploads in order to the
+/// owner at `owner` until the sink is dropped (then the publish's end), or one
+/// fails (its reason in `failed`, the publish closed at the door's next fragment).
+/// Each upload is raced against the owner's membership ([`Cluster::node_gone`]):
+/// a hung owner is given up at its lease's end plus [`super::forward::SILENT_AFTER_GONE`],
+/// and the uploads queued behind it are dropped (module doc: "A hung owner").
+async fn send_all(
+    cluster: Arc<Cluster>,
+    owner: String,
+    publish: HeaderValue,
+    mut rx: mpsc::Receiver<Upload>,
+    failed: Arc<Mutex<Option<String>>>,
+) {
+    let counters = &cluster.push;
+    let mut last_url = None;
+    let mut owner_gone = false;
+    while let Some(u) = rx.recv().await {
+        let started = Instant::now();
+        let len = u.bytes.len() as u64;
+        let mut headers = HeaderMap::new();
+        headers.insert(PUBLISH, publish.clone());
+        if u.discontinuity {
+            headers.insert(DISCONTINUITY, HeaderValue::from_static("1"));
+        }
+        let gone = cluster.node_gone(&owner);
+        let reason = match cluster.forward.put(&u.url, headers, u.bytes, gone).await {
+            Ok(status) if status.is_success() => {
+                counters.uploads.fetch_add(1, Relaxed);
+                counters.bytes.fetch_add(len, Relaxed);
+                let us = started.elapsed().as_micros() as u64;
+                counters.micros.fetch_add(us, Relaxed);
+                last_url = Some(u.url);
+                continue;
+            }
+            Ok(status) => format!("the owner answered {status} to {}", u.url),
+            Err(PutError::NodeGone(why)) => {
+                owner_gone = true;
+                cluster.record_forward_abandoned();
+                format!("sending {} to the owner: {why}", u.url)
+            }
+            Err(e @ PutError::Failed(_)) => format!("sending {} to the owner: {e}", u.url),
+        };
+        tracing::warn!(%reason, "forwarded publish closed");
+        counters.failures.fetch_add(1, Relaxed);
+        *failed.lock() = Some(reason);
+        break;
+    }
+    // What is still queued is dropped now (its memory given back), and the door's
+    // next fragment finds the queue closed.
+    drop(rx);
+    // The publish is over: the owner frees its publisher slot. Not asked of an
+    // owner given up as hung: its claims, and the slots with them, went with its
+    // lease.
+    if let (Some(url), false) = (last_url, owner_gone) {
+        let mut headers = HeaderMap::new();
+        headers.insert(PUBLISH, publish);
+        let gone = cluster.node_gone(&owner);
+        if let Err(e) = cluster.forward.delete(&url, headers, gone).await {
+            tracing::debug!(error = %e, "ending a forwarded publish");
         }
     }
 }

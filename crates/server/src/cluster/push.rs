@@ -246,4 +246,13 @@ impl FragmentSink for OwnerSink {
         let discontinuity = self.pending_break.swap(false, Relaxed);
         self.send(rendition, &format!("seg_{n}.m4s"), fragment, discontinuity)
     }
+
+    /// The sender task gave up (the owner refused, failed or hung): the publish is
+    /// closed at once, not at its next fragment.
+    fn closed(&self) -> Result<(), SinkError> {
+        match self.failed.lock().clone() {
+            Some(reason) => Err(SinkError::Elsewhere(reason)),
+            None => Ok(()),
+        }
+    }
 }

@@ -532,6 +532,63 @@ mod tests {
         assert_eq!(waiting(&mut give_up), Poll::Ready("gone".to_owned()));
     }
 
+    /// A door's upload to a node that takes the connection and never answers (a
+    /// hung node's kernel) is given up once the node is gone and silent for
+    /// `SILENT_AFTER_GONE`, not at the read timeout; a node that answers within
+    /// the silence is not given up, gone or not.
+    #[tokio::test]
+    async fn a_put_to_a_hung_node_is_given_up_once_it_is_gone() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let forwarder = Forwarder::new("n2").unwrap();
+        let hung = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!(
+            "http://{}/ingest/k/rtmp/seg_0.m4s",
+            hung.local_addr().unwrap()
+        );
+        let held = tokio::spawn(async move {
+            let (socket, _) = hung.accept().await.unwrap();
+            std::future::pending::<()>().await;
+            drop(socket);
+        });
+        let started = tokio::time::Instant::now();
+        let gone = async { "its lease ended".to_owned() };
+        let e = forwarder
+            .put(&url, HeaderMap::new(), Bytes::from_static(b"x"), gone)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&e, PutError::NodeGone(r) if r == "its lease ended"),
+            "{e}"
+        );
+        let took = started.elapsed();
+        assert!(
+            took >= SILENT_AFTER_GONE && took < 5 * SILENT_AFTER_GONE,
+            "{took:?}"
+        );
+        held.abort();
+
+        let slow = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!(
+            "http://{}/ingest/k/rtmp/seg_1.m4s",
+            slow.local_addr().unwrap()
+        );
+        tokio::spawn(async move {
+            let (mut socket, _) = slow.accept().await.unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = socket.read(&mut buf).await;
+            tokio::time::sleep(SILENT_AFTER_GONE / 3).await;
+            let answer = b"HTTP/1.1 201 Created\r\ncontent-length: 0\r\n\r\n";
+            socket.write_all(answer).await.unwrap();
+            std::future::pending::<()>().await;
+        });
+        let gone = async { "its lease ended".to_owned() };
+        let status = forwarder
+            .put(&url, HeaderMap::new(), Bytes::from_static(b"x"), gone)
+            .await
+            .unwrap();
+        assert_eq!(status, http::StatusCode::CREATED);
+    }
+
     #[test]
     fn connection_headers_and_the_loop_mark_are_not_passed_on() {
         for h in ["connection", "transfer-encoding", "host", FORWARDED_BY] {

@@ -19,6 +19,35 @@
 //! slowly for the queue, or a fragment the budget has no room for, closes the
 //! publish (a warning and `dvrclip_cluster_door_forward_failures_total`, and
 //! `…_over_budget_total` for the budget); the encoder's reconnect is placed again.
+//! The door learns it at its next media message ([`FragmentSink::closed`]), not
+//! at its next fragment.
+//!
+//! A hung owner (stopped, a frozen VM: its kernel still takes the upload's bytes,
+//! nothing answers) is given up as a forwarded request is: each upload races the
+//! owner's membership ([`Cluster::node_gone`], the one poll of the live nodes per
+//! owner that `forward` uses too, running only while an upload waits), and once
+//! the owner's lease has ended and it then stays silent for
+//! [`super::forward::SILENT_AFTER_GONE`] the publish is closed, counted in
+//! `dvrclip_cluster_forwards_abandoned_total` as well as in the door's failures.
+//! Without the race it was closed only when the queue filled behind the upload
+//! it hung on (four fragments later, ~10 s), with the read timeout at 30 s.
+//!
+//! What is on its way then (the upload the owner hung on and those queued behind
+//! it, at most [`QUEUE`] + 1 fragments) is dropped, not sent anywhere else, and
+//! its memory given back at once:
+//! - nobody can take it: the stream has no owner until a node claims it, and this
+//!   sink holds no claim; claiming here would switch a publish already under way to
+//!   another sink mid-epoch, which the encoder's reconnect does through the
+//!   ordinary path (a claim, the shipped DVR restored, a break, a new init);
+//! - whether the hung owner took the upload in flight is unknown (its kernel may
+//!   hold it whole until the node resumes), so sending it again could put the same
+//!   fragment into two DVRs;
+//! - what is lost is the media between the hang and the encoder's reconnect, as
+//!   when the owner is killed; the next owner's DVR continues from what the hung one
+//!   shipped before it stopped.
+//!
+//! Nor is the publish's end sent to a hung owner: its publisher slots went with
+//! its claims at its lease's end, and the task ends at once rather than wait on it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};

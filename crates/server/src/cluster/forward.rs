@@ -23,7 +23,9 @@
 //! it: at the TTL plus a poll plus that, with the body back when none of it was
 //! read ([`ForwardError::NodeGone`]), not at the read timeout. A node that drains
 //! (SIGTERM: its lease revoked first, its requests in flight finished after) keeps
-//! answering, so what it streams is not cut.
+//! answering, so what it streams is not cut. A push door's uploads to an owner
+//! ([`Forwarder::put`], and the publish's end, [`Forwarder::delete`]) race the same
+//! way ([`PutError::NodeGone`]).
 
 use std::convert::Infallible;
 use std::future::Future;

@@ -80,7 +80,7 @@ pub struct PushCounters {
     pub bytes: AtomicU64,
     /// Microseconds spent sending them, from the PUT's start to its answer.
     pub micros: AtomicU64,
-    /// Publishes closed because the owner refused or fell behind, or the memory
+    /// Publishes closed because the owner refused, fell behind or hung, or the memory
     /// budget had no room.
     pub failures: AtomicU64,
     /// Of those, publishes closed because the memory budget had no room for a
@@ -198,10 +198,11 @@ impl OwnerSink {
 
 /// The sender task of one forwarded publish: sends `rx`'s uploads in order to the
 /// owner at `owner` until the sink is dropped (then the publish's end), or one
-/// fails (its reason in `failed`, the publish closed at the door's next fragment).
-/// Each upload is raced against the owner's membership ([`Cluster::node_gone`]):
-/// a hung owner is given up at its lease's end plus [`super::forward::SILENT_AFTER_GONE`],
-/// and the uploads queued behind it are dropped (module doc: "A hung owner").
+/// fails (its reason in `failed`: the door closes the publish at its next media
+/// message). Each upload is raced against the owner's membership
+/// ([`Cluster::node_gone`]): a hung owner is given up at its lease's end plus
+/// [`super::forward::SILENT_AFTER_GONE`], and the uploads queued behind it are
+/// dropped (the module doc says why).
 async fn send_all(
     cluster: Arc<Cluster>,
     owner: String,

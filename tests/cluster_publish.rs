@@ -14,6 +14,13 @@
 //!   to it: the forward fails and the publish is closed (counted); ffmpeg publishing
 //!   again through nginx gets the stream claimed by a live node, and its media lands
 //!   there; no node panics;
+//! - `the_owner_hanging_mid_publish`: the owner stopped (SIGSTOP: its kernel still
+//!   takes the uploads' bytes, nothing answers) while a publish is forwarded to it:
+//!   the upload waiting on it is given up once its lease has ended (not when the
+//!   queue of 4 fills, nor at the 30 s read timeout) and the publish is closed
+//!   (counted as abandoned and as a forward failure); ffmpeg publishing again
+//!   through nginx gets the stream claimed by a live node; the owner resumed
+//!   (SIGCONT) in any case;
 //! - `a_dead_forwarding_node_frees_the_slot_at_its_ttl`: the node forwarding a
 //!   publish SIGKILLed: the owner frees the publish's slot once that node's lease
 //!   ends (not after the 15 s a silent publish keeps it), and a publish through
@@ -127,6 +134,13 @@ impl Set {
         Instant::now()
     }
 
+    /// SIGSTOPs node `i`: when, and a guard that SIGCONTs it when dropped.
+    fn stop(&self, i: usize) -> (Instant, Resume) {
+        let node = self.nodes[i].1.as_ref().expect("a live node");
+        node.signal("STOP");
+        (Instant::now(), Resume(node.pid()))
+    }
+
     /// The sum of a metric over the live nodes.
     fn sum(&self, name: &str) -> u64 {
         self.nodes
@@ -144,6 +158,17 @@ impl Set {
                 assert!(!log.contains("panicked"), "{id} panicked:\n{log}");
             }
         }
+    }
+}
+
+/// A stopped node's process, resumed (SIGCONT) when dropped, whatever the test did.
+struct Resume(u32);
+
+impl Drop for Resume {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("sh")
+            .args(["-c", &format!("kill -CONT {}", self.0)])
+            .status();
     }
 }
 
@@ -348,6 +373,100 @@ fn the_owner_dying_mid_publish() {
         killed.elapsed()
     );
     assert_eq!(set.sum("dvrclip_cluster_claims_total"), 1);
+    set.no_panic();
+}
+
+#[test]
+fn the_owner_hanging_mid_publish() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(set) = Set::start([&[], &[], &[]]) else {
+        return;
+    };
+    let lb = set.nginx.addr;
+    let (sid, key) = set.stream_owned_by(0);
+    let mut forwarded = publish(&set.rtmp(1, &key), 60);
+    let before = poll(
+        "the forwarded publish in n1's DVR",
+        Duration::from_secs(20),
+        || {
+            let (start, end) = last_range(lb, sid)?;
+            (end - start >= 4.0).then_some(end)
+        },
+    );
+    assert!(metric(set.http(1), "dvrclip_cluster_door_uploads_total") >= 2);
+
+    // SIGSTOP the owner: n2's next upload waits on it, and is given up once n1's
+    // lease has ended and it stayed silent 1 s more; the door closes the publish at
+    // once (its next message from ffmpeg).
+    let (stopped, resume) = set.stop(0);
+    let (status, _) = finished(&mut forwarded.0, Duration::from_secs(30));
+    let closed = stopped.elapsed();
+    assert!(!status.success(), "the publish went on with its owner hung");
+    // The TTL (2 s, and etcd's tick) or the next fragment's upload (2 s apart),
+    // whichever is later, + a poll (1 s) + the silence (1 s): about 4.5 s at worst.
+    // Before, a hung owner's publish was closed only once the queue of 4 filled
+    // behind the upload it hung on: 10 to 12 s (11.8 s measured).
+    assert!(
+        closed < Duration::from_secs(8),
+        "the forwarded publish closed {closed:?} after the SIGSTOP"
+    );
+    assert!(metric(set.http(1), "dvrclip_cluster_forwards_abandoned_total") >= 1);
+    assert!(metric(set.http(1), "dvrclip_cluster_door_forward_failures_total") >= 1);
+
+    // ffmpeg publishes again through nginx until a live node takes the stream
+    // (nginx may pick n1's hung door: that attempt hangs and is ended here).
+    let url = format!("rtmp://127.0.0.1:{}/live/{key}", set.lb_rtmp);
+    let again = Instant::now();
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let mut child = publish(&url, 6);
+        let until = Instant::now() + Duration::from_secs(15);
+        let status = loop {
+            if let Some(s) = child.0.try_wait().expect("ffmpeg") {
+                break Some(s);
+            }
+            if Instant::now() > until {
+                break None; // hung on n1: killed by the guard
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        if status.is_some_and(|s| s.success()) {
+            break;
+        }
+        assert!(
+            again.elapsed() < Duration::from_secs(60),
+            "no live node took the publish after {attempts} attempts"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let owner = set.owner(sid).expect("an owner");
+    let at = match owner.as_str() {
+        "n2" => set.http(1),
+        "n3" => set.http(2),
+        other => panic!("owned by {other} while n1 is stopped"),
+    };
+    // Asked of the new owner itself: nginx may pick the hung node.
+    poll(
+        "the new publish in the new owner's DVR",
+        Duration::from_secs(15),
+        || {
+            let (start, end) = last_range(at, sid)?;
+            (start > before && end - start >= 3.0).then_some(())
+        },
+    );
+    println!(
+        "the forwarded publish closed {closed:?} after the SIGSTOP (TTL {TTL} s); re-published \
+         through nginx after {attempts} attempts, owner {owner}, media in its DVR {:?} after \
+         the SIGSTOP",
+        stopped.elapsed()
+    );
+    drop(resume);
+    // n1 resumed: it finds its lease gone and joins again; nothing panicked.
+    poll("n1 answering again", Duration::from_secs(15), || {
+        (metric(set.http(0), "dvrclip_cluster_leases_lost_total") >= 1).then_some(())
+    });
+    assert_eq!(set.owner(sid).as_deref(), Some(owner.as_str()));
     set.no_panic();
 }
 

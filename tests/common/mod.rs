@@ -324,6 +324,11 @@ impl Server {
     }
 
     /// Sends `signal` (`STOP`, `CONT`, …) with the shell's builtin `kill`.
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn signal(&self, signal: &str) {
         let pid = self.child.id();
         let ok = Command::new("sh")

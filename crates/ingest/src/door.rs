@@ -44,6 +44,13 @@ pub trait FragmentSink: Send + Sync + std::fmt::Debug {
         rendition: &str,
         fragment: Bytes,
     ) -> Result<(), SinkError>;
+    /// Refuses once the sink has given up on its own between fragments (its
+    /// destination failed: another node hung or refused), so the door closes the
+    /// publish now rather than at its next fragment. Asked on every media message:
+    /// it must cost next to nothing. The engine never gives up so.
+    fn closed(&self) -> Result<(), SinkError> {
+        Ok(())
+    }
 }
 
 impl FragmentSink for Engine {
@@ -85,6 +92,10 @@ impl<T: FragmentSink + ?Sized> FragmentSink for Arc<T> {
         fragment: Bytes,
     ) -> Result<(), SinkError> {
         (**self).push_segment(stream, rendition, fragment)
+    }
+
+    fn closed(&self) -> Result<(), SinkError> {
+        (**self).closed()
     }
 }
 

@@ -60,14 +60,8 @@ impl ClusterRouter {
                     return Err(RouteRefusal::Inactive(stream));
                 }
                 tracing::info!(stream = stream.0, owner = %url, "publish forwarded to the owner");
-                let sink = OwnerSink::start(
-                    Arc::clone(&self.engine),
-                    self.cluster.forward.clone(),
-                    &url,
-                    key,
-                    Arc::clone(&self.cluster.push),
-                )
-                .map_err(|e| unavailable(&e))?;
+                let sink = OwnerSink::start(&self.cluster, Arc::clone(&self.engine), &url, key)
+                    .map_err(|e| unavailable(&e))?;
                 Ok(Destination::Sink(stream, Arc::new(sink)))
             }
             Place::Nobody => Err(RouteRefusal::Unavailable(format!(

@@ -321,6 +321,8 @@ impl Connection {
         let Some((p, _, sink)) = self.publish.as_mut() else {
             return Ok(());
         };
+        // A sink that gave up since the last fragment closes the publish now.
+        sink.closed().map_err(PublishError::from)?;
         if video {
             p.video(&**sink, data, ms)?;
         } else {

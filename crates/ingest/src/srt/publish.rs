@@ -125,6 +125,11 @@ pub(super) async fn receive(
             Ok(None | Some(Err(_))) => break,
             Ok(Some(Ok((_, bytes)))) => bytes,
         };
+        // A sink that gave up since the last fragment closes the publish now.
+        if let Err(e) = sink.closed() {
+            ended = Received::Refused(e.into());
+            break;
+        }
         let fed = ts.feed(sink, &message);
         let now = ts.stats().fragments;
         seen(message.len() as u64, now.saturating_sub(fragments));

@@ -23,7 +23,9 @@
 //! it: at the TTL plus a poll plus that, with the body back when none of it was
 //! read ([`ForwardError::NodeGone`]), not at the read timeout. A node that drains
 //! (SIGTERM: its lease revoked first, its requests in flight finished after) keeps
-//! answering, so what it streams is not cut.
+//! answering, so what it streams is not cut. A push door's uploads to an owner
+//! ([`Forwarder::put`], and the publish's end, [`Forwarder::delete`]) race the same
+//! way ([`PutError::NodeGone`]).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -100,24 +102,25 @@ impl Forwarder {
         headers.contains_key(FORWARDED_BY)
     }
 
-    /// PUTs `body` to `url` (an upload to another node) with `headers`, marked with
-    /// [`FORWARDED_BY`] so the owner takes it only under its own claim; the answer's
-    /// status.
-    pub async fn put(
+    /// PUTs `body` to `url` (a push door's upload to another node) with `headers`,
+    /// marked with [`FORWARDED_BY`] so the owner takes it only under its own claim;
+    /// the answer's status. Raced as [`Forwarder::send`] races a forward: `gone`
+    /// resolves once the node is no longer a member ([`super::Cluster::node_gone`]),
+    /// and the upload is given up ([`PutError::NodeGone`]) when the node then stays
+    /// silent for [`SILENT_AFTER_GONE`], not at the read timeout.
+    pub async fn put<G>(
         &self,
         url: &str,
         mut headers: HeaderMap,
         body: Bytes,
-    ) -> Result<http::StatusCode, reqwest::Error> {
+        gone: G,
+    ) -> Result<http::StatusCode, PutError>
+    where
+        G: Future<Output = String> + Send + 'static,
+    {
         headers.insert(FORWARDED_BY, self.node.clone());
-        let answer = self
-            .client
-            .put(url)
-            .headers(headers)
-            .body(body)
-            .send()
-            .await?;
-        Ok(answer.status())
+        let request = self.client.put(url).headers(headers).body(body);
+        answered(request, gone).await
     }
 
     /// GETs `url` from another node on behalf of a request with `headers` (its
@@ -151,16 +154,19 @@ impl Forwarder {
         serde_json::from_slice(&body).map_err(|e| failed(format!("not JSON: {e}")))
     }
 
-    /// DELETEs `url` (the end of a forwarded publish) with `headers`, marked as
-    /// [`Forwarder::put`] marks an upload; the answer's status.
-    pub async fn delete(
+    /// DELETEs `url` (the end of a forwarded publish) with `headers`, marked and
+    /// raced against `gone` as [`Forwarder::put`] is; the answer's status.
+    pub async fn delete<G>(
         &self,
         url: &str,
         mut headers: HeaderMap,
-    ) -> Result<http::StatusCode, reqwest::Error> {
+        gone: G,
+    ) -> Result<http::StatusCode, PutError>
+    where
+        G: Future<Output = String> + Send + 'static,
+    {
         headers.insert(FORWARDED_BY, self.node.clone());
-        let answer = self.client.delete(url).headers(headers).send().await?;
-        Ok(answer.status())
+        answered(self.client.delete(url).headers(headers), gone).await
     }
 
     /// What of a request's `headers` goes to another node: its end-to-end headers,
@@ -273,6 +279,38 @@ impl Forwarder {
             give_up: Mutex::new(give_up),
         };
         Ok(http::Response::from_parts(head, body.boxed()))
+    }
+}
+
+/// Why a push door's upload ([`Forwarder::put`]) or its end ([`Forwarder::delete`])
+/// got no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum PutError {
+    /// The request failed (connection refused or cut, the read timeout).
+    #[error(transparent)]
+    Failed(#[from] reqwest::Error),
+    /// Given up: the node stopped being a member and stayed silent (the reason).
+    #[error("{0}")]
+    NodeGone(String),
+}
+
+/// The status `request` is answered with, unless the node is given up first
+/// ([`GiveUp`], as a forward's head is waited for).
+async fn answered<G>(
+    request: reqwest::RequestBuilder,
+    gone: G,
+) -> Result<http::StatusCode, PutError>
+where
+    G: Future<Output = String> + Send + 'static,
+{
+    let sent = request.send();
+    tokio::pin!(sent);
+    let mut give_up = GiveUp::new(Box::pin(gone));
+    tokio::select! {
+        answer = &mut sent => Ok(answer?.status()),
+        reason = std::future::poll_fn(|cx| give_up.poll_waiting(cx)) => {
+            Err(PutError::NodeGone(reason))
+        }
     }
 }
 
@@ -494,6 +532,63 @@ mod tests {
         assert!(waiting(&mut give_up).is_pending(), "it answered since");
         tokio::time::sleep(SILENT_AFTER_GONE / 2).await;
         assert_eq!(waiting(&mut give_up), Poll::Ready("gone".to_owned()));
+    }
+
+    /// A door's upload to a node that takes the connection and never answers (a
+    /// hung node's kernel) is given up once the node is gone and silent for
+    /// `SILENT_AFTER_GONE`, not at the read timeout; a node that answers within
+    /// the silence is not given up, gone or not.
+    #[tokio::test]
+    async fn a_put_to_a_hung_node_is_given_up_once_it_is_gone() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let forwarder = Forwarder::new("n2").unwrap();
+        let hung = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!(
+            "http://{}/ingest/k/rtmp/seg_0.m4s",
+            hung.local_addr().unwrap()
+        );
+        let held = tokio::spawn(async move {
+            let (socket, _) = hung.accept().await.unwrap();
+            std::future::pending::<()>().await;
+            drop(socket);
+        });
+        let started = tokio::time::Instant::now();
+        let gone = async { "its lease ended".to_owned() };
+        let e = forwarder
+            .put(&url, HeaderMap::new(), Bytes::from_static(b"x"), gone)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&e, PutError::NodeGone(r) if r == "its lease ended"),
+            "{e}"
+        );
+        let took = started.elapsed();
+        assert!(
+            took >= SILENT_AFTER_GONE && took < 5 * SILENT_AFTER_GONE,
+            "{took:?}"
+        );
+        held.abort();
+
+        let slow = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!(
+            "http://{}/ingest/k/rtmp/seg_1.m4s",
+            slow.local_addr().unwrap()
+        );
+        tokio::spawn(async move {
+            let (mut socket, _) = slow.accept().await.unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = socket.read(&mut buf).await;
+            tokio::time::sleep(SILENT_AFTER_GONE / 3).await;
+            let answer = b"HTTP/1.1 201 Created\r\ncontent-length: 0\r\n\r\n";
+            socket.write_all(answer).await.unwrap();
+            std::future::pending::<()>().await;
+        });
+        let gone = async { "its lease ended".to_owned() };
+        let status = forwarder
+            .put(&url, HeaderMap::new(), Bytes::from_static(b"x"), gone)
+            .await
+            .unwrap();
+        assert_eq!(status, http::StatusCode::CREATED);
     }
 
     #[test]

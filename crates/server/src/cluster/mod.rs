@@ -481,7 +481,7 @@ impl Cluster {
             (
                 "dvrclip_cluster_door_forward_failures_total",
                 "counter",
-                "Publishes closed because the owner refused an upload or fell behind.",
+                "Publishes closed because the owner refused an upload, fell behind or hung past its lease, or the budget had no room.",
                 p.failures.load(Relaxed),
             ),
             (
@@ -523,7 +523,7 @@ impl Cluster {
             (
                 "dvrclip_cluster_forwards_abandoned_total",
                 "counter",
-                "Forwards given up because the node they waited on lost its lease (hung): placed again, or 503.",
+                "Forwards given up because the node they waited on lost its lease (hung): placed again, 503, or a forwarded publish closed.",
                 c.forwards_abandoned.load(Relaxed),
             ),
         ];

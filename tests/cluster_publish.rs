@@ -177,6 +177,38 @@ fn publish(url: &str, secs: u32) -> ChildGuard {
     ChildGuard(publish_test_signal(url, "flv", "320x180", secs))
 }
 
+/// Publishes `key` (6 s of the test signal) through nginx again and again until one
+/// publish runs to its end, i.e. a live node took the stream; an attempt that hangs
+/// for 15 s (on a stopped node's door) is killed. How many attempts it took; fails
+/// past `limit`.
+fn publish_again_until_taken(set: &Set, key: &str, limit: Duration) -> u32 {
+    let url = format!("rtmp://127.0.0.1:{}/live/{key}", set.lb_rtmp);
+    let started = Instant::now();
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let mut child = publish(&url, 6);
+        let until = Instant::now() + Duration::from_secs(15);
+        let status = loop {
+            if let Some(s) = child.0.try_wait().expect("ffmpeg") {
+                break Some(s);
+            }
+            if Instant::now() > until {
+                break None; // hung on a stopped node: killed as `child` drops
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        if status.is_some_and(|s| s.success()) {
+            return attempts;
+        }
+        assert!(
+            started.elapsed() < limit,
+            "no live node took the publish after {attempts} attempts"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
 /// Waits (bounded) for `child` to exit: its status and stderr.
 fn finished(child: &mut Child, limit: Duration) -> (ExitStatus, String) {
     let until = Instant::now() + limit;
@@ -341,22 +373,7 @@ fn the_owner_dying_mid_publish() {
 
     // ffmpeg publishes again through nginx until a live node takes the stream (the
     // dead owner's claim lasts until its lease's TTL; nginx may pick its dead door).
-    let url = format!("rtmp://127.0.0.1:{}/live/{key}", set.lb_rtmp);
-    let started = Instant::now();
-    let mut attempts = 0;
-    loop {
-        attempts += 1;
-        let mut again = publish(&url, 6);
-        let (status, err) = finished(&mut again.0, Duration::from_secs(30));
-        if status.success() {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(40),
-            "no live node took the publish after {attempts} attempts: {err}"
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    let attempts = publish_again_until_taken(&set, &key, Duration::from_secs(40));
     let owner = set.owner(sid).expect("an owner");
     assert!(owner == "n2" || owner == "n3", "owned by {owner}");
     poll(
@@ -414,32 +431,8 @@ fn the_owner_hanging_mid_publish() {
     assert!(metric(set.http(1), "dvrclip_cluster_door_forward_failures_total") >= 1);
 
     // ffmpeg publishes again through nginx until a live node takes the stream
-    // (nginx may pick n1's hung door: that attempt hangs and is ended here).
-    let url = format!("rtmp://127.0.0.1:{}/live/{key}", set.lb_rtmp);
-    let again = Instant::now();
-    let mut attempts = 0;
-    loop {
-        attempts += 1;
-        let mut child = publish(&url, 6);
-        let until = Instant::now() + Duration::from_secs(15);
-        let status = loop {
-            if let Some(s) = child.0.try_wait().expect("ffmpeg") {
-                break Some(s);
-            }
-            if Instant::now() > until {
-                break None; // hung on n1: killed by the guard
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        };
-        if status.is_some_and(|s| s.success()) {
-            break;
-        }
-        assert!(
-            again.elapsed() < Duration::from_secs(60),
-            "no live node took the publish after {attempts} attempts"
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    // (nginx may pick n1's hung door: that attempt hangs and is ended).
+    let attempts = publish_again_until_taken(&set, &key, Duration::from_secs(60));
     let owner = set.owner(sid).expect("an owner");
     let at = match owner.as_str() {
         "n2" => set.http(1),

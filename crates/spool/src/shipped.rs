@@ -319,6 +319,8 @@ pub fn restore_stream(
     });
     let mut restore = recovered.restore;
     restore.next_stream_id = 0;
+    // The claiming node's own store (its spool) has not seen any of it.
+    restore.report_to_store = true;
     (restore, recovered.report)
 }
 

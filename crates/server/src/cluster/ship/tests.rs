@@ -561,3 +561,123 @@ async fn a_clip_naming_an_older_init_leaves_the_current_one() {
     assert_eq!(clip_mp4(&n3, clip), clip_mp4(&n2, clip));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A node with a spool at `spool_dir` (the default in a cluster: `/dev/shm`),
+/// shipping into the directory store at `dir`, its clock at `now`.
+fn node_with_spool(
+    dir: &Path,
+    spool_dir: &Path,
+    now: i64,
+) -> (
+    Arc<Engine>,
+    Arc<Shipper>,
+    Arc<ManualClock>,
+    Arc<dvrclip_spool::Spool>,
+) {
+    let store = crate::vod::open_store(&StoreConfig::Local(dir.to_owned()), None);
+    let ship = Shipper::new(ClipArchive::new(store));
+    let clock = Arc::new(ManualClock::new(WallTime::from_unix_secs(now)));
+    let opened = dvrclip_spool::Spool::open(
+        spool_dir,
+        dvrclip_spool::SyncPolicy::Batch,
+        WallTime::from_unix_secs(now),
+    )
+    .unwrap();
+    assert!(opened.restore.streams.is_empty(), "a fresh spool");
+    let engine = Engine::with_clock(EngineConfig::default(), clock.clone()).with_persist(Arc::new(
+        ShipPersist {
+            inner: Some(opened.spool.clone()),
+            ship: Arc::clone(&ship),
+            runtime: tokio::runtime::Handle::current(),
+        },
+    ));
+    (Arc::new(engine), ship, clock, opened.spool)
+}
+
+/// The spool at `dir` opened again after a crash (retried while the dead
+/// process's background thread still holds its lock for a moment), restored into
+/// a fresh engine at `now`.
+async fn restart(dir: &Path, now: i64) -> (Engine, Arc<dvrclip_spool::Spool>) {
+    let clock = Arc::new(ManualClock::new(WallTime::from_unix_secs(now)));
+    let mut tries = 0;
+    let opened = loop {
+        match dvrclip_spool::Spool::open(
+            dir,
+            dvrclip_spool::SyncPolicy::Batch,
+            WallTime::from_unix_secs(now),
+        ) {
+            Ok(o) => break o,
+            Err(dvrclip_spool::SpoolError::Locked(_)) if tries < 200 => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    };
+    let engine =
+        Engine::with_clock(EngineConfig::default(), clock).with_persist(opened.spool.clone());
+    engine.restore(opened.restore).unwrap();
+    (engine, opened.spool)
+}
+
+/// The seqs each clip rendition holds.
+fn clip_seqs(e: &Engine, id: ClipId) -> Vec<Vec<u64>> {
+    let c = e.clip(id).unwrap();
+    let view = c.view();
+    view.renditions()
+        .iter()
+        .map(|r| r.chunks().iter().map(|c| c.seq()).collect())
+        .collect()
+}
+
+/// A node with a spool claims a stream and restores its shipped DVR: the spool
+/// learns all of it (the stream, its init, the restored chunks' payloads in spool
+/// files, the clips), so the chunks admitted after the claim are spooled and a
+/// crash of the new owner loses nothing: the next process on its spool has the
+/// same DVR and the same clips, byte for byte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_is_spooled_so_a_crash_of_the_new_owner_keeps_it() {
+    let dir = std::env::temp_dir().join(format!("dvrclip-ship-spool-{}", std::process::id()));
+    let spool_dir =
+        std::env::temp_dir().join(format!("dvrclip-ship-spool-b-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&spool_dir);
+    let s = StreamId(7);
+    let (a, record, [old, long, new]) = shipped_dvr(&dir).await;
+
+    let (b, ship_b, clock_b, spool) = node_with_spool(&dir, &spool_dir, T0 + 40);
+    ship_b.take_in(&b, &record, 9).await.unwrap();
+    assert_eq!(b.dvr(s).unwrap(), a.dvr(s).unwrap());
+    // The restored payloads are spool files now.
+    assert_eq!(spool.live_payloads(), 16);
+    // The publisher goes on after the failover: its next chunk is spooled.
+    clock_b.advance_secs(2);
+    b.push_segment_bytes(
+        s,
+        "v",
+        Some("seg_16.m4s"),
+        crate::demo::looped_segment(16).1,
+    )
+    .unwrap();
+    assert_eq!(
+        spool.stats.journal_errors.load(Relaxed),
+        0,
+        "every record of the restore and after it is in the journal"
+    );
+    assert_eq!(spool.live_payloads(), 17);
+    let dvr = b.dvr(s).unwrap();
+    assert_eq!(dvr.renditions[0].chunks, 17);
+    let seqs = [old, long, new].map(|c| clip_seqs(&b, c));
+    let mp4s = [old, new].map(|c| clip_mp4(&b, c));
+
+    // The new owner crashes; its next process restores from its spool.
+    spool.seal().unwrap();
+    drop((b, ship_b, spool));
+    let (c, _spool) = restart(&spool_dir, T0 + 42).await;
+    assert_eq!(c.dvr(s).unwrap(), dvr);
+    assert_eq!([old, long, new].map(|id| clip_seqs(&c, id)), seqs);
+    assert_eq!([old, new].map(|id| clip_mp4(&c, id)), mp4s);
+    drop(a);
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&spool_dir);
+}

@@ -562,11 +562,13 @@ async fn a_clip_naming_an_older_init_leaves_the_current_one() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// A node with a spool at `spool_dir` (the default in a cluster: `/dev/shm`),
-/// shipping into the directory store at `dir`, its clock at `now`.
+/// A node with a spool at `spool_dir` (the default in a cluster: `/dev/shm`)
+/// mapping at most `max_maps` payloads, shipping into the directory store at
+/// `dir`, its clock at `now`.
 fn node_with_spool(
     dir: &Path,
     spool_dir: &Path,
+    max_maps: usize,
     now: i64,
 ) -> (
     Arc<Engine>,
@@ -577,12 +579,12 @@ fn node_with_spool(
     let store = crate::vod::open_store(&StoreConfig::Local(dir.to_owned()), None);
     let ship = Shipper::new(ClipArchive::new(store));
     let clock = Arc::new(ManualClock::new(WallTime::from_unix_secs(now)));
-    let opened = dvrclip_spool::Spool::open(
-        spool_dir,
-        dvrclip_spool::SyncPolicy::Batch,
-        WallTime::from_unix_secs(now),
-    )
-    .unwrap();
+    let options = dvrclip_spool::SpoolOptions {
+        max_maps,
+        ..dvrclip_spool::SpoolOptions::default()
+    };
+    let opened =
+        dvrclip_spool::Spool::open_with(spool_dir, options, WallTime::from_unix_secs(now)).unwrap();
     assert!(opened.restore.streams.is_empty(), "a fresh spool");
     let engine = Engine::with_clock(EngineConfig::default(), clock.clone()).with_persist(Arc::new(
         ShipPersist {
@@ -645,13 +647,19 @@ async fn a_restore_is_spooled_so_a_crash_of_the_new_owner_keeps_it() {
     let s = StreamId(7);
     let (a, record, [old, long, new]) = shipped_dvr(&dir).await;
 
-    let (b, ship_b, clock_b, spool) = node_with_spool(&dir, &spool_dir, T0 + 40);
+    let (b, ship_b, clock_b, spool) =
+        node_with_spool(&dir, &spool_dir, dvrclip_spool::DEFAULT_MAX_MAPS, T0 + 40);
     ship_b.take_in(&b, &record, 9).await.unwrap();
     assert_eq!(b.dvr(s).unwrap(), a.dvr(s).unwrap());
     // The restored payloads are spool files now.
     assert_eq!(spool.live_payloads(), 16);
-    // The publisher goes on after the failover: its next chunk is spooled.
+    // The publisher reconnects after the failover, its init the same bytes (no
+    // new init for the ring), and goes on: its next chunk is spooled.
     clock_b.advance_secs(2);
+    let same = b
+        .push_init_bytes(s, "v", crate::demo::looped_segment(0).0)
+        .unwrap();
+    assert_eq!(same, dvrclip_engine::PushOutcome::SameInit);
     b.push_segment_bytes(
         s,
         "v",
@@ -677,6 +685,52 @@ async fn a_restore_is_spooled_so_a_crash_of_the_new_owner_keeps_it() {
     assert_eq!(c.dvr(s).unwrap(), dvr);
     assert_eq!([old, long, new].map(|id| clip_seqs(&c, id)), seqs);
     assert_eq!([old, new].map(|id| clip_mp4(&c, id)), mp4s);
+    drop(a);
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&spool_dir);
+}
+
+/// Init A, B, then A again shipped by one node; the next owner, with a spool
+/// whose mappings are capped below its DVR (payloads past the cap held in memory,
+/// their files kept), restores it and crashes: its next process has A as the
+/// current init, the same DVR, and cuts the next segment of A's run against A.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_init_that_comes_back_is_current_after_a_crash_of_the_next_owner() {
+    let dir = std::env::temp_dir().join(format!("dvrclip-ship-abas-{}", std::process::id()));
+    let spool_dir =
+        std::env::temp_dir().join(format!("dvrclip-ship-abas-b-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&spool_dir);
+    let record = record_of(14);
+    let s = StreamId(14);
+    let (a, ship_a, clock) = node(&dir, T0);
+    ship_a.take_in(&a, &record, 5).await.unwrap();
+    push_run(&a, &clock, s, "a", "seg_000.m4s");
+    push_run(&a, &clock, s, "b", "seg_000.m4s");
+    a.push_init_bytes(s, "v", run_file("a", "init.mp4"))
+        .unwrap();
+    shipped(&ship_a).await;
+
+    let (b, ship_b, _, spool) = node_with_spool(&dir, &spool_dir, 1, T0 + 10);
+    ship_b.take_in(&b, &record, 9).await.unwrap();
+    assert_eq!(current_init(&b, s), "a");
+    let counts = spool.payload_counts();
+    assert_eq!((counts.mapped, counts.held), (1, 1), "{counts:?}");
+    assert_eq!(spool.stats.journal_errors.load(Relaxed), 0);
+    let dvr = b.dvr(s).unwrap();
+    spool.seal().unwrap();
+    drop((b, ship_b, spool));
+
+    let (c, _spool) = restart(&spool_dir, T0 + 12).await;
+    assert_eq!(c.dvr(s).unwrap(), dvr);
+    assert_eq!(current_init(&c, s), "a");
+    let last_disc = c.rendition_chunks(s, "v").unwrap()[1].discontinuity();
+    c.push_segment_bytes(s, "v", Some("a_seg_001.m4s"), run_file("a", "seg_001.m4s"))
+        .unwrap();
+    let chunks = c.rendition_chunks(s, "v").unwrap();
+    let next = chunks.last().unwrap();
+    assert!(next.init().bytes[..] == run_file("a", "init.mp4")[..]);
+    assert!(next.discontinuity() > last_disc);
     drop(a);
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_dir_all(&spool_dir);

@@ -178,7 +178,7 @@ pub struct RestoreReport {
     /// reported until their expiration, never served short.
     pub clips_lost: usize,
     /// With [`Restore::report_to_store`]: chunks restored whose payload the store
-    /// refused (a full disk; the first refusal ends the placing), kept in memory
-    /// only and not reported to it.
+    /// refused (a full disk; payloads are placed newest first and the first
+    /// refusal ends the placing), kept in memory only and not reported to it.
     pub chunks_not_stored: usize,
 }

@@ -10,12 +10,12 @@
 //! already). A restore from elsewhere ([`Restore::report_to_store`]: a cluster's
 //! shipped DVR, on a node whose spool has never seen the stream) is told to the
 //! engine's store through the very hooks an admission calls: each payload is
-//! placed before its chunk is rebuilt (so the chunk's bytes are the store's, as an
-//! upload's are), and once streams and clips are back, the store hears of the
+//! placed before its chunk is rebuilt, newest first (so the chunk's bytes are the
+//! store's, as an upload's are), and once streams and clips are back, the store hears of the
 //! stream, each rendition's inits (its current one last: the store's rule for the
 //! current init), the chunks in each ring, the chunks only clips hold (admitted,
 //! then out of the ring), and the clips. A store that refuses a payload (a full
-//! disk) ends the placing: the rest stays in memory only, unreported, and counted
+//! disk) ends the placing: the rest (older) stays in memory only, unreported, and counted
 //! ([`RestoreReport::chunks_not_stored`]).
 
 use std::cmp::Reverse;
@@ -28,7 +28,9 @@ use super::clips::advance_tracks;
 use crate::chunk::Chunk;
 use crate::clip::{Clip, NewClip, RenditionHead};
 use crate::cut::Track;
-use crate::persist::{Persist, Restore, RestoreReport, RestoredClip};
+use crate::persist::{
+    Persist, Restore, RestoreReport, RestoredChunk, RestoredClip, RestoredRendition, RestoredStream,
+};
 use crate::ring::{ChunkParts, Ring, rebuild_chunk};
 use crate::stream::{Stream, StreamId};
 use crate::{ClipState, Error, InitSegment, LostClip, MEDIA_LOST, Result};
@@ -40,14 +42,25 @@ impl Engine {
     /// (a spool at start-up), or on a running one for streams it does not hold (a
     /// cluster's claim restoring a shipped DVR). A stream id already present is an
     /// error.
-    pub fn restore(&self, restore: Restore) -> Result<RestoreReport> {
+    pub fn restore(&self, mut restore: Restore) -> Result<RestoreReport> {
         let mut report = RestoreReport::default();
         let mut held: HashMap<ChunkKey, Arc<Chunk>> = HashMap::new();
         let now = self.now();
+        if let Some(rs) = restore
+            .streams
+            .iter()
+            .find(|rs| self.streams.read().contains_key(&rs.id))
+        {
+            return Err(Error::Internal {
+                context: format!("restore: stream {} already exists", rs.id),
+            });
+        }
         // Told to the store as admissions are (see the module's doc).
         let store = self.persist().filter(|_| restore.report_to_store);
-        let mut placing = store.is_some();
-        let mut unstored: HashSet<ChunkKey> = HashSet::new();
+        let unstored = match store {
+            Some(p) => place_newest_first(p, &mut restore.streams),
+            None => HashSet::new(),
+        };
         let mut streams_back = Vec::new();
         let mut clips_back = Vec::new();
         for rs in restore.streams {
@@ -70,24 +83,11 @@ impl Engine {
                 let mut ring_chunks = Vec::new();
                 for rc in rr.chunks {
                     let in_ring = rc.in_ring;
-                    let mut bytes = rc.bytes;
-                    if let Some(p) = store {
-                        let placed = placing
-                            .then(|| p.place_payload(bytes.clone()).ok())
-                            .flatten();
-                        match placed {
-                            Some(b) => bytes = b,
-                            None => {
-                                placing = false;
-                                unstored.insert((rs.id, Arc::clone(&name), rc.seq));
-                            }
-                        }
-                    }
                     let parts = ChunkParts {
                         seq: rc.seq,
                         name: rc.name,
                         init: rc.init,
-                        bytes,
+                        bytes: rc.bytes,
                         start_utc: rc.start_utc,
                         discontinuity: rc.discontinuity,
                         arrival: rc.arrival,
@@ -320,4 +320,34 @@ impl Engine {
         }
         Some(clip)
     }
+}
+
+/// Gives each chunk's payload to `store` (`place_payload`), newest first across
+/// the streams' renditions, so that a store refusing one (a full disk), which
+/// ends the placing, holds the newest part: what a restart's ring keeps (its run
+/// ending at the newest chunk) and what recent clips hold. Returns the chunks
+/// left unplaced, in memory only.
+fn place_newest_first(store: &dyn Persist, streams: &mut [RestoredStream]) -> HashSet<ChunkKey> {
+    let mut all: Vec<(StreamId, &str, &mut RestoredChunk)> = Vec::new();
+    for rs in streams.iter_mut() {
+        for RestoredRendition { name, chunks, .. } in rs.renditions.iter_mut() {
+            all.extend(chunks.iter_mut().map(|c| (rs.id, name.as_str(), c)));
+        }
+    }
+    all.sort_by_key(|(_, _, c)| Reverse(c.start_utc));
+    let mut unstored = HashSet::new();
+    let mut placing = true;
+    for (id, name, c) in all {
+        let placed = placing
+            .then(|| store.place_payload(c.bytes.clone()).ok())
+            .flatten();
+        match placed {
+            Some(bytes) => c.bytes = bytes,
+            None => {
+                placing = false;
+                unstored.insert((id, Arc::from(name), c.seq));
+            }
+        }
+    }
+    unstored
 }

@@ -735,3 +735,50 @@ async fn an_init_that_comes_back_is_current_after_a_crash_of_the_next_owner() {
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_dir_all(&spool_dir);
 }
+
+/// The new owner's spool refuses a restored payload (here the file it would write
+/// is in the way, as a full filesystem refuses a write): the placing, newest
+/// first, ends there; the DVR is whole in memory, the newest chunks are spooled,
+/// the rest is counted and not reported (no journal error); after a crash the
+/// spooled chunks and the clip made of them come back, and clips holding a chunk
+/// that was not spooled are reported lost, never served short.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_the_spool_refuses_in_part_keeps_what_was_placed() {
+    let dir = std::env::temp_dir().join(format!("dvrclip-ship-full-{}", std::process::id()));
+    let spool_dir =
+        std::env::temp_dir().join(format!("dvrclip-ship-full-b-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&spool_dir);
+    let s = StreamId(7);
+    let (a, record, [old, long, new]) = shipped_dvr(&dir).await;
+
+    let (b, ship_b, _, spool) =
+        node_with_spool(&dir, &spool_dir, dvrclip_spool::DEFAULT_MAX_MAPS, T0 + 40);
+    // A fresh spool numbers its files from 1: the sixth payload is refused.
+    std::fs::write(spool_dir.join("chunks/0000000000000006.m4s"), b"").unwrap();
+    ship_b.take_in(&b, &record, 9).await.unwrap();
+    assert_eq!(b.dvr(s).unwrap(), a.dvr(s).unwrap());
+    assert_eq!(clip_mp4(&b, new), clip_mp4(&a, new));
+    assert_eq!(spool.live_payloads(), 5);
+    assert_eq!(ship_b.counters.unspooled.load(Relaxed), 11);
+    assert_eq!(spool.stats.journal_errors.load(Relaxed), 0);
+    let new_mp4 = clip_mp4(&b, new);
+
+    spool.seal().unwrap();
+    drop((b, ship_b, spool));
+    let (c, _spool) = restart(&spool_dir, T0 + 42).await;
+    let (dc, db) = (c.dvr(s).unwrap(), a.dvr(s).unwrap());
+    assert_eq!(dc.renditions[0].chunks, 5);
+    assert_eq!(
+        dc.renditions[0].ranges[0].end_utc,
+        db.renditions[0].ranges[0].end_utc
+    );
+    assert_eq!(clip_mp4(&c, new), new_mp4);
+    for lost in [long, old] {
+        assert!(c.clip(lost).is_err());
+        assert!(c.lost_clip(lost).is_some(), "{lost} reported lost");
+    }
+    drop(a);
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&spool_dir);
+}

@@ -4,7 +4,8 @@
 //! Owns the [`Persist`] trait and the `Restored*` records. The engine stays free of
 //! I/O: it calls the hook after a change is committed in memory (never under a ring
 //! lock, never waiting on a sync), and [`crate::Engine::restore`] rebuilds from plain
-//! values. What a store keeps, where, and how it survives a torn write is the store's
+//! values; when those came from another store ([`Restore::report_to_store`]: a
+//! cluster's shipped DVR), it reports what it rebuilt through the same hooks. What a store keeps, where, and how it survives a torn write is the store's
 //! business (`dvrclip-spool`). Sample tables are not persisted: a chunk's payload is
 //! parsed again against its init on restore, which also verifies it.
 //!
@@ -56,6 +57,13 @@ pub struct Restore {
     pub clips: Vec<RestoredClip>,
     /// The next stream id to hand out (past every id ever used, deleted ones too).
     pub next_stream_id: u64,
+    /// Whether the engine's store ([`Persist`]) is told of what comes back, as it
+    /// is of an admission: each payload placed (`place_payload`), then the stream,
+    /// each rendition's inits (its current one last), its chunks, those only clips
+    /// hold as out of the ring, and the clips. For a restore from elsewhere (a
+    /// cluster's shipped DVR) into an engine whose store does not hold it; `false`
+    /// (the default) for a store's own recovery, which holds all of it already.
+    pub report_to_store: bool,
 }
 
 /// One stream as it was persisted.
@@ -169,4 +177,8 @@ pub struct RestoreReport {
     /// Clips whose media was lost (a chunk missing): kept as a [`crate::LostClip`],
     /// reported until their expiration, never served short.
     pub clips_lost: usize,
+    /// With [`Restore::report_to_store`]: chunks restored whose payload the store
+    /// refused (a full disk; payloads are placed newest first and the first
+    /// refusal ends the placing), kept in memory only and not reported to it.
+    pub chunks_not_stored: usize,
 }

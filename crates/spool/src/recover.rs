@@ -425,6 +425,8 @@ pub(crate) fn build_with(
             streams,
             clips,
             next_stream_id: fold.next_stream.max(1),
+            // The spool's own: it holds all of it already.
+            report_to_store: false,
         },
         snapshot,
         inits,

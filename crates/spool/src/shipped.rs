@@ -20,6 +20,11 @@
 //! rendition's last `Init` record names (`recover`'s rule), so the shipper ends
 //! each batch that names an init of a rendition with that rendition's current init
 //! (an init named again for a clip may be an old one).
+//!
+//! What [`restore_stream`] gives is new to the claiming node's own store, so it
+//! asks the engine to report it there (`Restore::report_to_store`): on a node with
+//! a spool every restored payload becomes a spool file and every record a journal
+//! record, through the same hooks as an admission.
 
 use std::collections::HashMap;
 
@@ -319,6 +324,8 @@ pub fn restore_stream(
     });
     let mut restore = recovered.restore;
     restore.next_stream_id = 0;
+    // The claiming node's own store (its spool) has not seen any of it.
+    restore.report_to_store = true;
     (restore, recovered.report)
 }
 

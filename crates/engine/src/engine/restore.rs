@@ -4,11 +4,22 @@
 //! complete clip's MP4 is byte for byte what it was; a clip missing any chunk is
 //! kept as a [`crate::LostClip`] (reported until its expiration, never served
 //! short) and counted; an expired clip is dropped. Recording
-//! clips go on recording from their last chunk. Hooks are not called: the store
-//! already holds all of it.
+//! clips go on recording from their last chunk.
+//!
+//! Hooks are not called for a store's own recovery (the store holds all of it
+//! already). A restore from elsewhere ([`Restore::report_to_store`]: a cluster's
+//! shipped DVR, on a node whose spool has never seen the stream) is told to the
+//! engine's store through the very hooks an admission calls: each payload is
+//! placed before its chunk is rebuilt, newest first (so the chunk's bytes are the
+//! store's, as an upload's are), and once streams and clips are back, the store hears of the
+//! stream, each rendition's inits (its current one last: the store's rule for the
+//! current init), the chunks in each ring, the chunks only clips hold (admitted,
+//! then out of the ring), and the clips. A store that refuses a payload (a full
+//! disk) ends the placing: the rest (older) stays in memory only, unreported, and counted
+//! ([`RestoreReport::chunks_not_stored`]).
 
 use std::cmp::Reverse;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -17,10 +28,12 @@ use super::clips::advance_tracks;
 use crate::chunk::Chunk;
 use crate::clip::{Clip, NewClip, RenditionHead};
 use crate::cut::Track;
-use crate::persist::{Restore, RestoreReport, RestoredClip};
+use crate::persist::{
+    Persist, Restore, RestoreReport, RestoredChunk, RestoredClip, RestoredRendition, RestoredStream,
+};
 use crate::ring::{ChunkParts, Ring, rebuild_chunk};
 use crate::stream::{Stream, StreamId};
-use crate::{ClipState, Error, LostClip, MEDIA_LOST, Result};
+use crate::{ClipState, Error, InitSegment, LostClip, MEDIA_LOST, Result};
 
 type ChunkKey = (StreamId, Arc<str>, u64);
 
@@ -29,10 +42,27 @@ impl Engine {
     /// (a spool at start-up), or on a running one for streams it does not hold (a
     /// cluster's claim restoring a shipped DVR). A stream id already present is an
     /// error.
-    pub fn restore(&self, restore: Restore) -> Result<RestoreReport> {
+    pub fn restore(&self, mut restore: Restore) -> Result<RestoreReport> {
         let mut report = RestoreReport::default();
         let mut held: HashMap<ChunkKey, Arc<Chunk>> = HashMap::new();
         let now = self.now();
+        if let Some(rs) = restore
+            .streams
+            .iter()
+            .find(|rs| self.streams.read().contains_key(&rs.id))
+        {
+            return Err(Error::Internal {
+                context: format!("restore: stream {} already exists", rs.id),
+            });
+        }
+        // Told to the store as admissions are (see the module's doc).
+        let store = self.persist().filter(|_| restore.report_to_store);
+        let unstored = match store {
+            Some(p) => place_newest_first(p, &mut restore.streams),
+            None => HashSet::new(),
+        };
+        let mut streams_back = Vec::new();
+        let mut clips_back = Vec::new();
         for rs in restore.streams {
             if self.streams.read().contains_key(&rs.id) {
                 return Err(Error::Internal {
@@ -88,7 +118,9 @@ impl Engine {
             if let Some(t) = last_arrival {
                 stream.last_ingest.store(t.unix_micros(), Ordering::SeqCst);
             }
-            self.insert_stream(Arc::new(stream));
+            let stream = Arc::new(stream);
+            self.insert_stream(Arc::clone(&stream));
+            streams_back.push(stream);
             report.streams += 1;
         }
         self.next_stream_id
@@ -114,7 +146,10 @@ impl Engine {
                 reason: MEDIA_LOST.to_owned(),
             };
             match self.restore_clip(rc, &held) {
-                Some(()) => report.clips += 1,
+                Some(clip) => {
+                    report.clips += 1;
+                    clips_back.push(clip);
+                }
                 None => {
                     report.clips_lost += 1;
                     self.keep_lost(lost);
@@ -122,6 +157,10 @@ impl Engine {
             }
         }
         drop(held);
+        if let Some(p) = store {
+            report.chunks_not_stored = unstored.len();
+            self.report_restored(p, &streams_back, &clips_back, &unstored);
+        }
         let streams: Vec<Arc<Stream>> = self.streams.read().values().cloned().collect();
         for s in &streams {
             self.feed_recording(s);
@@ -139,8 +178,78 @@ impl Engine {
         self.lost.write().insert(lost.id, lost);
     }
 
+    /// Tells `store` of `streams` and `clips` just restored, as their admissions
+    /// would have (see the module's doc); chunks in `unstored` (their payloads
+    /// are not the store's) are left out.
+    fn report_restored(
+        &self,
+        store: &dyn Persist,
+        streams: &[Arc<Stream>],
+        clips: &[Clip],
+        unstored: &HashSet<ChunkKey>,
+    ) {
+        let now = self.now();
+        let views: Vec<_> = clips.iter().map(|c| (c.stream_id(), c.view())).collect();
+        for stream in streams {
+            let id = stream.id;
+            store.stream_saved(&stream.info(now, self.live_timeout_micros()));
+            for ring in stream.rings() {
+                let name = &ring.name;
+                let stored = |c: &Arc<Chunk>| !unstored.contains(&(id, Arc::clone(name), c.seq()));
+                let in_ring: BTreeMap<u64, Arc<Chunk>> =
+                    ring.read(|st| st.chunks.iter().map(|c| (c.seq(), Arc::clone(c))).collect());
+                // What only clips hold, and the inits the clips announce.
+                let mut held_only: BTreeMap<u64, Arc<Chunk>> = BTreeMap::new();
+                let mut inits: Vec<Arc<InitSegment>> = Vec::new();
+                let mut add = |i: &Arc<InitSegment>| {
+                    if !inits.iter().any(|k| Arc::ptr_eq(k, i)) {
+                        inits.push(Arc::clone(i));
+                    }
+                };
+                for (_, view) in views.iter().filter(|(s, _)| *s == id) {
+                    for r in view.renditions().iter().filter(|r| r.name() == &**name) {
+                        if let Some(i) = r.announced_init() {
+                            add(i);
+                        }
+                        for c in r.chunks() {
+                            if !in_ring.contains_key(&c.seq()) {
+                                held_only.insert(c.seq(), Arc::clone(c));
+                            }
+                        }
+                    }
+                }
+                held_only.retain(|_, c| stored(c));
+                let chunks: Vec<&Arc<Chunk>> = held_only
+                    .values()
+                    .chain(in_ring.values().filter(|c| stored(c)))
+                    .collect();
+                for c in &chunks {
+                    add(c.init());
+                }
+                // The store takes the last init it hears of as the current one.
+                let current = ring.current_init();
+                if let Some(cur) = &current {
+                    inits.retain(|i| !Arc::ptr_eq(i, cur));
+                }
+                for init in inits.iter().chain(&current) {
+                    store.init_admitted(id, name, init);
+                }
+                for c in chunks {
+                    store.chunk_admitted(id, name, c);
+                }
+                let left: Vec<u64> = held_only.into_keys().collect();
+                if !left.is_empty() {
+                    store.chunks_left_ring(id, name, &left);
+                }
+            }
+        }
+        for clip in clips {
+            store.clip_saved(clip);
+        }
+    }
+
     /// Rebuilds one clip from the chunks it held; `None` when one is missing.
-    fn restore_clip(&self, rc: RestoredClip, held: &HashMap<ChunkKey, Arc<Chunk>>) -> Option<()> {
+    fn restore_clip(&self, rc: RestoredClip, held: &HashMap<ChunkKey, Arc<Chunk>>) -> Option<Clip> {
         let stream = self.stream_arc(rc.stream).ok()?;
         // A record naming no rendition of its own as reference is not a clip we made.
         if rc.reference >= rc.renditions.len() {
@@ -209,6 +318,36 @@ impl Engine {
                 .lock()
                 .push(Reverse((deadline, clip.id())));
         }
-        Some(())
+        Some(clip)
     }
+}
+
+/// Gives each chunk's payload to `store` (`place_payload`), newest first across
+/// the streams' renditions, so that a store refusing one (a full disk), which
+/// ends the placing, holds the newest part: what a restart's ring keeps (its run
+/// ending at the newest chunk) and what recent clips hold. Returns the chunks
+/// left unplaced, in memory only.
+fn place_newest_first(store: &dyn Persist, streams: &mut [RestoredStream]) -> HashSet<ChunkKey> {
+    let mut all: Vec<(StreamId, &str, &mut RestoredChunk)> = Vec::new();
+    for rs in streams.iter_mut() {
+        for RestoredRendition { name, chunks, .. } in rs.renditions.iter_mut() {
+            all.extend(chunks.iter_mut().map(|c| (rs.id, name.as_str(), c)));
+        }
+    }
+    all.sort_by_key(|(_, _, c)| Reverse(c.start_utc));
+    let mut unstored = HashSet::new();
+    let mut placing = true;
+    for (id, name, c) in all {
+        let placed = placing
+            .then(|| store.place_payload(c.bytes.clone()).ok())
+            .flatten();
+        match placed {
+            Some(bytes) => c.bytes = bytes,
+            None => {
+                placing = false;
+                unstored.insert((id, Arc::from(name), c.seq));
+            }
+        }
+    }
+    unstored
 }

@@ -44,6 +44,7 @@ use dvrclip_engine::{ClipId, Engine, InitSegment, StreamId};
 use dvrclip_spool::record::Record;
 use dvrclip_spool::shipped::{self, Entry};
 use parking_lot::Mutex;
+use tokio::runtime::RuntimeFlavor;
 use tokio::sync::{Notify, Semaphore};
 use tracing::{info, warn};
 
@@ -125,6 +126,7 @@ struct Counters {
     restored_chunks: AtomicU64,
     restored_clips: AtomicU64,
     corrupt: AtomicU64,
+    unspooled: AtomicU64,
 }
 
 /// Records waiting for their object.
@@ -610,7 +612,10 @@ impl Shipper {
     /// `generation`: its shipped DVR and clips restored first when the engine does
     /// not hold it (bounded by [`restore::TIMEOUT`] and the memory budget: what was
     /// read by then, the newest part, is restored; nothing read or a failure: an
-    /// empty DVR, logged and counted), then shipped from now on.
+    /// empty DVR, logged and counted), then shipped from now on. The engine's
+    /// store hears of what is restored as of admissions (`Engine::restore`,
+    /// `report_to_store`), so the node's spool, if it has one, keeps it: payloads
+    /// in its files, records in its journal.
     pub async fn take_in(
         &self,
         engine: &Engine,
@@ -637,7 +642,16 @@ impl Shipper {
             match read {
                 Ok(r) => {
                     restored = r;
-                    match restored.apply(engine) {
+                    // Parses every chunk again and, with a spool, writes its
+                    // payload: off the runtime's queue where the runtime allows.
+                    let multi_thread = tokio::runtime::Handle::try_current()
+                        .is_ok_and(|h| h.runtime_flavor() == RuntimeFlavor::MultiThread);
+                    let applied = if multi_thread {
+                        tokio::task::block_in_place(|| restored.apply(engine))
+                    } else {
+                        restored.apply(engine)
+                    };
+                    match applied {
                         // Nothing shipped yet (a stream's first claim).
                         Ok(_) if restored.objects.is_empty() => {}
                         Ok(report) => {
@@ -648,6 +662,15 @@ impl Shipper {
                             c.restored_chunks
                                 .fetch_add(report.ring_chunks as u64, Relaxed);
                             c.restored_clips.fetch_add(report.clips as u64, Relaxed);
+                            c.unspooled
+                                .fetch_add(report.chunks_not_stored as u64, Relaxed);
+                            if report.chunks_not_stored > 0 {
+                                warn!(
+                                    stream = id.0,
+                                    chunks = report.chunks_not_stored,
+                                    "restored chunks not in this node's spool (it refused a payload): a restart of this node loses them"
+                                );
+                            }
                             if let Some(cut) = &restored.cut {
                                 c.restores_partial.fetch_add(1, Relaxed);
                                 c.unread.fetch_add(restored.unread as u64, Relaxed);
@@ -821,7 +844,7 @@ impl Shipper {
             let waiting: usize = st.streams.values().map(|s| s.batch.entries.len()).sum();
             (st.queued_bytes, (waiting + st.inflight_records) as u64)
         };
-        let rows: [(&str, &str, &str, u64); 19] = [
+        let rows: [(&str, &str, &str, u64); 20] = [
             (
                 "dvrclip_ship_objects_total",
                 "counter",
@@ -935,6 +958,12 @@ impl Shipper {
                 "counter",
                 "Shipped objects refused by a restore (unreadable), skipped.",
                 c.corrupt.load(Relaxed),
+            ),
+            (
+                "dvrclip_ship_restore_unspooled_chunks_total",
+                "counter",
+                "Restored chunks this node's spool refused (no space): held in memory only, lost if this node restarts.",
+                c.unspooled.load(Relaxed),
             ),
         ];
         let mut out = String::new();

@@ -25,7 +25,11 @@
 //! Memory: the restored chunks' payloads are slices of the objects read, so a
 //! restore holds at most what the dead node's DVR and clips held, and never more
 //! than the budget leaves; objects of generations no chain names are only listed
-//! (garbage for the sweep).
+//! (garbage for the sweep). On a node with a spool, [`Engine::restore`] gives each
+//! payload to the spool (`Restore::report_to_store`, set by
+//! `shipped::restore_stream`): it becomes a spool file, and an object's memory is
+//! freed once all its chunks are placed, so the restore's bytes are held twice
+//! only while it is applied.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;

@@ -561,3 +561,224 @@ async fn a_clip_naming_an_older_init_leaves_the_current_one() {
     assert_eq!(clip_mp4(&n3, clip), clip_mp4(&n2, clip));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A node with a spool at `spool_dir` (the default in a cluster: `/dev/shm`)
+/// mapping at most `max_maps` payloads, shipping into the directory store at
+/// `dir`, its clock at `now`.
+fn node_with_spool(
+    dir: &Path,
+    spool_dir: &Path,
+    max_maps: usize,
+    now: i64,
+) -> (
+    Arc<Engine>,
+    Arc<Shipper>,
+    Arc<ManualClock>,
+    Arc<dvrclip_spool::Spool>,
+) {
+    let store = crate::vod::open_store(&StoreConfig::Local(dir.to_owned()), None);
+    let ship = Shipper::new(ClipArchive::new(store));
+    let clock = Arc::new(ManualClock::new(WallTime::from_unix_secs(now)));
+    let options = dvrclip_spool::SpoolOptions {
+        max_maps,
+        ..dvrclip_spool::SpoolOptions::default()
+    };
+    let opened =
+        dvrclip_spool::Spool::open_with(spool_dir, options, WallTime::from_unix_secs(now)).unwrap();
+    assert!(opened.restore.streams.is_empty(), "a fresh spool");
+    let engine = Engine::with_clock(EngineConfig::default(), clock.clone()).with_persist(Arc::new(
+        ShipPersist {
+            inner: Some(opened.spool.clone()),
+            ship: Arc::clone(&ship),
+            runtime: tokio::runtime::Handle::current(),
+        },
+    ));
+    (Arc::new(engine), ship, clock, opened.spool)
+}
+
+/// The spool at `dir` opened again after a crash (retried while the dead
+/// process's background thread still holds its lock for a moment), restored into
+/// a fresh engine at `now`.
+async fn restart(dir: &Path, now: i64) -> (Engine, Arc<dvrclip_spool::Spool>) {
+    let clock = Arc::new(ManualClock::new(WallTime::from_unix_secs(now)));
+    let mut tries = 0;
+    let opened = loop {
+        match dvrclip_spool::Spool::open(
+            dir,
+            dvrclip_spool::SyncPolicy::Batch,
+            WallTime::from_unix_secs(now),
+        ) {
+            Ok(o) => break o,
+            Err(dvrclip_spool::SpoolError::Locked(_)) if tries < 200 => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    };
+    let engine =
+        Engine::with_clock(EngineConfig::default(), clock).with_persist(opened.spool.clone());
+    engine.restore(opened.restore).unwrap();
+    (engine, opened.spool)
+}
+
+/// The seqs each clip rendition holds.
+fn clip_seqs(e: &Engine, id: ClipId) -> Vec<Vec<u64>> {
+    let c = e.clip(id).unwrap();
+    let view = c.view();
+    view.renditions()
+        .iter()
+        .map(|r| r.chunks().iter().map(|c| c.seq()).collect())
+        .collect()
+}
+
+/// A node with a spool claims a stream and restores its shipped DVR: the spool
+/// learns all of it (the stream, its init, the restored chunks' payloads in spool
+/// files, the clips), so the chunks admitted after the claim are spooled and a
+/// crash of the new owner loses nothing: the next process on its spool has the
+/// same DVR and the same clips, byte for byte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_is_spooled_so_a_crash_of_the_new_owner_keeps_it() {
+    let dir = std::env::temp_dir().join(format!("dvrclip-ship-spool-{}", std::process::id()));
+    let spool_dir =
+        std::env::temp_dir().join(format!("dvrclip-ship-spool-b-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&spool_dir);
+    let s = StreamId(7);
+    let (a, record, [old, long, new]) = shipped_dvr(&dir).await;
+
+    let (b, ship_b, clock_b, spool) =
+        node_with_spool(&dir, &spool_dir, dvrclip_spool::DEFAULT_MAX_MAPS, T0 + 40);
+    ship_b.take_in(&b, &record, 9).await.unwrap();
+    assert_eq!(b.dvr(s).unwrap(), a.dvr(s).unwrap());
+    // The restored payloads are spool files now.
+    assert_eq!(spool.live_payloads(), 16);
+    // The publisher reconnects after the failover, its init the same bytes (no
+    // new init for the ring), and goes on: its next chunk is spooled.
+    clock_b.advance_secs(2);
+    let same = b
+        .push_init_bytes(s, "v", crate::demo::looped_segment(0).0)
+        .unwrap();
+    assert_eq!(same, dvrclip_engine::PushOutcome::SameInit);
+    b.push_segment_bytes(
+        s,
+        "v",
+        Some("seg_16.m4s"),
+        crate::demo::looped_segment(16).1,
+    )
+    .unwrap();
+    assert_eq!(
+        spool.stats.journal_errors.load(Relaxed),
+        0,
+        "every record of the restore and after it is in the journal"
+    );
+    assert_eq!(spool.live_payloads(), 17);
+    let dvr = b.dvr(s).unwrap();
+    assert_eq!(dvr.renditions[0].chunks, 17);
+    let seqs = [old, long, new].map(|c| clip_seqs(&b, c));
+    let mp4s = [old, new].map(|c| clip_mp4(&b, c));
+
+    // The new owner crashes; its next process restores from its spool.
+    spool.seal().unwrap();
+    drop((b, ship_b, spool));
+    let (c, _spool) = restart(&spool_dir, T0 + 42).await;
+    assert_eq!(c.dvr(s).unwrap(), dvr);
+    assert_eq!([old, long, new].map(|id| clip_seqs(&c, id)), seqs);
+    assert_eq!([old, new].map(|id| clip_mp4(&c, id)), mp4s);
+    drop(a);
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&spool_dir);
+}
+
+/// Init A, B, then A again shipped by one node; the next owner, with a spool
+/// whose mappings are capped below its DVR (payloads past the cap held in memory,
+/// their files kept), restores it and crashes: its next process has A as the
+/// current init, the same DVR, and cuts the next segment of A's run against A.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_init_that_comes_back_is_current_after_a_crash_of_the_next_owner() {
+    let dir = std::env::temp_dir().join(format!("dvrclip-ship-abas-{}", std::process::id()));
+    let spool_dir =
+        std::env::temp_dir().join(format!("dvrclip-ship-abas-b-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&spool_dir);
+    let record = record_of(14);
+    let s = StreamId(14);
+    let (a, ship_a, clock) = node(&dir, T0);
+    ship_a.take_in(&a, &record, 5).await.unwrap();
+    push_run(&a, &clock, s, "a", "seg_000.m4s");
+    push_run(&a, &clock, s, "b", "seg_000.m4s");
+    a.push_init_bytes(s, "v", run_file("a", "init.mp4"))
+        .unwrap();
+    shipped(&ship_a).await;
+
+    let (b, ship_b, _, spool) = node_with_spool(&dir, &spool_dir, 1, T0 + 10);
+    ship_b.take_in(&b, &record, 9).await.unwrap();
+    assert_eq!(current_init(&b, s), "a");
+    let counts = spool.payload_counts();
+    assert_eq!((counts.mapped, counts.held), (1, 1), "{counts:?}");
+    assert_eq!(spool.stats.journal_errors.load(Relaxed), 0);
+    let dvr = b.dvr(s).unwrap();
+    spool.seal().unwrap();
+    drop((b, ship_b, spool));
+
+    let (c, _spool) = restart(&spool_dir, T0 + 12).await;
+    assert_eq!(c.dvr(s).unwrap(), dvr);
+    assert_eq!(current_init(&c, s), "a");
+    let last_disc = c.rendition_chunks(s, "v").unwrap()[1].discontinuity();
+    c.push_segment_bytes(s, "v", Some("a_seg_001.m4s"), run_file("a", "seg_001.m4s"))
+        .unwrap();
+    let chunks = c.rendition_chunks(s, "v").unwrap();
+    let next = chunks.last().unwrap();
+    assert!(next.init().bytes[..] == run_file("a", "init.mp4")[..]);
+    assert!(next.discontinuity() > last_disc);
+    drop(a);
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&spool_dir);
+}
+
+/// The new owner's spool refuses a restored payload (here the file it would write
+/// is in the way, as a full filesystem refuses a write): the placing, newest
+/// first, ends there; the DVR is whole in memory, the newest chunks are spooled,
+/// the rest is counted and not reported (no journal error); after a crash the
+/// spooled chunks and the clip made of them come back, and clips holding a chunk
+/// that was not spooled are reported lost, never served short.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_the_spool_refuses_in_part_keeps_what_was_placed() {
+    let dir = std::env::temp_dir().join(format!("dvrclip-ship-full-{}", std::process::id()));
+    let spool_dir =
+        std::env::temp_dir().join(format!("dvrclip-ship-full-b-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&spool_dir);
+    let s = StreamId(7);
+    let (a, record, [old, long, new]) = shipped_dvr(&dir).await;
+
+    let (b, ship_b, _, spool) =
+        node_with_spool(&dir, &spool_dir, dvrclip_spool::DEFAULT_MAX_MAPS, T0 + 40);
+    // A fresh spool numbers its files from 1: the sixth payload is refused.
+    std::fs::write(spool_dir.join("chunks/0000000000000006.m4s"), b"").unwrap();
+    ship_b.take_in(&b, &record, 9).await.unwrap();
+    assert_eq!(b.dvr(s).unwrap(), a.dvr(s).unwrap());
+    assert_eq!(clip_mp4(&b, new), clip_mp4(&a, new));
+    assert_eq!(spool.live_payloads(), 5);
+    assert_eq!(ship_b.counters.unspooled.load(Relaxed), 11);
+    assert_eq!(spool.stats.journal_errors.load(Relaxed), 0);
+    let new_mp4 = clip_mp4(&b, new);
+
+    spool.seal().unwrap();
+    drop((b, ship_b, spool));
+    let (c, _spool) = restart(&spool_dir, T0 + 42).await;
+    let (dc, db) = (c.dvr(s).unwrap(), a.dvr(s).unwrap());
+    assert_eq!(dc.renditions[0].chunks, 5);
+    assert_eq!(
+        dc.renditions[0].ranges[0].end_utc,
+        db.renditions[0].ranges[0].end_utc
+    );
+    assert_eq!(clip_mp4(&c, new), new_mp4);
+    for lost in [long, old] {
+        assert!(c.clip(lost).is_err());
+        assert!(c.lost_clip(lost).is_some(), "{lost} reported lost");
+    }
+    drop(a);
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&spool_dir);
+}

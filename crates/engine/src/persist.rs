@@ -5,8 +5,9 @@
 //! I/O: it calls the hook after a change is committed in memory (never under a ring
 //! lock, never waiting on a sync), and [`crate::Engine::restore`] rebuilds from plain
 //! values; when those came from another store ([`Restore::report_to_store`]: a
-//! cluster's shipped DVR), it reports what it rebuilt through the same hooks. What a store keeps, where, and how it survives a torn write is the store's
-//! business (`dvrclip-spool`). Sample tables are not persisted: a chunk's payload is
+//! cluster's shipped DVR), it reports what it rebuilt through the same hooks. What
+//! a store keeps, where, and how it survives a torn write is the store's business
+//! (`dvrclip-spool`). Sample tables are not persisted: a chunk's payload is
 //! parsed again against its init on restore, which also verifies it.
 //!
 //! Order: hooks of one stream arrive in the order of the engine's commits for a

@@ -11,12 +11,12 @@
 //! shipped DVR, on a node whose spool has never seen the stream) is told to the
 //! engine's store through the very hooks an admission calls: each payload is
 //! placed before its chunk is rebuilt, newest first (so the chunk's bytes are the
-//! store's, as an upload's are), and once streams and clips are back, the store hears of the
-//! stream, each rendition's inits (its current one last: the store's rule for the
-//! current init), the chunks in each ring, the chunks only clips hold (admitted,
-//! then out of the ring), and the clips. A store that refuses a payload (a full
-//! disk) ends the placing: the rest (older) stays in memory only, unreported, and counted
-//! ([`RestoreReport::chunks_not_stored`]).
+//! store's, as an upload's are), and once streams and clips are back, the store
+//! hears of the stream, each rendition's inits (its current one last: the store's
+//! rule for the current init), the chunks in each ring, the chunks only clips hold
+//! (admitted, then out of the ring), and the clips. A store that refuses a payload
+//! (a full disk) ends the placing: the rest (older) stays in memory only,
+//! unreported, and counted ([`RestoreReport::chunks_not_stored`]).
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, HashMap, HashSet};

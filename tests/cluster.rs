@@ -656,3 +656,196 @@ fn a_stream_deleted_while_nobody_owns_it_leaves_no_shipped_dvr() {
     });
     let _ = std::fs::remove_dir_all(&archive);
 }
+
+/// The chunks each rendition of a DVR view holds, by name.
+fn chunk_counts(d: &Value) -> Vec<(String, u64)> {
+    let mut out: Vec<(String, u64)> = d["renditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| {
+            let name = r["name"].as_str().unwrap_or_default().to_owned();
+            (name, r["chunks"].as_u64().unwrap_or(0))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// A claim's restore is in the new owner's spool, end to end: n1 (memory only)
+/// owns a stream, ships its DVR and a complete clip to moto and is SIGKILLed; n2
+/// (a spool of its own) claims the stream with an upload and restores the shipped
+/// DVR, then ffmpeg pushes more into n2; n2 is SIGKILLed and started again on the
+/// same spool. Before it joins again nobody owns the stream and n2 answers from
+/// what its spool gave back; its DVR is what it held before the kill (the restored
+/// part and what came after the claim, range for range, chunk for chunk), the
+/// restored clip is still known (complete) and its MP4 the same bytes, decoding;
+/// no spool journal error, no restored chunk left out of the spool. An upload then
+/// claims the stream again: n2 continues its spool's copy (no restore from the
+/// bucket), and a clip of the restored media cut there decodes.
+#[test]
+fn a_claimed_dvr_survives_a_crash_of_the_new_owner() {
+    if !(have_ffmpeg() && require_tool("etcd")) {
+        return;
+    }
+    let Some(moto) = require_moto("clips") else {
+        return;
+    };
+    let endpoint = moto.endpoint();
+    let etcd = EtcdServer::start();
+    let rt = runtime();
+    let etcd_client = etcd.client();
+    let spool = temp_dir("cluster-spool-n2");
+    let spool_arg = spool.display().to_string();
+    let archive = [
+        "--clip-archive",
+        "s3://clips",
+        "--s3-endpoint",
+        &endpoint,
+        "--s3-region",
+        "us-east-1",
+    ];
+    let with_spool: Vec<&str> = archive
+        .iter()
+        .copied()
+        .chain(["--spool-dir", spool_arg.as_str()])
+        .collect();
+    let ttl = TTL.to_string();
+    let n1 = cluster_node(&etcd, "n1", &ttl, &archive, &CREDENTIALS);
+    let n2 = cluster_node(&etcd, "n2", &ttl, &with_spool, &CREDENTIALS);
+
+    // n1 owns the stream: some DVR, a complete clip, all shipped and archived.
+    let stream = create_stream(n1.addr, "cam");
+    let sid = stream["id"].as_u64().unwrap();
+    let key = ingest_key(&stream);
+    let ingest_path = path_of(stream["push_url_http"].as_str().unwrap()).to_owned();
+    let top = LADDER[0].0;
+    let mut push = ChildGuard(push_ladder(
+        &format!("http://{}{ingest_path}", n1.addr),
+        8,
+        440,
+    ));
+    wait_chunks(n1.addr, sid, top, 3, Duration::from_secs(30));
+    assert_eq!(owner(&etcd_client, &rt, sid).as_deref(), Some("n1"));
+    let clip = clip_decodes(n1.addr, sid, 2);
+    let clip_id = clip["id"].as_str().unwrap().to_owned();
+    let clip_path = format!("/streaming/streams/{sid}/clip_recording/{clip_id}");
+    let mp4_path = path_of(clip["mp4_master"].as_str().unwrap()).to_owned();
+    let first_mp4 = expect(get(n1.addr, &mp4_path), 200);
+    let _ = push.0.wait();
+    poll("n1's DVR shipped", Duration::from_secs(10), || {
+        (metric(n1.addr, "dvrclip_ship_pending_records") == 0
+            && metric(n1.addr, "dvrclip_archive_clips_total") >= 1)
+            .then_some(())
+    });
+    let shipped_view = dvr(n1.addr, sid);
+
+    // n1 dies; an upload through n2 claims the stream there, which restores it.
+    drop(n1);
+    until_claimable(n2.addr, &key, Duration::from_secs(4 * TTL));
+    assert_eq!(owner(&etcd_client, &rt, sid).as_deref(), Some("n2"));
+    assert_eq!(metric(n2.addr, "dvrclip_ship_restores_total"), 1);
+    let restored_view = dvr(n2.addr, sid);
+    assert_eq!(
+        chunk_counts(&restored_view),
+        chunk_counts(&shipped_view),
+        "restored {restored_view}, shipped {shipped_view}"
+    );
+    assert_eq!(
+        expect(api(n2.addr, "GET", &clip_path, None), 200).json()["state"],
+        "complete"
+    );
+
+    // More media into n2, after the restored DVR.
+    let mut push = ChildGuard(push_ladder(
+        &format!("http://{}{ingest_path}", n2.addr),
+        6,
+        660,
+    ));
+    poll(
+        "new media after the restored DVR",
+        Duration::from_secs(30),
+        || (ranges(&dvr(n2.addr, sid), top).len() >= 2).then_some(()),
+    );
+    let status = push.0.wait().unwrap();
+    assert!(status.success(), "ffmpeg pushing into n2: {status}");
+    let before_kill = dvr(n2.addr, sid);
+    let served = expect(get(n2.addr, &mp4_path), 200);
+    assert!(served.body == first_mp4.body, "n2's MP4 differs from n1's");
+    for name in [
+        "dvrclip_spool_journal_errors_total",
+        "dvrclip_spool_refused_total",
+        "dvrclip_spool_sync_errors_total",
+        "dvrclip_ship_restore_unspooled_chunks_total",
+        "dvrclip_ship_restore_failures_total",
+    ] {
+        assert_eq!(metric(n2.addr, name), 0, "{name} before n2's kill");
+    }
+
+    // n2 dies and starts again on the same spool.
+    drop(n2);
+    let n2 = cluster_node(&etcd, "n2", &ttl, &with_spool, &CREDENTIALS);
+    // Its spool's copy, answered while nobody owns the stream (n2 joins again
+    // once its old lease, and the claim on it, has ended).
+    let after = poll("n2 answering its DVR", Duration::from_secs(15), || {
+        let r = api(
+            n2.addr,
+            "GET",
+            &format!("/streaming/streams/{sid}/dvr"),
+            None,
+        );
+        (r.status == 200).then(|| r.json())
+    });
+    println!(
+        "chunks per rendition: shipped {:?}, restored {:?}, before n2's kill {:?}, after its restart {:?}",
+        chunk_counts(&shipped_view),
+        chunk_counts(&restored_view),
+        chunk_counts(&before_kill),
+        chunk_counts(&after)
+    );
+    assert_eq!(
+        chunk_counts(&after),
+        chunk_counts(&before_kill),
+        "after {after}, before {before_kill}"
+    );
+    for (name, ..) in LADDER {
+        let (want, got) = (ranges(&before_kill, name), ranges(&after, name));
+        assert_eq!(got.len(), want.len(), "{name}: {after} vs {before_kill}");
+        for (g, w) in got.iter().zip(&want) {
+            assert!(
+                (g.0 - w.0).abs() < 0.01 && (g.1 - w.1).abs() < 0.01,
+                "{name}: {after} vs {before_kill}"
+            );
+        }
+    }
+    let back = expect(api(n2.addr, "GET", &clip_path, None), 200).json();
+    assert_eq!(back["state"], "complete", "{back}");
+    let again = expect(get(n2.addr, &mp4_path), 200);
+    assert!(
+        again.body == first_mp4.body,
+        "the MP4 after the restart differs"
+    );
+    let (ok, errors) = ffmpeg_decode(&format!("http://{}{mp4_path}", n2.addr));
+    assert!(ok && errors.is_empty(), "{errors}");
+    assert!(metric(n2.addr, "dvrclip_spool_recovered_chunks") > 0);
+    for name in [
+        "dvrclip_spool_journal_errors_total",
+        "dvrclip_spool_recovery_dropped_chunks",
+        "dvrclip_spool_recovery_lost_clips",
+        "dvrclip_spool_recovery_torn_bytes",
+    ] {
+        assert_eq!(metric(n2.addr, name), 0, "{name} after n2's restart");
+    }
+
+    // An upload claims the stream again: n2 continues its spool's copy.
+    until_claimable(n2.addr, &key, Duration::from_secs(4 * TTL));
+    assert_eq!(owner(&etcd_client, &rt, sid).as_deref(), Some("n2"));
+    assert_eq!(metric(n2.addr, "dvrclip_ship_restores_total"), 0);
+    assert_eq!(chunk_counts(&dvr(n2.addr, sid)), chunk_counts(&before_kill));
+    let (start, _) = ranges(&after, top)[0];
+    let old = create_complete_clip(n2.addr, sid, start.ceil() as i64 + 1, 2);
+    links_decode(&old);
+    assert_eq!(metric(n2.addr, "dvrclip_spool_journal_errors_total"), 0);
+    drop(n2);
+    let _ = std::fs::remove_dir_all(&spool);
+}

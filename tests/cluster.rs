@@ -35,6 +35,15 @@
 //! killed, its lease ended, the stream deleted through the other node: that node
 //! removes the shipped DVR no owner will.
 //!
+//! `a_claimed_dvr_survives_a_crash_of_the_new_owner`: a claim's restore is in the
+//! new owner's spool with the real binary: n1 ships a DVR and a clip to moto and is
+//! SIGKILLed, n2 (a spool of its own) claims and restores the stream, takes more
+//! media, is SIGKILLed and started again on its spool: the same DVR (restored plus
+//! after the claim), the clip complete and byte-identical, no spool error; it
+//! re-claims the stream from its spool. Then the limit `design/cluster.md` names:
+//! once the re-claim has shipped, a failover to n1 restores only what n2 took in
+//! after its restart (the clip from the archive only).
+//!
 //! Two races found by a CI run, each made certain: an upload forwarded to a node
 //! that has claimed the stream but not yet taken it in is taken
 //! (`forwarded_upload_taken_before_the_owner_holds_the_stream`), and a key index
@@ -846,6 +855,38 @@ fn a_claimed_dvr_survives_a_crash_of_the_new_owner() {
     let old = create_complete_clip(n2.addr, sid, start.ceil() as i64 + 1, 2);
     links_decode(&old);
     assert_eq!(metric(n2.addr, "dvrclip_spool_journal_errors_total"), 0);
+
+    // The limit (design/cluster.md, "DVR shipping"): the re-claim ships under a
+    // chain of its own, naming none of what was shipped before the restart, so
+    // once it has shipped a batch a failover to another node restores only what
+    // n2 took in after its restart. The clip comes back from the archive only.
+    let mut push = ChildGuard(push_ladder(
+        &format!("http://{}{ingest_path}", n2.addr),
+        4,
+        880,
+    ));
+    let _ = push.0.wait();
+    poll("n2's new media shipped", Duration::from_secs(10), || {
+        let d = dvr(n2.addr, sid);
+        (ranges(&d, top).len() > ranges(&before_kill, top).len()
+            && metric(n2.addr, "dvrclip_ship_pending_records") == 0)
+            .then_some(())
+    });
+    let n1 = cluster_node(&etcd, "n1", &ttl, &archive, &CREDENTIALS);
     drop(n2);
+    until_claimable(n1.addr, &key, Duration::from_secs(4 * TTL));
+    assert_eq!(owner(&etcd_client, &rt, sid).as_deref(), Some("n1"));
+    let failed_over = dvr(n1.addr, sid);
+    let (_, last_end) = *ranges(&before_kill, top).last().unwrap();
+    let (first_start, _) = ranges(&failed_over, top)[0];
+    println!(
+        "after a failover from the restarted n2: {:?} from {first_start:.1} (n2's DVR before its restart ended at {last_end:.1})",
+        chunk_counts(&failed_over)
+    );
+    assert!(first_start >= last_end, "{failed_over} vs {before_kill}");
+    expect(api(n1.addr, "GET", &clip_path, None), 404);
+    let archived = expect(get(n1.addr, &mp4_path), 200);
+    assert!(archived.body == first_mp4.body, "the archived MP4 differs");
+    drop(n1);
     let _ = std::fs::remove_dir_all(&spool);
 }

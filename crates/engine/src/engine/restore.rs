@@ -178,6 +178,19 @@ impl Engine {
         self.lost.write().insert(lost.id, lost);
     }
 
+    /// Tells `store` of stream `id` as it is held now, through the hooks its
+    /// admissions would have called (the walk a restore reports with, see the
+    /// module's doc): the stream, each rendition's inits (its current one last),
+    /// the chunks in each ring, the chunks only its clips hold (admitted, then out
+    /// of the ring), and its clips. For a store that must hold the stream again
+    /// from scratch (a cluster's re-claim of a stream held from a spool).
+    pub fn report_stream(&self, id: StreamId, store: &dyn Persist) -> Result<()> {
+        let stream = self.stream_arc(id)?;
+        let clips = self.clips(id)?;
+        self.report_restored(store, &[stream], &clips, &HashSet::new());
+        Ok(())
+    }
+
     /// Tells `store` of `streams` and `clips` just restored, as their admissions
     /// would have (see the module's doc); chunks in `unstored` (their payloads
     /// are not the store's) are left out.

@@ -40,7 +40,9 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use dvrclip_engine::{ClipId, Engine, InitSegment, StreamId};
+use std::collections::VecDeque;
+
+use dvrclip_engine::{Chunk, Clip, ClipId, Engine, InitSegment, StreamId};
 use dvrclip_spool::record::Record;
 use dvrclip_spool::shipped::{self, Entry};
 use parking_lot::Mutex;
@@ -67,6 +69,12 @@ pub const FLUSH_EVERY: Duration = Duration::from_secs(1);
 pub const UPLOADS_IN_FLIGHT: usize = 4;
 /// Payload bytes queued or being written at most, all streams together.
 pub const MAX_QUEUED_BYTES: u64 = 256 << 20;
+/// A held DVR shipped again (a re-claim after a restart) goes in batches of about
+/// this many payload bytes...
+pub const RESHIP_BATCH_BYTES: u64 = 32 << 20;
+/// ...while the payload bytes queued, all streams together, stay under this (the
+/// rest of [`MAX_QUEUED_BYTES`] is the live media's).
+pub const RESHIP_QUEUED_BYTES: u64 = MAX_QUEUED_BYTES / 2;
 /// How often a stream's objects are swept.
 pub const SWEEP_EVERY: Duration = Duration::from_secs(10);
 /// An object is kept this long past the DVR window (a clip cut at the window's
@@ -104,6 +112,27 @@ impl ObjectInfo {
         }
         info
     }
+}
+
+/// A record of a held DVR to ship again ([`hook::HeldWalk`]), as the engine reported
+/// it.
+#[derive(Debug)]
+enum Held {
+    Init(String, Arc<InitSegment>),
+    Chunk(String, Chunk),
+    Left(String, Vec<u64>),
+    Clip(Clip),
+}
+
+/// What became of a chunk given to [`State::push_chunk`].
+#[derive(Debug, PartialEq, Eq)]
+enum Pushed {
+    /// In the stream's batch.
+    Yes,
+    /// Not shipped: the queue is full.
+    Full,
+    /// Not shipped here (not owned).
+    No,
 }
 
 /// Counters for `/metrics`.
@@ -239,6 +268,11 @@ struct Shipping {
     /// Each rendition's current init: the engine's at the claim, then each admission.
     current: HashMap<String, Arc<InitSegment>>,
     last_sweep: Instant,
+    /// A held DVR being shipped again (a re-claim of a stream the engine held with
+    /// no parked chain: a restart on the spool), oldest first, fed into the batches
+    /// as the bounds allow. Until it is all written the generation's `gen.json` is
+    /// not: a failover meanwhile restores the chain shipped before.
+    reship: Option<VecDeque<Held>>,
 }
 
 /// Init segments shipped, by the address of their `Arc`, as the spool's registry.
@@ -313,6 +347,127 @@ impl State {
         let record = record(&mut |init| inits.id_of(init));
         s.batch.entries.push(Entry { record, payload });
         true
+    }
+
+    /// Adds `chunk` (its record and payload) to `stream`'s batch unless the queue is
+    /// full; `admitted` for the lag counters.
+    fn push_chunk(
+        &mut self,
+        stream: StreamId,
+        rendition: &str,
+        chunk: &Chunk,
+        admitted: Option<Instant>,
+    ) -> Pushed {
+        let len = chunk.bytes().len() as u64;
+        if self.shipping(stream).is_none() {
+            return Pushed::No;
+        }
+        if self.queued_bytes + len > MAX_QUEUED_BYTES {
+            return Pushed::Full;
+        }
+        let pushed = self.push(
+            stream,
+            &[(rendition, chunk.init())],
+            |init_id| {
+                shipped::chunk_record(
+                    stream.0,
+                    rendition,
+                    chunk.seq(),
+                    init_id(chunk.init()),
+                    chunk.name().map(str::to_owned),
+                    chunk.start_utc().unix_micros(),
+                    chunk.discontinuity(),
+                    chunk.arrival_utc().unix_micros(),
+                    chunk.bytes(),
+                )
+            },
+            Some(chunk.bytes().clone()),
+        );
+        if !pushed {
+            return Pushed::No;
+        }
+        self.queued_bytes += len;
+        if let Some(s) = self.streams.get_mut(&stream) {
+            s.batch.payload_bytes += len;
+            s.batch.admitted.extend(admitted);
+        }
+        Pushed::Yes
+    }
+
+    /// Adds `clip`'s record (as it is now) to its stream's batch.
+    fn push_clip(&mut self, clip: &Clip) {
+        let stream = clip.stream_id();
+        let view = clip.view();
+        let inits: Vec<(&str, &Arc<InitSegment>)> = view
+            .renditions()
+            .iter()
+            .filter_map(|r| Some((r.name(), r.announced_init()?)))
+            .collect();
+        let pushed = self.push(
+            stream,
+            &inits,
+            |init_id| {
+                Record::Clip(dvrclip_spool::clip_record(clip, &mut |_, i| {
+                    Some(init_id(i))
+                }))
+            },
+            None,
+        );
+        if pushed {
+            self.clip_streams.insert(clip.id(), stream);
+        }
+    }
+
+    /// Moves the next part of `stream`'s held DVR into its batch: up to about
+    /// [`RESHIP_BATCH_BYTES`] of payloads, the queue staying under
+    /// [`RESHIP_QUEUED_BYTES`] (one chunk at least when nothing is queued). Done
+    /// (`reship` gone) once all of it is in.
+    fn feed_reship(&mut self, stream: StreamId) {
+        let Some(s) = self.shipping(stream) else {
+            return;
+        };
+        let Some(mut queue) = s.reship.take() else {
+            return;
+        };
+        let mut fed = 0u64;
+        while let Some(next) = queue.pop_front() {
+            match next {
+                Held::Init(rendition, init) => {
+                    // Named, not made current: `current` is the live one's.
+                    let State { inits, streams, .. } = &mut *self;
+                    if let Some(s) = streams.get_mut(&stream) {
+                        s.batch.add_init(inits, stream, &rendition, &init);
+                    }
+                }
+                Held::Chunk(rendition, chunk) => {
+                    let len = chunk.bytes().len() as u64;
+                    let room = self.queued_bytes == 0
+                        || (fed + len <= RESHIP_BATCH_BYTES
+                            && self.queued_bytes + len <= RESHIP_QUEUED_BYTES);
+                    if !room {
+                        queue.push_front(Held::Chunk(rendition, chunk));
+                        break;
+                    }
+                    if self.push_chunk(stream, &rendition, &chunk, None) != Pushed::Yes {
+                        queue.push_front(Held::Chunk(rendition, chunk));
+                        break;
+                    }
+                    fed += len;
+                }
+                Held::Left(rendition, seqs) => {
+                    let record = Record::Left {
+                        stream: stream.0,
+                        rendition,
+                        seqs,
+                    };
+                    self.push(stream, &[], |_| record, None);
+                }
+                Held::Clip(clip) => self.push_clip(&clip),
+            }
+        }
+        if let Some(s) = self.streams.get_mut(&stream) {
+            s.reship = (!queue.is_empty()).then_some(queue);
+        }
     }
 }
 
@@ -399,12 +554,22 @@ impl Shipper {
         {
             let mut guard = self.state.lock();
             let st = &mut *guard;
+            let reshipping: Vec<StreamId> = st
+                .streams
+                .iter()
+                .filter(|(_, s)| s.owned && !s.busy && s.reship.is_some())
+                .map(|(id, _)| *id)
+                .collect();
+            for id in reshipping {
+                st.feed_reship(id);
+            }
             let mut done = Vec::new();
             for (id, s) in st.streams.iter_mut() {
                 if s.busy {
                     continue;
                 }
-                if s.batch.is_empty() && (s.gen_written || !s.owned) {
+                let waiting = s.owned && s.reship.is_some();
+                if s.batch.is_empty() && (s.gen_written || !s.owned || waiting) {
                     if !s.owned {
                         done.push(*id);
                     }
@@ -414,41 +579,47 @@ impl Shipper {
                 let n = s.next_batch;
                 s.batch.end_with_current(&mut st.inits, *id, &s.current);
                 let batch = std::mem::take(&mut s.batch);
-                jobs.push((*id, s.generation, s.chain.clone(), s.gen_written, n, batch));
+                // Described once the held DVR shipped again is all written.
+                let describe = !s.gen_written && s.reship.is_none();
+                jobs.push((*id, s.generation, s.chain.clone(), describe, n, batch));
             }
             st.inflight_records += jobs.iter().map(|j| j.5.entries.len()).sum::<usize>();
             for id in done {
-                if let Some(s) = st.streams.remove(&id) {
+                // A generation never described (released mid re-ship) is no chain
+                // to continue: a claim again ships the held DVR again.
+                if let Some(s) = st.streams.remove(&id)
+                    && s.reship.is_none()
+                {
                     st.parked.insert(id, s.chain);
                 }
             }
         }
-        for (id, generation, chain, gen_written, n, batch) in jobs {
+        for (id, generation, chain, describe, n, batch) in jobs {
             let ship = Arc::clone(self);
             tokio::spawn(async move {
                 let Ok(_permit) = Arc::clone(&ship.permits).acquire_owned().await else {
                     return;
                 };
                 let written = ship
-                    .write(id, generation, &chain, gen_written, n, &batch)
+                    .write(id, generation, &chain, describe, n, &batch)
                     .await;
-                ship.written(id, n, batch, written);
+                ship.written(id, n, batch, describe, written);
             });
         }
     }
 
-    /// Writes the generation's description (first) and the batch.
+    /// Writes the generation's description (first, when `describe`) and the batch.
     async fn write(
         &self,
         id: StreamId,
         generation: u64,
         chain: &[u64],
-        gen_written: bool,
+        describe: bool,
         n: u64,
         batch: &Batch,
     ) -> Result<u64, String> {
         let mut bytes = 0;
-        if !gen_written {
+        if describe {
             let rec = GenerationRec {
                 version: 1,
                 stream: id.0,
@@ -480,7 +651,14 @@ impl Shipper {
 
     /// Books a batch's write: stored (counted, indexed for the sweep) or kept to be
     /// tried again.
-    fn written(&self, id: StreamId, n: u64, batch: Batch, written: Result<u64, String>) {
+    fn written(
+        &self,
+        id: StreamId,
+        n: u64,
+        batch: Batch,
+        described: bool,
+        written: Result<u64, String>,
+    ) {
         let mut st = self.state.lock();
         st.inflight_records = st.inflight_records.saturating_sub(batch.entries.len());
         let Some(s) = st.streams.get_mut(&id) else {
@@ -490,7 +668,7 @@ impl Shipper {
         s.busy = false;
         match written {
             Ok(bytes) => {
-                s.gen_written = true;
+                s.gen_written |= described;
                 let c = &self.counters;
                 c.bytes.fetch_add(bytes, Relaxed);
                 if !batch.is_empty() {
@@ -510,7 +688,7 @@ impl Shipper {
                         c.lag_max_micros.fetch_max(lag, Relaxed);
                     }
                 }
-                let more = !s.batch.admitted.is_empty();
+                let more = !s.batch.admitted.is_empty() || s.reship.is_some() || !s.gen_written;
                 st.queued_bytes = st.queued_bytes.saturating_sub(batch.payload_bytes);
                 if more {
                     // Chunks that arrived during the write go now.
@@ -635,6 +813,7 @@ impl Shipper {
             return super::adopt(engine, record);
         }
         let mut restored = restore::Restored::default();
+        let mut reship = false;
         if engine.stream(id).is_err() {
             let started = Instant::now();
             let until = tokio::time::Instant::now() + self.restore_timeout();
@@ -713,6 +892,11 @@ impl Shipper {
         } else if let Some(chain) = self.state.lock().parked.remove(&id) {
             // Held still (claimed again after a lost lease): its DVR continues.
             restored.chain = chain;
+        } else {
+            // Held with no chain of this process (recovered from the spool after a
+            // restart): what it shipped before is named by no chain of its own,
+            // so the held DVR is shipped again as this generation's content.
+            reship = true;
         }
         super::adopt(engine, record)?;
         // New media opens a discontinuity after what was restored.
@@ -734,10 +918,32 @@ impl Shipper {
             .into_iter()
             .filter_map(|r| Some((r.name, r.init?)))
             .collect();
+        // The held DVR, walked as a restore reports it to a store (inits, ring and
+        // clip-held chunks, clips), for the batches to come.
+        let held = if reship {
+            let walk = hook::HeldWalk::default();
+            engine.report_stream(id, &walk).map_err(ApiError::from)?;
+            let held: VecDeque<Held> = walk.0.into_inner().into();
+            info!(
+                stream = id.0,
+                generation,
+                records = held.len(),
+                "claimed a stream held from the spool: its DVR is shipped again"
+            );
+            (!held.is_empty()).then_some(held)
+        } else {
+            None
+        };
         let mut st = self.state.lock();
         let clip_latest = restored.clip_latest;
         for c in clip_latest.keys() {
             st.clip_streams.insert(*c, id);
+        }
+        // A removal of one of them meanwhile is shipped (and wins over its record).
+        for h in held.iter().flatten() {
+            if let Held::Clip(c) = h {
+                st.clip_streams.insert(c.id(), id);
+            }
         }
         let old = st.streams.insert(
             id,
@@ -754,11 +960,14 @@ impl Shipper {
                 clip_latest,
                 current,
                 last_sweep: Instant::now(),
+                reship: held,
             },
         );
         if let Some(old) = old {
             st.queued_bytes = st.queued_bytes.saturating_sub(old.batch.payload_bytes);
         }
+        drop(st);
+        self.wake.notify_one();
         Ok(())
     }
 
@@ -786,7 +995,7 @@ impl Shipper {
                 .lock()
                 .streams
                 .values()
-                .any(|s| s.busy || !s.batch.is_empty());
+                .any(|s| s.busy || !s.batch.is_empty() || (s.owned && s.reship.is_some()));
             if !pending {
                 return;
             }
@@ -841,7 +1050,11 @@ impl Shipper {
         let c = &self.counters;
         let (queued, pending) = {
             let st = self.state.lock();
-            let waiting: usize = st.streams.values().map(|s| s.batch.entries.len()).sum();
+            let waiting: usize = st
+                .streams
+                .values()
+                .map(|s| s.batch.entries.len() + s.reship.as_ref().map_or(0, VecDeque::len))
+                .sum();
             (st.queued_bytes, (waiting + st.inflight_records) as u64)
         };
         let rows: [(&str, &str, &str, u64); 20] = [

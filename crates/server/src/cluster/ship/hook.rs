@@ -10,10 +10,9 @@ use bytes::Bytes;
 use dvrclip_engine::persist::Persist;
 use dvrclip_engine::{Chunk, Clip, ClipId, InitSegment, StreamId, StreamInfo, WallTime};
 use dvrclip_spool::record::Record;
-use dvrclip_spool::shipped;
 use tracing::warn;
 
-use super::{MAX_QUEUED_BYTES, Shipper};
+use super::{Held, Pushed, Shipper};
 
 /// The engine's store: the spool (if any) first, then the shipper.
 #[derive(Debug)]
@@ -64,48 +63,23 @@ impl Persist for ShipPersist {
         if let Some(p) = &self.inner {
             p.chunk_admitted(stream, rendition, chunk);
         }
-        let len = chunk.bytes().len() as u64;
         let mut st = self.ship.state.lock();
-        if st.shipping(stream).is_none() {
-            return;
-        }
-        if st.queued_bytes + len > MAX_QUEUED_BYTES {
-            drop(st);
-            if self.ship.counters.dropped.fetch_add(1, Relaxed) % 100 == 0 {
-                warn!(
-                    stream = stream.0,
-                    rendition,
-                    "DVR shipping queue full (the store is slower than the media); chunk not shipped"
-                );
+        match st.push_chunk(stream, rendition, chunk, Some(Instant::now())) {
+            Pushed::Yes => {
+                drop(st);
+                self.ship.wake.notify_one();
             }
-            return;
-        }
-        let pushed = st.push(
-            stream,
-            &[(rendition, chunk.init())],
-            |init_id| {
-                shipped::chunk_record(
-                    stream.0,
-                    rendition,
-                    chunk.seq(),
-                    init_id(chunk.init()),
-                    chunk.name().map(str::to_owned),
-                    chunk.start_utc().unix_micros(),
-                    chunk.discontinuity(),
-                    chunk.arrival_utc().unix_micros(),
-                    chunk.bytes(),
-                )
-            },
-            Some(chunk.bytes().clone()),
-        );
-        if pushed {
-            st.queued_bytes += len;
-            if let Some(s) = st.streams.get_mut(&stream) {
-                s.batch.payload_bytes += len;
-                s.batch.admitted.push(Instant::now());
+            Pushed::Full => {
+                drop(st);
+                if self.ship.counters.dropped.fetch_add(1, Relaxed) % 100 == 0 {
+                    warn!(
+                        stream = stream.0,
+                        rendition,
+                        "DVR shipping queue full (the store is slower than the media); chunk not shipped"
+                    );
+                }
             }
-            drop(st);
-            self.ship.wake.notify_one();
+            Pushed::No => {}
         }
     }
 
@@ -138,27 +112,7 @@ impl Persist for ShipPersist {
         if let Some(p) = &self.inner {
             p.clip_saved(clip);
         }
-        let stream = clip.stream_id();
-        let view = clip.view();
-        let inits: Vec<(&str, &Arc<InitSegment>)> = view
-            .renditions()
-            .iter()
-            .filter_map(|r| Some((r.name(), r.announced_init()?)))
-            .collect();
-        let mut st = self.ship.state.lock();
-        let pushed = st.push(
-            stream,
-            &inits,
-            |init_id| {
-                Record::Clip(dvrclip_spool::clip_record(clip, &mut |_, i| {
-                    Some(init_id(i))
-                }))
-            },
-            None,
-        );
-        if pushed {
-            st.clip_streams.insert(clip.id(), stream);
-        }
+        self.ship.state.lock().push_clip(clip);
     }
 
     fn clip_removed(&self, id: ClipId) {
@@ -171,4 +125,46 @@ impl Persist for ShipPersist {
             st.push(stream, &[], |_| record, None);
         }
     }
+}
+
+/// Collects what [`dvrclip_engine::Engine::report_stream`] reports of a held
+/// stream, to be shipped again (a re-claim of a stream held from the spool): the
+/// shipper's records only, the spool holds all of it already.
+#[derive(Debug, Default)]
+pub(super) struct HeldWalk(pub(super) parking_lot::Mutex<Vec<Held>>);
+
+impl Persist for HeldWalk {
+    fn place_payload(&self, bytes: Bytes) -> Result<Bytes, String> {
+        Ok(bytes)
+    }
+
+    fn stream_saved(&self, _: &StreamInfo) {}
+
+    fn stream_deleted(&self, _: StreamId) {}
+
+    fn init_admitted(&self, _: StreamId, rendition: &str, init: &Arc<InitSegment>) {
+        self.0
+            .lock()
+            .push(Held::Init(rendition.to_owned(), Arc::clone(init)));
+    }
+
+    fn chunk_admitted(&self, _: StreamId, rendition: &str, chunk: &Chunk) {
+        self.0
+            .lock()
+            .push(Held::Chunk(rendition.to_owned(), chunk.clone()));
+    }
+
+    fn chunk_moved(&self, _: StreamId, _: &str, _: u64, _: WallTime) {}
+
+    fn chunks_left_ring(&self, _: StreamId, rendition: &str, seqs: &[u64]) {
+        self.0
+            .lock()
+            .push(Held::Left(rendition.to_owned(), seqs.to_vec()));
+    }
+
+    fn clip_saved(&self, clip: &Clip) {
+        self.0.lock().push(Held::Clip(clip.clone()));
+    }
+
+    fn clip_removed(&self, _: ClipId) {}
 }

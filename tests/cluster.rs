@@ -856,37 +856,66 @@ fn a_claimed_dvr_survives_a_crash_of_the_new_owner() {
     links_decode(&old);
     assert_eq!(metric(n2.addr, "dvrclip_spool_journal_errors_total"), 0);
 
-    // The limit (design/cluster.md, "DVR shipping"): the re-claim ships under a
-    // chain of its own, naming none of what was shipped before the restart, so
-    // once it has shipped a batch a failover to another node restores only what
-    // n2 took in after its restart. The clip comes back from the archive only.
+    // The re-claim ships the DVR n2 holds again (design/cluster.md, "DVR
+    // shipping"): once it is written, a failover to another node restores all of
+    // it, the media from before n2's restart and the clip included.
     let mut push = ChildGuard(push_ladder(
         &format!("http://{}{ingest_path}", n2.addr),
         4,
         880,
     ));
     let _ = push.0.wait();
-    poll("n2's new media shipped", Duration::from_secs(10), || {
+    let before_failover = poll("n2's DVR shipped again", Duration::from_secs(15), || {
         let d = dvr(n2.addr, sid);
         (ranges(&d, top).len() > ranges(&before_kill, top).len()
             && metric(n2.addr, "dvrclip_ship_pending_records") == 0)
-            .then_some(())
+            .then_some(d)
     });
     let n1 = cluster_node(&etcd, "n1", &ttl, &archive, &CREDENTIALS);
     drop(n2);
     until_claimable(n1.addr, &key, Duration::from_secs(4 * TTL));
     assert_eq!(owner(&etcd_client, &rt, sid).as_deref(), Some("n1"));
+    assert_eq!(metric(n1.addr, "dvrclip_ship_restores_total"), 1);
     let failed_over = dvr(n1.addr, sid);
-    let (_, last_end) = *ranges(&before_kill, top).last().unwrap();
-    let (first_start, _) = ranges(&failed_over, top)[0];
     println!(
-        "after a failover from the restarted n2: {:?} from {first_start:.1} (n2's DVR before its restart ended at {last_end:.1})",
-        chunk_counts(&failed_over)
+        "after a failover from the restarted n2: {:?} (n2 held {:?}; before its restart {:?})",
+        chunk_counts(&failed_over),
+        chunk_counts(&before_failover),
+        chunk_counts(&before_kill)
     );
-    assert!(first_start >= last_end, "{failed_over} vs {before_kill}");
-    expect(api(n1.addr, "GET", &clip_path, None), 404);
-    let archived = expect(get(n1.addr, &mp4_path), 200);
-    assert!(archived.body == first_mp4.body, "the archived MP4 differs");
+    assert_eq!(
+        chunk_counts(&failed_over),
+        chunk_counts(&before_failover),
+        "failed over {failed_over}, n2 held {before_failover}"
+    );
+    let (held_start, _) = ranges(&before_failover, top)[0];
+    let (first_start, _) = ranges(&failed_over, top)[0];
+    assert!(
+        (first_start - held_start).abs() < 0.01,
+        "{failed_over} vs {before_failover}"
+    );
+    let back = expect(api(n1.addr, "GET", &clip_path, None), 200).json();
+    assert_eq!(back["state"], "complete", "{back}");
+    let again = expect(get(n1.addr, &mp4_path), 200);
+    assert!(
+        again.body == first_mp4.body,
+        "the MP4 after the failover differs"
+    );
+    let old_back = expect(
+        api(
+            n1.addr,
+            "GET",
+            &format!(
+                "/streaming/streams/{sid}/clip_recording/{}",
+                old["id"].as_str().unwrap()
+            ),
+            None,
+        ),
+        200,
+    )
+    .json();
+    assert_eq!(old_back["state"], "complete", "{old_back}");
+    assert_eq!(metric(n1.addr, "dvrclip_ship_corrupt_objects_total"), 0);
     drop(n1);
     let _ = std::fs::remove_dir_all(&spool);
 }

@@ -419,10 +419,10 @@ impl State {
     }
 
     /// Moves the next part of `stream`'s held DVR into its batch: up to about
-    /// [`RESHIP_BATCH_BYTES`] of payloads, the queue staying under
+    /// `batch_bytes` ([`RESHIP_BATCH_BYTES`]) of payloads, the queue staying under
     /// [`RESHIP_QUEUED_BYTES`] (one chunk at least when nothing is queued). Done
     /// (`reship` gone) once all of it is in.
-    fn feed_reship(&mut self, stream: StreamId) {
+    fn feed_reship(&mut self, stream: StreamId, batch_bytes: u64) {
         let Some(s) = self.shipping(stream) else {
             return;
         };
@@ -442,7 +442,7 @@ impl State {
                 Held::Chunk(rendition, chunk) => {
                     let len = chunk.bytes().len() as u64;
                     let room = self.queued_bytes == 0
-                        || (fed + len <= RESHIP_BATCH_BYTES
+                        || ((fed == 0 || fed + len <= batch_bytes)
                             && self.queued_bytes + len <= RESHIP_QUEUED_BYTES);
                     if !room {
                         queue.push_front(Held::Chunk(rendition, chunk));
@@ -485,6 +485,8 @@ pub struct Shipper {
     /// A claim's bound on reading its stream's shipped DVR, ms ([`restore::TIMEOUT`];
     /// shorter in tests).
     restore_timeout_ms: AtomicU64,
+    /// [`RESHIP_BATCH_BYTES`] (smaller in tests).
+    reship_batch_bytes: AtomicU64,
     /// The engine, for the archive writes of restored clips.
     engine: std::sync::OnceLock<Weak<Engine>>,
 }
@@ -510,6 +512,7 @@ impl Shipper {
             claims: Mutex::new(HashMap::new()),
             no_dvr_window_secs: AtomicU64::new(30),
             restore_timeout_ms: AtomicU64::new(restore::TIMEOUT.as_millis() as u64),
+            reship_batch_bytes: AtomicU64::new(RESHIP_BATCH_BYTES),
             engine: std::sync::OnceLock::new(),
         })
     }
@@ -560,8 +563,9 @@ impl Shipper {
                 .filter(|(_, s)| s.owned && !s.busy && s.reship.is_some())
                 .map(|(id, _)| *id)
                 .collect();
+            let batch_bytes = self.reship_batch_bytes.load(Relaxed);
             for id in reshipping {
-                st.feed_reship(id);
+                st.feed_reship(id, batch_bytes);
             }
             let mut done = Vec::new();
             for (id, s) in st.streams.iter_mut() {

@@ -782,3 +782,75 @@ async fn a_restore_the_spool_refuses_in_part_keeps_what_was_placed() {
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_dir_all(&spool_dir);
 }
+
+/// A stream the engine holds with no chain of this process (a node restarted on
+/// its spool; here a new shipper beside the engine holding it) is shipped again
+/// when claimed: in several batches when larger than one, its generation
+/// described only once all of it is written (until then a failover restores the
+/// chain shipped before), then a failover restores all of it, clips byte for byte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_dvr_claimed_again_is_shipped_again() {
+    let dir = std::env::temp_dir().join(format!("dvrclip-ship-reship-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let s = StreamId(7);
+    let (a, record, [old, long, new]) = shipped_dvr(&dir).await;
+
+    let store = crate::vod::open_store(&StoreConfig::Local(dir.clone()), None);
+    let ship = Shipper::new(ClipArchive::new(store));
+    // One chunk a batch.
+    ship.reship_batch_bytes.store(1, Relaxed);
+    ship.take_in(&a, &record, 9).await.unwrap();
+    assert_eq!(a.dvr(s).unwrap().renditions[0].chunks, 16);
+    let gen9 = format!("{:016x}/", 9);
+    let described = generation_key(s, 9);
+    // The first batches: written, the generation not described yet.
+    for _ in 0..3 {
+        ship.flush();
+        for _ in 0..500 {
+            if !ship.state.lock().streams.values().any(|s| s.busy) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    let written: Vec<String> = batches(&dir)
+        .into_iter()
+        .filter(|k| k.contains(&gen9))
+        .collect();
+    assert_eq!(written.len(), 3, "{written:?}");
+    assert!(!keys(&dir).contains(&described));
+    assert!(
+        ship.state.lock().streams[&s].reship.is_some(),
+        "more to ship"
+    );
+    // A failover in this window restores the chain shipped before (generation 5).
+    let (c, ship_c, _) = node(&dir, T0 + 40);
+    ship_c.take_in(&c, &record, 10).await.unwrap();
+    assert_eq!(c.dvr(s).unwrap(), a.dvr(s).unwrap());
+    assert_eq!(
+        [old, new].map(|id| clip_mp4(&c, id)),
+        [old, new].map(|id| clip_mp4(&a, id))
+    );
+    drop((c, ship_c));
+    shipped(&ship).await;
+    let written = batches(&dir)
+        .into_iter()
+        .filter(|k| k.contains(&gen9))
+        .count();
+    assert!(written >= 16, "{written} batches");
+    assert!(keys(&dir).contains(&described));
+
+    // The owner dies: the next claim restores all it held from the new chain.
+    let (b, ship_b, _) = node(&dir, T0 + 40);
+    ship_b.take_in(&b, &record, 11).await.unwrap();
+    assert_eq!(b.dvr(s).unwrap(), a.dvr(s).unwrap());
+    assert_eq!(
+        [old, long, new].map(|c| clip_seqs(&b, c)),
+        [old, long, new].map(|c| clip_seqs(&a, c))
+    );
+    assert_eq!(
+        [old, new].map(|c| clip_mp4(&b, c)),
+        [old, new].map(|c| clip_mp4(&a, c))
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

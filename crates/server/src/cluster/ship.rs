@@ -20,6 +20,9 @@
 //! reads the greatest generation with a `gen.json` and the ones it names, nothing
 //! else: a claim whose restore failed starts a chain of its own, and a paused node's
 //! late batches land in an older generation no chain names (swept as garbage).
+//! A claim of a stream the engine holds with no chain of this process (restarted
+//! on its spool) ships the held DVR again (`Engine::report_stream`), in bounded
+//! batches, and describes its generation only once all of it is written.
 //!
 //! Never blocks ingest: a hook appends to a queue under one short lock (payloads are
 //! `Bytes` handles, not copies). The queued payload bytes are bounded by

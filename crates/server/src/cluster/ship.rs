@@ -451,9 +451,14 @@ impl State {
                         queue.push_front(Held::Chunk(rendition, chunk));
                         break;
                     }
-                    if self.push_chunk(stream, &rendition, &chunk, None) != Pushed::Yes {
-                        queue.push_front(Held::Chunk(rendition, chunk));
-                        break;
+                    match self.push_chunk(stream, &rendition, &chunk, None) {
+                        Pushed::Yes => {}
+                        // Larger than the whole bound: never shipped, as live.
+                        Pushed::Full if self.queued_bytes == 0 => continue,
+                        _ => {
+                            queue.push_front(Held::Chunk(rendition, chunk));
+                            break;
+                        }
                     }
                     fed += len;
                 }

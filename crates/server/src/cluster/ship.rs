@@ -37,14 +37,12 @@
 //! stream's objects go when the stream is deleted here, or by the node that
 //! deletes it while no node owns it ([`Shipper::remove_unowned`]).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use std::collections::VecDeque;
-
 use dvrclip_engine::{Chunk, Clip, ClipId, Engine, InitSegment, StreamId};
 use dvrclip_spool::record::Record;
 use dvrclip_spool::shipped::{self, Entry};

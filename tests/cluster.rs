@@ -666,6 +666,15 @@ fn a_stream_deleted_while_nobody_owns_it_leaves_no_shipped_dvr() {
     let _ = std::fs::remove_dir_all(&archive);
 }
 
+/// The clip at `clip_path` is complete on `node` and its MP4 is `mp4`, byte for byte
+/// (as before `what`).
+fn same_complete_clip(node: SocketAddr, clip_path: &str, mp4_path: &str, mp4: &[u8], what: &str) {
+    let back = expect(api(node, "GET", clip_path, None), 200).json();
+    assert_eq!(back["state"], "complete", "{back}");
+    let again = expect(get(node, mp4_path), 200);
+    assert!(again.body == mp4, "the MP4 after {what} differs");
+}
+
 /// The chunks each rendition of a DVR view holds, by name.
 fn chunk_counts(d: &Value) -> Vec<(String, u64)> {
     let mut out: Vec<(String, u64)> = d["renditions"]
@@ -827,12 +836,12 @@ fn a_claimed_dvr_survives_a_crash_of_the_new_owner() {
             );
         }
     }
-    let back = expect(api(n2.addr, "GET", &clip_path, None), 200).json();
-    assert_eq!(back["state"], "complete", "{back}");
-    let again = expect(get(n2.addr, &mp4_path), 200);
-    assert!(
-        again.body == first_mp4.body,
-        "the MP4 after the restart differs"
+    same_complete_clip(
+        n2.addr,
+        &clip_path,
+        &mp4_path,
+        &first_mp4.body,
+        "the restart",
     );
     let (ok, errors) = ffmpeg_decode(&format!("http://{}{mp4_path}", n2.addr));
     assert!(ok && errors.is_empty(), "{errors}");
@@ -894,12 +903,12 @@ fn a_claimed_dvr_survives_a_crash_of_the_new_owner() {
         (first_start - held_start).abs() < 0.01,
         "{failed_over} vs {before_failover}"
     );
-    let back = expect(api(n1.addr, "GET", &clip_path, None), 200).json();
-    assert_eq!(back["state"], "complete", "{back}");
-    let again = expect(get(n1.addr, &mp4_path), 200);
-    assert!(
-        again.body == first_mp4.body,
-        "the MP4 after the failover differs"
+    same_complete_clip(
+        n1.addr,
+        &clip_path,
+        &mp4_path,
+        &first_mp4.body,
+        "the failover",
     );
     let old_back = expect(
         api(

@@ -177,6 +177,23 @@ fn publish(url: &str, secs: u32) -> ChildGuard {
     ChildGuard(publish_test_signal(url, "flv", "320x180", secs))
 }
 
+/// A stream owned by n1, published (60 s) through n2's door and so forwarded to n1:
+/// its id, key, the publishing ffmpeg and the end of the DVR once 4 s of it are in.
+fn publish_forwarded_to_n1(set: &Set) -> (u64, String, ChildGuard, f64) {
+    let lb = set.nginx.addr;
+    let (sid, key) = set.stream_owned_by(0);
+    let forwarded = publish(&set.rtmp(1, &key), 60);
+    let before = poll(
+        "the forwarded publish in n1's DVR",
+        Duration::from_secs(20),
+        || {
+            let (start, end) = last_range(lb, sid)?;
+            (end - start >= 4.0).then_some(end)
+        },
+    );
+    (sid, key, forwarded, before)
+}
+
 /// Publishes `key` (6 s of the test signal) through nginx again and again until one
 /// publish runs to its end, i.e. a live node took the stream; an attempt that hangs
 /// for 15 s (on a stopped node's door) is killed. How many attempts it took; fails
@@ -351,16 +368,7 @@ fn the_owner_dying_mid_publish() {
         return;
     };
     let lb = set.nginx.addr;
-    let (sid, key) = set.stream_owned_by(0);
-    let mut forwarded = publish(&set.rtmp(1, &key), 60);
-    let before = poll(
-        "the forwarded publish in n1's DVR",
-        Duration::from_secs(20),
-        || {
-            let (start, end) = last_range(lb, sid)?;
-            (end - start >= 4.0).then_some(end)
-        },
-    );
+    let (sid, key, mut forwarded, before) = publish_forwarded_to_n1(&set);
     let uploads = metric(set.http(1), "dvrclip_cluster_door_uploads_total");
     assert!(uploads >= 2, "{uploads} uploads forwarded");
 
@@ -399,17 +407,7 @@ fn the_owner_hanging_mid_publish() {
     let Some(set) = Set::start([&[], &[], &[]]) else {
         return;
     };
-    let lb = set.nginx.addr;
-    let (sid, key) = set.stream_owned_by(0);
-    let mut forwarded = publish(&set.rtmp(1, &key), 60);
-    let before = poll(
-        "the forwarded publish in n1's DVR",
-        Duration::from_secs(20),
-        || {
-            let (start, end) = last_range(lb, sid)?;
-            (end - start >= 4.0).then_some(end)
-        },
-    );
+    let (sid, key, mut forwarded, before) = publish_forwarded_to_n1(&set);
     assert!(metric(set.http(1), "dvrclip_cluster_door_uploads_total") >= 2);
 
     // SIGSTOP the owner: n2's next upload waits on it, and is given up once n1's

@@ -461,6 +461,22 @@ fn record_of(id: u64) -> StreamRecord {
     StreamRecord::new(id, &settings, WallTime::from_unix_secs(T0)).unwrap()
 }
 
+/// A first owner (generation 5) of stream `id` that pushed a run of init A, then a
+/// run of init B, all shipped into a fresh directory store: the store's directory,
+/// the stream's record and id.
+async fn a_then_b_shipped(tag: &str, id: u64) -> (std::path::PathBuf, StreamRecord, StreamId) {
+    let dir = std::env::temp_dir().join(format!("dvrclip-ship-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let record = record_of(id);
+    let s = StreamId(id);
+    let (n1, ship1, clock1) = node(&dir, T0);
+    ship1.take_in(&n1, &record, 5).await.unwrap();
+    push_run(&n1, &clock1, s, "a", "seg_000.m4s");
+    push_run(&n1, &clock1, s, "b", "seg_000.m4s");
+    shipped(&ship1).await;
+    (dir, record, s)
+}
+
 /// Init A, a chunk, init B, a chunk, init A again (a new init, the same bytes as
 /// the first), shipped by one node: A is the current init on the next owner, so
 /// the next segment of A's run is cut against A in a discontinuity of its own, as
@@ -500,15 +516,7 @@ async fn an_init_that_comes_back_is_current_on_the_next_owner() {
 /// of the first generation, is the greatest).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_init_that_comes_back_after_a_claim_is_current_on_the_third_owner() {
-    let dir = std::env::temp_dir().join(format!("dvrclip-ship-aba3-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let record = record_of(12);
-    let s = StreamId(12);
-    let (n1, ship1, clock1) = node(&dir, T0);
-    ship1.take_in(&n1, &record, 5).await.unwrap();
-    push_run(&n1, &clock1, s, "a", "seg_000.m4s");
-    push_run(&n1, &clock1, s, "b", "seg_000.m4s");
-    shipped(&ship1).await;
+    let (dir, record, s) = a_then_b_shipped("aba3", 12).await;
 
     let (n2, ship2, clock2) = node(&dir, T0 + 10);
     ship2.take_in(&n2, &record, 9).await.unwrap();
@@ -528,15 +536,7 @@ async fn an_init_that_comes_back_after_a_claim_is_current_on_the_third_owner() {
 /// comes back byte for byte.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_clip_naming_an_older_init_leaves_the_current_one() {
-    let dir = std::env::temp_dir().join(format!("dvrclip-ship-named-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let record = record_of(13);
-    let s = StreamId(13);
-    let (n1, ship1, clock1) = node(&dir, T0);
-    ship1.take_in(&n1, &record, 5).await.unwrap();
-    push_run(&n1, &clock1, s, "a", "seg_000.m4s");
-    push_run(&n1, &clock1, s, "b", "seg_000.m4s");
-    shipped(&ship1).await;
+    let (dir, record, s) = a_then_b_shipped("named", 13).await;
 
     // Node 2: a chunk of B (B named in its generation), then a clip of A's chunk.
     let (n2, ship2, clock2) = node(&dir, T0 + 10);
